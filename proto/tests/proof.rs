@@ -1,0 +1,132 @@
+//! Divergence proofs verify with no other state, and only when they prove something.
+
+use slope_proto::proof::ProofError;
+use slope_proto::{DivergenceProof, Message, decode, sample};
+
+fn encode(inception: &[u8], rotations: &[&[u8]], a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 65_536];
+    let n = DivergenceProof::encode(inception, rotations, a, b, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn two_interactions_at_one_position_prove_divergence() {
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let a = sample::interaction(&dev, 1, 7, 0);
+    let b = sample::interaction(&dev, 1, 7, 2);
+    let bytes = encode(inc.frame(), &[], a.frame(), b.frame());
+    let proof = DivergenceProof::decode(&bytes).unwrap();
+    let d = proof.verify().unwrap();
+    assert_eq!(d.device, dev);
+    assert_eq!(d.seq, 7);
+    // Order of detection does not change the proof bytes.
+    assert_eq!(bytes, encode(inc.frame(), &[], b.frame(), a.frame()));
+    assert!(matches!(decode(&bytes).unwrap(), Message::Divergence(_)));
+}
+
+#[test]
+fn identical_events_are_no_divergence() {
+    let inc = sample::inception(1);
+    let a = sample::interaction(&inc.device_id(), 1, 7, 0);
+    let bytes = encode(inc.frame(), &[], a.frame(), a.frame());
+    // Equal frames are not in strict canonical order: refused at decode.
+    assert!(DivergenceProof::decode(&bytes).is_err());
+}
+
+#[test]
+fn forged_second_event_is_no_proof() {
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let a = sample::interaction(&dev, 1, 7, 0);
+    let forged = sample::interaction(&dev, 99, 7, 1); // signed by a key the device never had
+    let bytes = encode(inc.frame(), &[], a.frame(), forged.frame());
+    let err = DivergenceProof::decode(&bytes)
+        .unwrap()
+        .verify()
+        .unwrap_err();
+    assert!(matches!(err, ProofError::Signature(_)), "{err:?}");
+}
+
+#[test]
+fn events_at_different_positions_do_not_conflict() {
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let mut b1 = sample::interaction(&dev, 1, 7, 0).body().clone();
+    b1.prev = slope_proto::LinkDigest([1; 16]);
+    let mut b2 = b1.clone();
+    b2.seq = 8;
+    b2.prev = slope_proto::LinkDigest([2; 16]);
+    let a = slope_proto::Signed::sign(b1, &dev, &sample::key(1)).unwrap();
+    let b = slope_proto::Signed::sign(b2, &dev, &sample::key(1)).unwrap();
+    let bytes = encode(inc.frame(), &[], a.frame(), b.frame());
+    assert_eq!(
+        DivergenceProof::decode(&bytes)
+            .unwrap()
+            .verify()
+            .unwrap_err(),
+        ProofError::NoConflict
+    );
+}
+
+#[test]
+fn proofs_walk_the_key_history() {
+    // inception(1) commits to key(2); rotation to epoch 1 reveals key(2), commits key(3).
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let rot = sample::rotation(&dev, 2, 5, 1);
+    let mut b1 = sample::interaction(&dev, 2, 9, 0).body().clone();
+    b1.epoch = 1;
+    let mut b2 = b1.clone();
+    b2.payload[0] ^= 1;
+    let a = slope_proto::Signed::sign(b1, &dev, &sample::key(2)).unwrap();
+    let b = slope_proto::Signed::sign(b2, &dev, &sample::key(2)).unwrap();
+    let with = encode(inc.frame(), &[rot.frame()], a.frame(), b.frame());
+    assert!(DivergenceProof::decode(&with).unwrap().verify().is_ok());
+    let without = encode(inc.frame(), &[], a.frame(), b.frame());
+    assert_eq!(
+        DivergenceProof::decode(&without)
+            .unwrap()
+            .verify()
+            .unwrap_err(),
+        ProofError::MissingEpoch(1)
+    );
+    // A rotation that reveals an uncommitted key breaks the chain.
+    let bad_rot = sample::rotation(&dev, 5, 5, 1);
+    let broken = encode(inc.frame(), &[bad_rot.frame()], a.frame(), b.frame());
+    assert_eq!(
+        DivergenceProof::decode(&broken)
+            .unwrap()
+            .verify()
+            .unwrap_err(),
+        ProofError::BrokenKeyChain
+    );
+}
+
+#[test]
+fn conflicting_rotations_are_a_divergence() {
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let r1 = sample::rotation(&dev, 2, 5, 1);
+    let mut body = r1.body().clone();
+    body.next_key = slope_proto::Digest([7; 32]);
+    let r2 = slope_proto::Signed::sign(body, &dev, &sample::key(2)).unwrap();
+    let bytes = encode(inc.frame(), &[], r1.frame(), r2.frame());
+    assert!(DivergenceProof::decode(&bytes).unwrap().verify().is_ok());
+}
+
+#[test]
+fn truncated_proofs_are_typed_errors() {
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let bytes = encode(
+        inc.frame(),
+        &[],
+        sample::interaction(&dev, 1, 7, 0).frame(),
+        sample::interaction(&dev, 1, 7, 1).frame(),
+    );
+    for cut in 0..bytes.len() {
+        assert!(DivergenceProof::decode(&bytes[..cut]).is_err());
+    }
+}
