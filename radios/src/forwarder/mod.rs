@@ -1,0 +1,1 @@
+//! Semtech UDP packet-forwarder ingest (in progress).

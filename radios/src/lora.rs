@@ -1,0 +1,1 @@
+//! `Radio` over lora-phy 3 (in progress).

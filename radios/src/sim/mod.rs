@@ -1,0 +1,1 @@
+//! Discrete-event LoRa channel simulator (in progress).
