@@ -1,2 +1,33 @@
+//! `slope-node`: the sans-IO Slope protocol engine.
+//!
+//! What it is: the state machines that run unchanged in the firmware, the gateway daemon
+//! and the simulator. Inputs are `handle_*` calls, outputs are return values and
+//! `poll_*` calls; time (`now`, milliseconds) and entropy are always arguments.
+//!
+//! Guarantees: `no_std` (+ `alloc` for everything but the device), no I/O, no clock,
+//! no OS randomness (enforced by `clippy.toml`), `forbid(unsafe_code)`, no panic on any
+//! input a remote party controls, every map a remote party can grow is bounded.
+//!
+//! Map of the crate:
+//! - [`device`]: the device's own slope: entropy, key ratchet, pre-rotation,
+//!   persist-before-transmit.
+//! - [`verifier`]: per-device key state, linking across lost frames, escrow, duplicate
+//!   and divergence detection, `VerifiedAttestation`.
+//! - [`time`]: the time type every `now` argument uses.
+//!
+//! Feature flags: `alloc` (default) enables the verifier; `std` adds `Error` impls.
 #![no_std]
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod device;
+pub mod time;
+#[cfg(feature = "alloc")]
+pub mod verifier;
+
+pub use slope_proto as proto;
+pub use time::Millis;

@@ -1,5 +1,5 @@
-//! Divergence proofs: two validly signed, different events for one device position (or
-//! two different successors of one event), with the key history a third party needs to
+//! Divergence proofs: two validly signed, different events for one device position, two
+//! different successors of one event, or two different rotations to one epoch, with the key history a third party needs to
 //! check them — and nothing else. [`DivergenceProof::verify`] needs no other state.
 //!
 //! Layout after the header (kind 4, no signature: the proof *is* signatures):
@@ -208,7 +208,12 @@ impl<'a> DivergenceProof<'a> {
             }
         }
         let (d1, d2) = (first.digest(&device), second.digest(&device));
-        let conflict = first.seq() == second.seq() || first.prev() == second.prev();
+        let both_rotate_to_one_epoch =
+            matches!((&first, &second), (Event::Rotation(_), Event::Rotation(_)))
+                && first.epoch() == second.epoch();
+        let conflict = first.seq() == second.seq()
+            || first.prev() == second.prev()
+            || both_rotate_to_one_epoch;
         if d1 == d2 || !conflict {
             return Err(ProofError::NoConflict);
         }

@@ -1,0 +1,342 @@
+//! The device's own slope: it gathers entropy, incepts, signs attestations, rotates its
+//! key with pre-commitment, erases retired keys, and persists every new state *before*
+//! releasing the event that state belongs to.
+//!
+//! The rule that keeps an honest device from ever looking cloned: the state for
+//! position n (including the signed frame for n) is committed through [`Storage`] in one
+//! atomic write, and only then is the frame returned to the caller for transmission. A
+//! power cut before the write completes leaves the old state, and the frame was never
+//! released; a cut after it leaves the new state with the frame stored, and
+//! [`Slope::last_frames`] lets the device send that same frame again after reboot.
+
+mod entropy;
+mod error;
+mod state;
+pub mod storage;
+
+use ed25519_dalek::SigningKey;
+use heapless::Vec;
+use slope_proto::limits::{MAX_FRAME, MAX_HEARD, MAX_PAYLOAD};
+use slope_proto::{Heard, Inception, Interaction, Rotation, Signed, crypto};
+use zeroize::Zeroize;
+
+pub use entropy::{MIN_INCEPT_SAMPLES, MIN_ROTATE_SAMPLES, Pool};
+pub use error::Error;
+pub use state::{STATE_MAX, State};
+pub use storage::Storage;
+
+use crate::time::Millis;
+use slope_proto::ids::DeviceId;
+
+/// An encoded frame ready for transmission.
+pub type Frame = Vec<u8, MAX_FRAME>;
+
+/// How the device paces its slope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Config {
+    /// Announced nominal interval between attestations, seconds (in the inception).
+    pub interval_s: u32,
+    /// Rotate after this many events in one epoch (0: never by count).
+    pub rotate_every: u32,
+    /// Rotate when the current key is older than this, milliseconds of device time
+    /// (0: never by time).
+    pub rotate_after_ms: u64,
+    /// Hard limit: refuse to sign with one key for more than this many events when a
+    /// rotation is due but cannot happen for lack of fresh entropy.
+    pub max_epoch_events: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interval_s: 900,
+            rotate_every: 96,
+            rotate_after_ms: 7 * 24 * 3600 * 1000,
+            max_epoch_events: 192,
+        }
+    }
+}
+
+/// What one call to [`Slope::attest`] released, in transmission order: a rotation when
+/// one was due, then the interaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    pub frames: Vec<Frame, 2>,
+}
+
+/// A device's slope: entropy pool, persisted state and storage.
+pub struct Slope<S: Storage> {
+    config: Config,
+    storage: S,
+    pool: Pool,
+    state: Option<State>,
+    behaviour: [u8; 4],
+    boot: u16,
+}
+
+impl<S: Storage> Slope<S> {
+    /// Starts the device from its storage: a device that was incepted resumes its slope
+    /// (with its boot counter one higher), a fresh one waits for entropy and
+    /// [`Slope::incept`].
+    pub fn restore(config: Config, mut storage: S) -> Result<Self, Error<S::Error>> {
+        let mut buf = [0u8; STATE_MAX];
+        let state = match storage.load(&mut buf).map_err(Error::Storage)? {
+            Some(len) => Some(State::decode(&buf[..len]).ok_or(Error::CorruptState)?),
+            None => None,
+        };
+        buf.zeroize();
+        let boot = state.as_ref().map_or(0, |s| s.boot.wrapping_add(1));
+        Ok(Self {
+            config,
+            storage,
+            pool: Pool::new(),
+            state,
+            behaviour: [0; 4],
+            boot,
+        })
+    }
+
+    /// Mixes one entropy sample into the chain state (ADC noise, timer jitter, RSSI
+    /// noise, sensor readings; health-tested by the caller).
+    pub fn handle_entropy(&mut self, sample: &[u8]) {
+        match &mut self.state {
+            Some(state) => {
+                state.chain = entropy::ratchet(&state.chain, sample);
+                state.fresh_samples = state.fresh_samples.saturating_add(1);
+            }
+            None => self.pool.mix(sample),
+        }
+    }
+
+    /// Sets the behaviour features (quantised sensor statistics, uptime class) whose
+    /// digest goes into the following attestations.
+    pub fn set_behaviour(&mut self, features: &[u8]) {
+        let d = blake3::Hasher::new_derive_key("slope v1 behaviour digest")
+            .update(features)
+            .finalize();
+        self.behaviour.copy_from_slice(&d.as_bytes()[..4]);
+    }
+
+    /// The device id, once incepted.
+    pub fn id(&self) -> Option<DeviceId> {
+        self.state.as_ref().map(|s| s.device)
+    }
+
+    /// The last released position, once incepted.
+    pub fn seq(&self) -> Option<u32> {
+        self.state.as_ref().map(|s| s.seq)
+    }
+
+    /// The current key epoch, once incepted.
+    pub fn epoch(&self) -> Option<u32> {
+        self.state.as_ref().map(|s| s.epoch)
+    }
+
+    /// The frames of the last committed release: sent again after a reboot (identical
+    /// bytes are duplicates to every verifier, never a divergence).
+    pub fn last_frames(&self) -> &[Frame] {
+        self.state.as_ref().map_or(&[], |s| &s.last[..])
+    }
+
+    /// The current key's establishment frame (inception or latest rotation): worth
+    /// re-sending now and then so verifiers that missed it can leave escrow.
+    pub fn establishment(&self) -> Option<&[u8]> {
+        self.state.as_ref().map(|s| &s.establishment[..])
+    }
+
+    /// Whether the cadence calls for a rotation at `now`.
+    pub fn rotation_due(&self, now: Millis) -> bool {
+        let Some(s) = &self.state else { return false };
+        (self.config.rotate_every > 0 && s.epoch_events >= self.config.rotate_every)
+            || (self.config.rotate_after_ms > 0
+                && now.saturating_sub(s.epoch_started) >= self.config.rotate_after_ms)
+    }
+
+    /// The device's storage (for inspection in tests and firmware diagnostics).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Creates the slope: needs [`MIN_INCEPT_SAMPLES`] entropy samples. Returns the
+    /// inception frame, released only after its state is committed.
+    pub fn incept(&mut self, now: Millis) -> Result<Frame, Error<S::Error>> {
+        if self.state.is_some() {
+            return Err(Error::AlreadyIncepted);
+        }
+        if self.pool.samples() < MIN_INCEPT_SAMPLES {
+            return Err(Error::InsufficientEntropy {
+                have: self.pool.samples(),
+                need: MIN_INCEPT_SAMPLES,
+            });
+        }
+        let mut chain = self.pool.take();
+        let mut key_seed = entropy::key_seed(&chain);
+        chain = entropy::ratchet(&chain, b"epoch 1");
+        let next_seed = entropy::key_seed(&chain);
+        let key = SigningKey::from_bytes(&key_seed);
+        let body = Inception {
+            key: key.verifying_key().to_bytes(),
+            next_key: crypto::next_key_digest(
+                SigningKey::from_bytes(&next_seed)
+                    .verifying_key()
+                    .as_bytes(),
+            ),
+            interval_s: self.config.interval_s,
+        };
+        let signed = Signed::incept(body, &key).map_err(Error::Encode)?;
+        let device = signed.device_id();
+        let frame = Frame::from_slice(signed.frame())
+            .map_err(|()| Error::Encode(slope_proto::EncodeError::TooLarge))?;
+        let mut last = Vec::new();
+        let _ = last.push(frame.clone());
+        let state = State {
+            device,
+            seq: 0,
+            head: signed.digest(&device),
+            epoch: 0,
+            key_seed,
+            next_seed,
+            chain,
+            fresh_samples: 0,
+            epoch_events: 0,
+            epoch_started: now,
+            boot: self.boot,
+            establishment: frame.clone(),
+            last,
+        };
+        key_seed.zeroize();
+        self.commit(state)?;
+        Ok(frame)
+    }
+
+    /// Signs the next routine attestation, preceded by a rotation when one is due and
+    /// enough fresh entropy has been fed ([`MIN_ROTATE_SAMPLES`]). Both are committed in
+    /// one write before they are returned.
+    pub fn attest(
+        &mut self,
+        now: Millis,
+        payload: &[u8],
+        heard: &[Heard],
+    ) -> Result<Released, Error<S::Error>> {
+        let Some(current) = &self.state else {
+            return Err(Error::NotIncepted);
+        };
+        let payload: Vec<u8, MAX_PAYLOAD> =
+            Vec::from_slice(payload).map_err(|()| Error::PayloadTooLarge { max: MAX_PAYLOAD })?;
+        let mut next = current.clone();
+        next.boot = self.boot;
+        let mut frames = Vec::new();
+
+        if self.rotation_due(now) {
+            if next.fresh_samples >= MIN_ROTATE_SAMPLES {
+                let rotation = self.rotate(&mut next, now)?;
+                let _ = frames.push(rotation);
+            } else if next.epoch_events >= self.config.max_epoch_events {
+                return Err(Error::InsufficientEntropy {
+                    have: next.fresh_samples,
+                    need: MIN_ROTATE_SAMPLES,
+                });
+            }
+        }
+
+        let body = Interaction {
+            device: next.device.short(),
+            seq: next.seq.checked_add(1).ok_or(Error::Exhausted)?,
+            prev: next.head.link(),
+            epoch: next.epoch,
+            boot: next.boot,
+            behaviour: self.behaviour,
+            heard: strongest(heard),
+            payload,
+        };
+        let key = SigningKey::from_bytes(&next.key_seed);
+        let signed = Signed::sign(body, &next.device, &key).map_err(Error::Encode)?;
+        next.seq = signed.body().seq;
+        next.head = signed.digest(&next.device);
+        next.epoch_events = next.epoch_events.saturating_add(1);
+        let frame = Frame::from_slice(signed.frame())
+            .map_err(|()| Error::Encode(slope_proto::EncodeError::TooLarge))?;
+        let _ = frames.push(frame);
+        next.last = frames.clone();
+        self.commit(next)?;
+        Ok(Released { frames })
+    }
+
+    /// Builds the rotation into `next`: reveals the pre-committed key, commits to a new
+    /// one drawn from the ratcheted chain, and erases the retired key seed.
+    fn rotate(&self, next: &mut State, now: Millis) -> Result<Frame, Error<S::Error>> {
+        let epoch = next.epoch.checked_add(1).ok_or(Error::Exhausted)?;
+        next.chain = entropy::ratchet(&next.chain, &epoch.to_le_bytes());
+        let new_next = entropy::key_seed(&next.chain);
+        let key = SigningKey::from_bytes(&next.next_seed);
+        let body = Rotation {
+            device: next.device.short(),
+            seq: next.seq.checked_add(1).ok_or(Error::Exhausted)?,
+            prev: next.head.link(),
+            epoch,
+            key: key.verifying_key().to_bytes(),
+            next_key: crypto::next_key_digest(
+                SigningKey::from_bytes(&new_next).verifying_key().as_bytes(),
+            ),
+        };
+        let signed = Signed::sign(body, &next.device, &key).map_err(Error::Encode)?;
+        next.key_seed.zeroize();
+        next.key_seed = next.next_seed;
+        next.next_seed = new_next;
+        next.epoch = epoch;
+        next.seq = signed.body().seq;
+        next.head = signed.digest(&next.device);
+        next.epoch_events = 0;
+        next.epoch_started = now;
+        next.fresh_samples = 0;
+        let frame = Frame::from_slice(signed.frame())
+            .map_err(|()| Error::Encode(slope_proto::EncodeError::TooLarge))?;
+        next.establishment = frame.clone();
+        Ok(frame)
+    }
+
+    /// Persists `state` atomically, then adopts it. On a storage error the in-memory
+    /// state stays as it was and nothing is released.
+    fn commit(&mut self, state: State) -> Result<(), Error<S::Error>> {
+        let mut buf = [0u8; STATE_MAX];
+        let len = state
+            .encode(&mut buf)
+            .ok_or(Error::Encode(slope_proto::EncodeError::TooLarge))?;
+        let written = self.storage.store(&buf[..len]);
+        buf.zeroize();
+        written.map_err(Error::Storage)?;
+        self.state = Some(state);
+        Ok(())
+    }
+}
+
+/// Keeps the strongest [`MAX_HEARD`] neighbours, in a canonical order (strongest first,
+/// then by id) so the same set heard gives the same attestation.
+fn strongest(heard: &[Heard]) -> Vec<Heard, MAX_HEARD> {
+    let mut best: Vec<Heard, MAX_HEARD> = Vec::new();
+    for h in heard {
+        if best.iter().any(|b| b.id == h.id) {
+            continue;
+        }
+        if best.is_full() {
+            let weakest = best
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| (b.rssi_dbm, core::cmp::Reverse(b.id)))
+                .map(|(i, b)| (i, *b));
+            match weakest {
+                Some((i, w))
+                    if (h.rssi_dbm, core::cmp::Reverse(h.id))
+                        > (w.rssi_dbm, core::cmp::Reverse(w.id)) =>
+                {
+                    best[i] = *h;
+                }
+                _ => continue,
+            }
+        } else {
+            let _ = best.push(*h);
+        }
+    }
+    best.sort_unstable_by(|a, b| b.rssi_dbm.cmp(&a.rssi_dbm).then(a.id.cmp(&b.id)));
+    best
+}

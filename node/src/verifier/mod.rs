@@ -1,0 +1,634 @@
+//! The verifier: per-device key state, linking across lost frames, escrow of events
+//! that need an establishment event not yet seen, and duplicate and divergence
+//! detection. Signatures are always checked *before* an event is classified, so a
+//! garbage frame at an occupied position is a rejection, never a fork.
+//!
+//! Inputs: [`Verifier::handle_attestation`] (one frame) and [`Verifier::handle_batch`]
+//! (many frames, one ed25519 batch verification with one-by-one fallback). Outputs: the
+//! returned [`Outcome`]s, and [`Verifier::poll_outcome`] for escrowed frames that an
+//! arriving establishment event released.
+//!
+//! Bounds (see [`Config`]): devices tracked (new inceptions refused at the bound), the
+//! window of recent positions per device, and the escrow (per missing event, in total,
+//! and in time). Order independence: for any set of events spanning at most `window`
+//! positions per device, every arrival order leaves the same [`Snapshot`]. Events older
+//! than the window are verified and returned as [`Outcome::Historic`] for the caller to
+//! compare with its durable history.
+
+mod escrow;
+mod outcome;
+mod slope;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use slope_proto::proof::Divergence;
+use slope_proto::{DeviceId, Digest, DivergenceProof, Event, Observation, ShortId, crypto};
+
+pub use escrow::EscrowStats;
+pub use outcome::{DivergenceEvidence, Missing, Outcome, VerifiedAttestation, VerifyError};
+
+use crate::time::Millis;
+use escrow::Escrow;
+use slope::{DeviceSlope, Held, held_of};
+
+/// The verifier's bounds and windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Devices tracked at most; new inceptions are refused beyond it.
+    pub max_devices: usize,
+    /// Recent positions held per device for duplicate and divergence detection.
+    pub window: usize,
+    /// Escrowed frames waiting for one missing establishment event.
+    pub escrow_per_key: usize,
+    /// Escrowed frames in all.
+    pub escrow_total: usize,
+    /// How long a frame may wait in escrow, milliseconds.
+    pub escrow_ttl_ms: Millis,
+    /// Outcomes released from escrow and not yet polled, at most (oldest dropped).
+    pub released_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_devices: 1_000_000,
+            window: 8,
+            escrow_per_key: 8,
+            escrow_total: 4096,
+            escrow_ttl_ms: 24 * 3600 * 1000,
+            released_max: 4096,
+        }
+    }
+}
+
+/// The verifier's view of one device, for comparisons and diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub device: DeviceId,
+    pub epoch: u32,
+    /// Held positions and digests, ascending.
+    pub window: Vec<(u32, Digest)>,
+    /// The lowest-position divergence proof, if the device has diverged.
+    pub divergence: Option<(u32, Vec<u8>)>,
+}
+
+/// A frame whose signature was already checked by a batch verification, with the key
+/// that checked it.
+type PreVerified = Option<[u8; 32]>;
+
+/// The verifier.
+pub struct Verifier {
+    config: Config,
+    devices: BTreeMap<DeviceId, DeviceSlope>,
+    escrow: Escrow,
+    released: VecDeque<Outcome>,
+    released_dropped: u64,
+}
+
+impl Verifier {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            devices: BTreeMap::new(),
+            escrow: Escrow::new(
+                config.escrow_per_key,
+                config.escrow_total,
+                config.escrow_ttl_ms,
+            ),
+            released: VecDeque::new(),
+            released_dropped: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of devices tracked.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Escrow counters.
+    pub fn escrow_stats(&self) -> EscrowStats {
+        self.escrow.stats()
+    }
+
+    /// Outcomes released from escrow that were dropped because nobody polled them.
+    pub fn released_dropped(&self) -> u64 {
+        self.released_dropped
+    }
+
+    /// Verifies one frame received at `now` with the radio's observation `rx`.
+    pub fn handle_attestation(&mut self, now: Millis, frame: &[u8], rx: Observation) -> Outcome {
+        self.escrow.expire(now);
+        let outcome = match Event::decode(frame) {
+            Ok(event) => self.process(now, event, rx, None),
+            Err(e) => Outcome::Rejected(VerifyError::Decode(e)),
+        };
+        self.drain_ready(now);
+        outcome
+    }
+
+    /// Verifies many frames: one ed25519 batch verification for every frame whose key is
+    /// known, falling back to one-by-one verification if the batch fails. Outcomes are
+    /// in input order and equal to those of calling
+    /// [`Self::handle_attestation`] for each frame in turn.
+    pub fn handle_batch(&mut self, now: Millis, frames: &[(&[u8], Observation)]) -> Vec<Outcome> {
+        self.escrow.expire(now);
+        let decoded: Vec<Result<Event, VerifyError>> = frames
+            .iter()
+            .map(|(f, _)| Event::decode(f).map_err(VerifyError::Decode))
+            .collect();
+        let mut messages = Vec::new();
+        let mut signatures = Vec::new();
+        let mut keys = Vec::new();
+        let mut slots = Vec::new();
+        for (i, event) in decoded.iter().enumerate() {
+            let Ok(event) = event else { continue };
+            if let Some((device, key)) = self.batchable_key(event) {
+                messages.push(event.message(&device));
+                signatures.push(Signature::from_bytes(event.signature()));
+                keys.push(key);
+                slots.push(i);
+            }
+        }
+        let mut pre: Vec<PreVerified> = vec![None; frames.len()];
+        if !slots.is_empty() {
+            let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
+            if ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok() {
+                for (slot, key) in slots.iter().zip(&keys) {
+                    pre[*slot] = Some(key.to_bytes());
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(frames.len());
+        for ((decoded, (_, rx)), pre) in decoded.into_iter().zip(frames).zip(pre) {
+            let outcome = match decoded {
+                Ok(event) => self.process(now, event, *rx, pre),
+                Err(e) => Outcome::Rejected(e),
+            };
+            out.push(outcome);
+            self.drain_ready(now);
+        }
+        out
+    }
+
+    /// Outcomes of escrowed frames released by an establishment event, oldest first.
+    pub fn poll_outcome(&mut self) -> Option<Outcome> {
+        self.released.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called (escrow expiry).
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.escrow.next_expiry()
+    }
+
+    /// Expires escrowed frames.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.escrow.expire(now);
+    }
+
+    /// The verifier's view of `device`.
+    pub fn snapshot(&self, device: &DeviceId) -> Option<Snapshot> {
+        let d = self.devices.get(device)?;
+        Some(Snapshot {
+            device: *device,
+            epoch: d.epoch(),
+            window: d.window.iter().map(|h| (h.seq, h.digest)).collect(),
+            divergence: d.diverged.as_ref().map(|(s, p)| (*s, p.to_vec())),
+        })
+    }
+
+    /// Every tracked device id, ascending.
+    pub fn devices(&self) -> impl Iterator<Item = &DeviceId> {
+        self.devices.keys()
+    }
+
+    /// The device's establishment frames (inception, then rotations in epoch order):
+    /// what a peer that escrowed one of its events needs.
+    pub fn establishments(&self, device: &DeviceId) -> Vec<&[u8]> {
+        let Some(d) = self.devices.get(device) else {
+            return Vec::new();
+        };
+        let mut out = vec![d.inception.frame()];
+        out.extend(d.rotations.iter().map(|r| r.frame()));
+        out
+    }
+
+    /// The head (highest held position and its digest) of `device`.
+    pub fn head(&self, device: &DeviceId) -> Option<(u32, Digest)> {
+        self.devices.get(device)?.head().map(|h| (h.seq, h.digest))
+    }
+
+    /// Builds a divergence proof from two frames of `device` (for example a historic
+    /// event against the caller's durable copy of that position). Both must verify and
+    /// conflict; the proof is checked before it is returned.
+    pub fn prove(&self, device: &DeviceId, a: &[u8], b: &[u8]) -> Result<Vec<u8>, VerifyError> {
+        let d = self.devices.get(device).ok_or(VerifyError::UnknownKey)?;
+        let epoch = Event::decode(a)?.epoch().max(Event::decode(b)?.epoch());
+        let proof = encode_proof(d, epoch, a, b)?;
+        verify_divergence_proof(&proof)?;
+        Ok(proof)
+    }
+
+    /// The devices whose short id is `short` (more than one only on a collision).
+    fn candidates(&self, short: ShortId) -> Vec<DeviceId> {
+        let mut lo = [0u8; 32];
+        lo[..8].copy_from_slice(&short.0);
+        let mut hi = [0xffu8; 32];
+        hi[..8].copy_from_slice(&short.0);
+        self.devices
+            .range(DeviceId(lo)..=DeviceId(hi))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The key a batch can check `event` with, when it is known without processing
+    /// anything else first.
+    fn batchable_key(&self, event: &Event) -> Option<(DeviceId, VerifyingKey)> {
+        match event {
+            Event::Inception(e) => {
+                Some((e.device_id(), crypto::verifying_key(&e.body().key).ok()?))
+            }
+            Event::Rotation(r) => {
+                let [device] = self.candidates(r.body().device)[..] else {
+                    return None;
+                };
+                Some((device, crypto::verifying_key(&r.body().key).ok()?))
+            }
+            Event::Interaction(i) => {
+                let [device] = self.candidates(i.body().device)[..] else {
+                    return None;
+                };
+                let d = self.devices.get(&device)?;
+                Some((device, d.key_of(i.body().epoch)?))
+            }
+        }
+    }
+
+    /// Releases escrowed frames whose missing event has arrived.
+    fn drain_ready(&mut self, now: Millis) {
+        loop {
+            let devices = &self.devices;
+            let ready = self.escrow.take(|m| match m {
+                Missing::Inception(short) => {
+                    let mut lo = [0u8; 32];
+                    lo[..8].copy_from_slice(&short.0);
+                    devices
+                        .range(DeviceId(lo)..)
+                        .next()
+                        .is_some_and(|(id, _)| id.short() == *short)
+                }
+                Missing::Rotation { device, epoch } => {
+                    devices.get(device).is_some_and(|d| d.epoch() >= *epoch)
+                }
+            });
+            if ready.is_empty() {
+                return;
+            }
+            for entry in ready {
+                let outcome = match Event::decode(&entry.frame) {
+                    Ok(event) => self.process(now, event, entry.rx, None),
+                    Err(e) => Outcome::Rejected(VerifyError::Decode(e)),
+                };
+                if self.released.len() >= self.config.released_max.max(1) {
+                    self.released.pop_front();
+                    self.released_dropped += 1;
+                }
+                self.released.push_back(outcome);
+            }
+        }
+    }
+
+    fn process(&mut self, now: Millis, event: Event, rx: Observation, pre: PreVerified) -> Outcome {
+        match event {
+            Event::Inception(_) => self.process_inception(now, event, rx, pre),
+            _ => {
+                let short = event.short_id();
+                let candidates = self.candidates(short);
+                if candidates.is_empty() {
+                    self.escrow
+                        .hold(Missing::Inception(short), event.frame(), rx, now);
+                    return Outcome::Escrowed(Missing::Inception(short));
+                }
+                let single = candidates.len() == 1;
+                let mut escrow = None;
+                for device in candidates {
+                    match self.process_for(now, device, &event, rx, pre) {
+                        Outcome::Rejected(VerifyError::BadSignature) => continue,
+                        Outcome::Escrowed(m) => {
+                            escrow.get_or_insert(m);
+                        }
+                        other => return other,
+                    }
+                }
+                match escrow {
+                    Some(missing) => {
+                        self.escrow.hold(missing, event.frame(), rx, now);
+                        Outcome::Escrowed(missing)
+                    }
+                    None if single => Outcome::Rejected(VerifyError::BadSignature),
+                    None => Outcome::Rejected(VerifyError::UnknownKey),
+                }
+            }
+        }
+    }
+
+    fn process_inception(
+        &mut self,
+        now: Millis,
+        event: Event,
+        rx: Observation,
+        pre: PreVerified,
+    ) -> Outcome {
+        let Event::Inception(inc) = &event else {
+            return Outcome::Rejected(VerifyError::Unexpected);
+        };
+        let device = inc.device_id();
+        if let Some(d) = self.devices.get(&device) {
+            let digest = inc.digest(&device);
+            return if d.inception.frame() == inc.frame() || d.inception.digest(&device) == digest {
+                Outcome::Duplicate {
+                    device,
+                    seq: 0,
+                    digest,
+                }
+            } else {
+                Outcome::Rejected(VerifyError::Unexpected)
+            };
+        }
+        if self.devices.len() >= self.config.max_devices {
+            return Outcome::Rejected(VerifyError::Capacity);
+        }
+        let Ok(key) = crypto::verifying_key(&inc.body().key) else {
+            return Outcome::Rejected(VerifyError::BadSignature);
+        };
+        if pre != Some(key.to_bytes()) && inc.verify(&device, &key).is_err() {
+            return Outcome::Rejected(VerifyError::BadSignature);
+        }
+        let digest = inc.digest(&device);
+        let mut slope = DeviceSlope {
+            inception: inc.clone(),
+            rotations: Vec::new(),
+            key,
+            next_key: inc.body().next_key,
+            window: Vec::new(),
+            diverged: None,
+        };
+        slope.insert(held_of(&event, digest), self.config.window);
+        self.devices.insert(device, slope);
+        Outcome::Extended(VerifiedAttestation::new(
+            device, event, digest, rx, now, 0, true,
+        ))
+    }
+
+    /// Processes a rotation or interaction as an event of `device`.
+    fn process_for(
+        &mut self,
+        now: Millis,
+        device: DeviceId,
+        event: &Event,
+        rx: Observation,
+        pre: PreVerified,
+    ) -> Outcome {
+        let window_cap = self.config.window;
+        let Some(d) = self.devices.get_mut(&device) else {
+            return Outcome::Rejected(VerifyError::UnknownKey);
+        };
+        let epoch = event.epoch();
+        let current = d.epoch();
+        let seq = event.seq();
+
+        // 0. The identical frame again: its signature was checked when it was first
+        //    held, so a replay or a second reception costs no signature verification.
+        if let Some(h) = d
+            .window
+            .iter()
+            .find(|h| h.seq == seq && *h.frame == *event.frame())
+        {
+            return Outcome::Duplicate {
+                device,
+                seq,
+                digest: h.digest,
+            };
+        }
+
+        // 1. Find the key and check the signature (nothing is classified before this).
+        let mut applies_rotation = false;
+        match event {
+            Event::Rotation(r) => {
+                if epoch > current + 1 {
+                    return Outcome::Escrowed(Missing::Rotation {
+                        device,
+                        epoch: current + 1,
+                    });
+                }
+                let Ok(key) = crypto::verifying_key(&r.body().key) else {
+                    return Outcome::Rejected(VerifyError::BadSignature);
+                };
+                if pre != Some(key.to_bytes()) && r.verify(&device, &key).is_err() {
+                    return Outcome::Rejected(VerifyError::BadSignature);
+                }
+                let Some(commitment) = d.commitment_of(epoch - 1) else {
+                    return Outcome::Rejected(VerifyError::Unexpected);
+                };
+                if crypto::next_key_digest(&r.body().key) != commitment {
+                    return Outcome::Rejected(VerifyError::KeyCommitmentMismatch);
+                }
+                if seq <= d.established_at(epoch - 1).unwrap_or(0) {
+                    return Outcome::Rejected(VerifyError::RetiredKey);
+                }
+                if epoch == current + 1 {
+                    applies_rotation = true;
+                } else if let Some(held) = d.rotations.get(epoch as usize - 1) {
+                    // A second, different rotation to an epoch already established.
+                    if held.frame() != r.frame() && held.digest(&device) != r.digest(&device) {
+                        let held_frame: Box<[u8]> = held.frame().into();
+                        return self.diverge(
+                            now,
+                            device,
+                            event,
+                            rx,
+                            &held_frame,
+                            seq.min(held_seq(&held_frame)),
+                        );
+                    }
+                }
+            }
+            Event::Interaction(i) => {
+                if epoch > current {
+                    return Outcome::Escrowed(Missing::Rotation {
+                        device,
+                        epoch: current + 1,
+                    });
+                }
+                let Some(key) = d.key_of(epoch) else {
+                    return Outcome::Rejected(VerifyError::UnknownKey);
+                };
+                if pre != Some(key.to_bytes()) && i.verify(&device, &key).is_err() {
+                    return Outcome::Rejected(VerifyError::BadSignature);
+                }
+                if seq <= d.established_at(epoch).unwrap_or(0) {
+                    return Outcome::Rejected(VerifyError::RetiredKey);
+                }
+            }
+            Event::Inception(_) => return Outcome::Rejected(VerifyError::Unexpected),
+        }
+
+        // 2. Classify the position against the window.
+        let digest = event.digest(&device);
+        let prev = event.prev();
+        if d.window.iter().any(|h| h.seq == seq && h.digest == digest) {
+            return Outcome::Duplicate {
+                device,
+                seq,
+                digest,
+            };
+        }
+        let conflict = d
+            .window
+            .iter()
+            .find(|h| h.seq == seq || (h.prev.is_some() && h.prev == prev))
+            .map(|h| (h.frame.clone(), h.seq));
+        if let Some((held, held_seq)) = conflict {
+            if applies_rotation {
+                apply_rotation(d, event);
+            }
+            d.insert(held_of(event, digest), window_cap);
+            return self.diverge(now, device, event, rx, &held, seq.min(held_seq));
+        }
+        let below = d.window.len() >= window_cap && d.window.first().is_some_and(|h| seq < h.seq);
+        // A later rotation retires this epoch's key from the rotation's position on.
+        if let Some(next_at) = d.established_at(epoch + 1) {
+            if seq > next_at {
+                return Outcome::Rejected(VerifyError::RetiredKey);
+            }
+        }
+        if below {
+            return Outcome::Historic(VerifiedAttestation::new(
+                device,
+                event.clone(),
+                digest,
+                rx,
+                now,
+                0,
+                false,
+            ));
+        }
+        // A held neighbour position that this event does not link with (in either
+        // direction) means the device signed two events at one of the two positions.
+        let link = digest.link();
+        let mismatched = |at: u32, linked: &dyn Fn(&Held) -> bool| {
+            let mut neighbours = d.window.iter().filter(|h| h.seq == at).peekable();
+            neighbours.peek().is_some() && !neighbours.any(linked)
+        };
+        let broken_below =
+            seq > 0 && mismatched(seq - 1, &|h: &Held| Some(h.digest.link()) == prev);
+        let broken_above = mismatched(seq.saturating_add(1), &|h: &Held| h.prev == Some(link));
+        if d.diverged.is_none() && (broken_below || broken_above) {
+            return Outcome::Rejected(VerifyError::BrokenLink);
+        }
+        let head = d.head().map_or(0, |h| h.seq);
+        let advanced = seq > head;
+        let gap = if advanced { seq - head - 1 } else { 0 };
+        if applies_rotation {
+            apply_rotation(d, event);
+        }
+        d.insert(held_of(event, digest), window_cap);
+        Outcome::Extended(VerifiedAttestation::new(
+            device,
+            event.clone(),
+            digest,
+            rx,
+            now,
+            gap,
+            advanced,
+        ))
+    }
+
+    /// Builds, checks and records a proof that `event` conflicts with `held`.
+    fn diverge(
+        &mut self,
+        now: Millis,
+        device: DeviceId,
+        event: &Event,
+        rx: Observation,
+        held: &[u8],
+        seq: u32,
+    ) -> Outcome {
+        let Some(d) = self.devices.get_mut(&device) else {
+            return Outcome::Rejected(VerifyError::UnknownKey);
+        };
+        let epoch = event
+            .epoch()
+            .max(Event::decode(held).map_or(0, |e| e.epoch()));
+        let proof = match encode_proof(d, epoch, event.frame(), held) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Rejected(e),
+        };
+        // Belt and braces: a proof this verifier publishes must verify from nothing.
+        if let Err(e) = verify_divergence_proof(&proof) {
+            return Outcome::Rejected(e);
+        }
+        d.record_divergence(seq, &proof);
+        let digest = event.digest(&device);
+        Outcome::Divergence(Box::new(DivergenceEvidence {
+            device,
+            seq,
+            proof,
+            attestation: VerifiedAttestation::new(device, event.clone(), digest, rx, now, 0, false),
+        }))
+    }
+}
+
+fn held_seq(frame: &[u8]) -> u32 {
+    Event::decode(frame).map_or(0, |e| e.seq())
+}
+
+fn apply_rotation(d: &mut DeviceSlope, event: &Event) {
+    if let Event::Rotation(r) = event {
+        if r.body().epoch == d.epoch() + 1 {
+            if let Ok(key) = crypto::verifying_key(&r.body().key) {
+                d.key = key;
+                d.next_key = r.body().next_key;
+                d.rotations.push(r.clone());
+            }
+        }
+    }
+}
+
+fn encode_proof(d: &DeviceSlope, epoch: u32, a: &[u8], b: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let rotations = d.rotation_frames(epoch);
+    let size = 16
+        + d.inception.frame().len()
+        + a.len()
+        + b.len()
+        + rotations.iter().map(|r| r.len() + 1).sum::<usize>();
+    let mut out = vec![0u8; size];
+    let n =
+        DivergenceProof::encode(d.inception.frame(), &rotations, a, b, &mut out).map_err(|_| {
+            VerifyError::Proof(slope_proto::proof::ProofError::Decode(
+                slope_proto::DecodeError::Oversize {
+                    len: size,
+                    max: slope_proto::limits::MAX_PROOF,
+                },
+            ))
+        })?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Checks a divergence proof with no other state.
+pub fn verify_divergence_proof(bytes: &[u8]) -> Result<Divergence, VerifyError> {
+    DivergenceProof::decode(bytes)
+        .map_err(VerifyError::Decode)?
+        .verify()
+        .map_err(VerifyError::Proof)
+}
