@@ -492,17 +492,35 @@ impl Verifier {
                 digest,
             };
         }
-        let conflict = d
+        let conflicts: Vec<(Box<[u8]>, u32)> = d
             .window
             .iter()
-            .find(|h| h.seq == seq || (h.prev.is_some() && h.prev == prev))
-            .map(|h| (h.frame.clone(), h.seq));
-        if let Some((held, held_seq)) = conflict {
+            .filter(|h| h.seq == seq || (h.prev.is_some() && h.prev == prev))
+            .map(|h| (h.frame.clone(), h.seq))
+            .collect();
+        if !conflicts.is_empty() {
             if applies_rotation {
                 apply_rotation(d, event);
             }
             d.insert(held_of(event, digest), window_cap);
-            return self.diverge(now, device, event, rx, &held, seq.min(held_seq));
+            // Every conflict is recorded (the device keeps the lowest proof, so the
+            // result does not depend on which one arrived first); the lowest is reported.
+            let mut lowest: Option<Outcome> = None;
+            for (held, held_seq) in conflicts {
+                let outcome = self.diverge(now, device, event, rx, &held, seq.min(held_seq));
+                let better = match (&lowest, &outcome) {
+                    (None, _) => true,
+                    (Some(Outcome::Divergence(a)), Outcome::Divergence(b)) => {
+                        (b.seq, &b.proof) < (a.seq, &a.proof)
+                    }
+                    (Some(_), Outcome::Divergence(_)) => true,
+                    _ => false,
+                };
+                if better {
+                    lowest = Some(outcome);
+                }
+            }
+            return lowest.unwrap_or(Outcome::Rejected(VerifyError::Unexpected));
         }
         let below = d.window.len() >= window_cap && d.window.first().is_some_and(|h| seq < h.seq);
         // A later rotation retires this epoch's key from the rotation's position on.
@@ -532,9 +550,7 @@ impl Verifier {
         let broken_below =
             seq > 0 && mismatched(seq - 1, &|h: &Held| Some(h.digest.link()) == prev);
         let broken_above = mismatched(seq.saturating_add(1), &|h: &Held| h.prev == Some(link));
-        if d.diverged.is_none() && (broken_below || broken_above) {
-            return Outcome::Rejected(VerifyError::BrokenLink);
-        }
+        let unlinked = broken_below || broken_above;
         let head = d.head().map_or(0, |h| h.seq);
         let advanced = seq > head;
         let gap = if advanced { seq - head - 1 } else { 0 };
@@ -542,15 +558,13 @@ impl Verifier {
             apply_rotation(d, event);
         }
         d.insert(held_of(event, digest), window_cap);
-        Outcome::Extended(VerifiedAttestation::new(
-            device,
-            event.clone(),
-            digest,
-            rx,
-            now,
-            gap,
-            advanced,
-        ))
+        let verified =
+            VerifiedAttestation::new(device, event.clone(), digest, rx, now, gap, advanced);
+        if unlinked {
+            Outcome::Unlinked(verified)
+        } else {
+            Outcome::Extended(verified)
+        }
     }
 
     /// Builds, checks and records a proof that `event` conflicts with `held`.

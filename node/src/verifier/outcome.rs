@@ -145,6 +145,12 @@ pub enum Outcome {
         seq: u32,
         digest: Digest,
     },
+    /// Validly signed, but it does not link with a held neighbour position: the device
+    /// signed two different events at this position or the adjacent one. Not yet a
+    /// proof (the other event has not been heard); the event is held, so the missing
+    /// sibling completes a divergence proof whenever it arrives, in any order. An honest
+    /// device never produces this.
+    Unlinked(VerifiedAttestation),
     /// Held until the named establishment event arrives (from any source).
     Escrowed(Missing),
     /// The event is validly signed and conflicts with one the verifier holds.
@@ -167,16 +173,9 @@ pub enum VerifyError {
     UnknownKey,
     /// A rotation reveals a key other than the one its predecessor committed to.
     KeyCommitmentMismatch,
-    /// A validly signed event whose `prev` is not the digest of the event the verifier
-    /// holds at the previous position. Only a device that signed two events at that
-    /// position can produce it; it becomes a divergence proof when the other event
-    /// arrives.
-    BrokenLink,
     /// A validly signed event signed in an epoch that a later rotation retired, at a
     /// position after that rotation.
     RetiredKey,
-    /// The device has already diverged; further events are not applied.
-    Diverged,
     /// The verifier tracks its maximum number of devices: new inceptions are refused
     /// (known devices keep working).
     Capacity,
@@ -195,9 +194,7 @@ impl fmt::Display for VerifyError {
             Self::BadSignature => f.write_str("bad signature"),
             Self::UnknownKey => f.write_str("no known key verifies this event"),
             Self::KeyCommitmentMismatch => f.write_str("rotation reveals an uncommitted key"),
-            Self::BrokenLink => f.write_str("event does not link to the held predecessor"),
             Self::RetiredKey => f.write_str("event signed with a retired key"),
-            Self::Diverged => f.write_str("device has diverged"),
             Self::Capacity => f.write_str("verifier at device capacity"),
             Self::Unexpected => f.write_str("unexpected event"),
             Self::Proof(e) => write!(f, "proof: {e}"),

@@ -54,7 +54,7 @@ pub fn incepted(seed: u64, rotate_every: u32) -> (Device, Vec<u8>) {
 pub fn run(device: &mut Device, rng: &mut Rng, n: u32, t0: u64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for i in 0..n {
-        feed(device, rng, 16);
+        feed(device, rng, 32);
         let payload = (i as u64 + t0).to_le_bytes();
         let released = device
             .attest(t0 + u64::from(i) * 900_000, &payload, &[])

@@ -1,0 +1,376 @@
+//! The verifier against real device slopes: extension across lost frames, escrow,
+//! duplicates, forgeries, clones, batch equivalence, bounds, and order independence.
+
+mod common;
+
+use common::{Rng, feed, incepted, run, rx};
+use proptest::prelude::*;
+use slope_node::device::storage::TwoSlot;
+use slope_node::device::{Config as DeviceConfig, Slope};
+use slope_node::verifier::{
+    Config, Missing, Outcome, Verifier, VerifyError, verify_divergence_proof,
+};
+use slope_proto::{Event, Interaction, Signed};
+
+fn verifier() -> Verifier {
+    Verifier::new(Config::default())
+}
+
+fn extended(o: &Outcome) -> bool {
+    matches!(o, Outcome::Extended(_))
+}
+
+#[test]
+fn an_honest_slope_with_rotations_extends_every_time() {
+    let (mut d, inc) = incepted(1, 5);
+    let frames = run(&mut d, &mut Rng(2), 40, 0);
+    let rotations = frames
+        .iter()
+        .filter(|f| matches!(Event::decode(f), Ok(Event::Rotation(_))))
+        .count();
+    assert!(
+        rotations >= 7,
+        "expected rotations every 5 events, saw {rotations}"
+    );
+    let mut v = verifier();
+    assert!(extended(&v.handle_attestation(0, &inc, rx(0))));
+    for f in &frames {
+        let o = v.handle_attestation(1, f, rx(1));
+        assert!(extended(&o), "{o:?}");
+    }
+    let id = d.id().unwrap();
+    assert_eq!(v.head(&id).unwrap().0, d.seq().unwrap());
+    assert_eq!(v.snapshot(&id).unwrap().epoch, d.epoch().unwrap());
+}
+
+#[test]
+fn lost_interactions_are_bridged_with_the_current_key() {
+    let (mut d, inc) = incepted(3, 1000);
+    let frames = run(&mut d, &mut Rng(4), 30, 0);
+    let mut v = verifier();
+    v.handle_attestation(0, &inc, rx(0));
+    let mut rng = Rng(5);
+    let mut gaps = 0;
+    for f in &frames {
+        if rng.chance(0.3) {
+            continue;
+        }
+        match v.handle_attestation(1, f, rx(1)) {
+            Outcome::Extended(a) => gaps += a.gap(),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(gaps > 0);
+}
+
+#[test]
+fn a_missed_rotation_escrows_until_it_arrives_from_anywhere() {
+    let (mut d, inc) = incepted(6, 4);
+    let frames = run(&mut d, &mut Rng(7), 12, 0);
+    let (rotation_at, _) = frames
+        .iter()
+        .enumerate()
+        .find(|(_, f)| matches!(Event::decode(f), Ok(Event::Rotation(_))))
+        .unwrap();
+    let mut v = verifier();
+    v.handle_attestation(0, &inc, rx(0));
+    let id = d.id().unwrap();
+    for f in &frames[..rotation_at] {
+        assert!(extended(&v.handle_attestation(1, f, rx(1))));
+    }
+    // The rotation is lost; the next interaction needs epoch 1.
+    let after = &frames[rotation_at + 1];
+    assert_eq!(
+        v.handle_attestation(2, after, rx(2)),
+        Outcome::Escrowed(Missing::Rotation {
+            device: id,
+            epoch: 1
+        })
+    );
+    assert!(v.poll_outcome().is_none());
+    // The rotation arrives later (from gossip, say): the escrowed frame is released.
+    assert!(extended(&v.handle_attestation(
+        3,
+        &frames[rotation_at],
+        rx(3)
+    )));
+    let released = v.poll_outcome().expect("escrowed frame released");
+    assert!(extended(&released), "{released:?}");
+    assert_eq!(v.escrow_stats().held, 0);
+}
+
+#[test]
+fn events_before_the_inception_wait_for_it() {
+    let (mut d, inc) = incepted(8, 100);
+    let frames = run(&mut d, &mut Rng(9), 3, 0);
+    let mut v = verifier();
+    let short = d.id().unwrap().short();
+    assert_eq!(
+        v.handle_attestation(0, &frames[0], rx(0)),
+        Outcome::Escrowed(Missing::Inception(short))
+    );
+    assert!(extended(&v.handle_attestation(0, &inc, rx(0))));
+    assert!(extended(&v.poll_outcome().unwrap()));
+}
+
+#[test]
+fn identical_receptions_are_duplicates_never_divergence() {
+    let (mut d, inc) = incepted(10, 100);
+    let frames = run(&mut d, &mut Rng(11), 3, 0);
+    let mut v = verifier();
+    v.handle_attestation(0, &inc, rx(0));
+    v.handle_attestation(0, &frames[1], rx(0));
+    for _ in 0..3 {
+        assert!(matches!(
+            v.handle_attestation(5, &frames[1], rx(5)),
+            Outcome::Duplicate { seq: 2, .. }
+        ));
+        assert!(matches!(
+            v.handle_attestation(5, &inc, rx(5)),
+            Outcome::Duplicate { seq: 0, .. }
+        ));
+    }
+}
+
+#[test]
+fn a_forged_frame_at_an_occupied_position_is_a_rejection_not_a_fork() {
+    let (mut d, inc) = incepted(12, 100);
+    let frames = run(&mut d, &mut Rng(13), 2, 0);
+    let mut v = verifier();
+    v.handle_attestation(0, &inc, rx(0));
+    v.handle_attestation(0, &frames[0], rx(0));
+    // Same position, other payload, the old signature kept.
+    let original = Signed::<Interaction>::decode(&frames[0]).unwrap();
+    let mut body = original.body().clone();
+    body.payload[0] ^= 0xff;
+    let mut forged = frames[0].clone();
+    let payload_at = forged.len() - 64 - body.payload.len();
+    forged[payload_at] ^= 0xff;
+    assert_eq!(
+        Signed::<Interaction>::decode(&forged).unwrap().body(),
+        &body
+    );
+    assert_eq!(
+        v.handle_attestation(1, &forged, rx(1)),
+        Outcome::Rejected(VerifyError::BadSignature)
+    );
+    assert!(v.snapshot(&d.id().unwrap()).unwrap().divergence.is_none());
+}
+
+/// Copies a device's flash: the clone continues the same slope.
+fn clone_of(d: &common::Device) -> common::Device {
+    Slope::restore(
+        DeviceConfig {
+            rotate_every: 100,
+            rotate_after_ms: 0,
+            max_epoch_events: 400,
+            ..DeviceConfig::default()
+        },
+        TwoSlot::new(d.storage().medium().clone()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_clone_that_speaks_is_caught_with_a_proof_anyone_can_check() {
+    let (mut d, inc) = incepted(14, 100);
+    run(&mut d, &mut Rng(15), 5, 0);
+    let mut clone = clone_of(&d);
+    let honest = d.attest(10_000_000, b"honest", &[]).unwrap().frames[0].to_vec();
+    let cloned = clone.attest(10_000_000, b"clone", &[]).unwrap().frames[0].to_vec();
+
+    let mut proofs = Vec::new();
+    for order in [[&honest, &cloned], [&cloned, &honest]] {
+        let mut v = verifier();
+        v.handle_attestation(0, &inc, rx(0));
+        assert!(extended(&v.handle_attestation(1, order[0], rx(1))));
+        match v.handle_attestation(2, order[1], rx(2)) {
+            Outcome::Divergence(ev) => {
+                assert_eq!(ev.seq, 6);
+                let checked = verify_divergence_proof(&ev.proof).unwrap();
+                assert_eq!(checked.device, d.id().unwrap());
+                proofs.push(ev.proof.clone());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The proof does not depend on which copy was heard first.
+    assert_eq!(proofs[0], proofs[1]);
+}
+
+#[test]
+fn a_clone_is_caught_across_rotations_and_gaps() {
+    let (mut d, inc) = incepted(16, 3);
+    let mut rng = Rng(17);
+    let early = run(&mut d, &mut rng, 7, 0);
+    let mut clone = clone_of(&d);
+    feed(&mut clone, &mut Rng(99), 200);
+    let honest = run(&mut d, &mut rng, 4, 50_000_000);
+    let cloned = run(&mut clone, &mut Rng(18), 4, 60_000_000);
+    let mut v = verifier();
+    v.handle_attestation(0, &inc, rx(0));
+    for f in early.iter().chain(&honest) {
+        assert!(extended(&v.handle_attestation(1, f, rx(1))));
+    }
+    let caught = cloned
+        .iter()
+        .map(|f| v.handle_attestation(2, f, rx(2)))
+        .find_map(|o| match o {
+            Outcome::Divergence(ev) => Some(ev),
+            _ => None,
+        })
+        .expect("clone detected");
+    assert!(verify_divergence_proof(&caught.proof).is_ok());
+}
+
+#[test]
+fn batch_outcomes_equal_sequential_outcomes() {
+    let (mut d, inc) = incepted(20, 4);
+    let mut frames = vec![inc];
+    frames.extend(run(&mut d, &mut Rng(21), 20, 0));
+    let mut tampered = frames[5].clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    frames.insert(6, tampered);
+    frames.insert(3, frames[2].clone());
+    frames.push(vec![1, 2, 3]);
+    let items: Vec<(&[u8], _)> = frames.iter().map(|f| (&f[..], rx(9))).collect();
+    let mut a = verifier();
+    let sequential: Vec<Outcome> = frames
+        .iter()
+        .map(|f| a.handle_attestation(9, f, rx(9)))
+        .collect();
+    let mut b = verifier();
+    let batched = b.handle_batch(9, &items);
+    assert_eq!(sequential, batched);
+    assert!(
+        batched
+            .iter()
+            .any(|o| matches!(o, Outcome::Rejected(VerifyError::BadSignature)))
+    );
+}
+
+#[test]
+fn the_escrow_and_the_device_table_are_bounded() {
+    let config = Config {
+        escrow_total: 16,
+        escrow_per_key: 2,
+        max_devices: 2,
+        ..Config::default()
+    };
+    let mut v = Verifier::new(config);
+    // A flood of unverifiable frames claiming many unknown devices.
+    for seed in 0..40u8 {
+        let inc = slope_proto::sample::inception(seed);
+        let f = slope_proto::sample::interaction(&inc.device_id(), seed, 5, 0);
+        v.handle_attestation(0, f.frame(), rx(0));
+        v.handle_attestation(0, f.frame(), rx(0));
+    }
+    assert_eq!(v.escrow_stats().held, 16);
+    assert!(v.escrow_stats().evicted_total >= 24);
+    // Escrow expires.
+    v.handle_timeout(Config::default().escrow_ttl_ms + 1);
+    assert_eq!(v.escrow_stats().held, 0);
+    // At capacity, new inceptions are refused.
+    for seed in 0..2u8 {
+        assert!(extended(&v.handle_attestation(
+            0,
+            slope_proto::sample::inception(100 + seed).frame(),
+            rx(0)
+        )));
+    }
+    assert_eq!(
+        v.handle_attestation(0, slope_proto::sample::inception(110).frame(), rx(0)),
+        Outcome::Rejected(VerifyError::Capacity)
+    );
+}
+
+#[test]
+fn events_older_than_the_window_are_historic() {
+    let (mut d, inc) = incepted(22, 1000);
+    let frames = run(&mut d, &mut Rng(23), 20, 0);
+    let mut v = Verifier::new(Config {
+        window: 4,
+        ..Config::default()
+    });
+    v.handle_attestation(0, &inc, rx(0));
+    for f in &frames[10..] {
+        assert!(extended(&v.handle_attestation(1, f, rx(1))));
+    }
+    assert!(matches!(
+        v.handle_attestation(2, &frames[2], rx(2)),
+        Outcome::Historic(_)
+    ));
+}
+
+fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Any arrival order of one honest slope (with duplicates, rotations and lost
+    /// frames) leaves the same state.
+    #[test]
+    fn order_does_not_change_the_final_state(seed in any::<u64>(), order_a in any::<u64>(), order_b in any::<u64>()) {
+        let (mut d, inc) = incepted(seed, 3);
+        let mut rng = Rng(seed ^ 0x55);
+        let mut frames = vec![inc];
+        frames.extend(run(&mut d, &mut rng, 6, 0));
+        let dup = frames[rng.below(frames.len() as u64) as usize].clone();
+        frames.push(dup);
+        let id = d.id().unwrap();
+        let finals: Vec<_> = [order_a, order_b].iter().map(|&o| {
+            let mut fs = frames.clone();
+            shuffle(&mut fs, &mut Rng(o));
+            let mut v = Verifier::new(Config { window: 16, ..Config::default() });
+            for f in &fs {
+                v.handle_attestation(0, f, rx(0));
+            }
+            while v.poll_outcome().is_some() {}
+            v.snapshot(&id)
+        }).collect();
+        prop_assert!(finals[0].is_some());
+        prop_assert_eq!(&finals[0], &finals[1]);
+        prop_assert_eq!(finals[0].as_ref().unwrap().window.len(), frames.len() - 1);
+    }
+
+    /// Fork detection does not depend on arrival order: the same proof every time.
+    #[test]
+    fn fork_detection_does_not_depend_on_order(seed in any::<u64>(), order_a in any::<u64>(), order_b in any::<u64>()) {
+        let (mut d, inc) = incepted(seed, 100);
+        let mut rng = Rng(seed ^ 0xaa);
+        let mut frames = vec![inc];
+        frames.extend(run(&mut d, &mut rng, 2, 0));
+        let mut clone = clone_of(&d);
+        frames.extend(run(&mut d, &mut rng, 2, 10_000_000));
+        frames.extend(run(&mut clone, &mut Rng(seed), 2, 20_000_000));
+        let id = d.id().unwrap();
+        let finals: Vec<_> = [order_a, order_b].iter().map(|&o| {
+            let mut fs = frames.clone();
+            shuffle(&mut fs, &mut Rng(o));
+            let mut v = Verifier::new(Config { window: 16, ..Config::default() });
+            for f in &fs {
+                v.handle_attestation(0, f, rx(0));
+            }
+            while v.poll_outcome().is_some() {}
+            v.snapshot(&id).and_then(|s| s.divergence)
+        }).collect();
+        prop_assert!(finals[0].is_some(), "fork not detected");
+        prop_assert_eq!(&finals[0], &finals[1]);
+    }
+
+    /// Arbitrary bytes never panic the verifier and are never accepted.
+    #[test]
+    fn garbage_never_panics_or_extends(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let (_, inc) = incepted(1, 100);
+        let mut v = verifier();
+        v.handle_attestation(0, &inc, rx(0));
+        let o = v.handle_attestation(0, &bytes, rx(0));
+        prop_assert!(!matches!(o, Outcome::Extended(_) | Outcome::Divergence(_)));
+    }
+}
