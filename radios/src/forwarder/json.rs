@@ -17,16 +17,44 @@ pub const MAX_ANTENNAS: usize = 8;
 /// Longest `time` string kept.
 const MAX_TIME_LEN: usize = 64;
 
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct PushBody {
-    #[serde(default)]
-    pub rxpk: Option<Vec<RawRxpk>>,
-    #[serde(default)]
+/// The JSON body of a PUSH_DATA, checked: each `rxpk` converted or rejected on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushData {
+    /// Every `rxpk`, in order.
+    pub rxpk: Vec<Result<Rxpk, RxpkError>>,
+    /// The status report, if any.
     pub stat: Option<GatewayStat>,
 }
 
+/// The body is not JSON of the PUSH_DATA shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed PUSH_DATA JSON")]
+pub struct MalformedJson;
+
+/// Parse and check a PUSH_DATA body (after the 12-byte header).
+pub fn parse_push_data(body: &[u8]) -> Result<PushData, MalformedJson> {
+    let raw: PushBody = serde_json::from_slice(body).map_err(|_| MalformedJson)?;
+    Ok(PushData {
+        rxpk: raw
+            .rxpk
+            .unwrap_or_default()
+            .into_iter()
+            .map(RawRxpk::into_rxpk)
+            .collect(),
+        stat: raw.stat,
+    })
+}
+
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct RawRxpk {
+struct PushBody {
+    #[serde(default)]
+    rxpk: Option<Vec<RawRxpk>>,
+    #[serde(default)]
+    stat: Option<GatewayStat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRxpk {
     jver: Option<u32>,
     time: Option<String>,
     tmst: Option<u32>,
@@ -269,7 +297,7 @@ pub fn parse_utc_us(s: &str) -> Option<i64> {
 
 impl RawRxpk {
     /// Check and convert one `rxpk`.
-    pub(crate) fn into_rxpk(self) -> Result<Rxpk, RxpkError> {
+    fn into_rxpk(self) -> Result<Rxpk, RxpkError> {
         match self.stat {
             Some(1) => {}
             Some(-1) => return Err(RxpkError::CrcBad),

@@ -46,8 +46,8 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 pub use json::{
-    Antenna, GatewayStat, MAX_ANTENNAS, Rxpk, RxpkError, Txpk, format_datr, parse_datr,
-    parse_utc_us,
+    Antenna, GatewayStat, MAX_ANTENNAS, MalformedJson, PushData, Rxpk, RxpkError, Txpk,
+    format_datr, parse_datr, parse_push_data, parse_utc_us,
 };
 pub use server::{Forwarder, ForwarderRadio, GatewayInfo};
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::json::{GatewayStat, PushBody, Txpk};
+use super::json::{GatewayStat, Txpk, parse_push_data};
 use super::wire::{self, HeaderError, Kind};
 use super::{Config, Error, Eui, Stats, Uplink};
 use crate::meta::RxMeta;
@@ -300,7 +300,7 @@ fn handle(
             st.stats.push_data += 1;
             // Acknowledge even if the body turns out malformed: the header was valid, and the
             // ack only feeds the gateway's statistics.
-            match serde_json::from_slice::<PushBody>(up.body) {
+            match parse_push_data(up.body) {
                 Err(_) => st.stats.malformed_json += 1,
                 Ok(body) => {
                     if let Some(stat) = body.stat {
@@ -309,8 +309,8 @@ fn handle(
                         }
                         st.stats.stat_reports += 1;
                     }
-                    for raw in body.rxpk.unwrap_or_default() {
-                        match raw.into_rxpk() {
+                    for rxpk in body.rxpk {
+                        match rxpk {
                             Err(e) => st.stats.count_rxpk_error(e),
                             Ok(rxpk) => {
                                 let slope = crate::frame::parse_frame(&rxpk.data);
