@@ -13,6 +13,10 @@
 //!   persist-before-transmit.
 //! - [`verifier`]: per-device key state, linking across lost frames, escrow, duplicate
 //!   and divergence detection, `VerifiedAttestation`.
+//! - [`trust`]: evidential weighting, graduated admission, grants and revocations,
+//!   signed operator actions (the trust engine).
+//! - [`lineage`]: the hash-chained, exportable, independently verifiable log of every
+//!   observation, weighting, decision, grant, revocation, proof and operator action.
 //! - [`time`]: the time type every `now` argument uses.
 //!
 //! Feature flags: `alloc` (default) enables the verifier; `std` adds `Error` impls.
@@ -25,7 +29,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod device;
+#[cfg(feature = "alloc")]
+pub mod lineage;
 pub mod time;
+#[cfg(feature = "alloc")]
+pub mod trust;
 #[cfg(feature = "alloc")]
 pub mod verifier;
 

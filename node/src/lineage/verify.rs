@@ -1,0 +1,275 @@
+//! Independent re-verification of an exported lineage, from nothing but the author's
+//! public key.
+//!
+//! Checks, in order: the container (magic, version, canonical encoding); each record
+//! decodes canonically, has the next index and names its predecessor's digest; record 0
+//! and only record 0 is the genesis, by the expected author; every attestation frame
+//! verifies under the device key history the log carries ([`super::keys`]); every
+//! receipt verifies under a witness key registered in the log before it and names the
+//! observed event; every divergence proof verifies on its own; every operator action is
+//! signed by a genesis operator; every grant names an earlier decision of its device and
+//! every revocation an earlier grant; and the checkpoint's count, head and signature.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ed25519_dalek::VerifyingKey;
+use serde::Serialize;
+use slope_proto::{DeviceId, Digest, DivergenceProof, Receipt, Signed, WitnessId, crypto};
+
+use super::export::{self, Export};
+use super::keys::{FrameFault, Keys};
+use super::record::{self, Entry, Record};
+use crate::trust::operator::Action;
+
+/// What a successful verification established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    pub head: Digest,
+    pub observations: u64,
+    /// Attestation frames whose signatures were re-checked.
+    pub frames: u64,
+    /// Frames of devices whose inception is not in the log (not re-checkable).
+    pub unanchored: u64,
+    pub receipts: u64,
+    pub proofs: u64,
+    pub operator_actions: u64,
+    pub decisions: u64,
+    pub grants: u64,
+    pub revocations: u64,
+}
+
+/// Why an export does not verify. `record` is the index of the offending record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not an export (magic, version or encoding).
+    Container,
+    /// A record does not decode canonically.
+    Decode { record: u64 },
+    /// A record's index is not its position.
+    Index { record: u64 },
+    /// A record does not name its predecessor's digest.
+    Chain { record: u64 },
+    /// Record 0 is not a genesis by the expected author, or a genesis appears later.
+    Genesis { record: u64 },
+    /// An attestation frame fails (decode, device, digest, signature or key chain).
+    Frame { record: u64, fault: FrameFault },
+    /// A frame whose device's key history never reaches its epoch.
+    Unverifiable { record: u64 },
+    /// A receipt fails (unknown or retired witness, signature, or another event).
+    Receipt { record: u64 },
+    /// A divergence proof fails or names another device.
+    Proof { record: u64 },
+    /// An operator action's signature fails.
+    Operator { record: u64 },
+    /// A grant or revocation names no earlier decision or grant of its device.
+    Reference { record: u64 },
+    /// The checkpoint's count or head does not match the records.
+    Checkpoint,
+    /// The checkpoint's signature does not verify under the author's key.
+    CheckpointSignature,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Container => f.write_str("not a lineage export"),
+            Self::Decode { record } => write!(f, "record {record} does not decode canonically"),
+            Self::Index { record } => write!(f, "record {record} has the wrong index"),
+            Self::Chain { record } => {
+                write!(f, "record {record} does not chain to its predecessor")
+            }
+            Self::Genesis { record } => write!(f, "record {record}: bad or misplaced genesis"),
+            Self::Frame { record, fault } => {
+                write!(f, "record {record}: attestation frame fails ({fault:?})")
+            }
+            Self::Unverifiable { record } => {
+                write!(f, "record {record}: no key for the frame's epoch")
+            }
+            Self::Receipt { record } => write!(f, "record {record}: receipt fails"),
+            Self::Proof { record } => write!(f, "record {record}: divergence proof fails"),
+            Self::Operator { record } => write!(f, "record {record}: operator signature fails"),
+            Self::Reference { record } => {
+                write!(f, "record {record}: dangling decision or grant reference")
+            }
+            Self::Checkpoint => f.write_str("checkpoint does not match the records"),
+            Self::CheckpointSignature => f.write_str("checkpoint signature fails"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for VerifyError {}
+
+/// Verifies an export written by the holder of `author`.
+pub fn verify(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyError> {
+    let export: Export<'_> = canonical(bytes).ok_or(VerifyError::Container)?;
+    if export.magic != export::MAGIC || export.version != export::VERSION {
+        return Err(VerifyError::Container);
+    }
+    let mut st = State {
+        operators: Vec::new(),
+        witnesses: BTreeMap::new(),
+        decisions: BTreeMap::new(),
+        grants: BTreeMap::new(),
+        keys: Keys::default(),
+        report: Report {
+            records: 0,
+            head: Digest([0; 32]),
+            observations: 0,
+            frames: 0,
+            unanchored: 0,
+            receipts: 0,
+            proofs: 0,
+            operator_actions: 0,
+            decisions: 0,
+            grants: 0,
+            revocations: 0,
+        },
+    };
+    let mut head = Digest([0; 32]);
+    for (i, raw) in export.records.iter().enumerate() {
+        let i = i as u64;
+        let rec: Record<'_> = canonical(raw).ok_or(VerifyError::Decode { record: i })?;
+        if rec.index != i {
+            return Err(VerifyError::Index { record: i });
+        }
+        if rec.prev != head {
+            return Err(VerifyError::Chain { record: i });
+        }
+        st.check(i, &rec.entry, author)?;
+        head = record::digest(raw);
+    }
+    let cp = export.checkpoint;
+    if cp.count != export.records.len() as u64 || cp.head != head || export.records.is_empty() {
+        return Err(VerifyError::Checkpoint);
+    }
+    let key = crypto::verifying_key(author).map_err(|_| VerifyError::CheckpointSignature)?;
+    crypto::verify(
+        &key,
+        &export::message(cp.count, &cp.head),
+        &cp.signature_bytes(),
+    )
+    .map_err(|_| VerifyError::CheckpointSignature)?;
+    st.report.frames = st.keys.verified;
+    st.report.unanchored = st
+        .keys
+        .finish()
+        .map_err(|record| VerifyError::Unverifiable { record })?;
+    st.report.records = cp.count;
+    st.report.head = head;
+    Ok(st.report)
+}
+
+/// Decodes exactly one canonical value.
+fn canonical<'a, T: serde::Deserialize<'a> + Serialize>(bytes: &'a [u8]) -> Option<T> {
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let again = postcard::to_extend(&v, Vec::with_capacity(bytes.len())).ok()?;
+    (again == bytes).then_some(v)
+}
+
+struct State {
+    operators: Vec<[u8; 32]>,
+    witnesses: BTreeMap<WitnessId, (VerifyingKey, bool)>,
+    decisions: BTreeMap<u64, DeviceId>,
+    grants: BTreeMap<u64, DeviceId>,
+    keys: Keys,
+    report: Report,
+}
+
+impl State {
+    fn check(&mut self, i: u64, entry: &Entry<'_>, author: &[u8; 32]) -> Result<(), VerifyError> {
+        match entry {
+            Entry::Genesis(g) => {
+                if i != 0 || g.author != *author {
+                    return Err(VerifyError::Genesis { record: i });
+                }
+                self.operators = g.operators.clone();
+                if g.local.is_some() {
+                    let k = crypto::verifying_key(author)
+                        .map_err(|_| VerifyError::Genesis { record: i })?;
+                    self.witnesses.insert(crypto::witness_id(author), (k, true));
+                }
+            }
+            _ if i == 0 => return Err(VerifyError::Genesis { record: i }),
+            Entry::Observation(o) => {
+                self.report.observations += 1;
+                self.keys
+                    .observe(i, &o.device, &o.digest, o.frame)
+                    .map_err(|(record, fault)| VerifyError::Frame { record, fault })?;
+                let seq = slope_proto::Event::decode(o.frame)
+                    .map(|e| e.seq())
+                    .map_err(|_| VerifyError::Frame {
+                        record: i,
+                        fault: FrameFault::Decode,
+                    })?;
+                for r in &o.receipts {
+                    let r = Signed::<Receipt>::decode(r)
+                        .map_err(|_| VerifyError::Receipt { record: i })?;
+                    let b = r.body();
+                    let ok = matches!(self.witnesses.get(&b.witness), Some((k, true)) if r.verify_witness(k).is_ok())
+                        && b.device == o.device.short()
+                        && b.seq == seq
+                        && b.event == o.digest.link();
+                    if !ok {
+                        return Err(VerifyError::Receipt { record: i });
+                    }
+                    self.report.receipts += 1;
+                }
+            }
+            Entry::Weighting { .. } => {}
+            Entry::Decision { device, .. } => {
+                self.report.decisions += 1;
+                self.decisions.insert(i, *device);
+            }
+            Entry::Grant(g) => {
+                if self.decisions.get(&g.decision) != Some(&g.device) {
+                    return Err(VerifyError::Reference { record: i });
+                }
+                self.report.grants += 1;
+                self.grants.insert(g.decision, g.device);
+            }
+            Entry::Revocation(r) => {
+                if self.grants.get(&r.grant_decision) != Some(&r.device) {
+                    return Err(VerifyError::Reference { record: i });
+                }
+                self.report.revocations += 1;
+            }
+            Entry::Divergence { device, proof, .. } => {
+                let ok = DivergenceProof::decode(proof)
+                    .ok()
+                    .and_then(|p| p.verify().ok())
+                    .is_some_and(|d| d.device == *device);
+                if !ok {
+                    return Err(VerifyError::Proof { record: i });
+                }
+                self.report.proofs += 1;
+            }
+            Entry::Operator(s) => {
+                s.verify(&self.operators)
+                    .map_err(|_| VerifyError::Operator { record: i })?;
+                self.report.operator_actions += 1;
+                match &s.action {
+                    Action::RegisterWitness { key, .. } => {
+                        let k = crypto::verifying_key(key)
+                            .map_err(|_| VerifyError::Operator { record: i })?;
+                        self.witnesses.insert(crypto::witness_id(key), (k, true));
+                    }
+                    Action::RetireWitness { witness } => {
+                        if let Some(w) = self.witnesses.get_mut(witness) {
+                            w.1 = false;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}

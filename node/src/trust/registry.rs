@@ -1,0 +1,212 @@
+//! The bounded device registry: the hot records in a slab, an index by short id, and
+//! the small cold maps that only operators or divergence proofs grow.
+//!
+//! Bounds and their policy (see `Bounds`): at `max_devices`, or at `max_newcomers`
+//! devices that never held full scope, a new device is refused (`Refusal::Capacity`)
+//! and known devices keep working; `evict_idle` frees newcomers idle for longer than
+//! `newcomer_idle_ms` (never a quarantined device). A Sybil flood therefore fills the
+//! newcomer quota and meets a wall; established devices are never displaced by it.
+//!
+//! The index is keyed by [`ShortId`] (8 bytes) rather than the full id, to keep the hot
+//! state small; the full id is in the hot record and checked on every lookup. Two
+//! devices with one short id (2^-64 by chance; a deliberate grind costs ~2^32 work and
+//! only harms the grinder's own second identity) cannot both be tracked: the second is
+//! refused with `Refusal::IdCollision`.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use slope_proto::{DeviceId, NeighbourId, ShortId};
+
+use super::decision::{Quarantine, Refusal};
+use super::device::{Hot, flag};
+use super::operator::OperatorId;
+use super::policy::Bounds;
+use super::zone::{Position, Zone};
+use crate::time::Millis;
+
+/// Operator-provided authority inputs of a device (cold: read only when the hot record's
+/// `ENROLLED` flag is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Enrollment {
+    pub zone: Option<Zone>,
+    pub position: Option<Position>,
+    pub certificate_until: Option<Millis>,
+}
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct Registry {
+    index: BTreeMap<ShortId, u32>,
+    slots: Vec<Hot>,
+    free: Vec<u32>,
+    newcomers: u32,
+    enrolled: BTreeMap<DeviceId, Enrollment>,
+    quarantine: BTreeMap<u32, Quarantine>,
+    pins: BTreeMap<u32, OperatorId>,
+}
+
+impl Registry {
+    /// An empty registry with room for `devices` hot records reserved up front.
+    pub fn with_capacity(devices: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(devices),
+            ..Self::default()
+        }
+    }
+
+    /// The slot of `id`; `Err` when another device holds its short id.
+    pub fn find(&self, id: &DeviceId) -> Result<Option<u32>, Refusal> {
+        match self.index.get(&id.short()) {
+            None => Ok(None),
+            Some(&s) => match self.slots.get(s as usize) {
+                Some(h) if h.id == *id => Ok(Some(s)),
+                _ => Err(Refusal::IdCollision),
+            },
+        }
+    }
+
+    /// Tracks a new device, within the bounds.
+    pub fn insert(&mut self, id: DeviceId, now: Millis, b: &Bounds) -> Result<u32, Refusal> {
+        if let Some(s) = self.find(&id)? {
+            return Ok(s);
+        }
+        if self.len() >= b.max_devices as usize || self.newcomers >= b.max_newcomers {
+            return Err(Refusal::Capacity);
+        }
+        let mut hot = Hot::new(id, now);
+        if self.enrolled.contains_key(&id) {
+            hot.set(flag::ENROLLED, true);
+        }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(h) = self.slots.get_mut(s as usize) {
+                    *h = hot;
+                }
+                s
+            }
+            None => {
+                let s = u32::try_from(self.slots.len()).map_err(|_| Refusal::Capacity)?;
+                self.slots.push(hot);
+                s
+            }
+        };
+        self.index.insert(id.short(), slot);
+        self.newcomers += 1;
+        Ok(slot)
+    }
+
+    /// The hot record in `slot`.
+    pub fn get(&self, slot: u32) -> Option<&Hot> {
+        self.slots.get(slot as usize)
+    }
+
+    /// Replaces the hot record in `slot`, keeping the newcomer count right.
+    pub fn put(&mut self, slot: u32, hot: Hot) {
+        if let Some(h) = self.slots.get_mut(slot as usize) {
+            if !h.has(flag::EVER_FULL) && hot.has(flag::EVER_FULL) {
+                self.newcomers = self.newcomers.saturating_sub(1);
+            }
+            *h = hot;
+        }
+    }
+
+    /// Tracked devices.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no device is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Tracked devices that never held full scope.
+    pub fn newcomers(&self) -> u32 {
+        self.newcomers
+    }
+
+    /// The unique tracked device whose id starts with `n` (none when ambiguous).
+    pub fn neighbour(&self, n: NeighbourId) -> Option<u32> {
+        let mut lo = [0u8; 8];
+        lo[..4].copy_from_slice(&n.0);
+        let mut hi = [0xffu8; 8];
+        hi[..4].copy_from_slice(&n.0);
+        let mut it = self.index.range(ShortId(lo)..=ShortId(hi));
+        let first = it.next().map(|(_, s)| *s);
+        if it.next().is_some() { None } else { first }
+    }
+
+    /// Enrolment of a device.
+    pub fn enrollment(&self, id: &DeviceId) -> Option<&Enrollment> {
+        self.enrolled.get(id)
+    }
+
+    /// Updates a device's enrolment (operator input).
+    pub fn enroll(&mut self, id: DeviceId, f: impl FnOnce(&mut Enrollment)) {
+        f(self.enrolled.entry(id).or_default());
+        if let Ok(Some(s)) = self.find(&id)
+            && let Some(h) = self.slots.get_mut(s as usize)
+        {
+            h.set(flag::ENROLLED, true);
+        }
+    }
+
+    /// The quarantine of `slot`.
+    pub fn quarantine(&self, slot: u32) -> Option<&Quarantine> {
+        self.quarantine.get(&slot)
+    }
+
+    /// Quarantines `slot`.
+    pub fn set_quarantine(&mut self, slot: u32, q: Option<Quarantine>) {
+        match q {
+            Some(q) => {
+                self.quarantine.insert(slot, q);
+            }
+            None => {
+                self.quarantine.remove(&slot);
+            }
+        }
+    }
+
+    /// Who pinned `slot`.
+    pub fn pinned_by(&self, slot: u32) -> Option<OperatorId> {
+        self.pins.get(&slot).copied()
+    }
+
+    /// Records who pinned `slot` (or clears it).
+    pub fn set_pin(&mut self, slot: u32, by: Option<OperatorId>) {
+        match by {
+            Some(o) => {
+                self.pins.insert(slot, o);
+            }
+            None => {
+                self.pins.remove(&slot);
+            }
+        }
+    }
+
+    /// Stops tracking newcomers idle since before `now - idle_ms` (never quarantined or
+    /// pinned devices). Their history stays in the lineage. Returns how many. Cost: one
+    /// pass over the slab.
+    pub fn evict_idle(&mut self, now: Millis, idle_ms: u64) -> usize {
+        let mut evicted = 0;
+        for (i, h) in self.slots.iter().enumerate() {
+            let slot = i as u32;
+            let idle = now.saturating_sub(h.last_seen) > idle_ms;
+            let tracked = self.index.get(&h.id.short()) == Some(&slot);
+            if tracked
+                && idle
+                && !h.has(flag::EVER_FULL)
+                && !h.has(flag::QUARANTINED)
+                && !self.pins.contains_key(&slot)
+            {
+                self.index.remove(&h.id.short());
+                self.free.push(slot);
+                self.newcomers = self.newcomers.saturating_sub(1);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+}

@@ -1,0 +1,187 @@
+//! The witness registry: gateways the operator registered (key, trust zone, position),
+//! and [`VerifiedReceipt`], the proof-carrying result of checking a receipt against it.
+//!
+//! Witnesses enter only through a signed operator action, so a remote party cannot grow
+//! the registry; it is bounded anyway (`Bounds::max_witnesses`, refuse new at the bound).
+//! A witness is never removed, only retired: its slot number stays stable because
+//! per-device RF profiles refer to it.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ed25519_dalek::VerifyingKey;
+use slope_proto::{Receipt, Signed, WitnessId, crypto};
+
+use super::zone::{Position, Zone};
+
+/// A registered witness.
+#[derive(Debug, Clone)]
+pub struct Witness {
+    pub id: WitnessId,
+    pub key: VerifyingKey,
+    pub zone: Zone,
+    pub position: Option<Position>,
+    pub retired: bool,
+}
+
+/// A receipt whose signature verified under a registered, active witness's key. Only
+/// [`Registry::verify`] builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedReceipt {
+    receipt: Signed<Receipt>,
+    slot: u16,
+}
+
+impl VerifiedReceipt {
+    /// The signed receipt (its frame goes into the lineage).
+    pub fn signed(&self) -> &Signed<Receipt> {
+        &self.receipt
+    }
+    /// The receipt body.
+    pub fn body(&self) -> &Receipt {
+        self.receipt.body()
+    }
+    /// The witness's registry slot.
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
+}
+
+/// Why a receipt was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// No registered witness has this id.
+    UnknownWitness(WitnessId),
+    /// The witness is retired.
+    Retired(WitnessId),
+    /// The signature does not verify under the witness's key.
+    BadSignature(WitnessId),
+}
+
+impl fmt::Display for ReceiptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownWitness(w) => write!(f, "unknown witness {w}"),
+            Self::Retired(w) => write!(f, "retired witness {w}"),
+            Self::BadSignature(w) => write!(f, "bad receipt signature from witness {w}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ReceiptError {}
+
+/// Why a witness could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The key is not a valid, non-weak ed25519 point.
+    BadKey,
+    /// The registry holds `Bounds::max_witnesses`.
+    Full,
+}
+
+impl fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadKey => f.write_str("invalid witness key"),
+            Self::Full => f.write_str("witness registry full"),
+        }
+    }
+}
+
+/// The registered witnesses.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    slots: Vec<Witness>,
+    index: BTreeMap<WitnessId, u16>,
+}
+
+impl Registry {
+    /// Registers (or re-registers, updating zone and position) the witness with `key`.
+    /// Returns its slot.
+    pub fn register(
+        &mut self,
+        key: &[u8; 32],
+        zone: Zone,
+        position: Option<Position>,
+        max: u16,
+    ) -> Result<u16, RegisterError> {
+        let key = crypto::verifying_key(key).map_err(|_| RegisterError::BadKey)?;
+        let id = crypto::witness_id(key.as_bytes());
+        if let Some(&slot) = self.index.get(&id) {
+            if let Some(w) = self.slots.get_mut(usize::from(slot)) {
+                w.zone = zone;
+                w.position = position;
+                w.retired = false;
+            }
+            return Ok(slot);
+        }
+        let slot = u16::try_from(self.slots.len()).map_err(|_| RegisterError::Full)?;
+        if slot >= max {
+            return Err(RegisterError::Full);
+        }
+        self.slots.push(Witness {
+            id,
+            key,
+            zone,
+            position,
+            retired: false,
+        });
+        self.index.insert(id, slot);
+        Ok(slot)
+    }
+
+    /// Retires a witness: its receipts no longer verify. Returns whether it was known.
+    pub fn retire(&mut self, id: &WitnessId) -> bool {
+        match self
+            .slot_of(id)
+            .and_then(|s| self.slots.get_mut(usize::from(s)))
+        {
+            Some(w) => {
+                w.retired = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slot of a witness id.
+    pub fn slot_of(&self, id: &WitnessId) -> Option<u16> {
+        self.index.get(id).copied()
+    }
+
+    /// The witness in `slot`.
+    pub fn get(&self, slot: u16) -> Option<&Witness> {
+        self.slots.get(usize::from(slot))
+    }
+
+    /// Number of registered witnesses (retired ones included).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no witness is registered.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Checks a receipt's signature against the registered key of the witness it names.
+    pub fn verify(&self, receipt: &Signed<Receipt>) -> Result<VerifiedReceipt, ReceiptError> {
+        let id = receipt.body().witness;
+        let slot = self.slot_of(&id).ok_or(ReceiptError::UnknownWitness(id))?;
+        let w = self.get(slot).ok_or(ReceiptError::UnknownWitness(id))?;
+        if w.retired {
+            return Err(ReceiptError::Retired(id));
+        }
+        receipt
+            .verify_witness(&w.key)
+            .map_err(|_| ReceiptError::BadSignature(id))?;
+        Ok(VerifiedReceipt {
+            receipt: receipt.clone(),
+            slot,
+        })
+    }
+}
