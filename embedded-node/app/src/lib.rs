@@ -1,0 +1,68 @@
+//! # slope-firmware
+//!
+//! The Slope roles of a LoRa board, independent of the board: the board crates under
+//! `boards/` supply pins, clocks, the flash driver, the radio and the entropy sources,
+//! and call into this crate.
+//!
+//! - [`node`]: the **device role**: a trust slope built from first power-on with
+//!   nothing provisioned, persisted before every transmission, periodic attestations in
+//!   the duty cycle, receive windows, heard-neighbour evidence.
+//! - [`health`], [`harvest`]: every entropy source behind NIST SP 800-90B-style
+//!   repetition-count and adaptive-proportion tests; a failing source is reported and
+//!   dropped.
+//! - [`flash`]: the slope's two-slot storage in internal flash, wear-levelled over a ring
+//!   of pages per slot.
+//! - [`air`]: channel hopping and data-rate choice under the regional duty cycle and
+//!   dwell limits; [`rx`] and [`neighbours`]: what is heard.
+//! - [`clock`], [`radio`], [`sensor`]: the traits a board implements (with
+//!   `slope_radios::radio::Radio`); [`lora`] (feature `lora-phy`): the radio over lora-phy.
+//! - [`relay`] (feature `relay`): the **relay role**, forwarding heard Slope frames to a
+//!   mesh node as Semtech UDP `PUSH_DATA` over embassy-net; [`gwmp`] is its encoder.
+//! - [`sim`]: host doubles (flash with power cuts, virtual clock, recording radio).
+//!
+//! ## Guarantees
+//!
+//! - No input from the air or the network makes this crate panic; every table a remote
+//!   party can grow is bounded.
+//! - The device never releases a frame whose state is not committed (the slope's
+//!   persist-before-transmit rule), and re-sends the last committed frames after a reboot.
+//! - `no_std`, no allocator, `#![forbid(unsafe_code)]`.
+//!
+//! ## Non-goals
+//!
+//! - Verifying other devices' signatures (the device holds no one's keys; the gateways
+//!   do that).
+//! - A LoRaWAN MAC: Slope frames are LoRaWAN proprietary frames, sent without joins.
+//!
+//! ## Features
+//!
+//! | feature   | default | enables |
+//! |-----------|---------|---------|
+//! | `lora-phy`| no      | [`lora`]: `Radio` + [`radio::Tune`] over lora-phy 3 |
+//! | `defmt`   | no      | logging through `defmt` (otherwise the log calls compile to nothing) |
+//! | `relay`   | no      | [`relay`]: the relay role over embassy-net (UDP) |
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[macro_use]
+pub(crate) mod log;
+
+pub mod air;
+pub mod clock;
+pub mod flash;
+pub mod gwmp;
+pub mod harvest;
+pub mod health;
+pub mod neighbours;
+pub mod node;
+pub mod radio;
+pub mod rx;
+pub mod sensor;
+pub mod sim;
+
+#[cfg(feature = "lora-phy")]
+pub mod lora;
+#[cfg(feature = "relay")]
+pub mod relay;

@@ -1,0 +1,67 @@
+//! What a received frame is to the device: a neighbour's event, a gateway's beacon (a
+//! witness receipt), or something to count and ignore.
+//!
+//! Only the form is checked (`slope_radios::frame::parse_frame`, then
+//! `slope_proto::decode`, neither of which panics on any input); signatures are the
+//! verifiers' business.
+
+use slope_proto::{Message, NeighbourId, ShortId, WitnessId};
+use slope_radios::frame::parse_frame;
+
+/// A received frame, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Another device's event at position `seq`.
+    Neighbour {
+        /// The neighbour's id (its device id's first 4 bytes).
+        id: NeighbourId,
+        /// The position heard.
+        seq: u32,
+    },
+    /// A gateway's witness receipt for `device` at `seq`: its beacon, and for this
+    /// device's own events, the sign it was heard.
+    Beacon {
+        /// The gateway.
+        witness: WitnessId,
+        /// The device whose event it witnessed.
+        device: ShortId,
+        /// The witnessed position.
+        seq: u32,
+    },
+    /// Not a Slope frame, or not a well-formed one.
+    Other,
+}
+
+/// Classifies the bytes of one LoRa frame.
+pub fn classify(frame: &[u8]) -> Heard {
+    let Ok(envelope) = parse_frame(frame) else {
+        return Heard::Other;
+    };
+    match slope_proto::decode(envelope) {
+        Ok(Message::Inception(e)) => Heard::Neighbour {
+            id: e.device_id().neighbour(),
+            seq: 0,
+        },
+        Ok(Message::Rotation(e)) => Heard::Neighbour {
+            id: neighbour_of(e.body().device),
+            seq: e.body().seq,
+        },
+        Ok(Message::Interaction(e)) => Heard::Neighbour {
+            id: neighbour_of(e.body().device),
+            seq: e.body().seq,
+        },
+        Ok(Message::Receipt(r)) => Heard::Beacon {
+            witness: r.body().witness,
+            device: r.body().device,
+            seq: r.body().seq,
+        },
+        Ok(Message::Divergence(_)) | Err(_) => Heard::Other,
+    }
+}
+
+/// The heard-neighbour form of a short id (both are prefixes of the device id).
+pub fn neighbour_of(short: ShortId) -> NeighbourId {
+    let mut id = [0u8; 4];
+    id.copy_from_slice(&short.0[..4]);
+    NeighbourId(id)
+}

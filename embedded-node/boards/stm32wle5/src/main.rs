@@ -1,0 +1,146 @@
+//! Slope device firmware for STM32WLE5 boards (RAK3172, Seeed LoRa-E5): pins, clocks and
+//! peripherals only; the device role is `slope_firmware::node`.
+//!
+//! Wiring (RAK3172): SUBGHZ radio with a 1.7 V TCXO on DIO3, RF switch on PB8 (receive)
+//! and PC13 (transmit), high-power PA. The slope's state lives in the last 32 KiB of
+//! flash (`memory.x`).
+
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+mod entropy;
+
+use cortex_m::peripheral::SCB;
+use embassy_executor::Spawner;
+use embassy_stm32::adc::{Adc, Clock as AdcClock, Presc};
+use embassy_stm32::flash::Flash;
+use embassy_stm32::gpio::{Level, Output, Speed};
+use embassy_stm32::rng::{self, Rng};
+use embassy_stm32::spi::Spi;
+use embassy_stm32::{bind_interrupts, dma, peripherals};
+use embassy_time::{Delay, Timer};
+use lora_phy::LoRa;
+use lora_phy::sx126x::{self, Stm32wl, Sx126x, TcxoCtrlVoltage};
+use slope_firmware::clock::EmbassyClock;
+use slope_firmware::flash::FlashSlots;
+use slope_firmware::lora::LoraRadio;
+use slope_firmware::node::{Config, Node};
+use slope_firmware::sensor::NoSensor;
+use slope_stm32wl_subghz::{InterruptHandler, RfSwitch, SubGhz, SubGhzSpi};
+
+// lora-phy needs a defmt transport in every build (see Cargo.toml).
+use defmt_rtt as _;
+#[cfg(not(feature = "defmt"))]
+use panic_halt as _;
+#[cfg(feature = "defmt")]
+use panic_probe as _;
+
+/// Offset of the state pages from the start of flash (`STATE` in memory.x).
+const STATE_OFFSET: u32 = 0x3_8000;
+/// Pages per slot bank: 2 × 8 pages of 2 KiB = the 32 KiB `STATE` region.
+const STATE_PAGES: usize = 8;
+
+bind_interrupts!(struct Irqs {
+    SUBGHZ_RADIO => InterruptHandler;
+    RNG => rng::InterruptHandler<peripherals::RNG>;
+    DMA1_CHANNEL1 => dma::InterruptHandler<peripherals::DMA1_CH1>;
+    DMA1_CHANNEL2 => dma::InterruptHandler<peripherals::DMA1_CH2>;
+});
+
+macro_rules! log {
+    ($level:ident, $($arg:tt)*) => {
+        #[cfg(feature = "defmt")]
+        defmt::$level!($($arg)*);
+    };
+}
+
+#[embassy_executor::main]
+async fn main(_spawner: Spawner) {
+    let mut config = embassy_stm32::Config::default();
+    {
+        use embassy_stm32::rcc::*;
+        // Core on the 48 MHz MSI, the ADC on HSI16: two independent RC oscillators, whose
+        // relative jitter is one of the entropy sources. The RNG runs from the MSI.
+        config.rcc.msi = Some(MSIRange::RANGE48M);
+        config.rcc.sys = Sysclk::MSI;
+        config.rcc.hsi = true;
+        config.rcc.mux.rngsel = mux::Rngsel::MSI;
+        config.rcc.mux.adcsel = mux::Adcsel::HSI;
+    }
+    let p = embassy_stm32::init(config);
+    log!(info, "slope firmware, STM32WLE5");
+
+    // Cycle counter for the clock-jitter source.
+    let mut core = cortex_m::Peripherals::take();
+    if let Some(core) = core.as_mut() {
+        core.DCB.enable_trace();
+        core.DWT.enable_cycle_counter();
+    }
+
+    let adc = Adc::new_with_clock(p.ADC1, AdcClock::Async { div: Presc::DIV1 });
+    let temperature = adc.enable_temperature();
+    let sources = entropy::Board::new(Rng::new(p.RNG, Irqs), adc, temperature);
+
+    let slots = match FlashSlots::<_, STATE_PAGES>::new(Flash::new_blocking(p.FLASH), STATE_OFFSET)
+    {
+        Ok(s) => s,
+        Err(e) => halt(e).await,
+    };
+
+    let switch = RfSwitch {
+        rx: Some(Output::new(p.PB8, Level::Low, Speed::VeryHigh)),
+        tx: Some(Output::new(p.PC13, Level::Low, Speed::VeryHigh)),
+    };
+    let spi = SubGhzSpi(Spi::new_subghz(p.SUBGHZSPI, p.DMA1_CH1, p.DMA1_CH2, Irqs));
+    let chip = sx126x::Config {
+        chip: Stm32wl {
+            use_high_power_pa: true,
+        },
+        tcxo_ctrl: Some(TcxoCtrlVoltage::Ctrl1V7),
+        use_dcdc: true,
+        rx_boost: false,
+    };
+    let lora = match LoRa::new(
+        Sx126x::new(spi, SubGhz::new(Irqs, switch), chip),
+        true,
+        Delay,
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => halt(e).await,
+    };
+    let radio = LoraRadio::new(lora, EmbassyClock::now);
+
+    let node = Node::boot(
+        Config::eu868(),
+        slots,
+        radio,
+        EmbassyClock,
+        sources,
+        NoSensor,
+    );
+    let fatal = match node {
+        Ok(mut node) => node.run().await,
+        Err(f) => f,
+    };
+    // Nothing was released for the state that failed to commit; start over from flash.
+    log!(
+        error,
+        "device role stopped: {}; resetting",
+        defmt::Debug2Format(&fatal)
+    );
+    let _ = &fatal;
+    Timer::after_secs(5).await;
+    SCB::sys_reset();
+}
+
+/// A board wiring error: report it and stay put (resetting would loop).
+async fn halt<E: core::fmt::Debug>(e: E) -> ! {
+    log!(error, "board setup failed: {}", defmt::Debug2Format(&e));
+    let _ = &e;
+    loop {
+        Timer::after_secs(3600).await;
+    }
+}
