@@ -1,0 +1,297 @@
+//! `slope-bench`: end-to-end ingest on this machine (decode, batch verify, trust
+//! decision, durable redb commit, receipt signing) next to raw ed25519 batch
+//! verification of the same frames, on the same cores, in the same run; and memory per
+//! tracked device.
+//!
+//! `cargo run --release -p slope-mesh --bin slope-bench -- [--devices N] [--frames K]
+//! [--mem-devices M]`
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use slope_mesh::identity::Identity;
+use slope_mesh::lineage::Source;
+use slope_mesh::metrics::Metrics;
+use slope_mesh::pipeline::{Input, Pipeline};
+use slope_mesh::store::{DB_FILE, Store};
+use slope_mesh::trust::Policy;
+use slope_node::verifier::{Config as VerifierConfig, Verifier};
+use slope_proto::{Event, Inception, Interaction, Observation, Signed, crypto};
+
+struct Args {
+    devices: u32,
+    frames: u32,
+    mem_devices: u32,
+    batch: usize,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        devices: 400,
+        frames: 50,
+        mem_devices: 100_000,
+        batch: 256,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v: u64 = it
+            .next()
+            .with_context(|| format!("{k} needs a value"))?
+            .parse()
+            .with_context(|| format!("{k}: not a number"))?;
+        match k.as_str() {
+            "--devices" => a.devices = v as u32,
+            "--frames" => a.frames = v as u32,
+            "--mem-devices" => a.mem_devices = v as u32,
+            "--batch" => a.batch = v as usize,
+            other => anyhow::bail!("unknown option {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn key(seed: u64, salt: u8) -> SigningKey {
+    let mut input = seed.to_le_bytes().to_vec();
+    input.push(salt);
+    SigningKey::from_bytes(blake3::hash(&input).as_bytes())
+}
+
+/// A device's inception and `n` linked interactions (epoch 0).
+fn chain(seed: u64, n: u32) -> Vec<Vec<u8>> {
+    let k = key(seed, 0);
+    let next = key(seed, 1);
+    let inc = Signed::incept(
+        Inception {
+            key: k.verifying_key().to_bytes(),
+            next_key: crypto::next_key_digest(next.verifying_key().as_bytes()),
+            interval_s: 900,
+        },
+        &k,
+    )
+    .expect("inception encodes");
+    let device = inc.device_id();
+    let mut prev = inc.digest(&device);
+    let mut out = vec![inc.frame().to_vec()];
+    for seq in 1..=n {
+        let body = Interaction {
+            device: device.short(),
+            seq,
+            prev: prev.link(),
+            epoch: 0,
+            boot: 1,
+            behaviour: [0; 4],
+            heard: heapless::Vec::new(),
+            payload: heapless::Vec::from_slice(&seq.to_le_bytes()).unwrap_or_default(),
+        };
+        let s = Signed::sign(body, &device, &k).expect("interaction encodes");
+        prev = s.digest(&device);
+        out.push(s.frame().to_vec());
+    }
+    out
+}
+
+fn rx(t: u64) -> Observation {
+    Observation {
+        rssi_dbm: -100,
+        snr_qdb: 20,
+        freq_hz: 868_100_000,
+        foff_hz: None,
+        sf: 9,
+        time_ms: t,
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// Raw ed25519 batch verification of `items` in chunks of `batch`, on `threads` threads.
+fn raw_batch(items: &[([u8; 32], Signature, VerifyingKey)], batch: usize, threads: usize) -> f64 {
+    let t = Instant::now();
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for part in items.chunks(per) {
+            s.spawn(move || {
+                for chunk in part.chunks(batch) {
+                    let msgs: Vec<&[u8]> = chunk.iter().map(|(m, _, _)| &m[..]).collect();
+                    let sigs: Vec<Signature> = chunk.iter().map(|(_, s, _)| *s).collect();
+                    let keys: Vec<VerifyingKey> = chunk.iter().map(|(_, _, k)| *k).collect();
+                    assert!(ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok());
+                }
+            });
+        }
+    });
+    items.len() as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "slope-bench: {} devices x {} frames (+ inception), batch {}, {cores} cores",
+        a.devices, a.frames, a.batch
+    );
+
+    // Frames, interleaved across devices as a gateway hears them.
+    let t = Instant::now();
+    let chains: Vec<Vec<Vec<u8>>> = (0..a.devices)
+        .map(|d| chain(u64::from(d), a.frames))
+        .collect();
+    let mut frames = Vec::new();
+    for i in 0..=a.frames as usize {
+        for c in &chains {
+            frames.push(c[i].clone());
+        }
+    }
+    println!(
+        "generated {} frames in {:.1} s",
+        frames.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // The (message, signature, key) of every frame, for raw verification.
+    let mut keys = std::collections::HashMap::new();
+    let mut items = Vec::with_capacity(frames.len());
+    for f in &frames {
+        let e = Event::decode(f).expect("decodes");
+        let (device, vk) = match &e {
+            Event::Inception(i) => {
+                let d = i.device_id();
+                let vk = VerifyingKey::from_bytes(&i.body().key).expect("key");
+                keys.insert(d.short(), (d, vk));
+                (d, vk)
+            }
+            other => *keys.get(&other.short_id()).expect("known device"),
+        };
+        items.push((e.message(&device), Signature::from_bytes(e.signature()), vk));
+    }
+    let raw1 = raw_batch(&items, a.batch, 1);
+    let raw_n = raw_batch(&items, a.batch, cores);
+
+    // End to end through the real pipeline and a real redb file (fsync per batch).
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(&dir.path().join(DB_FILE))?);
+    let mut pipeline = Pipeline::new(
+        store.clone(),
+        VerifierConfig::default(),
+        Box::new(Policy {
+            config: slope_mesh::config::Trust::default(),
+        }),
+        Identity::from_seed([7; 32]),
+        Metrics::new(),
+        256,
+    )?;
+    let t = Instant::now();
+    let mut accepted = 0usize;
+    let mut receipts = 0usize;
+    for (n, chunk) in frames.chunks(a.batch).enumerate() {
+        let inputs: Vec<Input<()>> = chunk
+            .iter()
+            .map(|f| Input {
+                frame: f.clone(),
+                rx: rx(n as u64),
+                source: Source::Radio,
+                tag: (),
+            })
+            .collect();
+        let out = pipeline.ingest(1_700_000_000_000 + n as u64, inputs)?;
+        accepted += out
+            .verdicts
+            .iter()
+            .filter(|(_, v)| *v == slope_mesh::pipeline::Verdict::Accept)
+            .count();
+        receipts += out
+            .effects
+            .iter()
+            .filter(|e| matches!(e, slope_mesh::pipeline::Effect::PublishReceipt(_)))
+            .count();
+    }
+    let e2e = frames.len() as f64 / t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        accepted == frames.len(),
+        "only {accepted} of {} accepted",
+        frames.len()
+    );
+    anyhow::ensure!(receipts == frames.len(), "only {receipts} receipts");
+    let lineage = store.lineage_head()?.0;
+    let db_bytes = std::fs::metadata(dir.path().join(DB_FILE))?.len();
+    drop(pipeline);
+    drop(store);
+
+    println!();
+    println!("| measurement | attestations/s |");
+    println!("|---|---|");
+    println!("| raw ed25519 batch verify, 1 core | {raw1:.0} |");
+    println!("| raw ed25519 batch verify, {cores} cores | {raw_n:.0} |");
+    println!(
+        "| end-to-end ingest (decode, verify, decide, commit+fsync, sign receipt), 1 pipeline | {e2e:.0} |"
+    );
+    println!(
+        "| end-to-end / raw on {cores} cores | {:.0} % |",
+        100.0 * e2e / raw_n
+    );
+    println!(
+        "| end-to-end / raw on 1 core | {:.0} % |",
+        100.0 * e2e / raw1
+    );
+    println!(
+        "every accepted attestation committed: {accepted} accepted, {receipts} receipts, {lineage} lineage records, {:.1} MB on disk",
+        db_bytes as f64 / 1e6
+    );
+
+    // Memory per tracked device: the verifier's in-memory state (what a gateway holds per
+    // device in RAM), measured as resident-set growth while it tracks mem_devices devices
+    // with an inception and one interaction each.
+    let chunk = 10_000u32;
+    let mut verifier = Verifier::new(VerifierConfig {
+        max_devices: a.mem_devices as usize + 1,
+        ..VerifierConfig::default()
+    });
+    let warm: Vec<Vec<Vec<u8>>> = (0..chunk.min(a.mem_devices))
+        .map(|d| chain(u64::from(d) + 1_000_000_000, 1))
+        .collect();
+    drop(warm);
+    let base = rss_bytes();
+    let t = Instant::now();
+    let mut done = 0u32;
+    while done < a.mem_devices {
+        let n = chunk.min(a.mem_devices - done);
+        let cs: Vec<Vec<Vec<u8>>> = (done..done + n)
+            .map(|d| chain(u64::from(d) + 2_000_000_000, 1))
+            .collect();
+        for step in 0..2 {
+            let batch: Vec<(&[u8], Observation)> =
+                cs.iter().map(|c| (c[step].as_slice(), rx(0))).collect();
+            for b in batch.chunks(256) {
+                verifier.handle_batch(0, b);
+            }
+        }
+        done += n;
+    }
+    let grown = rss_bytes().saturating_sub(base);
+    println!();
+    println!(
+        "memory: {} devices tracked by the verifier in {:.1} s; resident set grew {:.1} MB = {:.0} bytes/device",
+        verifier.device_count(),
+        t.elapsed().as_secs_f64(),
+        grown as f64 / 1e6,
+        grown as f64 / f64::from(a.mem_devices.max(1))
+    );
+    println!(
+        "disk: {:.0} bytes/device in redb for {} devices x {} frames (frames, lineage, records)",
+        db_bytes as f64 / f64::from(a.devices),
+        a.devices,
+        a.frames + 1
+    );
+    Ok(())
+}

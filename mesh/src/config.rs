@@ -1,0 +1,255 @@
+//! The daemon's configuration (`slope.toml`): every section with its defaults, and the
+//! commented template that `slope init` writes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the key, the database and nothing else live. Relative paths are relative to
+    /// the configuration file.
+    pub data_dir: PathBuf,
+    pub network: Network,
+    pub api: Api,
+    pub ingest: Ingest,
+    pub radio: Radio,
+    pub trust: Trust,
+    pub verifier: slope_node::verifier::Config,
+}
+
+/// libp2p networking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Multiaddrs to listen on (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Peers dialled at start and added to Kademlia: `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    /// gossipsub heartbeat, milliseconds.
+    pub heartbeat_ms: u64,
+    /// How often each connected peer is asked for its summary, milliseconds.
+    pub sync_interval_ms: u64,
+    /// Peers asked per sync round, at most.
+    pub sync_fanout: usize,
+    /// Connections held at most (inbound plus outbound).
+    pub max_connections: u32,
+}
+
+/// The operator HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Api {
+    /// Bind address; keep it on loopback unless a reverse proxy with TLS fronts it.
+    pub listen: SocketAddr,
+    /// Bearer token required by operator actions (POST). Empty disables them.
+    pub token: String,
+}
+
+/// The ingest pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ingest {
+    /// Frames waiting for verification, per source (radio, gossip); the oldest is dropped
+    /// at the bound.
+    pub queue_capacity: usize,
+    /// Frames verified and committed together (one batch verification, one commit).
+    pub batch_max: usize,
+    /// Frames kept per device in the store (establishment events are always kept).
+    pub frames_per_device: u32,
+}
+
+/// Where frames from the air come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Radio {
+    /// Serve the Semtech UDP packet forwarder on this address (`0.0.0.0:1700`); empty for
+    /// none.
+    pub forwarder: String,
+}
+
+/// The admission policy of the trust stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Trust {
+    /// Positions a device must have before full scope.
+    pub full_depth: u32,
+    /// Independent witnesses (gateways) a device needs before full scope.
+    pub full_witnesses: u32,
+    /// RSSI deviation from the device's own mean (dB) that raises monitoring.
+    pub monitor_rssi_db: i16,
+    /// Lifetime of a grant, seconds.
+    pub grant_ttl_s: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4710".into(),
+                "/ip4/0.0.0.0/udp/4710/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            mdns: false,
+            heartbeat_ms: 1000,
+            sync_interval_ms: 30_000,
+            sync_fanout: 4,
+            max_connections: 128,
+        }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4711)),
+            token: String::new(),
+        }
+    }
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 8192,
+            batch_max: 256,
+            frames_per_device: 256,
+        }
+    }
+}
+
+impl Default for Radio {
+    fn default() -> Self {
+        Self {
+            forwarder: "0.0.0.0:1700".into(),
+        }
+    }
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Self {
+            full_depth: 16,
+            full_witnesses: 2,
+            monitor_rssi_db: 20,
+            grant_ttl_s: 3600,
+        }
+    }
+}
+
+impl Network {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(10))
+    }
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_millis(self.sync_interval_ms.max(50))
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file; `data_dir` is resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if config.data_dir.as_os_str().is_empty() {
+            config.data_dir = PathBuf::from("data");
+        }
+        if config.data_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.data_dir = base.join(&config.data_dir);
+        }
+        Ok(config)
+    }
+}
+
+/// The commented default `slope.toml` that `slope init` writes.
+pub fn template(token: &str) -> String {
+    format!(
+        r#"# Slope gateway configuration. Every key is optional; shown values are the defaults.
+
+# Folder for the gateway key (gateway.key, mode 0600) and the database (slope.redb),
+# relative to this file.
+data_dir = "data"
+
+[network]
+# Where to listen for other gateways: TCP and QUIC.
+listen = ["/ip4/0.0.0.0/tcp/4710", "/ip4/0.0.0.0/udp/4710/quic-v1"]
+# Gateways to dial at start, with their peer id (see `slope status` on them), e.g.
+# "/ip4/192.0.2.10/tcp/4710/p2p/12D3KooW...". Kademlia finds the rest.
+bootstrap = []
+# Find gateways on the same LAN by mDNS.
+mdns = false
+# gossipsub heartbeat in milliseconds.
+heartbeat_ms = 1000
+# Every sync_interval_ms, up to sync_fanout peers are asked for their slope summary; what
+# differs is fetched, and every comparison is also a divergence check.
+sync_interval_ms = 30000
+sync_fanout = 4
+max_connections = 128
+
+[api]
+# Operator HTTP API (JSON, /openapi.json, /metrics). Keep it on loopback.
+listen = "127.0.0.1:4711"
+# Bearer token for operator actions (release from quarantine, pin a scope).
+# Empty disables them.
+token = "{token}"
+
+[ingest]
+# Frames waiting per source (radio, gossip); the oldest is dropped (and counted) when full.
+queue_capacity = 8192
+# Frames verified in one ed25519 batch and committed in one transaction.
+batch_max = 256
+# Frames kept per device (establishment events are always kept).
+frames_per_device = 256
+
+[radio]
+# Semtech UDP packet forwarder: point the gateway's `server_address` here
+# (`serv_port_up` / `serv_port_down` = the port). Empty disables it.
+forwarder = "0.0.0.0:1700"
+
+[trust]
+# Full scope needs this slope depth and this many distinct witnessing gateways.
+full_depth = 16
+full_witnesses = 2
+# An RSSI this far (dB) from the device's own mean raises elevated monitoring.
+monitor_rssi_db = 20
+# Grant lifetime, seconds.
+grant_ttl_s = 3600
+
+[verifier]
+# Devices tracked at most (new inceptions refused beyond it), the window of recent
+# positions per device, and the escrow for events whose establishment event is missing.
+max_devices = 1000000
+window = 8
+escrow_per_key = 8
+escrow_total = 4096
+escrow_ttl_ms = 86400000
+released_max = 4096
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_defaults() {
+        let c: Config = toml::from_str(&template("t")).unwrap();
+        assert_eq!(c.api.token, "t");
+        assert_eq!(c.network.listen, Network::default().listen);
+        assert_eq!(c.verifier, slope_node::verifier::Config::default());
+        assert_eq!(c.ingest.batch_max, Ingest::default().batch_max);
+    }
+}

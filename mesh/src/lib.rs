@@ -1,0 +1,56 @@
+//! # slope-mesh
+//!
+//! The Slope gateway daemon (`slope`): it hears LoRa frames (a Semtech packet forwarder,
+//! a local radio or the simulator), verifies and witnesses them, gossips with other
+//! gateways over libp2p, keeps a durable per-device record in redb, decides what each
+//! device may do, and serves an operator API.
+//!
+//! ## Map
+//! - [`node`]: the running gateway — one event loop owning the swarm and the pipeline;
+//!   [`node::Handle`] to inject frames, query and stop it.
+//! - [`pipeline`]: decode → verify (batch) → trust decision → commit → receipt → gossip.
+//! - [`trust`]: the trust stage (admission tiers, grants) behind [`trust::Decide`].
+//! - [`store`]: redb tables for devices, frames, establishment events, divergence
+//!   proofs, lineage; `slope db check`.
+//! - [`lineage`]: the hash-chained log of every observation, decision and action.
+//! - [`net`]: libp2p behaviour (gossipsub, Kademlia, identify, mDNS, request-response
+//!   sync) and the sync protocol.
+//! - [`source`]: radio sources (packet forwarder, simulator, anything) as one channel.
+//! - [`api`]: axum HTTP API, OpenAPI document, Prometheus `/metrics`.
+//! - [`config`], [`identity`], [`metrics`], [`error`].
+//!
+//! ## Guarantees
+//! - A witness receipt is signed, and a gossip message forwarded, only after the
+//!   observation it concerns is committed (fsync) to the store.
+//! - A divergence proof from anywhere is verified here before anything is quarantined.
+//! - Every queue a remote party can fill is bounded; every drop is counted in `/metrics`.
+//! - A corrupt or truncated database is an error that names the file and says to run
+//!   `slope db check`; nothing a peer, a radio or the disk sends can panic the node.
+//! - `#![forbid(unsafe_code)]`.
+//!
+//! ## Non-goals
+//! - No TLS on the HTTP API (bind it to loopback or put a proxy in front).
+//! - The packet-forwarder protocol is unauthenticated (see `slope_radios::forwarder`).
+//! - No central server, and no consensus: gateways converge by gossip and sync; a
+//!   divergence is a proof, not a vote.
+//!
+//! ## Features
+//! - `forwarder` (default): serve the Semtech UDP packet forwarder as a radio source.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod lineage;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod pipeline;
+pub mod source;
+pub mod store;
+pub mod trust;
+
+pub use config::Config;
+pub use error::Error;
+pub use node::{Handle, Node};

@@ -1,0 +1,180 @@
+//! Prometheus metrics (`/metrics`): ingest, verification latency, queues and drops,
+//! peers, gossip bytes, divergences, admissions by mode.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A single label `kind`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    pub kind: &'static str,
+}
+
+/// Shorthand for a label.
+pub fn kind(kind: &'static str) -> Kind {
+    Kind { kind }
+}
+
+/// Every metric of a node. Cheap to clone (shared counters).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Frames entering the pipeline, by source (radio, gossip, sync, escrow).
+    pub ingest: Family<Kind, Counter>,
+    /// Verifier outcomes, by kind.
+    pub outcomes: Family<Kind, Counter>,
+    /// Seconds per verified batch (decode + batch ed25519 + classification).
+    pub verify_seconds: Histogram,
+    /// Frames per verified batch.
+    pub batch_size: Histogram,
+    /// Seconds per durable commit.
+    pub commit_seconds: Histogram,
+    /// Queue depth, by queue.
+    pub queue_depth: Family<Kind, Gauge>,
+    /// Items dropped, by queue or reason.
+    pub dropped: Family<Kind, Counter>,
+    /// Connected peers.
+    pub peers: Gauge,
+    /// gossip payload bytes, by direction (in, out).
+    pub gossip_bytes: Family<Kind, Counter>,
+    /// gossip validation results (accept, ignore, reject).
+    pub validation: Family<Kind, Counter>,
+    /// Devices quarantined by a verified divergence proof.
+    pub divergences: Counter,
+    /// Decisions by admission mode.
+    pub admissions: Family<Kind, Counter>,
+    /// Witness receipts signed by this gateway.
+    pub receipts_signed: Counter,
+    /// Sync requests, by kind (summary, fetch) and direction.
+    pub sync: Family<Kind, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("slope");
+        let m = Self {
+            registry: Arc::new(Registry::default()),
+            ingest: Family::default(),
+            outcomes: Family::default(),
+            verify_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            queue_depth: Family::default(),
+            dropped: Family::default(),
+            peers: Gauge::default(),
+            gossip_bytes: Family::default(),
+            validation: Family::default(),
+            divergences: Counter::default(),
+            admissions: Family::default(),
+            receipts_signed: Counter::default(),
+            sync: Family::default(),
+        };
+        r.register(
+            "ingest_frames",
+            "Frames entering the ingest pipeline, by source",
+            m.ingest.clone(),
+        );
+        r.register(
+            "verifier_outcomes",
+            "Verifier outcomes, by kind",
+            m.outcomes.clone(),
+        );
+        r.register(
+            "verify_batch_seconds",
+            "Seconds to verify one batch",
+            m.verify_seconds.clone(),
+        );
+        r.register(
+            "verify_batch_frames",
+            "Frames per verified batch",
+            m.batch_size.clone(),
+        );
+        r.register(
+            "commit_seconds",
+            "Seconds per durable store commit",
+            m.commit_seconds.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Items waiting, by queue",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "dropped",
+            "Items dropped, by queue or reason",
+            m.dropped.clone(),
+        );
+        r.register("peers", "Connected libp2p peers", m.peers.clone());
+        r.register(
+            "gossip_bytes",
+            "gossipsub payload bytes, by direction",
+            m.gossip_bytes.clone(),
+        );
+        r.register(
+            "gossip_validation",
+            "gossip validation results",
+            m.validation.clone(),
+        );
+        r.register(
+            "divergences",
+            "Devices quarantined by a verified divergence proof",
+            m.divergences.clone(),
+        );
+        r.register(
+            "admissions",
+            "Trust decisions, by admission mode",
+            m.admissions.clone(),
+        );
+        r.register(
+            "receipts_signed",
+            "Witness receipts signed",
+            m.receipts_signed.clone(),
+        );
+        r.register("sync", "Sync protocol messages, by kind", m.sync.clone());
+        Self {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encodes() {
+        let m = super::Metrics::new();
+        m.ingest.get_or_create(&super::kind("radio")).inc();
+        let text = m.encode();
+        assert!(
+            text.contains("slope_ingest_frames_total{kind=\"radio\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("slope_verify_batch_seconds"));
+    }
+}

@@ -1,0 +1,891 @@
+//! The running gateway: one event loop that owns the libp2p swarm and the ingest
+//! pipeline, fed by radio sources through a [`RadioSink`], by gossip, by sync and by
+//! operator commands; and the [`Handle`] to talk to it.
+//!
+//! Gossip attestations wait in a bounded queue (oldest dropped, and reported to
+//! gossipsub as `Ignore` so nothing is held for them); radio frames are processed first
+//! in every batch.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, tcp, yamux};
+use serde::Serialize;
+use slope_node::verifier::Missing;
+use slope_proto::DeviceId;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::identity::Identity;
+use crate::lineage::Source;
+use crate::metrics::{Metrics, kind};
+use crate::net::sync::{self, Action, Entry, Request, Response};
+use crate::net::{Behaviour, BehaviourEvent, topics};
+use crate::pipeline::{Effect, Input, Pipeline, Verdict};
+use crate::source::{RadioSink, now_ms};
+use crate::store::{DB_FILE, Store, StoreError};
+use crate::trust::{Policy, Scope};
+
+/// Gossip tag: who forwarded the message, and its id.
+type Tag = Option<(PeerId, MessageId)>;
+
+/// Sync fetches in flight at most.
+const MAX_INFLIGHT_FETCH: usize = 256;
+
+/// A connected peer, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub score: Option<f64>,
+    pub addresses: Vec<String>,
+}
+
+/// Operator and diagnostic commands.
+enum Command {
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Dial(Multiaddr),
+    Release(DeviceId, String, oneshot::Sender<Result<bool, StoreError>>),
+    Pin(
+        DeviceId,
+        Option<Scope>,
+        String,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    PublishRaw(&'static str, Vec<u8>),
+    SyncNow,
+}
+
+/// A handle to a running node.
+pub struct Handle {
+    peer_id: PeerId,
+    store: Arc<Store>,
+    metrics: Metrics,
+    radio: RadioSink,
+    commands: mpsc::Sender<Command>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    api: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The gateway (namespace for [`Node::start`]).
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Opens the store, rebuilds the verifier from it, starts listening, dials the
+    /// bootstrap peers, and (if `serve_api`) serves the HTTP API.
+    pub async fn start(
+        config: Config,
+        identity: Identity,
+        serve_api: bool,
+    ) -> Result<Handle, Error> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+        let store = Arc::new(Store::open(&config.data_dir.join(DB_FILE))?);
+        let metrics = Metrics::new();
+        let pipeline = Pipeline::new(
+            store.clone(),
+            config.verifier,
+            Box::new(Policy {
+                config: config.trust.clone(),
+            }),
+            identity.clone(),
+            metrics.clone(),
+            config.ingest.frames_per_device,
+        )?;
+        let swarm = build_swarm(&config, &identity)?;
+        let peer_id = *swarm.local_peer_id();
+        let radio = RadioSink::new(config.ingest.queue_capacity, metrics.clone());
+        let (commands, command_rx) = mpsc::channel(64);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut runtime = Runtime {
+            swarm,
+            pipeline,
+            radio: radio.clone(),
+            gossip: VecDeque::new(),
+            synced: VecDeque::new(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+            requests: HashMap::new(),
+            inflight: HashSet::new(),
+            sync_cursor: 0,
+        };
+        runtime.listen_and_bootstrap()?;
+        let task = tokio::spawn(runtime.run(command_rx, stop_rx.clone()));
+        let api = if serve_api {
+            let listener = tokio::net::TcpListener::bind(config.api.listen)
+                .await
+                .map_err(|e| Error::Network(format!("API {}: {e}", config.api.listen)))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::Network(e.to_string()))?;
+            let state = crate::api::State {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                node: ApiPort {
+                    commands: commands.clone(),
+                },
+                token: config.api.token.clone(),
+                peer_id: peer_id.to_string(),
+                witness: hex::encode(identity.witness_id().0),
+            };
+            let mut stop = stop_rx;
+            let server = tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = crate::api::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            });
+            tracing::info!(%addr, "operator API listening");
+            Some((addr, server))
+        } else {
+            None
+        };
+        tracing::info!(%peer_id, witness = %hex::encode(identity.witness_id().0), "gateway started");
+        Ok(Handle {
+            peer_id,
+            store,
+            metrics,
+            radio,
+            commands,
+            stop,
+            task,
+            api,
+        })
+    }
+}
+
+/// What the API may ask of the node.
+#[derive(Clone)]
+pub struct ApiPort {
+    commands: mpsc::Sender<Command>,
+}
+
+impl ApiPort {
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Peers(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+    pub async fn release(&self, device: DeviceId, note: String) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Release(device, note, tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(rx.await.map_err(|_| Error::Stopped)??)
+    }
+    pub async fn pin(
+        &self,
+        device: DeviceId,
+        scope: Option<Scope>,
+        note: String,
+    ) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Pin(device, scope, note, tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(rx.await.map_err(|_| Error::Stopped)??)
+    }
+}
+
+impl Handle {
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    /// Where radio sources push frames.
+    pub fn radio(&self) -> &RadioSink {
+        &self.radio
+    }
+    /// The API's bound address, if it serves one.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(|(a, _)| *a)
+    }
+    fn port(&self) -> ApiPort {
+        ApiPort {
+            commands: self.commands.clone(),
+        }
+    }
+    /// Connected peers with their gossipsub scores.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.port().peers().await
+    }
+    /// The addresses the swarm listens on (with `/p2p/<id>` appended).
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::ListenAddrs(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), Error> {
+        self.commands
+            .send(Command::Dial(addr))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+    /// Operator: release from quarantine.
+    pub async fn release(&self, device: DeviceId, note: String) -> Result<bool, Error> {
+        self.port().release(device, note).await
+    }
+    /// Operator: pin a scope.
+    pub async fn pin(
+        &self,
+        device: DeviceId,
+        scope: Option<Scope>,
+        note: String,
+    ) -> Result<bool, Error> {
+        self.port().pin(device, scope, note).await
+    }
+    /// Starts a sync round now.
+    pub async fn sync_now(&self) -> Result<(), Error> {
+        self.commands
+            .send(Command::SyncNow)
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+    /// Diagnostics and tests: publishes raw bytes on a topic, bypassing the pipeline.
+    #[doc(hidden)]
+    pub async fn publish_raw(&self, topic: &'static str, data: Vec<u8>) -> Result<(), Error> {
+        self.commands
+            .send(Command::PublishRaw(topic, data))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+    /// Stops the node and waits until its store is closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let Handle {
+            store, task, api, ..
+        } = self;
+        drop(store);
+        let _ = task.await;
+        if let Some((_, server)) = api {
+            let _ = server.await;
+        }
+    }
+}
+
+fn build_swarm(config: &Config, identity: &Identity) -> Result<Swarm<Behaviour>, Error> {
+    let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
+    let heartbeat = config.network.heartbeat();
+    let mdns = config.network.mdns;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(identity.keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| net(&e))?
+        .with_quic()
+        .with_behaviour(|key| {
+            Behaviour::new(key, heartbeat, mdns)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|e| net(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+struct Runtime {
+    swarm: Swarm<Behaviour>,
+    pipeline: Pipeline,
+    radio: RadioSink,
+    gossip: VecDeque<Input<Tag>>,
+    synced: VecDeque<Input<Tag>>,
+    config: Config,
+    metrics: Metrics,
+    requests: HashMap<OutboundRequestId, PeerId>,
+    inflight: HashSet<Vec<u8>>,
+    sync_cursor: usize,
+}
+
+impl Runtime {
+    fn listen_and_bootstrap(&mut self) -> Result<(), Error> {
+        for addr in &self.config.network.listen {
+            let ma: Multiaddr = addr
+                .parse()
+                .map_err(|e| Error::Network(format!("listen address {addr}: {e}")))?;
+            self.swarm
+                .listen_on(ma)
+                .map_err(|e| Error::Network(format!("listen on {addr}: {e}")))?;
+        }
+        let mut any = false;
+        for addr in &self.config.network.bootstrap {
+            let ma: Multiaddr = match addr.parse() {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "bad bootstrap address");
+                    continue;
+                }
+            };
+            if let Some(peer) = peer_of(&ma) {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, ma.clone());
+                any = true;
+            }
+            if let Err(e) = self.swarm.dial(ma) {
+                tracing::warn!(%addr, error = %e, "dial failed");
+            }
+        }
+        if any {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut stop: watch::Receiver<bool>) {
+        let mut sync_tick = tokio::time::interval(self.config.network.sync_interval());
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let radio = self.radio.clone();
+        loop {
+            let work = !self.gossip.is_empty() || !self.synced.is_empty() || !radio.is_empty();
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                cmd = commands.recv() => match cmd {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                ev = self.swarm.select_next_some() => self.swarm_event(ev),
+                _ = std::future::ready(()), if work => self.process_batch(),
+                _ = radio.notified(), if !work => {}
+                _ = sync_tick.tick() => self.sync_round(),
+            }
+        }
+        tracing::info!("gateway stopped");
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Peers(tx) => {
+                let b = self.swarm.behaviour();
+                let peers = self
+                    .swarm
+                    .connected_peers()
+                    .map(|p| PeerInfo {
+                        peer_id: p.to_string(),
+                        score: b.gossipsub.peer_score(p),
+                        addresses: Vec::new(),
+                    })
+                    .collect();
+                let _ = tx.send(peers);
+            }
+            Command::ListenAddrs(tx) => {
+                let id = *self.swarm.local_peer_id();
+                let addrs = self
+                    .swarm
+                    .listeners()
+                    .map(|a| a.clone().with_p2p(id).unwrap_or_else(|a| a))
+                    .collect();
+                let _ = tx.send(addrs);
+            }
+            Command::Dial(addr) => {
+                if let Some(peer) = peer_of(&addr) {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                }
+                if let Err(e) = self.swarm.dial(addr) {
+                    tracing::warn!(error = %e, "dial failed");
+                }
+            }
+            Command::Release(device, note, tx) => {
+                let _ = tx.send(self.pipeline.release(now_ms(), &device, note));
+            }
+            Command::Pin(device, scope, note, tx) => {
+                let _ = tx.send(self.pipeline.pin(now_ms(), &device, scope, note));
+            }
+            Command::PublishRaw(topic, data) => {
+                let t = gossipsub::IdentTopic::new(topic);
+                self.swarm.behaviour_mut().publish(&t, data);
+            }
+            Command::SyncNow => self.sync_round(),
+        }
+    }
+
+    fn swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::debug!(%peer_id, "connected");
+                self.metrics
+                    .peers
+                    .set(self.swarm.connected_peers().count() as i64);
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+                // A new peer: compare summaries right away (late joiners catch up).
+                self.request_summary(peer_id, None);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                tracing::debug!(%peer_id, "disconnected");
+                self.metrics
+                    .peers
+                    .set(self.swarm.connected_peers().count() as i64);
+            }
+            SwarmEvent::Behaviour(b) => self.behaviour_event(b),
+            _ => {}
+        }
+    }
+
+    fn behaviour_event(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.gossip_message(propagation_source, message_id, message),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in info.listen_addrs.into_iter().take(16) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                for (peer, addr) in list.into_iter().take(64) {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                let max = self.config.network.max_connections as usize;
+                if !self.swarm.is_connected(&peer) && self.swarm.connected_peers().count() < max {
+                    let _ = self.swarm.dial(peer);
+                }
+            }
+            BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => {
+                        self.metrics.sync.get_or_create(&kind("request_in")).inc();
+                        let response = self.answer(request);
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, response);
+                    }
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => {
+                        self.metrics.sync.get_or_create(&kind("response_in")).inc();
+                        self.requests.remove(&request_id);
+                        self.on_response(peer, response);
+                    }
+                }
+            }
+            BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            }) => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                self.requests.remove(&request_id);
+                self.inflight.clear();
+            }
+            _ => {}
+        }
+    }
+
+    fn gossip_message(&mut self, peer: PeerId, id: MessageId, m: gossipsub::Message) {
+        self.metrics
+            .gossip_bytes
+            .get_or_create(&kind("in"))
+            .inc_by(m.data.len() as u64);
+        let topic = m.topic.as_str();
+        let now = now_ms();
+        let verdict = if topic == topics::ATTESTATIONS {
+            if m.data.len() > slope_proto::limits::MAX_FRAME {
+                Verdict::Reject
+            } else {
+                let rx = gossip_rx(now);
+                let cap = self.config.ingest.queue_capacity.max(1);
+                if self.gossip.len() >= cap {
+                    if let Some(old) = self.gossip.pop_front() {
+                        self.metrics
+                            .dropped
+                            .get_or_create(&kind("gossip_queue"))
+                            .inc();
+                        self.report(old.tag, Verdict::Ignore);
+                    }
+                }
+                self.gossip.push_back(Input {
+                    frame: m.data,
+                    rx,
+                    source: Source::Gossip,
+                    tag: Some((peer, id)),
+                });
+                self.metrics
+                    .queue_depth
+                    .get_or_create(&kind("gossip"))
+                    .set(self.gossip.len() as i64);
+                return;
+            }
+        } else if topic == topics::RECEIPTS {
+            match self.pipeline.ingest_receipt(now, &m.data) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(error = %e, "store error on receipt");
+                    Verdict::Ignore
+                }
+            }
+        } else if topic == topics::DIVERGENCES {
+            match self.pipeline.ingest_proof(now, &m.data) {
+                Ok((v, _)) => v,
+                Err(e) => {
+                    tracing::error!(error = %e, "store error on proof");
+                    Verdict::Ignore
+                }
+            }
+        } else {
+            Verdict::Reject
+        };
+        self.report(Some((peer, id)), verdict);
+    }
+
+    fn report(&mut self, tag: Tag, verdict: Verdict) {
+        let Some((peer, id)) = tag else { return };
+        let (acceptance, label) = match verdict {
+            Verdict::Accept => (MessageAcceptance::Accept, "accept"),
+            Verdict::Ignore => (MessageAcceptance::Ignore, "ignore"),
+            Verdict::Reject => (MessageAcceptance::Reject, "reject"),
+        };
+        self.metrics.validation.get_or_create(&kind(label)).inc();
+        if verdict == Verdict::Reject {
+            tracing::info!(%peer, "rejected gossip from peer");
+        }
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &peer, acceptance);
+    }
+
+    fn process_batch(&mut self) {
+        let max = self.config.ingest.batch_max.max(1);
+        let mut inputs: Vec<Input<Tag>> = self
+            .radio
+            .drain(max)
+            .into_iter()
+            .map(|u| Input {
+                frame: u.frame,
+                rx: u.rx,
+                source: Source::Radio,
+                tag: None,
+            })
+            .collect();
+        while inputs.len() < max {
+            match self.synced.pop_front().or_else(|| self.gossip.pop_front()) {
+                Some(i) => inputs.push(i),
+                None => break,
+            }
+        }
+        self.metrics
+            .queue_depth
+            .get_or_create(&kind("gossip"))
+            .set(self.gossip.len() as i64);
+        let tags: Vec<Tag> = inputs.iter().map(|i| i.tag.clone()).collect();
+        match self.pipeline.ingest(now_ms(), inputs) {
+            Ok(out) => {
+                for (tag, v) in out.verdicts {
+                    self.report(tag, v);
+                }
+                for e in out.effects {
+                    self.effect(e);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ingest batch failed");
+                for tag in tags {
+                    self.report(tag, Verdict::Ignore);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, topic: gossipsub::IdentTopic, data: Vec<u8>) {
+        let n = data.len() as u64;
+        if self.swarm.behaviour_mut().publish(&topic, data) {
+            self.metrics
+                .gossip_bytes
+                .get_or_create(&kind("out"))
+                .inc_by(n);
+        }
+    }
+
+    fn effect(&mut self, e: Effect) {
+        match e {
+            Effect::PublishAttestation(f) => self.publish(topics::attestations(), f),
+            Effect::PublishReceipt(r) => self.publish(topics::receipts(), r),
+            Effect::PublishProof(p) => self.publish(topics::divergences(), p),
+            Effect::Missing(m) => {
+                let (prefix, after) = match m {
+                    Missing::Inception(short) => (short.0.to_vec(), None),
+                    Missing::Rotation { device, .. } => {
+                        let head = self.pipeline.verifier().head(&device).map(|(s, _)| s);
+                        (device.0.to_vec(), head)
+                    }
+                };
+                let peers: Vec<PeerId> = self
+                    .swarm
+                    .connected_peers()
+                    .take(self.config.network.sync_fanout.max(1))
+                    .copied()
+                    .collect();
+                for p in peers {
+                    self.fetch(p, prefix.clone(), after);
+                }
+            }
+            Effect::Quarantined(_) => {}
+        }
+    }
+
+    fn sync_round(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if peers.is_empty() {
+            return;
+        }
+        let fanout = self.config.network.sync_fanout.max(1).min(peers.len());
+        for i in 0..fanout {
+            let p = peers[(self.sync_cursor + i) % peers.len()];
+            self.request_summary(p, None);
+        }
+        self.sync_cursor = self.sync_cursor.wrapping_add(fanout);
+        self.inflight.clear();
+    }
+
+    fn request_summary(&mut self, peer: PeerId, after: Option<[u8; 32]>) {
+        self.metrics.sync.get_or_create(&kind("summary_out")).inc();
+        let id = self.swarm.behaviour_mut().sync.send_request(
+            &peer,
+            Request::Summary {
+                after,
+                limit: sync::MAX_SUMMARY as u16,
+            },
+        );
+        self.requests.insert(id, peer);
+    }
+
+    fn fetch(&mut self, peer: PeerId, prefix: Vec<u8>, after: Option<u32>) {
+        if self.inflight.len() >= MAX_INFLIGHT_FETCH {
+            self.metrics
+                .dropped
+                .get_or_create(&kind("sync_fetch"))
+                .inc();
+            return;
+        }
+        let mut key = prefix.clone();
+        key.extend_from_slice(&peer.to_bytes());
+        if !self.inflight.insert(key) {
+            return;
+        }
+        self.metrics.sync.get_or_create(&kind("fetch_out")).inc();
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Request::Fetch { prefix, after });
+        self.requests.insert(id, peer);
+    }
+
+    /// Answers a peer's sync request from the store.
+    fn answer(&self, request: Request) -> Response {
+        let store = self.pipeline.store();
+        match request {
+            Request::Summary { after, limit } => {
+                let limit = usize::from(limit).clamp(1, sync::MAX_SUMMARY);
+                let after = after.map(DeviceId);
+                match store.devices(after.as_ref(), limit) {
+                    Ok(devices) => Response::Summary {
+                        more: devices.len() == limit,
+                        entries: devices
+                            .into_iter()
+                            .map(|(id, r)| {
+                                let mut digest = [0u8; 8];
+                                digest.copy_from_slice(&r.head_digest[..8]);
+                                Entry {
+                                    device: id.0,
+                                    head: r.head_seq,
+                                    digest,
+                                    quarantined: r.quarantine.is_some(),
+                                }
+                            })
+                            .collect(),
+                    },
+                    Err(_) => Response::Refused,
+                }
+            }
+            Request::Fetch { prefix, after } => {
+                if !(8..=32).contains(&prefix.len()) {
+                    return Response::Refused;
+                }
+                let mut establishments = Vec::new();
+                let mut frames = Vec::new();
+                let mut proofs = Vec::new();
+                let Ok(devices) = store.devices_with_prefix(&prefix) else {
+                    return Response::Refused;
+                };
+                for id in devices.into_iter().take(4) {
+                    establishments.extend(store.establishments(&id).unwrap_or_default());
+                    let limit = sync::MAX_FETCH.saturating_sub(frames.len());
+                    frames.extend(
+                        store
+                            .frames(&id, after, limit)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|f| f.frame),
+                    );
+                    if let Ok(Some(p)) = store.divergence(&id) {
+                        proofs.push(p);
+                    }
+                }
+                Response::Frames {
+                    establishments,
+                    frames,
+                    proofs,
+                }
+            }
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, response: Response) {
+        match response {
+            Response::Summary { entries, more } => {
+                let store = self.pipeline.store().clone();
+                let local = StoreView(&store);
+                let mut last = None;
+                for e in entries.iter().take(sync::MAX_SUMMARY) {
+                    last = Some(e.device);
+                    if let Action::Fetch { device, after } = sync::compare(&local, e) {
+                        self.fetch(peer, device.to_vec(), after);
+                    }
+                }
+                if more {
+                    if let Some(last) = last {
+                        self.request_summary(peer, Some(last));
+                    }
+                }
+            }
+            Response::Frames {
+                establishments,
+                frames,
+                proofs,
+            } => {
+                let now = now_ms();
+                for p in proofs.into_iter().take(8) {
+                    if let Err(e) = self.pipeline.ingest_proof(now, &p) {
+                        tracing::error!(error = %e, "store error on synced proof");
+                    }
+                }
+                let cap = self.config.ingest.queue_capacity.max(1);
+                for f in establishments
+                    .into_iter()
+                    .chain(frames)
+                    .take(2 * sync::MAX_FETCH)
+                {
+                    if f.len() > slope_proto::limits::MAX_FRAME {
+                        continue;
+                    }
+                    if self.synced.len() >= cap {
+                        self.synced.pop_front();
+                        self.metrics
+                            .dropped
+                            .get_or_create(&kind("sync_queue"))
+                            .inc();
+                    }
+                    self.synced.push_back(Input {
+                        frame: f,
+                        rx: gossip_rx(now),
+                        source: Source::Sync,
+                        tag: None,
+                    });
+                }
+                self.inflight.clear();
+            }
+            Response::Refused => {}
+        }
+    }
+}
+
+/// The store as the sync comparison's local view.
+struct StoreView<'a>(&'a Arc<Store>);
+
+impl sync::Local for StoreView<'_> {
+    fn head(&self, device: &[u8; 32]) -> Option<(u32, [u8; 32], bool)> {
+        let r = self.0.device(&DeviceId(*device)).ok()??;
+        if r.depth == 0 && r.quarantine.is_some() {
+            return Some((0, [0; 32], true));
+        }
+        Some((r.head_seq, r.head_digest, r.quarantine.is_some()))
+    }
+    fn digest_at(&self, device: &[u8; 32], seq: u32) -> Option<[u8; 32]> {
+        self.0
+            .frame(&DeviceId(*device), seq)
+            .ok()
+            .flatten()
+            .map(|f| f.digest)
+    }
+}
+
+/// The observation recorded for frames that arrived over the network (no radio).
+fn gossip_rx(now: u64) -> slope_proto::Observation {
+    slope_proto::Observation {
+        rssi_dbm: 0,
+        snr_qdb: 0,
+        freq_hz: 0,
+        foff_hz: None,
+        sf: 7,
+        time_ms: now,
+    }
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}

@@ -1,0 +1,133 @@
+//! `slope db check`: opens the database read-write (never creating it), runs redb's
+//! integrity check, then decodes every record and re-verifies the lineage chain, and
+//! reports each problem it finds instead of stopping at the first.
+
+use std::path::Path;
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::Serialize;
+use slope_proto::DeviceId;
+
+use super::tables::*;
+use super::{DeviceRecord, FrameRecord, Store, StoreError, db};
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub what: String,
+}
+
+/// The report of a check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Check {
+    pub devices: u64,
+    pub frames: u64,
+    pub lineage_records: u64,
+    pub divergences: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl Check {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+    fn problem(&mut self, what: impl Into<String>) {
+        if self.problems.len() < 1000 {
+            self.problems.push(Problem { what: what.into() });
+        }
+    }
+}
+
+pub(super) fn run(path: &Path) -> Check {
+    let mut report = Check::default();
+    let mut store = match Store::open_existing(path) {
+        Ok(s) => s,
+        Err(e) => {
+            report.problem(e.to_string());
+            return report;
+        }
+    };
+    match store.db_mut().check_integrity() {
+        Ok(true) => {}
+        Ok(false) => report.problem("redb integrity check repaired the file (it was not cleanly closed or was damaged); re-run to confirm"),
+        Err(e) => {
+            report.problem(format!("redb integrity check failed: {e}"));
+            return report;
+        }
+    }
+    if let Err(e) = scan(&store, &mut report) {
+        report.problem(e.to_string());
+    }
+    match store.verify_lineage() {
+        Ok(Ok(n)) => report.lineage_records = n,
+        Ok(Err(e)) => report.problem(format!("lineage: {e}")),
+        Err(e) => report.problem(format!("lineage: {e}")),
+    }
+    report
+}
+
+fn scan(store: &Store, report: &mut Check) -> Result<(), StoreError> {
+    let txn = store.db.begin_read().map_err(db)?;
+    let devices = txn.open_table(DEVICES).map_err(db)?;
+    let frames = txn.open_table(FRAMES).map_err(db)?;
+    for item in devices.iter().map_err(db)? {
+        let (k, v) = item.map_err(db)?;
+        report.devices += 1;
+        let id = DeviceId(*k.value());
+        match postcard::from_bytes::<DeviceRecord>(v.value()) {
+            Err(_) => report.problem(format!(
+                "device {} record does not decode",
+                hex::encode(id.0)
+            )),
+            Ok(r) => {
+                if r.depth > 0
+                    && frames
+                        .get(&frame_key(&id, r.head_seq))
+                        .map_err(db)?
+                        .is_none()
+                {
+                    report.problem(format!(
+                        "device {}: head frame {} is missing",
+                        hex::encode(id.0),
+                        r.head_seq
+                    ));
+                }
+            }
+        }
+    }
+    for item in frames.iter().map_err(db)? {
+        let (k, v) = item.map_err(db)?;
+        report.frames += 1;
+        let key = k.value();
+        match postcard::from_bytes::<FrameRecord>(v.value()) {
+            Err(_) => report.problem(format!("frame {} does not decode", hex::encode(key))),
+            Ok(f) => {
+                let mut id = [0u8; 32];
+                id.copy_from_slice(&key[..32]);
+                let ok = slope_proto::Event::decode(&f.frame)
+                    .map(|e| e.digest(&DeviceId(id)).0 == f.digest)
+                    .unwrap_or(false);
+                if !ok {
+                    report.problem(format!(
+                        "frame {} seq {}: bytes do not match their digest",
+                        hex::encode(id),
+                        f.seq
+                    ));
+                }
+            }
+        }
+    }
+    let div = txn.open_table(DIVERGENCES).map_err(db)?;
+    for item in div.iter().map_err(db)? {
+        let (k, v) = item.map_err(db)?;
+        report.divergences += 1;
+        match slope_node::verifier::verify_divergence_proof(v.value()) {
+            Ok(d) if d.device.0 == *k.value() => {}
+            _ => report.problem(format!(
+                "divergence proof of {} does not verify",
+                hex::encode(k.value())
+            )),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,504 @@
+//! The durable store: one redb file in the data directory holding device records,
+//! frames, establishment events, divergence proofs and the lineage.
+//!
+//! Writes go through a [`Batch`] (one redb write transaction, committed with immediate
+//! durability), so everything the pipeline decides about one batch of frames lands
+//! atomically, before any receipt for it is signed. Reads take their own read
+//! transactions and may run concurrently with the writer (the API does).
+
+mod check;
+mod records;
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use slope_proto::DeviceId;
+
+pub use check::{Check, Problem};
+pub use records::{
+    DeviceRecord, FrameRecord, MAX_WITNESSES, QuarantineInfo, RfProfile, WitnessStat,
+};
+
+use crate::lineage::{self, Entry, Record};
+use tables::*;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "slope.redb";
+
+/// The schema version this build reads and writes.
+pub const SCHEMA: u32 = 1;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(
+        "{path}: the database is open in another process (is `slope gateway` running? stop it, or use the HTTP API)"
+    )]
+    Locked { path: PathBuf },
+    #[error("{path}: the database is corrupt or truncated: {detail} (run `slope db check`)")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: no database here (run `slope init`)")]
+    Missing { path: PathBuf },
+    #[error("{path}: schema version {found}, this build reads {SCHEMA}")]
+    Schema { path: PathBuf, found: u32 },
+    #[error("database: {0}")]
+    Db(String),
+    #[error("stored value in {table} does not decode")]
+    Decode { table: &'static str },
+}
+
+fn db<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(e.into().to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|_| StoreError::Decode { table })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // postcard into a Vec fails only on out-of-memory, which aborts anyway.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// The store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it (and its tables) if missing.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| open_error(path, e))?;
+        let store = Self {
+            db,
+            path: path.to_owned(),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database (never creates one).
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Self::open(path)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            let schema = meta.get(K_SCHEMA).map_err(db)?.map(|v| v.value().to_vec());
+            match schema {
+                None => {
+                    meta.insert(K_SCHEMA, &SCHEMA.to_le_bytes()[..])
+                        .map_err(db)?;
+                }
+                Some(v) => {
+                    let found = v
+                        .as_slice()
+                        .try_into()
+                        .map(u32::from_le_bytes)
+                        .unwrap_or(u32::MAX);
+                    if found != SCHEMA {
+                        return Err(StoreError::Schema {
+                            path: self.path.clone(),
+                            found,
+                        });
+                    }
+                }
+            }
+            txn.open_table(DEVICES).map_err(db)?;
+            txn.open_table(FRAMES).map_err(db)?;
+            txn.open_table(ESTABLISHMENTS).map_err(db)?;
+            txn.open_table(DIVERGENCES).map_err(db)?;
+            txn.open_table(LINEAGE).map_err(db)?;
+            txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
+        }
+        txn.commit().map_err(db)
+    }
+
+    /// One device's record.
+    pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DEVICES).map_err(db)?;
+        match t.get(&id.0).map_err(db)? {
+            Some(v) => Ok(Some(decode("devices", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Devices in id order, after `after`, at most `limit`.
+    pub fn devices(
+        &self,
+        after: Option<&DeviceId>,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, DeviceRecord)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DEVICES).map_err(db)?;
+        let mut out = Vec::new();
+        let iter = match after {
+            Some(a) => {
+                t.range::<&[u8; 32]>((std::ops::Bound::Excluded(&a.0), std::ops::Bound::Unbounded))
+            }
+            None => t.range::<&[u8; 32]>(..),
+        }
+        .map_err(db)?;
+        for item in iter.take(limit) {
+            let (k, v) = item.map_err(db)?;
+            out.push((DeviceId(*k.value()), decode("devices", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Number of device records.
+    pub fn device_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DEVICES).map_err(db)?;
+        t.len().map_err(db)
+    }
+
+    /// Devices whose id starts with `prefix` (a short id, or any prefix up to 32 bytes).
+    pub fn devices_with_prefix(&self, prefix: &[u8]) -> Result<Vec<DeviceId>, StoreError> {
+        let (lo, hi) = prefix_range(prefix);
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DEVICES).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range::<&[u8; 32]>(&lo..=&hi).map_err(db)?.take(64) {
+            let (k, _) = item.map_err(db)?;
+            out.push(DeviceId(*k.value()));
+        }
+        Ok(out)
+    }
+
+    /// The committed frame of `id` at `seq`.
+    pub fn frame(&self, id: &DeviceId, seq: u32) -> Result<Option<FrameRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(FRAMES).map_err(db)?;
+        match t.get(&frame_key(id, seq)).map_err(db)? {
+            Some(v) => Ok(Some(decode("frames", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Committed frames of `id` with a position above `after` (all with `None`),
+    /// ascending, at most `limit`.
+    pub fn frames(
+        &self,
+        id: &DeviceId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<FrameRecord>, StoreError> {
+        let lo = match after {
+            Some(s) => match s.checked_add(1) {
+                Some(n) => frame_key(id, n),
+                None => return Ok(Vec::new()),
+            },
+            None => frame_key(id, 0),
+        };
+        let hi = frame_key(id, u32::MAX);
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(FRAMES).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)?.take(limit) {
+            let (_, v) = item.map_err(db)?;
+            out.push(decode("frames", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The last `n` committed frames of `id`, ascending.
+    pub fn recent_frames(&self, id: &DeviceId, n: usize) -> Result<Vec<FrameRecord>, StoreError> {
+        let lo = frame_key(id, 0);
+        let hi = frame_key(id, u32::MAX);
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(FRAMES).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)?.rev().take(n) {
+            let (_, v) = item.map_err(db)?;
+            out.push(decode("frames", v.value())?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The establishment frames of `id` (inception, then rotations by epoch).
+    pub fn establishments(&self, id: &DeviceId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let lo = frame_key(id, 0);
+        let hi = frame_key(id, u32::MAX);
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(ESTABLISHMENTS).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)? {
+            let (_, v) = item.map_err(db)?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Every stored divergence proof.
+    pub fn divergences(&self) -> Result<Vec<(DeviceId, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DIVERGENCES).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db)?.take(10_000) {
+            let (k, v) = item.map_err(db)?;
+            out.push((DeviceId(*k.value()), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The divergence proof of `id`, if any.
+    pub fn divergence(&self, id: &DeviceId) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DIVERGENCES).map_err(db)?;
+        Ok(t.get(&id.0).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The committed lineage head: (records, digest of the last).
+    pub fn lineage_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        read_head(&meta)
+    }
+
+    /// Lineage records from `from`, at most `limit`.
+    pub fn lineage(&self, from: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(LINEAGE).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range(from..).map_err(db)?.take(limit) {
+            let (_, v) = item.map_err(db)?;
+            out.push(decode("lineage", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` lineage records about `id`, oldest first.
+    pub fn lineage_of(&self, id: &DeviceId, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let idx = txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
+        let t = txn.open_table(LINEAGE).map_err(db)?;
+        let lo = lineage_key(id, 0);
+        let hi = lineage_key(id, u64::MAX);
+        let mut out = Vec::new();
+        for item in idx
+            .range::<&[u8; 40]>(&lo..=&hi)
+            .map_err(db)?
+            .rev()
+            .take(limit)
+        {
+            let (k, _) = item.map_err(db)?;
+            let key = k.value();
+            let mut index = [0u8; 8];
+            index.copy_from_slice(&key[32..]);
+            if let Some(v) = t.get(u64::from_be_bytes(index)).map_err(db)? {
+                out.push(decode("lineage", v.value())?);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Verifies the whole lineage against its committed head.
+    pub fn verify_lineage(&self) -> Result<Result<u64, lineage::LineageError>, StoreError> {
+        let head = self.lineage_head()?;
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(LINEAGE).map_err(db)?;
+        // Streamed: a long log never has to fit in memory.
+        let mut chain = lineage::Chain::new();
+        for item in t.iter().map_err(db)? {
+            let (k, v) = item.map_err(db)?;
+            if let Err(e) = chain.push(k.value(), v.value()) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(chain.finish(head))
+    }
+
+    /// Starts a write batch.
+    pub fn begin(&self) -> Result<Batch, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let head = {
+            let meta = txn.open_table(META).map_err(db)?;
+            read_head(&meta)?
+        };
+        Ok(Batch { txn, head })
+    }
+
+    /// Runs every check of `slope db check` (see [`Check`]).
+    pub fn check(path: &Path) -> Check {
+        check::run(path)
+    }
+
+    pub(crate) fn db_mut(&mut self) -> &mut Database {
+        &mut self.db
+    }
+}
+
+fn read_head(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<(u64, [u8; 32]), StoreError> {
+    match meta.get(K_LINEAGE_HEAD).map_err(db)? {
+        None => Ok((0, [0; 32])),
+        Some(v) => {
+            let b = v.value();
+            if b.len() != 40 {
+                return Err(StoreError::Decode { table: "meta" });
+            }
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&b[..8]);
+            let mut d = [0u8; 32];
+            d.copy_from_slice(&b[8..]);
+            Ok((u64::from_le_bytes(n), d))
+        }
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.to_owned(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail: io.to_string(),
+        },
+        other => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// One write transaction.
+pub struct Batch {
+    txn: redb::WriteTransaction,
+    head: (u64, [u8; 32]),
+}
+
+impl Batch {
+    /// Reads a device record inside the transaction (sees this batch's writes).
+    pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        let t = self.txn.open_table(DEVICES).map_err(db)?;
+        match t.get(&id.0).map_err(db)? {
+            Some(v) => Ok(Some(decode("devices", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The committed (or batched) frame of `id` at `seq`.
+    pub fn frame(&self, id: &DeviceId, seq: u32) -> Result<Option<FrameRecord>, StoreError> {
+        let t = self.txn.open_table(FRAMES).map_err(db)?;
+        match t.get(&frame_key(id, seq)).map_err(db)? {
+            Some(v) => Ok(Some(decode("frames", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_device(&mut self, id: &DeviceId, record: &DeviceRecord) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(DEVICES).map_err(db)?;
+        t.insert(&id.0, encode(record).as_slice()).map_err(db)?;
+        Ok(())
+    }
+
+    /// Stores a frame and prunes the one `retain` positions below it. Returns false
+    /// (and stores nothing) when a frame is already stored at that position.
+    pub fn put_frame(
+        &mut self,
+        id: &DeviceId,
+        record: &FrameRecord,
+        retain: u32,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.txn.open_table(FRAMES).map_err(db)?;
+        let key = frame_key(id, record.seq);
+        if t.get(&key).map_err(db)?.is_some() {
+            return Ok(false);
+        }
+        t.insert(&key, encode(record).as_slice()).map_err(db)?;
+        if let Some(old) = record.seq.checked_sub(retain.max(1)) {
+            t.remove(&frame_key(id, old)).map_err(db)?;
+        }
+        Ok(true)
+    }
+
+    pub fn put_establishment(
+        &mut self,
+        id: &DeviceId,
+        epoch: u32,
+        frame: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(ESTABLISHMENTS).map_err(db)?;
+        t.insert(&frame_key(id, epoch), frame).map_err(db)?;
+        Ok(())
+    }
+
+    pub fn put_divergence(&mut self, id: &DeviceId, proof: &[u8]) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(DIVERGENCES).map_err(db)?;
+        t.insert(&id.0, proof).map_err(db)?;
+        Ok(())
+    }
+
+    pub fn remove_divergence(&mut self, id: &DeviceId) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(DIVERGENCES).map_err(db)?;
+        t.remove(&id.0).map_err(db)?;
+        Ok(())
+    }
+
+    /// Appends a lineage entry; returns its index.
+    pub fn append(&mut self, time_ms: u64, entry: Entry) -> Result<u64, StoreError> {
+        let index = self.head.0;
+        let device = DeviceId(*entry.device());
+        let record = Record {
+            index,
+            prev: self.head.1,
+            time_ms,
+            entry,
+        };
+        let bytes = encode(&record);
+        let mut t = self.txn.open_table(LINEAGE).map_err(db)?;
+        t.insert(index, bytes.as_slice()).map_err(db)?;
+        let mut idx = self.txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
+        idx.insert(&lineage_key(&device, index), ()).map_err(db)?;
+        self.head = (index + 1, lineage::digest(&bytes));
+        Ok(index)
+    }
+
+    /// Commits everything durably (fsync before returning).
+    pub fn commit(self) -> Result<(), StoreError> {
+        {
+            let mut meta = self.txn.open_table(META).map_err(db)?;
+            let mut head = Vec::with_capacity(40);
+            head.extend_from_slice(&self.head.0.to_le_bytes());
+            head.extend_from_slice(&self.head.1);
+            meta.insert(K_LINEAGE_HEAD, head.as_slice()).map_err(db)?;
+        }
+        self.txn.commit().map_err(db)
+    }
+}

@@ -1,0 +1,47 @@
+//! Table definitions and key layouts.
+
+use redb::TableDefinition;
+use slope_proto::DeviceId;
+
+/// Schema version and the lineage head.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// device id → postcard `DeviceRecord`.
+pub const DEVICES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("devices");
+/// device id ‖ seq (big endian) → postcard `FrameRecord`.
+pub const FRAMES: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("frames");
+/// device id ‖ epoch (big endian) → establishment frame.
+pub const ESTABLISHMENTS: TableDefinition<&[u8; 36], &[u8]> =
+    TableDefinition::new("establishments");
+/// device id → encoded divergence proof.
+pub const DIVERGENCES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("divergences");
+/// index → postcard lineage `Record`.
+pub const LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("lineage");
+/// device id ‖ index (big endian) → ().
+pub const LINEAGE_BY_DEVICE: TableDefinition<&[u8; 40], ()> =
+    TableDefinition::new("lineage_by_device");
+
+pub const K_SCHEMA: &str = "schema";
+pub const K_LINEAGE_HEAD: &str = "lineage_head";
+
+pub fn frame_key(id: &DeviceId, n: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(&id.0);
+    k[32..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+pub fn lineage_key(id: &DeviceId, index: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&id.0);
+    k[32..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub fn prefix_range(prefix: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let n = prefix.len().min(32);
+    let mut lo = [0u8; 32];
+    let mut hi = [0xffu8; 32];
+    lo[..n].copy_from_slice(&prefix[..n]);
+    hi[..n].copy_from_slice(&prefix[..n]);
+    (lo, hi)
+}

@@ -1,0 +1,211 @@
+//! The trust stage of the pipeline: from a verified attestation and the device's durable
+//! record to an admission tier, its reasons and a grant.
+//!
+//! This is a deliberately small, explainable policy that stands in for
+//! `slope_node::trust` (being written in parallel): depth of the slope, distinct
+//! witnessing gateways, the device's own RF profile, and operator pins. It is one stage
+//! behind one trait ([`Decide`]), so the full engine replaces it without touching the
+//! pipeline. A quarantine is never decided here: only a verified divergence proof sets it
+//! (see [`crate::pipeline`]), and only an operator releases it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config;
+use crate::store::DeviceRecord;
+
+/// The admission tier of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Admitted to full scope.
+    Full,
+    /// Admitted to restricted scope pending continuity.
+    Restricted,
+    /// Admitted (restricted scope) with elevated monitoring: its RF context deviates.
+    Monitored,
+    /// Deferred for corroboration: no gateway has witnessed it on the air yet.
+    Deferred,
+    /// Refused, with a reason.
+    Refused,
+    /// A verified divergence proof exists.
+    Quarantined,
+}
+
+impl Admission {
+    /// All tiers, for metrics labels.
+    pub const ALL: [Admission; 6] = [
+        Self::Full,
+        Self::Restricted,
+        Self::Monitored,
+        Self::Deferred,
+        Self::Refused,
+        Self::Quarantined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Restricted => "restricted",
+            Self::Monitored => "monitored",
+            Self::Deferred => "deferred",
+            Self::Refused => "refused",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// What a grant allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Full,
+    Restricted,
+    None,
+}
+
+/// A grant: separate from the claim, with an expiry, revoked by a quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub scope: Scope,
+    pub issued_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// One decision: the tier, the reasons, and the grant it produces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub admission: Admission,
+    pub reasons: Vec<String>,
+    pub grant: Option<Grant>,
+}
+
+/// The trust stage.
+pub trait Decide: Send {
+    /// Decides on `record` (already updated with the new observation) at `now_ms`.
+    fn decide(&self, record: &DeviceRecord, now_ms: u64) -> Decision;
+}
+
+/// The built-in policy (see the module doc).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub config: config::Trust,
+}
+
+impl Decide for Policy {
+    fn decide(&self, r: &DeviceRecord, now_ms: u64) -> Decision {
+        let c = &self.config;
+        let mut reasons = Vec::new();
+        if r.quarantine.is_some() {
+            return Decision {
+                admission: Admission::Quarantined,
+                reasons: vec!["a verified divergence proof exists for this device".into()],
+                grant: None,
+            };
+        }
+        let witnesses = r.witnesses.len() as u32;
+        let grant = |scope| {
+            Some(Grant {
+                scope,
+                issued_ms: now_ms,
+                expires_ms: now_ms.saturating_add(c.grant_ttl_s.saturating_mul(1000)),
+            })
+        };
+        if let Some(scope) = r.pinned {
+            reasons.push(format!("operator pinned scope {scope:?}"));
+            let admission = match scope {
+                Scope::Full => Admission::Full,
+                Scope::Restricted => Admission::Restricted,
+                Scope::None => Admission::Refused,
+            };
+            return Decision {
+                admission,
+                reasons,
+                grant: grant(scope),
+            };
+        }
+        if witnesses == 0 {
+            reasons.push("no gateway has witnessed this device on the air".into());
+            return Decision {
+                admission: Admission::Deferred,
+                reasons,
+                grant: None,
+            };
+        }
+        if let Some(dev) = r.rf.deviation_db(r.last_rssi) {
+            if r.rf.count >= 8 && dev > c.monitor_rssi_db {
+                reasons.push(format!(
+                    "RSSI {} dBm deviates {dev} dB from the device's mean",
+                    r.last_rssi
+                ));
+                return Decision {
+                    admission: Admission::Monitored,
+                    reasons,
+                    grant: grant(Scope::Restricted),
+                };
+            }
+        }
+        if r.depth >= c.full_depth && witnesses >= c.full_witnesses {
+            reasons.push(format!(
+                "slope depth {} >= {} and {witnesses} witnesses >= {}",
+                r.depth, c.full_depth, c.full_witnesses
+            ));
+            Decision {
+                admission: Admission::Full,
+                reasons,
+                grant: grant(Scope::Full),
+            }
+        } else {
+            reasons.push(format!(
+                "slope depth {}/{} and {witnesses}/{} witnesses: restricted pending continuity",
+                r.depth, c.full_depth, c.full_witnesses
+            ));
+            Decision {
+                admission: Admission::Restricted,
+                reasons,
+                grant: grant(Scope::Restricted),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RfProfile, WitnessStat};
+
+    fn record(depth: u32, witnesses: usize) -> DeviceRecord {
+        let mut r = DeviceRecord::new(0, 0);
+        r.depth = depth;
+        r.witnesses = (0..witnesses)
+            .map(|i| WitnessStat {
+                witness: [i as u8; 8],
+                count: 1,
+                last_rssi: -100,
+            })
+            .collect();
+        r.rf = RfProfile::default();
+        r
+    }
+
+    #[test]
+    fn tiers() {
+        let p = Policy {
+            config: config::Trust::default(),
+        };
+        assert_eq!(p.decide(&record(1, 0), 0).admission, Admission::Deferred);
+        assert_eq!(p.decide(&record(1, 1), 0).admission, Admission::Restricted);
+        assert_eq!(p.decide(&record(16, 2), 0).admission, Admission::Full);
+        let mut q = record(16, 2);
+        q.quarantine = Some(crate::store::QuarantineInfo {
+            seq: 3,
+            proof_digest: [0; 32],
+            lineage_index: 0,
+        });
+        let d = p.decide(&q, 0);
+        assert_eq!(d.admission, Admission::Quarantined);
+        assert!(d.grant.is_none());
+        let mut pinned = record(1, 0);
+        pinned.pinned = Some(Scope::Full);
+        assert_eq!(p.decide(&pinned, 0).admission, Admission::Full);
+    }
+}

@@ -1,0 +1,205 @@
+//! Real gateways over libp2p on loopback TCP, in one process: convergence, clone
+//! detection everywhere, forged gossip, restart, late join by sync.
+
+mod common;
+
+use common::*;
+use slope_mesh::net::topics;
+use slope_node::verifier::verify_divergence_proof;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_gateways_converge_and_all_quarantine_a_clone() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let first = gateway(dirs[0].path(), 1, &[]).await;
+    let boot = address(&first).await;
+    let mut gws = vec![first];
+    for (i, d) in dirs.iter().enumerate().skip(1) {
+        gws.push(gateway(d.path(), 1 + i as u8, std::slice::from_ref(&boot)).await);
+    }
+    for g in &gws {
+        eventually(20, "every gateway has a peer", || async {
+            !g.peers().await.unwrap().is_empty()
+        })
+        .await;
+    }
+
+    let (mut dev, mut rng, inception) = incepted(7);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 6, 1000, 0));
+    hear(&gws[0], &frames);
+    let reference = || state(&gws[0], &id);
+    eventually(20, "gateway 0 committed the slope", || async {
+        reference().is_some_and(|s| s.2 as usize == frames.len())
+    })
+    .await;
+    let want = reference().unwrap();
+    for (i, g) in gws.iter().enumerate() {
+        eventually(30, &format!("gateway {i} converges"), || async {
+            state(g, &id) == Some(want)
+        })
+        .await;
+    }
+
+    // A clone continues the same chain with other content; the original speaks at
+    // gateway 0, the clone at gateway 1.
+    let mut twin = clone_of(&dev);
+    let mut twin_rng = Rng(999);
+    let original = attest(&mut dev, &mut rng, 1, 10_000_000, 1);
+    let cloned = attest(&mut twin, &mut twin_rng, 1, 10_000_000, 2);
+    assert_ne!(original, cloned);
+    hear(&gws[0], &original);
+    hear(&gws[1], &cloned);
+    for (i, g) in gws.iter().enumerate() {
+        eventually(
+            30,
+            &format!("gateway {i} quarantines the clone"),
+            || async { state(g, &id).is_some_and(|s| s.3) },
+        )
+        .await;
+        let proof = g.store().divergence(&id).unwrap().expect("proof stored");
+        let d = verify_divergence_proof(&proof).expect("stored proof verifies");
+        assert_eq!(d.device, id);
+        let rec = g.store().device(&id).unwrap().unwrap();
+        assert!(rec.grant.is_none(), "grant revoked at gateway {i}");
+        assert_eq!(
+            g.store().verify_lineage().unwrap(),
+            Ok(g.store().lineage_head().unwrap().0)
+        );
+    }
+    for g in gws {
+        g.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_gossip_is_rejected_penalised_and_changes_nothing() {
+    let (dv, da) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let victim = gateway(dv.path(), 11, &[]).await;
+    let (mut dev, mut rng, inception) = incepted(3);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 3, 1000, 0));
+    hear(&victim, &frames);
+    eventually(20, "victim committed", || async {
+        state(&victim, &id).is_some_and(|s| s.2 as usize == frames.len())
+    })
+    .await;
+    let before_device = victim.store().device(&id).unwrap();
+    let before_head = victim.store().lineage_head().unwrap();
+
+    let boot = address(&victim).await;
+    let attacker = gateway(da.path(), 12, &[boot]).await;
+    let attacker_id = attacker.peer_id();
+    eventually(20, "connected", || async {
+        !victim.peers().await.unwrap().is_empty()
+    })
+    .await;
+    // A real next frame of the device with its signature broken, garbage, a forged
+    // proof and a forged receipt: each message differs so none is a duplicate.
+    let next = attest(&mut dev, &mut rng, 1, 5_000_000, 9).pop().unwrap();
+    let mut round = 0u8;
+    eventually(30, "attacker's score drops below zero", || {
+        round = round.wrapping_add(1);
+        let mut forged = next.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= round | 1;
+        let attacker = &attacker;
+        let victim = &victim;
+        async move {
+            attacker
+                .publish_raw(topics::ATTESTATIONS, forged)
+                .await
+                .unwrap();
+            attacker
+                .publish_raw(topics::ATTESTATIONS, vec![0xff, round, 0, 1, 2])
+                .await
+                .unwrap();
+            attacker
+                .publish_raw(topics::DIVERGENCES, vec![1, 1, 4, round, 7])
+                .await
+                .unwrap();
+            attacker
+                .publish_raw(topics::RECEIPTS, vec![round; 40])
+                .await
+                .unwrap();
+            let peers = victim.peers().await.unwrap();
+            peers
+                .iter()
+                .find(|p| p.peer_id == attacker_id.to_string())
+                .and_then(|p| p.score)
+                .is_some_and(|s| s < 0.0)
+        }
+    })
+    .await;
+    let text = victim.metrics().encode();
+    assert!(
+        text.contains("slope_gossip_validation_total{kind=\"reject\"}"),
+        "{text}"
+    );
+    assert_eq!(victim.store().device(&id).unwrap(), before_device);
+    assert_eq!(victim.store().lineage_head().unwrap(), before_head);
+    assert!(victim.store().divergence(&id).unwrap().is_none());
+    attacker.shutdown().await;
+    victim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_gateway_keeps_its_state_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dev, mut rng, inception) = incepted(5);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 10, 1000, 0));
+    let g = gateway(dir.path(), 21, &[]).await;
+    hear(&g, &frames);
+    eventually(20, "committed", || async {
+        state(&g, &id).is_some_and(|s| s.2 as usize == frames.len())
+    })
+    .await;
+    let before = g.store().device(&id).unwrap().unwrap();
+    let head = g.store().lineage_head().unwrap();
+    g.shutdown().await;
+
+    let g = gateway(dir.path(), 21, &[]).await;
+    assert_eq!(g.store().device(&id).unwrap().unwrap(), before);
+    assert_eq!(g.store().lineage_head().unwrap(), head);
+    assert_eq!(g.store().verify_lineage().unwrap(), Ok(head.0));
+    // The rebuilt verifier recognises an old frame as a duplicate and extends on new ones.
+    hear(&g, &frames[frames.len() - 1..]);
+    let next = attest(&mut dev, &mut rng, 2, 9_000_000, 1);
+    hear(&g, &next);
+    let want = frames.len() + next.len();
+    eventually(20, "extended after restart", || async {
+        state(&g, &id).is_some_and(|s| s.2 as usize == want)
+    })
+    .await;
+    g.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_catches_up_by_sync() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = gateway(da.path(), 31, &[]).await;
+    let mut ids = Vec::new();
+    for seed in 0..3 {
+        let (mut dev, mut rng, inception) = incepted(100 + seed);
+        let mut frames = vec![inception];
+        frames.extend(attest(&mut dev, &mut rng, 9, 1000, 0));
+        ids.push((device_id(&dev), frames.len() as u32));
+        hear(&a, &frames);
+    }
+    eventually(20, "a committed", || async {
+        ids.iter()
+            .all(|(id, n)| state(&a, id).is_some_and(|s| s.2 == *n))
+    })
+    .await;
+    let boot = address(&a).await;
+    let b = gateway(db.path(), 32, &[boot]).await;
+    for (id, _) in &ids {
+        let want = state(&a, id);
+        eventually(30, "b caught up", || async { state(&b, id) == want }).await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
