@@ -12,7 +12,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "targets and components"
 rustup target add thumbv7em-none-eabi thumbv6m-none-eabi >/dev/null
-rustup component add rustfmt llvm-tools >/dev/null 2>&1 || rustup component add rustfmt llvm-tools-preview >/dev/null
+rustup component add rustfmt clippy llvm-tools >/dev/null 2>&1 || rustup component add rustfmt clippy llvm-tools-preview >/dev/null
 SIZE="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
 if [ ! -x "$SIZE" ]; then
     SIZE="$(command -v llvm-size || true)"
@@ -26,6 +26,9 @@ PACKAGES=(-p slope-firmware -p slope-stm32wl-subghz -p slope-board-stm32wle5 -p 
 
 step "format"
 cargo fmt --check "${PACKAGES[@]}"
+
+step "clippy (device logic, host)"
+cargo clippy --locked -p slope-firmware --all-targets -- -D warnings
 
 step "host tests: health tests, flash layer, duty cycle, and 1000 attestations with power cuts"
 cargo test --locked -p slope-firmware

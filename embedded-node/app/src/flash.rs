@@ -89,13 +89,13 @@ impl<F: NorFlash, const N: usize> FlashSlots<F, N> {
     /// multiple of the erase size).
     pub fn new(flash: F, base: u32) -> Result<Self, LayoutError> {
         let page = F::ERASE_SIZE;
-        if CHUNK % F::WRITE_SIZE != 0
-            || CHUNK % F::READ_SIZE != 0
+        if !CHUNK.is_multiple_of(F::WRITE_SIZE)
+            || !CHUNK.is_multiple_of(F::READ_SIZE)
             || page < HEADER + slope_node::device::STATE_MAX + 32
         {
             return Err(LayoutError::UnsupportedFlash);
         }
-        if base % page as u32 != 0 {
+        if !base.is_multiple_of(page as u32) {
             return Err(LayoutError::Unaligned);
         }
         let fits = base
@@ -141,10 +141,10 @@ impl<F: NorFlash, const N: usize> FlashSlots<F, N> {
     fn newest(&mut self, slot: usize) -> Result<Option<(usize, u32)>, FlashError> {
         let mut best: Option<(usize, u32)> = None;
         for i in 0..N {
-            if let Some(g) = self.generation(self.page_offset(slot, i))? {
-                if best.is_none_or(|(_, b)| g > b) {
-                    best = Some((i, g));
-                }
+            if let Some(g) = self.generation(self.page_offset(slot, i))?
+                && best.is_none_or(|(_, b)| g > b)
+            {
+                best = Some((i, g));
             }
         }
         Ok(best)

@@ -91,7 +91,7 @@ impl MemFlash {
             return Err(MemFlashError(NorFlashErrorKind::Other));
         }
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(MemFlashError(NorFlashErrorKind::NotAligned));
         }
         match start.checked_add(len) {

@@ -242,10 +242,10 @@ fn a_thousand_attestations_with_power_cuts_never_fork_the_device() {
             );
             device = Some(id);
         }
-        if let Event::Interaction(e) = &event {
-            if e.body().heard.iter().any(|h| h.id == neighbour.neighbour()) {
-                heard_neighbour += 1;
-            }
+        if let Event::Interaction(e) = &event
+            && e.body().heard.iter().any(|h| h.id == neighbour.neighbour())
+        {
+            heard_neighbour += 1;
         }
         if let Some(prev) = at.insert(event.seq(), envelope.to_vec()) {
             assert_eq!(
