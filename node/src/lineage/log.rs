@@ -43,6 +43,33 @@ impl From<StorageError> for AppendError {
     }
 }
 
+/// Bytes of the reusable encoding buffer: every record the engine writes per decision
+/// fits (an observation with 16 receipts of the largest frame is about 4.2 KiB); larger
+/// ones (a genesis with a long policy) grow it.
+const SCRATCH: usize = 8 << 10;
+
+/// Encodes `rec` into `buf` (kept at least [`SCRATCH`] long, never shrunk) and returns
+/// the encoded length: the per-decision kinds through [`super::encode`], anything else
+/// through postcard. Both give the same canonical postcard bytes.
+fn encode(rec: &Record<'_>, buf: &mut Vec<u8>) -> Result<usize, AppendError> {
+    if buf.len() < SCRATCH {
+        buf.resize(SCRATCH, 0);
+    }
+    if let Some(len) = super::encode::encode(rec, buf) {
+        return Ok(len);
+    }
+    match postcard::to_slice(rec, buf) {
+        Ok(out) => Ok(out.len()),
+        Err(postcard::Error::SerializeBufferFull) => {
+            let grown = postcard::to_extend(rec, Vec::new()).map_err(|_| AppendError::Encode)?;
+            let len = grown.len();
+            *buf = grown;
+            Ok(len)
+        }
+        Err(_) => Err(AppendError::Encode),
+    }
+}
+
 /// The hash-chained log.
 #[derive(Debug)]
 pub struct Lineage<S> {
@@ -96,11 +123,10 @@ impl<S: Storage> Lineage<S> {
             at,
             entry,
         };
-        self.buf.clear();
-        let buf = core::mem::take(&mut self.buf);
-        self.buf = postcard::to_extend(&rec, buf).map_err(|_| AppendError::Encode)?;
-        let digest = record::digest_with(&self.context, &self.buf);
-        self.storage.append(self.next, &digest, &self.buf)?;
+        let len = encode(&rec, &mut self.buf)?;
+        let bytes = self.buf.get(..len).ok_or(AppendError::Encode)?;
+        let digest = record::digest_with(&self.context, bytes);
+        self.storage.append(self.next, &digest, bytes)?;
         self.head = digest;
         self.next += 1;
         Ok(rec.index)

@@ -13,10 +13,12 @@
 //! - [`record`]: the record and entry types, the record digest.
 //! - [`storage`]: the [`Storage`] trait and the bounded in-memory store.
 //! - [`log`]: [`Lineage`], appending and exporting.
+//! - [`encode`]: the fast path of record encoding (the same bytes as postcard).
 //! - [`export`]: the export container and the signed checkpoint.
 //! - [`verify`]: independent re-verification of an export.
 //! - [`keys`]: the device key history replay used by [`verify`].
 
+pub mod encode;
 pub mod export;
 pub mod keys;
 pub mod log;
