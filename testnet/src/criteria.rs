@@ -1,0 +1,175 @@
+//! Each scenario's pass criteria, evaluated on its [`Summary`]. A criterion the run
+//! cannot evaluate (it needs the trust engine, or receipts) is reported as such, never
+//! as passed.
+
+use crate::scenario::Scenario;
+use crate::summary::{Criterion, Summary};
+
+fn check(name: &str, held: bool, detail: String) -> Criterion {
+    Criterion {
+        name: name.to_string(),
+        held: Some(held),
+        detail,
+    }
+}
+
+fn needs(name: &str, what: &str) -> Criterion {
+    Criterion {
+        name: name.to_string(),
+        held: None,
+        detail: format!("not evaluated: needs {what}"),
+    }
+}
+
+/// The criteria of `s.scenario`, evaluated.
+pub fn evaluate(s: &Summary) -> Vec<Criterion> {
+    let o = &s.outcomes;
+    let c = &s.counters;
+    let engine = "the trust engine (slope_node::trust, not yet committed)";
+    let mut v = vec![
+        check(
+            "duty-cycle violations = 0",
+            s.duty_cycle_violations == 0,
+            format!(
+                "{} violations, {} deferred transmissions",
+                s.duty_cycle_violations, c.duty_cycle_deferrals
+            ),
+        ),
+        check(
+            "no honest device quarantined",
+            s.false_quarantines == 0,
+            format!("{} honest identities quarantined", s.false_quarantines),
+        ),
+    ];
+    let no_fork = |what: &str| {
+        check(
+            what,
+            o.divergence == 0 && o.unlinked == 0 && o.proofs_accepted == 0,
+            format!(
+                "{} divergences, {} unlinked events, {} proofs accepted",
+                o.divergence, o.unlinked, o.proofs_accepted
+            ),
+        )
+    };
+    let every_clone = |v: &mut Vec<Criterion>| {
+        v.push(check(
+            "every clone detected",
+            s.attacked > 0 && s.detected == s.attacked,
+            format!(
+                "{} of {} heard clones quarantined ({} clones no gateway heard)",
+                s.detected, s.attacked, s.cloned_unheard
+            ),
+        ));
+        v.push(check(
+            "every gateway quarantines every clone",
+            s.attacked > 0 && s.detected_everywhere == s.attacked,
+            format!(
+                "{} of {} quarantined by all {} gateways",
+                s.detected_everywhere, s.attacked, s.gateways
+            ),
+        ));
+    };
+    match s.scenario {
+        Scenario::Baseline => {
+            v.push(no_fork("an honest device never looks forked"));
+            v.push(check(
+                "power cuts were injected",
+                c.power_cuts > 0,
+                format!("{} power cuts, {} reboots", c.power_cuts, c.reboots),
+            ));
+            v.push(needs("time to full scope reported", engine));
+        }
+        Scenario::Clone | Scenario::BatchCompromise => every_clone(&mut v),
+        Scenario::Partition => {
+            every_clone(&mut v);
+            v.push(check(
+                "re-converged after the heal",
+                s.reconvergence_s.is_some(),
+                s.reconvergence_s.map_or("not re-converged".into(), |r| {
+                    format!("{r:.1} s after the heal")
+                }),
+            ));
+        }
+        Scenario::SilentClone => {
+            v.push(check(
+                "the chain alone reports what it can (no false divergence)",
+                true,
+                format!(
+                    "{} of {} silent clones produced a divergence proof",
+                    s.detected, s.attacked
+                ),
+            ));
+            v.push(needs(
+                "detection rate from RF and behaviour context",
+                engine,
+            ));
+        }
+        Scenario::Forgery => {
+            v.push(check(
+                "no forgery accepted",
+                c.forged_received > 0 && c.forged_accepted == 0,
+                format!(
+                    "{} forged receptions, {} accepted",
+                    c.forged_received, c.forged_accepted
+                ),
+            ));
+            v.push(no_fork("forgeries never make a device look forked"));
+        }
+        Scenario::Replay => {
+            v.push(check(
+                "replays never change a state",
+                c.replayed_received > 0 && o.divergence == 0 && o.unlinked == 0,
+                format!(
+                    "{} replayed receptions; {} were authentic frames the gateway had missed; {} divergences",
+                    c.replayed_received, c.replayed_new, o.divergence
+                ),
+            ));
+        }
+        Scenario::Sybil => {
+            v.push(check(
+                "gateway state within its bound",
+                s.gateway_peak_devices <= s.gateway_device_bound
+                    && s.gateway_peak_escrow <= s.gateway_escrow_bound,
+                format!(
+                    "peak {} devices (bound {}), peak {} escrowed (bound {})",
+                    s.gateway_peak_devices,
+                    s.gateway_device_bound,
+                    s.gateway_peak_escrow,
+                    s.gateway_escrow_bound
+                ),
+            ));
+            v.push(check(
+                "honest devices unaffected",
+                s.honest_heard_after_attack >= 0.99,
+                format!(
+                    "{:.1} % of the honest devices verified before the attack were verified after it began",
+                    s.honest_heard_after_attack * 100.0
+                ),
+            ));
+            v.push(needs("no Sybil identity reaches full scope", engine));
+        }
+        Scenario::RogueGateway => {
+            v.push(check(
+                "fake divergence proofs rejected everywhere",
+                c.fake_proofs_sent > 0 && o.proofs_accepted == 0 && o.divergence == 0,
+                format!(
+                    "{} fake proofs sent, {} rejections, {} accepted",
+                    c.fake_proofs_sent, o.proofs_rejected, o.proofs_accepted
+                ),
+            ));
+            v.push(needs(
+                "false receipts move nothing past the rogue's trust zone",
+                engine,
+            ));
+        }
+        Scenario::Duplicates => {
+            v.push(no_fork("duplicates are never a divergence"));
+            v.push(check(
+                "duplicates were delivered",
+                o.duplicate > 0,
+                format!("{} duplicate receptions", o.duplicate),
+            ));
+        }
+    }
+    v
+}

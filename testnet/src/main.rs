@@ -1,0 +1,164 @@
+//! `slope-testnet`: run a scenario on the simulated (default) or live layer, print the
+//! table, write `results.json` and `report.html`.
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use slope_testnet::params::parse_duration;
+use slope_testnet::{Params, Scenario, report, run};
+
+#[derive(Parser)]
+#[command(
+    name = "slope-testnet",
+    version,
+    about = "Slope testnet: scripted attacks on a simulated network"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario.
+    Run {
+        /// Scenario name (see `list`).
+        #[arg(long, default_value = "baseline")]
+        scenario: String,
+        /// Honest devices (default: the scenario's).
+        #[arg(long)]
+        devices: Option<usize>,
+        /// Gateways (default: the scenario's).
+        #[arg(long)]
+        gateways: Option<usize>,
+        /// The one seed of every random draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated time, e.g. 24h, 90m, 2d.
+        #[arg(long)]
+        duration: Option<String>,
+        /// Size of the attack (clones, forgers, Sybil identities...).
+        #[arg(long)]
+        attack_size: Option<usize>,
+        /// Run real slope-mesh gateways with libp2p instead of the modelled mesh.
+        #[arg(long)]
+        live: bool,
+        /// Seeds for --live (statistics over several runs).
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Where to write results.json and report.html.
+        #[arg(long, default_value = "testnet-out")]
+        out: PathBuf,
+        /// Start from the small seeded version the tests run.
+        #[arg(long)]
+        small: bool,
+        /// Print only the table (no progress bar).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List the scenarios.
+    List,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => {
+            for s in Scenario::ALL {
+                let d = s.defaults();
+                println!(
+                    "{:<17} {}  [{} devices, {} gateways, {} h]",
+                    s.name(),
+                    s.describe(),
+                    d.devices,
+                    d.gateways,
+                    d.hours
+                );
+            }
+            Ok(())
+        }
+        Command::Run {
+            scenario,
+            devices,
+            gateways,
+            seed,
+            duration,
+            attack_size,
+            live,
+            seeds,
+            out,
+            small,
+            quiet,
+        } => {
+            let scenario = Scenario::from_name(&scenario)
+                .ok_or_else(|| slope_testnet::Error::UnknownScenario(scenario.clone()))?;
+            let mut p = if small {
+                Params::small(scenario)
+            } else {
+                Params::defaults(scenario)
+            };
+            p.seed = seed;
+            if let Some(n) = devices {
+                p.devices = n;
+            }
+            if let Some(g) = gateways {
+                p.gateways = g;
+            }
+            if let Some(d) = duration {
+                p.duration_ms = parse_duration(&d)?;
+                p.attack_at_ms = p.duration_ms / 3;
+            }
+            if let Some(a) = attack_size {
+                p.attack_size = a;
+            }
+            p.check()?;
+            if live {
+                let list: Vec<u64> = (0..seeds).map(|k| seed + k).collect();
+                slope_testnet::live::run(&p, &list)?;
+                return Ok(());
+            }
+            println!(
+                "slope-testnet {}: {} devices, {} gateways, {:.0} h, seed {}",
+                scenario,
+                p.devices,
+                p.gateways,
+                p.duration_ms as f64 / 3.6e6,
+                p.seed
+            );
+            let bar = (!quiet && std::io::stdout().is_terminal()).then(|| {
+                let b = ProgressBar::new(1000);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "  {bar:40} {percent:>3}% simulated, {elapsed} elapsed, eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b
+            });
+            let summary = run::simulate(p, &mut |f| {
+                if let Some(b) = &bar {
+                    b.set_position((f * 1000.0) as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            print!("{}", report::table::render(&summary));
+            report::write(&out, &summary)
+                .with_context(|| format!("writing to {}", out.display()))?;
+            println!(
+                "  wrote {}/results.json and {}/report.html",
+                out.display(),
+                out.display()
+            );
+            if !summary.passed() {
+                bail!("{} failed its pass criteria", scenario);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! What a run measures while it runs: counters, the per-identity ground truth the
+//! oracles compare detections with, and the time series the report plots.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::world::trust::Mode;
+
+/// Ground truth about one identity (an honest device's id, which a clone shares).
+#[derive(Debug, Clone, Default)]
+pub struct Truth {
+    /// When the attacker's first new frame for this identity went on the air, ms.
+    pub attacked_at_ms: Option<u64>,
+    /// When each gateway quarantined it, ms (`None`: not quarantined there).
+    pub quarantined_at: BTreeMap<u16, u64>,
+    /// When the identity's device first reached full scope at its home gateway, ms.
+    pub full_at_ms: Option<u64>,
+    /// When the identity's first frame went on the air, ms.
+    pub first_tx_ms: Option<u64>,
+    /// Whether a gateway verified a frame of this identity from its radio before the
+    /// attack started, and after it started.
+    pub heard_before_attack: bool,
+    pub heard_after_attack: bool,
+    /// Whether the context (RF profile, behaviour) flagged the identity at any gateway
+    /// after the attack started (monitored or deferred).
+    pub flagged_by_context: bool,
+}
+
+/// Admissions by mode at one instant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub t_ms: u64,
+    /// Count of identities in each mode at their home gateway, in [`Mode::ALL`] order.
+    pub modes: [u64; 7],
+    /// Identities their home gateway does not track (yet).
+    pub untracked: u64,
+}
+
+/// A plotted trust slope: the accepted head position of one identity at its home
+/// gateway over time, and its mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub label: String,
+    pub attacked: bool,
+    /// (time ms, head position, mode).
+    pub points: Vec<(u64, u32, Mode)>,
+}
+
+impl Series {
+    /// An empty series.
+    pub fn new(label: String, attacked: bool) -> Self {
+        Self {
+            label,
+            attacked,
+            points: Vec::new(),
+        }
+    }
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Events signed by devices (honest and attackers).
+    pub signed: u64,
+    /// Frames put on the air by honest devices.
+    pub honest_frames: u64,
+    /// Airtime of honest devices, µs.
+    pub honest_airtime_us: u64,
+    /// Frames put on the air by attackers (clones, forgers, replayers, sybils).
+    pub attack_frames: u64,
+    /// Transmissions deferred by the duty-cycle tracker (waited, then sent).
+    pub duty_cycle_deferrals: u64,
+    /// Windows in which a node's own airtime ledger (kept apart from the radio's
+    /// tracker) exceeded the sub-band's duty cycle. Must be 0.
+    pub duty_cycle_violations: u64,
+    /// Receptions at gateways delivered by the radio model.
+    pub receptions: u64,
+    /// Receptions dropped by the scenario's extra frame loss.
+    pub receptions_lost: u64,
+    /// Attestation deliveries by gossip, and their bytes (payload and overhead, every hop).
+    pub gossip_deliveries: u64,
+    pub gossip_bytes: u64,
+    /// Proof messages sent hop by hop, and their bytes.
+    pub proof_messages: u64,
+    pub proof_bytes: u64,
+    /// Sync requests (establishment events for escrowed frames), and reply bytes.
+    pub sync_requests: u64,
+    pub sync_bytes: u64,
+    pub power_cuts: u64,
+    pub reboots: u64,
+    /// Forged frames received by a gateway, and how many were accepted as new.
+    pub forged_received: u64,
+    pub forged_accepted: u64,
+    /// Replayed frames received, and how many a gateway took as a new position (an
+    /// authentic frame it had missed).
+    pub replayed_received: u64,
+    pub replayed_new: u64,
+    /// Fake divergence proofs a rogue gateway sent.
+    pub fake_proofs_sent: u64,
+}
+
+/// p50 / p99 / max of a sample, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Quantiles {
+    pub n: usize,
+    pub p50_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+}
+
+impl Quantiles {
+    /// Nearest-rank quantiles of `ms` (milliseconds), in seconds.
+    pub fn of_ms(mut ms: Vec<u64>) -> Option<Self> {
+        if ms.is_empty() {
+            return None;
+        }
+        ms.sort_unstable();
+        let q = |p: f64| {
+            let rank = ((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
+            ms[rank - 1] as f64 / 1000.0
+        };
+        Some(Self {
+            n: ms.len(),
+            p50_s: q(0.50),
+            p99_s: q(0.99),
+            max_s: q(1.0),
+        })
+    }
+}
+
+/// Peak resident memory of this process, MiB (Linux `VmHWM`; `None` elsewhere).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let q = Quantiles::of_ms((1..=100).map(|s| s * 1000).collect());
+        assert_eq!(
+            q,
+            Some(Quantiles {
+                n: 100,
+                p50_s: 50.0,
+                p99_s: 99.0,
+                max_s: 100.0
+            })
+        );
+        assert_eq!(Quantiles::of_ms(vec![]), None);
+        assert_eq!(Quantiles::of_ms(vec![7]).map(|q| q.p99_s), Some(0.007));
+    }
+}

@@ -1,0 +1,123 @@
+//! The terminal table of a run: the headline figures, then each pass criterion.
+
+use std::fmt::Write;
+
+use crate::metrics::Quantiles;
+use crate::summary::Summary;
+
+fn q(q: &Option<Quantiles>) -> String {
+    q.map_or("—".into(), |q| {
+        format!(
+            "{} / {} / {} (n={})",
+            secs(q.p50_s),
+            secs(q.p99_s),
+            secs(q.max_s),
+            q.n
+        )
+    })
+}
+
+/// Seconds, in the most readable unit.
+pub fn secs(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{:.2} h", s / 3600.0)
+    } else if s >= 60.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// The table as text.
+pub fn render(s: &Summary) -> String {
+    let mut rows: Vec<(&str, String)> = vec![
+        ("scenario", format!("{} (seed {})", s.scenario, s.seed)),
+        (
+            "size",
+            format!(
+                "{} devices, {} gateways, {} h simulated",
+                s.devices, s.gateways, s.hours
+            ),
+        ),
+        (
+            "gateway stage",
+            if s.trust_engine {
+                "verifier + trust engine".into()
+            } else {
+                "verifier only (trust engine not integrated)".into()
+            },
+        ),
+        (
+            "detection rate",
+            s.detection_rate
+                .map_or("— (no clone in this scenario)".into(), |r| {
+                    format!("{:.1} % ({} of {})", r * 100.0, s.detected, s.attacked)
+                }),
+        ),
+        ("false quarantines", s.false_quarantines.to_string()),
+        ("detection latency p50/p99/max", q(&s.detection_latency)),
+        ("  …until every gateway", q(&s.everywhere_latency)),
+        ("time to full scope p50/p99/max", q(&s.time_to_full_scope)),
+        (
+            "gossip bytes per attestation",
+            format!("{:.0} B", s.gossip_bytes_per_attestation),
+        ),
+        (
+            "duplicates per attestation",
+            format!("{:.2}", s.duplicates_per_attestation),
+        ),
+        (
+            "airtime per device per day",
+            secs(s.airtime_s_per_device_day),
+        ),
+        (
+            "duty-cycle violations",
+            format!(
+                "{} ({} deferrals)",
+                s.duty_cycle_violations, s.counters.duty_cycle_deferrals
+            ),
+        ),
+        (
+            "peak memory (process RSS)",
+            s.perf
+                .peak_rss_mib
+                .map_or("—".into(), |m| format!("{m:.0} MiB")),
+        ),
+        (
+            "events per second",
+            format!(
+                "{:.0} ({} events in {:.1} s)",
+                s.perf.events_per_s, s.events, s.perf.wall_s
+            ),
+        ),
+        (
+            "signature checks per second",
+            format!("{:.0}", s.perf.signature_checks_per_s),
+        ),
+        ("trace digest", s.trace_digest.clone()),
+    ];
+    if let Some(r) = s.reconvergence_s {
+        rows.insert(7, ("re-convergence after heal", secs(r)));
+    }
+    let w = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in &rows {
+        let _ = writeln!(out, "  {k:<w$}  {v}");
+    }
+    let _ = writeln!(out, "\n  pass criteria:");
+    for c in &s.criteria {
+        let mark = match c.held {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "n/a ",
+        };
+        let _ = writeln!(out, "  [{mark}] {} — {}", c.name, c.detail);
+    }
+    let verdict = if s.passed() { "PASSED" } else { "FAILED" };
+    let _ = writeln!(out, "\n  {} {verdict}", s.scenario);
+    out
+}

@@ -1,0 +1,27 @@
+//! One run end to end: build the world, run it with a progress callback, measure the
+//! wall clock, and read the summary.
+
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::metrics::peak_rss_mib;
+use crate::params::Params;
+use crate::summary::{Perf, Summary};
+use crate::world::World;
+
+/// Runs the simulated layer for `params`.
+pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let mut world = World::new(params)?;
+    world.run(progress)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut summary = Summary::of(&world, Perf::default());
+    let checks = summary.outcomes.signature_checked + summary.outcomes.rejected_signature;
+    summary.perf = Perf {
+        wall_s,
+        events_per_s: world.events as f64 / wall_s.max(1e-9),
+        signature_checks_per_s: checks as f64 / wall_s.max(1e-9),
+        peak_rss_mib: peak_rss_mib(),
+    };
+    Ok(summary)
+}

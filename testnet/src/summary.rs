@@ -1,0 +1,310 @@
+//! The results of a run: every figure of the terminal table and `results.json`, and the
+//! scenario's pass criteria evaluated on them. Everything but [`Perf`] is a pure
+//! function of the parameters (the snapshot tests compare it); [`Perf`] is wall-clock.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::metrics::{Counters, Quantiles, Sample, Series};
+use crate::params::Params;
+use crate::scenario::Scenario;
+use crate::world::World;
+use crate::world::gateway::Counters as GatewayCounters;
+
+/// One pass criterion: `held` is `None` when the run cannot evaluate it (the detail
+/// says what it needs).
+#[derive(Debug, Clone, Serialize)]
+pub struct Criterion {
+    pub name: String,
+    pub held: Option<bool>,
+    pub detail: String,
+}
+
+/// Verifier outcomes summed over every gateway.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Outcomes {
+    pub extended: u64,
+    pub unlinked: u64,
+    pub historic: u64,
+    pub duplicate: u64,
+    pub escrowed: u64,
+    pub divergence: u64,
+    pub rejected_signature: u64,
+    pub rejected_decode: u64,
+    pub rejected_capacity: u64,
+    pub rejected_other: u64,
+    /// Frames that needed a signature check.
+    pub signature_checked: u64,
+    pub proofs_accepted: u64,
+    pub proofs_rejected: u64,
+    pub batches: u64,
+}
+
+/// What the radio model did.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Radio {
+    pub transmitted: u64,
+    pub delivered: u64,
+    pub lost_collision: u64,
+    pub lost_half_duplex: u64,
+    pub refused_regional: u64,
+}
+
+/// Wall-clock figures (not reproducible; excluded from snapshots).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Perf {
+    pub wall_s: f64,
+    pub events_per_s: f64,
+    pub signature_checks_per_s: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The results of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: Scenario,
+    pub version: &'static str,
+    pub seed: u64,
+    pub devices: usize,
+    pub gateways: usize,
+    pub hours: f64,
+    pub trust_engine: bool,
+    pub trace_digest: String,
+    pub events: u64,
+    /// Identities the attacker cloned and whose clone a gateway heard (a clone no
+    /// gateway hears can neither be caught nor act; those are `cloned_unheard`).
+    pub attacked: usize,
+    pub cloned_unheard: usize,
+    /// Of those, quarantined by at least one gateway / by every gateway.
+    pub detected: usize,
+    pub detected_everywhere: usize,
+    pub detection_rate: Option<f64>,
+    /// Cloned identities nobody quarantined, with when the clone's first new frame went
+    /// on the air (`None`: it never did).
+    pub undetected: Vec<(usize, Option<f64>)>,
+    /// Honest identities (never cloned) quarantined anywhere.
+    pub false_quarantines: usize,
+    /// From the clone's first new frame on the air to the first gateway's quarantine.
+    pub detection_latency: Option<Quantiles>,
+    /// From the clone's first new frame on the air to the last gateway's quarantine.
+    pub everywhere_latency: Option<Quantiles>,
+    /// `partition`: from the heal until every gateway quarantined every clone, s.
+    pub reconvergence_s: Option<f64>,
+    /// From a device's first frame to full scope at its home gateway (trust engine).
+    pub time_to_full_scope: Option<Quantiles>,
+    /// Honest devices tracked by at least one gateway at the end, as a fraction of the
+    /// incepted ones.
+    pub honest_tracked: f64,
+    /// Of the honest devices a gateway verified before the attack started, the fraction
+    /// a gateway verified again after it started.
+    pub honest_heard_after_attack: f64,
+    pub gossip_bytes_per_attestation: f64,
+    pub duplicates_per_attestation: f64,
+    pub airtime_s_per_device_day: f64,
+    pub duty_cycle_violations: u64,
+    pub gateway_peak_devices: usize,
+    pub gateway_device_bound: usize,
+    pub gateway_peak_escrow: usize,
+    pub gateway_escrow_bound: usize,
+    pub outcomes: Outcomes,
+    pub radio: Radio,
+    pub counters: Counters,
+    pub criteria: Vec<Criterion>,
+    pub perf: Perf,
+    /// Every detection latency (first gateway / every gateway), s, for the CDF.
+    #[serde(skip)]
+    pub latencies_s: (Vec<f64>, Vec<f64>),
+    #[serde(skip)]
+    pub samples: Vec<Sample>,
+    #[serde(skip)]
+    pub series: Vec<Series>,
+    #[serde(skip)]
+    pub map: Map,
+}
+
+/// Where everything was, for the report's map.
+#[derive(Debug, Clone, Default)]
+pub struct Map {
+    pub width_m: f64,
+    pub height_m: f64,
+    pub gateways: Vec<(f64, f64)>,
+    pub rogue: Option<usize>,
+    pub honest: Vec<(f64, f64)>,
+    pub victims: Vec<(f64, f64)>,
+    pub attackers: Vec<(f64, f64)>,
+}
+
+impl Summary {
+    /// Reads the results off a finished world.
+    pub fn of(world: &World, perf: Perf) -> Self {
+        let p: &Params = &world.params;
+        let g_count = world.gateways.len();
+        let cloned: HashSet<usize> =
+            if p.scenario.expects_divergence() || p.scenario == Scenario::SilentClone {
+                world.attack.victims.iter().copied().collect()
+            } else {
+                HashSet::new()
+            };
+        let mut first = Vec::new();
+        let mut everywhere = Vec::new();
+        let (mut detected, mut all, mut false_q) = (0, 0, 0);
+        let mut last_quarantine = 0u64;
+        let mut undetected = Vec::new();
+        let mut unheard = 0;
+        for (i, t) in world.truth.iter().enumerate() {
+            if !cloned.contains(&i) {
+                if !t.quarantined_at.is_empty() {
+                    false_q += 1;
+                }
+                continue;
+            }
+            if t.attacked_at_ms.is_none() && t.quarantined_at.is_empty() {
+                unheard += 1;
+                continue;
+            }
+            let Some(&earliest) = t.quarantined_at.values().min() else {
+                undetected.push((i, t.attacked_at_ms.map(|a| a as f64 / 3.6e6)));
+                continue;
+            };
+            detected += 1;
+            let latest = t.quarantined_at.values().copied().max().unwrap_or(earliest);
+            if let Some(at) = t.attacked_at_ms {
+                first.push(earliest.saturating_sub(at));
+            }
+            if t.quarantined_at.len() == g_count {
+                all += 1;
+                last_quarantine = last_quarantine.max(latest);
+                if let Some(at) = t.attacked_at_ms {
+                    everywhere.push(latest.saturating_sub(at));
+                }
+            }
+        }
+        let full: Vec<u64> = world
+            .truth
+            .iter()
+            .filter_map(|t| Some(t.full_at_ms?.saturating_sub(t.first_tx_ms?)))
+            .collect();
+        let mut o = Outcomes::default();
+        let mut peak_devices = 0;
+        let mut peak_escrow = 0;
+        for g in &world.gateways {
+            add(&mut o, &g.counters);
+            peak_devices = peak_devices.max(g.peak_devices);
+            peak_escrow = peak_escrow.max(g.peak_escrow);
+        }
+        let c = world.counters.clone();
+        let stats = world.channel().stats();
+        let days = p.duration_ms as f64 / 86_400_000.0;
+        let attestations = c.honest_frames.max(1) as f64;
+        let incepted: Vec<_> = world.devices[..p.devices]
+            .iter()
+            .filter_map(|d| d.id)
+            .collect();
+        let tracked = incepted
+            .iter()
+            .filter(|id| world.tracked_anywhere(id))
+            .count();
+        let vc = world.gateways.first().map(|g| *g.verifier().config());
+        let mut s = Self {
+            scenario: p.scenario,
+            version: env!("CARGO_PKG_VERSION"),
+            seed: p.seed,
+            devices: p.devices,
+            gateways: g_count,
+            hours: p.duration_ms as f64 / 3_600_000.0,
+            trust_engine: world.gateways.first().is_some_and(|g| g.stage.judges()),
+            trace_digest: world.trace.digest(),
+            events: world.events,
+            attacked: cloned.len() - unheard,
+            cloned_unheard: unheard,
+            detected,
+            detected_everywhere: all,
+            undetected,
+            detection_rate: (cloned.len() > unheard)
+                .then(|| detected as f64 / (cloned.len() - unheard) as f64),
+            false_quarantines: false_q,
+            latencies_s: (secs(&first), secs(&everywhere)),
+            detection_latency: Quantiles::of_ms(first),
+            everywhere_latency: Quantiles::of_ms(everywhere),
+            reconvergence_s: world.partition_healed_ms.and_then(|h| {
+                (all == cloned.len() - unheard && all > 0)
+                    .then(|| last_quarantine.saturating_sub(h) as f64 / 1000.0)
+            }),
+            time_to_full_scope: Quantiles::of_ms(full),
+            honest_tracked: tracked as f64 / incepted.len().max(1) as f64,
+            honest_heard_after_attack: {
+                let before: Vec<_> = world.truth[..p.devices]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, t)| t.heard_before_attack && !cloned.contains(i))
+                    .collect();
+                let after = before.iter().filter(|(_, t)| t.heard_after_attack).count();
+                after as f64 / before.len().max(1) as f64
+            },
+            gossip_bytes_per_attestation: (c.gossip_bytes + c.proof_bytes + c.sync_bytes) as f64
+                / attestations,
+            duplicates_per_attestation: o.duplicate as f64 / attestations,
+            airtime_s_per_device_day: c.honest_airtime_us as f64
+                / 1e6
+                / p.devices as f64
+                / days.max(1e-9),
+            duty_cycle_violations: c.duty_cycle_violations,
+            gateway_peak_devices: peak_devices,
+            gateway_device_bound: vc.map_or(0, |v| v.max_devices),
+            gateway_peak_escrow: peak_escrow,
+            gateway_escrow_bound: vc.map_or(0, |v| v.escrow_total),
+            outcomes: o,
+            radio: Radio {
+                transmitted: stats.transmitted,
+                delivered: stats.delivered,
+                lost_collision: stats.lost_collision,
+                lost_half_duplex: stats.lost_half_duplex,
+                refused_regional: stats.refused_regional,
+            },
+            counters: c,
+            criteria: Vec::new(),
+            perf,
+            samples: world.samples.clone(),
+            series: world.series.iter().map(|(_, s)| s.clone()).collect(),
+            map: world.map(),
+        };
+        s.criteria = crate::criteria::evaluate(&s);
+        s
+    }
+
+    /// Whether every evaluated criterion held.
+    pub fn passed(&self) -> bool {
+        self.criteria.iter().all(|c| c.held != Some(false))
+    }
+
+    /// The reproducible part as pretty JSON (what the snapshot tests compare).
+    pub fn reproducible_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("perf");
+        }
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+}
+
+fn secs(ms: &[u64]) -> Vec<f64> {
+    ms.iter().map(|&m| m as f64 / 1000.0).collect()
+}
+
+fn add(o: &mut Outcomes, g: &GatewayCounters) {
+    o.extended += g.extended;
+    o.unlinked += g.unlinked;
+    o.historic += g.historic;
+    o.duplicate += g.duplicate;
+    o.escrowed += g.escrowed;
+    o.divergence += g.divergence;
+    o.rejected_signature += g.rejected_signature;
+    o.rejected_decode += g.rejected_decode;
+    o.rejected_capacity += g.rejected_capacity;
+    o.rejected_other += g.rejected_other;
+    o.signature_checked += g.verified;
+    o.proofs_accepted += g.proofs_accepted;
+    o.proofs_rejected += g.proofs_rejected;
+    o.batches += g.batches;
+}

@@ -1,0 +1,325 @@
+//! A simulated gateway: the real `slope_node::verifier::Verifier` fed in batches
+//! (`handle_batch`, as the mesh pipeline does), a short durable history to check
+//! historic events against, the trust stage ([`super::trust::Stage`]), and the
+//! divergence proofs it has verified.
+//!
+//! Receptions (radio, gossip, sync replies) wait in an inbox and are processed together
+//! at the next flush, one batch verification per flush. What the world must do next
+//! comes back as [`Action`]s.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use slope_node::verifier::{Config, Missing, Outcome, Verifier, VerifyError};
+use slope_proto::{DeviceId, Observation};
+use slope_radios::sim::{NodeId, Position};
+
+use super::trust::{Mode, Stage};
+
+/// Positions kept per device (a day at one attestation per 15 min), to compare a
+/// `Historic` event with: what the mesh's durable store does. A clone that speaks while
+/// its original is dormant pushes the original's positions out of the verifier's
+/// window; the original's frames then arrive as `Historic` and are proven against this.
+pub const HISTORY: usize = 96;
+
+/// Held positions of one device: (position, envelope), oldest first.
+type History = VecDeque<(u32, Arc<[u8]>)>;
+
+/// Where an input came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// This gateway's radio (possibly a second RF chain or a forwarder loop).
+    Radio,
+    /// Gossip from another gateway.
+    Gossip,
+    /// A sync reply with establishment events.
+    Sync,
+}
+
+/// One frame waiting for the next flush.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The envelope (air framing removed).
+    pub envelope: Arc<[u8]>,
+    pub rx: Observation,
+    pub source: Source,
+}
+
+/// What the world must do after a flush.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A frame this gateway's radio heard and verified: deliver it to the other gateways
+    /// that track the device.
+    Gossip {
+        device: DeviceId,
+        envelope: Arc<[u8]>,
+    },
+    /// The gateway now tracks this device (it wants its gossip).
+    Track(DeviceId),
+    /// Ask the mesh for the establishment events an escrowed frame waits for.
+    Sync(Missing),
+    /// A divergence proof this gateway built or verified for the first time: it has
+    /// quarantined the device and floods the proof.
+    Quarantined { device: DeviceId, proof: Arc<[u8]> },
+}
+
+/// Outcome counters of one gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub extended: u64,
+    pub unlinked: u64,
+    pub historic: u64,
+    pub duplicate: u64,
+    pub escrowed: u64,
+    pub divergence: u64,
+    pub rejected_signature: u64,
+    pub rejected_decode: u64,
+    pub rejected_other: u64,
+    pub rejected_capacity: u64,
+    /// Frames that went through a signature check (not duplicates, not escrowed).
+    pub verified: u64,
+    pub proofs_accepted: u64,
+    pub proofs_rejected: u64,
+    pub batches: u64,
+}
+
+/// One gateway.
+pub struct Gateway {
+    pub index: u16,
+    pub node: NodeId,
+    pub pos: Position,
+    verifier: Verifier,
+    pub stage: Stage,
+    inbox: Vec<Input>,
+    pub flush_scheduled: bool,
+    history: HashMap<DeviceId, History>,
+    tracked: HashSet<DeviceId>,
+    proofs: HashSet<[u8; 32]>,
+    proof_list: Vec<Arc<[u8]>>,
+    syncing: BTreeSet<Missing>,
+    pub counters: Counters,
+    pub peak_devices: usize,
+    pub peak_escrow: usize,
+}
+
+impl Gateway {
+    pub fn new(index: u16, node: NodeId, pos: Position, config: Config, stage: Stage) -> Self {
+        Self {
+            index,
+            node,
+            pos,
+            verifier: Verifier::new(config),
+            stage,
+            inbox: Vec::new(),
+            flush_scheduled: false,
+            history: HashMap::new(),
+            tracked: HashSet::new(),
+            proofs: HashSet::new(),
+            proof_list: Vec::new(),
+            syncing: BTreeSet::new(),
+            counters: Counters::default(),
+            peak_devices: 0,
+            peak_escrow: 0,
+        }
+    }
+
+    /// Queues a frame for the next flush.
+    pub fn receive(&mut self, input: Input) {
+        self.inbox.push(input);
+    }
+
+    /// Frames waiting.
+    pub fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// The verifier (read-only: establishments for sync replies, snapshots).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Whether the gateway tracks `device`.
+    pub fn tracks(&self, device: &DeviceId) -> bool {
+        self.tracked.contains(device)
+    }
+
+    /// The trust stage's current mode for `device`.
+    pub fn mode(&self, device: &DeviceId, now_ms: u64) -> Mode {
+        self.stage.mode(device, now_ms)
+    }
+
+    /// The valid divergence proofs this gateway holds.
+    pub fn proofs(&self) -> &[Arc<[u8]>] {
+        &self.proof_list
+    }
+
+    /// The newest frame held for `device` (envelope).
+    pub fn latest(&self, device: &DeviceId) -> Option<Arc<[u8]>> {
+        self.history.get(device)?.back().map(|(_, f)| f.clone())
+    }
+
+    /// A sync request for `missing` was answered (or given up).
+    pub fn synced(&mut self, missing: &Missing) {
+        self.syncing.remove(missing);
+    }
+
+    /// Verifies everything in the inbox as one batch; returns what the world must do.
+    pub fn flush(&mut self, now_ms: u64, trace: &mut super::trace::Trace) -> Vec<Action> {
+        self.flush_scheduled = false;
+        let inbox = std::mem::take(&mut self.inbox);
+        if inbox.is_empty() {
+            return Vec::new();
+        }
+        self.counters.batches += 1;
+        let frames: Vec<(&[u8], Observation)> =
+            inbox.iter().map(|i| (&i.envelope[..], i.rx)).collect();
+        let outcomes = self.verifier.handle_batch(now_ms, &frames);
+        let mut actions = Vec::new();
+        for (input, outcome) in inbox.iter().zip(outcomes) {
+            self.outcome(now_ms, outcome, Some(input), &mut actions, trace);
+        }
+        while let Some(outcome) = self.verifier.poll_outcome() {
+            self.outcome(now_ms, outcome, None, &mut actions, trace);
+        }
+        self.peak_devices = self.peak_devices.max(self.verifier.device_count());
+        self.peak_escrow = self.peak_escrow.max(self.verifier.escrow_stats().held);
+        actions
+    }
+
+    /// A divergence proof received by gossip: verified here from nothing before it
+    /// quarantines anything. Returns the device when the proof is valid and new here.
+    pub fn handle_proof(&mut self, now_ms: u64, proof: &Arc<[u8]>) -> Option<DeviceId> {
+        let key = *blake3::hash(proof).as_bytes();
+        if self.proofs.contains(&key) {
+            return None;
+        }
+        match slope_node::verifier::verify_divergence_proof(proof) {
+            Ok(d) => {
+                self.counters.proofs_accepted += 1;
+                self.proofs.insert(key);
+                self.proof_list.push(proof.clone());
+                let fresh = self.stage.diverged(now_ms, &d.device, proof);
+                fresh.then_some(d.device)
+            }
+            Err(_) => {
+                self.counters.proofs_rejected += 1;
+                None
+            }
+        }
+    }
+
+    fn outcome(
+        &mut self,
+        now_ms: u64,
+        outcome: Outcome,
+        input: Option<&Input>,
+        actions: &mut Vec<Action>,
+        trace: &mut super::trace::Trace,
+    ) {
+        let source = input.map_or(Source::Sync, |i| i.source);
+        let c = &mut self.counters;
+        let tag = match &outcome {
+            Outcome::Extended(_) => 1,
+            Outcome::Unlinked(_) => 2,
+            Outcome::Historic(_) => 3,
+            Outcome::Duplicate { .. } => 4,
+            Outcome::Escrowed(_) => 5,
+            Outcome::Divergence(_) => 6,
+            Outcome::Rejected(_) => 7,
+            _ => 8,
+        };
+        trace.record(now_ms, 100 + tag, &[u64::from(self.index)]);
+        match outcome {
+            Outcome::Extended(att) | Outcome::Unlinked(att) => {
+                if tag == 1 {
+                    c.extended += 1;
+                } else {
+                    c.unlinked += 1;
+                }
+                c.verified += 1;
+                let device = *att.device();
+                let envelope: Arc<[u8]> =
+                    input.map_or_else(|| att.frame().into(), |i| i.envelope.clone());
+                self.remember(device, att.seq(), envelope.clone());
+                self.track(device, actions);
+                self.stage.attested(now_ms, &att);
+                if source == Source::Radio {
+                    actions.push(Action::Gossip { device, envelope });
+                }
+            }
+            Outcome::Historic(att) => {
+                c.historic += 1;
+                c.verified += 1;
+                let device = *att.device();
+                let held = self.history.get(&device).and_then(|h| {
+                    h.iter()
+                        .find(|(s, _)| *s == att.seq())
+                        .map(|(_, f)| f.clone())
+                });
+                if let Some(held) = held
+                    && *held != *att.frame()
+                    && let Ok(proof) = self.verifier.prove(&device, &held, att.frame())
+                {
+                    self.quarantine(now_ms, device, proof.into(), actions);
+                }
+            }
+            Outcome::Duplicate { .. } => c.duplicate += 1,
+            Outcome::Escrowed(missing) => {
+                c.escrowed += 1;
+                if self.syncing.insert(missing) {
+                    actions.push(Action::Sync(missing));
+                }
+            }
+            Outcome::Divergence(ev) => {
+                c.divergence += 1;
+                c.verified += 1;
+                let device = ev.device;
+                self.track(device, actions);
+                self.quarantine(now_ms, device, ev.proof.clone().into(), actions);
+            }
+            Outcome::Rejected(e) => match e {
+                VerifyError::BadSignature | VerifyError::UnknownKey => {
+                    c.rejected_signature += 1;
+                }
+                VerifyError::Decode(_) => c.rejected_decode += 1,
+                VerifyError::Capacity => c.rejected_capacity += 1,
+                _ => c.rejected_other += 1,
+            },
+            _ => c.rejected_other += 1,
+        }
+    }
+
+    fn quarantine(
+        &mut self,
+        now_ms: u64,
+        device: DeviceId,
+        proof: Arc<[u8]>,
+        actions: &mut Vec<Action>,
+    ) {
+        let key = *blake3::hash(&proof).as_bytes();
+        if !self.proofs.insert(key) {
+            return;
+        }
+        self.proof_list.push(proof.clone());
+        if self.stage.diverged(now_ms, &device, &proof) {
+            actions.push(Action::Quarantined { device, proof });
+        }
+    }
+
+    fn track(&mut self, device: DeviceId, actions: &mut Vec<Action>) {
+        if self.tracked.insert(device) {
+            actions.push(Action::Track(device));
+        }
+    }
+
+    fn remember(&mut self, device: DeviceId, seq: u32, envelope: Arc<[u8]>) {
+        let h = self.history.entry(device).or_default();
+        if h.iter().any(|(s, f)| *s == seq && **f == *envelope) {
+            return;
+        }
+        if h.len() >= HISTORY {
+            h.pop_front();
+        }
+        h.push_back((seq, envelope));
+    }
+}

@@ -1,0 +1,194 @@
+//! The gateway-to-gateway gossip model: an overlay where each gateway keeps about
+//! `degree` peers, a log-normal latency per link, loss per message per hop, and
+//! partitions that cut every link between the two halves.
+//!
+//! Two kinds of traffic use it (see `docs/testnet.md`, "Model of gossip"):
+//! - divergence proofs are flooded hop by hop (each gateway re-verifies a proof before it
+//!   forwards it), simulated as individual messages;
+//! - attestations are delivered to the gateways that track the device, along the
+//!   overlay's fastest path ([`Overlay::route`]): hop count and latency from the current
+//!   topology, with per-delivery jitter and loss.
+
+use rand::Rng;
+use rand_chacha::ChaCha12Rng;
+
+use crate::params::Gossip;
+
+/// Bytes a gossip message costs beyond its payload (framing, topic, message id,
+/// signature of the publishing peer), per hop.
+pub const OVERHEAD_BYTES: u64 = 112;
+
+/// The overlay of gateways.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    params: Gossip,
+    /// `peers[g]`: (peer, base latency ms), symmetric.
+    peers: Vec<Vec<(u16, f64)>>,
+    /// Side of each gateway when the mesh is partitioned.
+    side: Vec<bool>,
+    partitioned: bool,
+    /// Fastest-path latency (ms) and hop count between every pair, for the current
+    /// topology; `f64::INFINITY` when unreachable.
+    dist: Vec<f64>,
+    hops: Vec<u16>,
+    n: usize,
+}
+
+impl Overlay {
+    /// A random overlay of `n` gateways: a ring (so it is connected) plus random links
+    /// up to about `degree` peers each.
+    pub fn new(n: usize, params: Gossip, side: Vec<bool>, rng: &mut ChaCha12Rng) -> Self {
+        let mut peers: Vec<Vec<(u16, f64)>> = vec![Vec::new(); n];
+        let mut link = |a: usize, b: usize, rng: &mut ChaCha12Rng| {
+            if a == b || peers[a].iter().any(|(p, _)| usize::from(*p) == b) {
+                return;
+            }
+            let lat = lognormal(rng, params.latency_median_ms, params.latency_sigma);
+            peers[a].push((b as u16, lat));
+            peers[b].push((a as u16, lat));
+        };
+        for a in 0..n {
+            link(a, (a + 1) % n, rng);
+        }
+        let extra = params.degree.saturating_sub(2).div_ceil(2);
+        for a in 0..n {
+            for _ in 0..extra {
+                let b = rng.gen_range(0..n);
+                link(a, b, rng);
+            }
+        }
+        let mut o = Self {
+            params,
+            peers,
+            side,
+            partitioned: false,
+            dist: Vec::new(),
+            hops: Vec::new(),
+            n,
+        };
+        o.recompute();
+        o
+    }
+
+    /// Number of gateways.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the overlay is empty.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Splits the mesh (every link between the two sides is cut) or heals it.
+    pub fn set_partitioned(&mut self, partitioned: bool) {
+        self.partitioned = partitioned;
+        self.recompute();
+    }
+
+    /// Whether `a` and `b` can talk now.
+    pub fn connected(&self, a: u16, b: u16) -> bool {
+        !self.partitioned || self.side[usize::from(a)] == self.side[usize::from(b)]
+    }
+
+    /// The peers of `g` reachable now, with their base latency.
+    pub fn peers(&self, g: u16) -> impl Iterator<Item = (u16, f64)> + '_ {
+        self.peers[usize::from(g)]
+            .iter()
+            .copied()
+            .filter(move |(p, _)| self.connected(g, *p))
+    }
+
+    /// Latency (ms) and hops of a delivery from `from` to `to` now, or `None` when it is
+    /// lost (unreachable, or dropped on the way).
+    pub fn route(&self, from: u16, to: u16, rng: &mut ChaCha12Rng) -> Option<(f64, u16)> {
+        let i = usize::from(from) * self.n + usize::from(to);
+        let d = *self.dist.get(i)?;
+        if !d.is_finite() {
+            return None;
+        }
+        let hops = self.hops[i];
+        let delivered = (1.0 - self.params.loss).powi(i32::from(hops.min(1)));
+        if rng.r#gen::<f64>() >= delivered {
+            return None;
+        }
+        Some((d * rng.gen_range(0.8..1.25), hops))
+    }
+
+    /// One hop's latency on the link `a`–`b` (base latency, jittered), or `None` when
+    /// the message is lost on it.
+    pub fn hop(&self, base_ms: f64, rng: &mut ChaCha12Rng) -> Option<f64> {
+        if rng.r#gen::<f64>() < self.params.loss {
+            return None;
+        }
+        Some(base_ms * lognormal(rng, 1.0, 0.2))
+    }
+
+    fn recompute(&mut self) {
+        let n = self.n;
+        self.dist = vec![f64::INFINITY; n * n];
+        self.hops = vec![u16::MAX; n * n];
+        for s in 0..n {
+            // Dijkstra over a small graph: O(n²) is fine for a few hundred gateways.
+            let mut done = vec![false; n];
+            let row = s * n;
+            self.dist[row + s] = 0.0;
+            self.hops[row + s] = 0;
+            for _ in 0..n {
+                let mut best = None;
+                for (v, is_done) in done.iter().enumerate() {
+                    let d = self.dist[row + v];
+                    if !is_done && d.is_finite() && best.is_none_or(|(_, bd)| d < bd) {
+                        best = Some((v, d));
+                    }
+                }
+                let Some((u, du)) = best else { break };
+                done[u] = true;
+                for &(p, lat) in &self.peers[u] {
+                    let v = usize::from(p);
+                    if !self.connected(u as u16, p) {
+                        continue;
+                    }
+                    if du + lat < self.dist[row + v] {
+                        self.dist[row + v] = du + lat;
+                        self.hops[row + v] = self.hops[row + u].saturating_add(1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A log-normal draw with the given median and σ (natural log).
+pub fn lognormal(rng: &mut impl Rng, median: f64, sigma: f64) -> f64 {
+    median * (sigma * standard_normal(rng)).exp()
+}
+
+/// One N(0, 1) draw (Box–Muller).
+pub fn standard_normal(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.r#gen::<f64>();
+    let u2: f64 = rng.r#gen::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn partition_cuts_and_heal_restores() {
+        let mut rng = ChaCha12Rng::seed_from_u64(3);
+        let side: Vec<bool> = (0..20).map(|i| i >= 10).collect();
+        let mut o = Overlay::new(20, Gossip::default(), side, &mut rng);
+        let reach = |o: &Overlay| o.dist.iter().filter(|d| d.is_finite()).count();
+        assert_eq!(reach(&o), 400);
+        o.set_partitioned(true);
+        assert!(!o.connected(0, 15));
+        assert!(reach(&o) <= 200);
+        assert!(o.dist[15].is_infinite());
+        o.set_partitioned(false);
+        assert_eq!(reach(&o), 400);
+    }
+}

@@ -1,0 +1,287 @@
+//! What gateways do with each other: deliver verified attestations to the gateways
+//! that track the device, answer sync requests with establishment events, flood
+//! divergence proofs (re-verified at every hop), heal partitions by exchanging the
+//! proofs each side holds, and the periodic samples of admissions and slopes.
+
+use std::sync::Arc;
+
+use slope_node::verifier::Missing;
+use slope_proto::{DeviceId, Observation};
+
+use super::gateway::{Action, Input, Source};
+use super::gossip::OVERHEAD_BYTES;
+use super::trust::Mode;
+use super::{Ev, SAMPLE_MS, World};
+use crate::metrics::Sample;
+
+impl World {
+    pub(super) fn on_flush(&mut self, g: u16) {
+        let now_ms = self.now_ms();
+        let Some(gw) = self.gateways.get_mut(usize::from(g)) else {
+            return;
+        };
+        self.trace
+            .record(self.now_us, 8, &[u64::from(g), gw.inbox_len() as u64]);
+        let actions = gw.flush(now_ms, &mut self.trace);
+        for a in actions {
+            self.act(g, a);
+        }
+    }
+
+    fn act(&mut self, g: u16, action: Action) {
+        match action {
+            Action::Gossip { device, envelope } => {
+                self.attack.accepted(&envelope, &mut self.counters);
+                let after = self.now_ms() >= self.params.attack_at_ms;
+                if let Some(&i) = self.identity.get(&device)
+                    && let Some(t) = self.truth.get_mut(i)
+                {
+                    if after {
+                        t.heard_after_attack = true;
+                    } else {
+                        t.heard_before_attack = true;
+                    }
+                }
+                self.gossip(g, device, envelope);
+            }
+            Action::Track(device) => {
+                let list = self.interest.entry(device).or_default();
+                if let Err(pos) = list.binary_search(&g) {
+                    list.insert(pos, g);
+                }
+                self.short.entry(device.short()).or_insert(device);
+            }
+            Action::Sync(missing) => self.sync(g, missing),
+            Action::Quarantined { device, proof } => {
+                self.detected(g, device);
+                self.flood(g, None, proof);
+            }
+        }
+    }
+
+    /// Delivers a verified attestation to every other gateway tracking the device.
+    fn gossip(&mut self, from: u16, device: DeviceId, envelope: Arc<[u8]>) {
+        let Some(targets) = self.interest.get(&device).cloned() else {
+            return;
+        };
+        for to in targets {
+            if to == from {
+                continue;
+            }
+            let Some((ms, hops)) = self.overlay.route(from, to, &mut self.rng) else {
+                continue;
+            };
+            self.counters.gossip_deliveries += 1;
+            self.counters.gossip_bytes +=
+                (envelope.len() as u64 + OVERHEAD_BYTES) * u64::from(hops);
+            let input = Input {
+                envelope: envelope.clone(),
+                rx: gossip_rx(self.now_ms()),
+                source: Source::Gossip,
+            };
+            self.schedule(self.now_us + (ms * 1000.0) as u64, Ev::Deliver(to, input));
+        }
+    }
+
+    /// Asks the nearest reachable gateway that tracks the device for its establishment
+    /// events.
+    fn sync(&mut self, g: u16, missing: Missing) {
+        let device = match missing {
+            Missing::Inception(short) => self.short.get(&short).copied(),
+            Missing::Rotation { device, .. } => Some(device),
+        };
+        let responder = device.and_then(|d| {
+            self.interest
+                .get(&d)?
+                .iter()
+                .copied()
+                .filter(|&h| h != g)
+                .find(|&h| {
+                    self.gateways
+                        .get(usize::from(h))
+                        .is_some_and(|gw| gw.tracks(&d))
+                        && self.overlay.connected(g, h)
+                })
+        });
+        let (Some(device), Some(from)) = (device, responder) else {
+            if let Some(gw) = self.gateways.get_mut(usize::from(g)) {
+                gw.synced(&missing);
+            }
+            return;
+        };
+        self.counters.sync_requests += 1;
+        let rtt = match (
+            self.overlay.route(g, from, &mut self.rng),
+            self.overlay.route(from, g, &mut self.rng),
+        ) {
+            (Some((a, _)), Some((b, _))) => a + b,
+            _ => {
+                if let Some(gw) = self.gateways.get_mut(usize::from(g)) {
+                    gw.synced(&missing);
+                }
+                return;
+            }
+        };
+        self.schedule(
+            self.now_us + (rtt * 1000.0) as u64,
+            Ev::SyncReply {
+                to: g,
+                from,
+                device,
+                missing,
+            },
+        );
+    }
+
+    pub(super) fn on_sync_reply(&mut self, to: u16, from: u16, device: DeviceId, missing: Missing) {
+        let frames: Vec<Arc<[u8]>> = self
+            .gateways
+            .get(usize::from(from))
+            .map(|gw| {
+                gw.verifier()
+                    .establishments(&device)
+                    .into_iter()
+                    .map(Arc::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.trace
+            .record(self.now_us, 9, &[u64::from(to), frames.len() as u64]);
+        let now_ms = self.now_ms();
+        for f in frames {
+            self.counters.sync_bytes += f.len() as u64 + OVERHEAD_BYTES;
+            self.deliver(
+                to,
+                Input {
+                    envelope: f,
+                    rx: gossip_rx(now_ms),
+                    source: Source::Sync,
+                },
+            );
+        }
+        if let Some(gw) = self.gateways.get_mut(usize::from(to)) {
+            gw.synced(&missing);
+        }
+    }
+
+    /// Sends a proof to every reachable overlay peer of `g` but `except`.
+    pub(super) fn flood(&mut self, g: u16, except: Option<u16>, proof: Arc<[u8]>) {
+        let peers: Vec<(u16, f64)> = self.overlay.peers(g).collect();
+        for (p, base) in peers {
+            if Some(p) == except {
+                continue;
+            }
+            self.counters.proof_messages += 1;
+            self.counters.proof_bytes += proof.len() as u64 + OVERHEAD_BYTES;
+            if let Some(ms) = self.overlay.hop(base, &mut self.rng) {
+                self.schedule(
+                    self.now_us + (ms * 1000.0) as u64,
+                    Ev::Proof {
+                        to: p,
+                        from: g,
+                        proof: proof.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_proof(&mut self, to: u16, from: u16, proof: Arc<[u8]>) {
+        let now_ms = self.now_ms();
+        self.trace
+            .record(self.now_us, 10, &[u64::from(to), u64::from(from)]);
+        let Some(gw) = self.gateways.get_mut(usize::from(to)) else {
+            return;
+        };
+        if let Some(device) = gw.handle_proof(now_ms, &proof) {
+            self.detected(to, device);
+            self.flood(to, Some(from), proof);
+        }
+    }
+
+    /// Records that gateway `g` quarantined `device`.
+    fn detected(&mut self, g: u16, device: DeviceId) {
+        let now_ms = self.now_ms();
+        self.trace.record(self.now_us, 11, &[u64::from(g)]);
+        if let Some(&i) = self.identity.get(&device)
+            && let Some(t) = self.truth.get_mut(i)
+        {
+            t.quarantined_at.entry(g).or_insert(now_ms);
+        }
+    }
+
+    pub(super) fn on_partition(&mut self, split: bool) {
+        self.trace.record(self.now_us, 12, &[u64::from(split)]);
+        self.overlay.set_partitioned(split);
+        if split {
+            return;
+        }
+        self.partition_healed_ms = Some(self.now_ms());
+        // Anti-entropy after the heal: every gateway offers the proofs it holds to its
+        // peers (what the mesh's sync protocol does on reconnection).
+        for g in 0..self.gateways.len() as u16 {
+            let proofs = self
+                .gateways
+                .get(usize::from(g))
+                .map(|gw| gw.proofs().to_vec())
+                .unwrap_or_default();
+            for p in proofs {
+                self.flood(g, None, p);
+            }
+        }
+    }
+
+    pub(super) fn on_sample(&mut self) {
+        let now_ms = self.now_ms();
+        self.schedule(self.now_us + SAMPLE_MS * 1000, Ev::Sample);
+        let mut modes = [0u64; 7];
+        let mut untracked = 0;
+        for i in 0..self.params.devices {
+            let Some(id) = self.devices.get(i).and_then(|d| d.id) else {
+                untracked += 1;
+                continue;
+            };
+            let gw = &self.gateways[usize::from(self.home(i))];
+            if !gw.tracks(&id) {
+                untracked += 1;
+                continue;
+            }
+            let m = gw.mode(&id, now_ms);
+            if let Some(k) = Mode::ALL.iter().position(|x| *x == m) {
+                modes[k] += 1;
+            }
+            if m == Mode::Full
+                && let Some(t) = self.truth.get_mut(i)
+            {
+                t.full_at_ms.get_or_insert(now_ms);
+            }
+        }
+        self.samples.push(Sample {
+            t_ms: now_ms,
+            modes,
+            untracked,
+        });
+        for k in 0..self.series.len() {
+            let (i, _) = self.series[k];
+            let Some(id) = self.devices.get(i).and_then(|d| d.id) else {
+                continue;
+            };
+            let gw = &self.gateways[usize::from(self.home(i))];
+            let head = gw.verifier().head(&id).map_or(0, |(s, _)| s);
+            let mode = gw.mode(&id, now_ms);
+            self.series[k].1.points.push((now_ms, head, mode));
+        }
+    }
+}
+
+/// The observation attached to a frame that arrived by gossip or sync (no radio).
+fn gossip_rx(now_ms: u64) -> Observation {
+    Observation {
+        rssi_dbm: 0,
+        snr_qdb: 0,
+        freq_hz: 0,
+        foff_hz: None,
+        sf: 7,
+        time_ms: now_ms,
+    }
+}

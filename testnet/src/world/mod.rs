@@ -1,0 +1,243 @@
+//! The simulated world: one virtual clock, one seeded RNG, one event queue, the LoRa
+//! channel (`slope_radios::sim::Channel`), devices running the real device engine,
+//! gateways running the real verifier, the gossip overlay between them, and the
+//! scenario's attacker.
+//!
+//! - [`queue`]: the event queue; [`trace`]: the trace digest.
+//! - [`device`]: a simulated device; [`gateway`]: a simulated gateway;
+//!   [`trust`]: the gateway's trust stage (integration point of the trust engine).
+//! - [`gossip`]: the overlay model; [`radio`]: transmissions and receptions;
+//!   [`mesh`]: what gateways do with each other (gossip, proofs, sync).
+//! - [`attack`]: the scenarios' scripts; [`setup`]: building the world.
+
+pub mod attack;
+pub mod device;
+pub mod gateway;
+pub mod gossip;
+pub mod mesh;
+pub mod queue;
+pub mod radio;
+pub mod setup;
+pub mod trace;
+pub mod trust;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha12Rng;
+use slope_node::verifier::Missing;
+use slope_proto::{DeviceId, ShortId};
+use slope_radios::sim::Channel;
+
+use crate::error::Error;
+use crate::metrics::{Counters, Sample, Series, Truth};
+use crate::params::Params;
+use attack::Attack;
+use device::Device;
+use gateway::{Gateway, Input};
+use gossip::Overlay;
+use queue::Queue;
+use trace::Trace;
+
+/// Milliseconds a gateway gathers receptions before verifying them as one batch.
+pub const FLUSH_MS: u64 = 500;
+/// Interval between samples of admissions and slopes, ms.
+pub const SAMPLE_MS: u64 = 30 * 60 * 1000;
+
+/// What a radio node is, by node index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    Device(usize),
+    Gateway(u16),
+    /// An attacker radio that is not a device engine (forger, replayer).
+    Attacker,
+}
+
+/// A scheduled event.
+#[derive(Debug)]
+pub enum Ev {
+    /// A device wakes to attest (or incept).
+    Wake(usize),
+    /// A device puts its next pending frame on the air.
+    Send(usize),
+    /// Power returns after a cut.
+    PowerOn(usize),
+    /// A clean reboot.
+    Reboot(usize),
+    /// A gateway verifies its inbox.
+    Flush(u16),
+    /// A frame reaches a gateway by gossip, sync or a forwarder loop.
+    Deliver(u16, Input),
+    /// A sync reply: `from`'s establishment events of `device` for `to`.
+    SyncReply {
+        to: u16,
+        from: u16,
+        device: DeviceId,
+        missing: Missing,
+    },
+    /// A divergence proof reaches a gateway.
+    Proof {
+        to: u16,
+        from: u16,
+        proof: Arc<[u8]>,
+    },
+    /// A step of the scenario's attack.
+    Attack(attack::Step),
+    /// The gateway mesh splits (`true`) or heals.
+    Partition(bool),
+    /// Sample admissions and slopes.
+    Sample,
+}
+
+/// The world.
+pub struct World {
+    pub params: Params,
+    rng: ChaCha12Rng,
+    queue: Queue<Ev>,
+    channel: Channel,
+    pub devices: Vec<Device>,
+    pub gateways: Vec<Gateway>,
+    overlay: Overlay,
+    roles: Vec<NodeRole>,
+    /// Identity of every device id the world has seen: index of the honest device.
+    pub identity: HashMap<DeviceId, usize>,
+    short: HashMap<ShortId, DeviceId>,
+    /// Gateways tracking each device, ascending.
+    interest: HashMap<DeviceId, Vec<u16>>,
+    /// Home gateway (nearest) of every honest device.
+    home: Vec<u16>,
+    /// Own airtime ledger of each radio node: (start µs, airtime µs).
+    ledger: Vec<VecDeque<(u64, u32)>>,
+    pub truth: Vec<Truth>,
+    pub counters: Counters,
+    pub samples: Vec<Sample>,
+    pub series: Vec<(usize, Series)>,
+    pub attack: Attack,
+    pub trace: Trace,
+    now_us: u64,
+    end_us: u64,
+    pub events: u64,
+    pub partition_healed_ms: Option<u64>,
+    /// The envelope of the last transmission received, shared by its receptions.
+    last_rx: Option<(u64, Arc<[u8]>)>,
+}
+
+impl World {
+    /// Runs to the end of the simulated time; `progress` gets the fraction done now
+    /// and then.
+    pub fn run(&mut self, progress: &mut dyn FnMut(f64)) -> Result<(), Error> {
+        let mut next_report = 0u64;
+        loop {
+            let tq = self.queue.peek_time().unwrap_or(u64::MAX);
+            let tc = self.channel.next_event_us().unwrap_or(u64::MAX);
+            let t = tq.min(tc);
+            if t > self.end_us || t == u64::MAX {
+                break;
+            }
+            self.now_us = t;
+            self.events += 1;
+            if tc <= tq {
+                for d in self.channel.deliveries(tc) {
+                    self.on_delivery(d);
+                }
+            } else if let Some((_, ev)) = self.queue.pop_until(t) {
+                self.dispatch(ev)?;
+            }
+            if self.events >= next_report {
+                next_report = self.events + 20_000;
+                progress(self.now_us as f64 / self.end_us.max(1) as f64);
+            }
+        }
+        self.now_us = self.end_us;
+        progress(1.0);
+        Ok(())
+    }
+
+    /// Virtual time now, ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_us / 1000
+    }
+
+    /// Largest number of pending events.
+    pub fn queue_peak(&self) -> usize {
+        self.queue.peak()
+    }
+
+    /// The radio channel (statistics).
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Home gateway of honest device `i`.
+    pub fn home(&self, i: usize) -> u16 {
+        self.home.get(i).copied().unwrap_or(0)
+    }
+
+    fn schedule(&mut self, at_us: u64, ev: Ev) {
+        self.queue.push(at_us, ev);
+    }
+
+    fn dispatch(&mut self, ev: Ev) -> Result<(), Error> {
+        match ev {
+            Ev::Wake(i) => self.on_wake(i)?,
+            Ev::Send(i) => self.on_send(i),
+            Ev::PowerOn(i) => self.on_power_on(i)?,
+            Ev::Reboot(i) => self.on_reboot(i)?,
+            Ev::Flush(g) => self.on_flush(g),
+            Ev::Deliver(g, input) => {
+                self.trace.record(self.now_us, 3, &[u64::from(g)]);
+                self.deliver(g, input);
+            }
+            Ev::SyncReply {
+                to,
+                from,
+                device,
+                missing,
+            } => self.on_sync_reply(to, from, device, missing),
+            Ev::Proof { to, from, proof } => self.on_proof(to, from, proof),
+            Ev::Attack(step) => self.on_attack(step)?,
+            Ev::Partition(split) => self.on_partition(split),
+            Ev::Sample => self.on_sample(),
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    /// Whether any gateway tracks `device`.
+    pub fn tracked_anywhere(&self, device: &slope_proto::DeviceId) -> bool {
+        self.interest.get(device).is_some_and(|v| !v.is_empty())
+    }
+
+    /// Positions of everything, for the report's map.
+    pub fn map(&self) -> crate::summary::Map {
+        let mut m = crate::summary::Map {
+            rogue: self.attack.rogue.map(usize::from),
+            ..Default::default()
+        };
+        for g in &self.gateways {
+            m.gateways.push((g.pos.x_m, g.pos.y_m));
+            m.width_m = m.width_m.max(g.pos.x_m);
+            m.height_m = m.height_m.max(g.pos.y_m);
+        }
+        let s = self.params.gateway_spacing_m;
+        m.width_m = (m.width_m / s).ceil() * s;
+        m.height_m = (m.height_m / s).ceil() * s;
+        for (i, d) in self.devices.iter().enumerate() {
+            let p = (d.pos.x_m, d.pos.y_m);
+            if i >= self.params.devices {
+                m.attackers.push(p);
+            } else if self.attack.victims.contains(&i) {
+                m.victims.push(p);
+            } else {
+                m.honest.push(p);
+            }
+        }
+        for r in &self.attack.radios {
+            if let Some(p) = self.channel.position(r.node) {
+                m.attackers.push((p.x_m, p.y_m));
+            }
+        }
+        m
+    }
+}
