@@ -22,6 +22,9 @@ pub enum AppendError {
     Storage(StorageError),
     /// The export key is not the genesis author's.
     WrongAuthor,
+    /// While replaying a stored log: record `record` differs from the one the engine
+    /// derives from the log's inputs (or is missing).
+    Replay { record: u64 },
 }
 
 impl fmt::Display for AppendError {
@@ -30,6 +33,9 @@ impl fmt::Display for AppendError {
             Self::Encode => f.write_str("lineage record does not encode"),
             Self::Storage(e) => write!(f, "lineage storage: {e}"),
             Self::WrongAuthor => f.write_str("export key is not the log's author"),
+            Self::Replay { record } => {
+                write!(f, "replay: record {record} differs from the derived one")
+            }
         }
     }
 }
@@ -79,6 +85,9 @@ pub struct Lineage<S> {
     author: [u8; 32],
     buf: Vec<u8>,
     context: blake3::hazmat::ContextKey,
+    /// Replaying a stored log: appends compare with the stored record instead of
+    /// writing (see [`Lineage::replaying`]).
+    replay: Option<Vec<u8>>,
 }
 
 impl<S: Storage> Lineage<S> {
@@ -94,6 +103,7 @@ impl<S: Storage> Lineage<S> {
                 author,
                 buf: Vec::new(),
                 context: record::context_key(),
+                replay: None,
             });
         }
         let rec = Record {
@@ -112,7 +122,60 @@ impl<S: Storage> Lineage<S> {
             author,
             buf: bytes,
             context: record::context_key(),
+            replay: None,
         })
+    }
+
+    /// A log positioned after its genesis record (digest `head`) in replay mode: each
+    /// [`Lineage::append`] encodes the record as usual and compares it with the stored
+    /// record of that index (`AppendError::Replay` when they differ), writing nothing.
+    /// [`Lineage::end_replay`] returns to normal appending.
+    pub(crate) fn replaying(storage: S, author: [u8; 32], head: Digest) -> Self {
+        Self {
+            storage,
+            next: 1,
+            head,
+            author,
+            buf: Vec::new(),
+            context: record::context_key(),
+            replay: Some(Vec::new()),
+        }
+    }
+
+    /// Ends replay mode; the replay must have consumed every stored record, and the
+    /// last one's digest must be the store's head.
+    pub(crate) fn end_replay(&mut self) -> Result<(), AppendError> {
+        if self.next != self.storage.len() || self.storage.head() != Some(self.head) {
+            return Err(AppendError::Replay { record: self.next });
+        }
+        self.replay = None;
+        Ok(())
+    }
+
+    /// In replay mode, steps over the stored record at the current index (one that
+    /// changes no state), checking its index and chain. Returns the index stepped over.
+    pub(crate) fn skip(&mut self) -> Result<u64, AppendError> {
+        let i = self.next;
+        let stored = self
+            .replay
+            .as_mut()
+            .ok_or(AppendError::Replay { record: i })?;
+        if !self.storage.read(i, stored)? {
+            return Err(AppendError::Replay { record: i });
+        }
+        let rec: Record<'_> =
+            postcard::from_bytes(stored).map_err(|_| AppendError::Replay { record: i })?;
+        if rec.index != i || rec.prev != self.head {
+            return Err(AppendError::Replay { record: i });
+        }
+        self.head = record::digest_with(&self.context, stored);
+        self.next += 1;
+        Ok(i)
+    }
+
+    /// Gives the store back.
+    pub fn into_storage(self) -> S {
+        self.storage
     }
 
     /// Appends an entry; returns its index.
@@ -126,7 +189,15 @@ impl<S: Storage> Lineage<S> {
         let len = encode(&rec, &mut self.buf)?;
         let bytes = self.buf.get(..len).ok_or(AppendError::Encode)?;
         let digest = record::digest_with(&self.context, bytes);
-        self.storage.append(self.next, &digest, bytes)?;
+        match self.replay.as_mut() {
+            None => self.storage.append(self.next, &digest, bytes)?,
+            Some(stored) => {
+                let found = self.storage.read(self.next, stored)?;
+                if !found || stored.as_slice() != bytes {
+                    return Err(AppendError::Replay { record: self.next });
+                }
+            }
+        }
         self.head = digest;
         self.next += 1;
         Ok(rec.index)

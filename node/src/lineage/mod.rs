@@ -30,4 +30,4 @@ pub use export::Checkpoint;
 pub use log::{AppendError, Lineage};
 pub use record::{Entry, Genesis, Local, Observation, Record};
 pub use storage::{Memory, Storage, StorageError};
-pub use verify::{Report, VerifyError, verify};
+pub use verify::{Report, VerifyError, verify, verify_replay};

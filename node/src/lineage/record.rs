@@ -68,6 +68,9 @@ pub enum Entry<'a> {
     },
     /// A signed operator action.
     Operator(operator::Signed),
+    /// `devices` newcomers idle longer than `Bounds::newcomer_idle_ms` stopped being
+    /// tracked (`Engine::evict_idle` at this record's `at`); their history stays here.
+    Eviction { devices: u32 },
 }
 
 /// The genesis record.

@@ -71,6 +71,9 @@ pub enum VerifyError {
     Checkpoint,
     /// The checkpoint's signature does not verify under the author's key.
     CheckpointSignature,
+    /// Replay (`verify_replay`): record `record` does not follow from the log's inputs
+    /// under its genesis policy.
+    Replay { record: u64 },
 }
 
 impl fmt::Display for VerifyError {
@@ -97,6 +100,9 @@ impl fmt::Display for VerifyError {
             }
             Self::Checkpoint => f.write_str("checkpoint does not match the records"),
             Self::CheckpointSignature => f.write_str("checkpoint signature fails"),
+            Self::Replay { record } => {
+                write!(f, "replay: record {record} does not follow from its inputs")
+            }
         }
     }
 }
@@ -164,6 +170,33 @@ pub fn verify(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyError> {
     Ok(st.report)
 }
 
+/// [`verify`], then re-derives every decision: the records are replayed through a
+/// trust engine restored from them (`trust::Engine::restore`), which re-runs every
+/// input under the genesis policy and compares each record it would write with the
+/// logged one. Reports the first record that differs (`VerifyError::Replay`). Cost:
+/// one engine decision per logged attestation, on top of [`verify`].
+pub fn verify_replay(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyError> {
+    use super::storage::{Memory, Storage};
+    use crate::trust::{Engine, RestoreError};
+    let report = verify(bytes, author)?;
+    let export: Export<'_> = canonical(bytes).ok_or(VerifyError::Container)?;
+    let mut store = Memory::new(usize::MAX);
+    for (i, raw) in export.records.iter().enumerate() {
+        store
+            .append(i as u64, &record::digest(raw), raw)
+            .map_err(|_| VerifyError::Container)?;
+    }
+    match Engine::restore(store) {
+        Ok(_) => Ok(report),
+        Err(
+            RestoreError::Mismatch { record }
+            | RestoreError::Decode { record }
+            | RestoreError::Input { record, .. },
+        ) => Err(VerifyError::Replay { record }),
+        Err(_) => Err(VerifyError::Replay { record: 0 }),
+    }
+}
+
 /// Decodes exactly one canonical value.
 fn canonical<'a, T: serde::Deserialize<'a> + Serialize>(bytes: &'a [u8]) -> Option<T> {
     let (v, rest) = postcard::take_from_bytes::<T>(bytes).ok()?;
@@ -223,7 +256,7 @@ impl State {
                     self.report.receipts += 1;
                 }
             }
-            Entry::Weighting { .. } => {}
+            Entry::Weighting { .. } | Entry::Eviction { .. } => {}
             Entry::Decision { device, .. } => {
                 self.report.decisions += 1;
                 self.decisions.insert(i, *device);

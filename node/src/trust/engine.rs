@@ -26,19 +26,31 @@ use crate::verifier::{DivergenceEvidence, VerifiedAttestation};
 /// The trust engine of one gateway.
 #[derive(Debug)]
 pub struct Engine<S> {
-    policy: Policy,
-    operators: Vec<[u8; 32]>,
-    witnesses: witness::Registry,
-    local: Option<u16>,
-    devices: Registry,
-    lineage: Lineage<S>,
+    pub(super) policy: Policy,
+    pub(super) operators: Vec<[u8; 32]>,
+    pub(super) witnesses: witness::Registry,
+    pub(super) local: Option<u16>,
+    pub(super) devices: Registry,
+    pub(super) lineage: Lineage<S>,
 }
 
 impl<S: Storage> Engine<S> {
     /// Starts an engine whose lineage begins with `genesis` (policy, operators, the
     /// gateway's key). The gateway's own radio becomes a witness when `genesis.local`
     /// is set.
+    ///
+    /// On a store that already holds a log, this resumes the chain but starts with no
+    /// device state; [`Engine::restore`] rebuilds the state by replaying the log.
     pub fn new(genesis: Genesis, storage: S, now: Millis) -> Result<Self, Error> {
+        Self::with_lineage(&genesis, |g| Lineage::open(storage, g, now))
+    }
+
+    /// Builds the engine's configuration from `genesis`, around the lineage `open`
+    /// gives.
+    pub(super) fn with_lineage(
+        genesis: &Genesis,
+        open: impl FnOnce(Genesis) -> Result<Lineage<S>, crate::lineage::AppendError>,
+    ) -> Result<Self, Error> {
         let policy = genesis.policy.clone();
         let operators = genesis.operators.clone();
         let mut witnesses = witness::Registry::default();
@@ -51,7 +63,7 @@ impl<S: Storage> Engine<S> {
             )?),
             None => None,
         };
-        let lineage = Lineage::open(storage, genesis, now)?;
+        let lineage = open(genesis.clone())?;
         Ok(Self {
             devices: Registry::with_capacity(0),
             policy,
@@ -62,9 +74,15 @@ impl<S: Storage> Engine<S> {
         })
     }
 
-    /// Reserves hot records for `devices` devices up front (avoids growth slack).
+    /// Reserves hot records for `devices` more devices up front (avoids growth slack).
     pub fn reserve(&mut self, devices: usize) {
-        self.devices = Registry::with_capacity(devices);
+        self.devices.reserve(devices);
+    }
+
+    /// Stops the engine and gives its lineage store back (to [`Engine::restore`] from
+    /// it later, for example).
+    pub fn into_storage(self) -> S {
+        self.lineage.into_storage()
     }
 
     /// The policy in force.
@@ -113,9 +131,24 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Frees newcomers idle longer than `Bounds::newcomer_idle_ms`; returns how many.
+    /// An eviction is recorded (`Entry::Eviction`) before it takes effect, so that a
+    /// replay of the log evicts the same devices; when the store refuses the record,
+    /// nothing is evicted (0).
     pub fn evict_idle(&mut self, now: Millis) -> usize {
-        self.devices
-            .evict_idle(now, self.policy.bounds.newcomer_idle_ms)
+        self.try_evict_idle(now).unwrap_or(0)
+    }
+
+    /// [`Engine::evict_idle`], with the lineage error when the record could not be
+    /// written.
+    pub fn try_evict_idle(&mut self, now: Millis) -> Result<usize, Error> {
+        let idle = self.policy.bounds.newcomer_idle_ms;
+        let n = self.devices.idle(now, idle);
+        if n == 0 {
+            return Ok(0);
+        }
+        let devices = u32::try_from(n).unwrap_or(u32::MAX);
+        self.lineage.append(now, Entry::Eviction { devices })?;
+        Ok(self.devices.evict_idle(now, idle))
     }
 
     /// Decides on one verified attestation, with the verified receipts gathered for it.
@@ -126,16 +159,23 @@ impl<S: Storage> Engine<S> {
         receipts: &[VerifiedReceipt],
     ) -> Result<Decision, Error> {
         let id = *att.device();
+        // A new device is tracked only once its records are stored (fail closed).
         let slot = match self.devices.find(&id) {
-            Ok(Some(s)) => s,
-            Ok(None) => match self.devices.insert(id, now, &self.policy.bounds) {
-                Ok(s) => s,
-                Err(r) => return self.refuse(now, att, r),
-            },
-            Err(r) => return self.refuse(now, att, r),
+            Ok(Some(s)) => Some(s),
+            Ok(None) if self.devices.full(&self.policy.bounds) => {
+                return self.refuse(now, id, att.seq(), *att.digest(), Refusal::Capacity);
+            }
+            Ok(None) => None,
+            Err(r) => return self.refuse(now, id, att.seq(), *att.digest(), r),
         };
-        let Some(old) = self.devices.get(slot).copied() else {
-            return self.refuse(now, att, Refusal::Capacity);
+        let old = match slot {
+            Some(s) => match self.devices.get(s).copied() {
+                Some(h) => h,
+                None => {
+                    return self.refuse(now, id, att.seq(), *att.digest(), Refusal::Capacity);
+                }
+            },
+            None => self.devices.fresh(id, now),
         };
         let mut h = old;
         let enrolment = if h.has(flag::ENROLLED) {
@@ -158,13 +198,16 @@ impl<S: Storage> Engine<S> {
         h.last_link = att.digest().link();
         h.last_seq = att.seq();
 
-        let (admission, reasons) = match self.devices.quarantine(slot) {
+        let (admission, reasons) = match slot.and_then(|s| self.devices.quarantine(s)) {
             Some(q) => {
                 let mut r = heapless::Vec::new();
                 push(&mut r, Reason::Diverged { seq: att.seq() });
                 (Admission::Quarantined(*q), r)
             }
-            None => admission::decide(&h, &ev, &w, self.devices.pinned_by(slot), &self.policy),
+            None => {
+                let pinned_by = slot.and_then(|s| self.devices.pinned_by(s));
+                admission::decide(&h, &ev, &w, pinned_by, &self.policy)
+            }
         };
 
         let mut frames: heapless::Vec<&[u8], MAX_RECEIPTS> = heapless::Vec::new();
@@ -201,6 +244,14 @@ impl<S: Storage> Engine<S> {
             },
         )?;
         let (grant, revoked) = self.actuate(&mut h, &old, admission, ev.head, decision, now)?;
+        let slot = match slot {
+            Some(s) => s,
+            // Cannot fail: nothing changed since `find` and `full` above.
+            None => self
+                .devices
+                .insert(id, now, &self.policy.bounds)
+                .map_err(|_| Error::UnknownDevice)?,
+        };
         self.devices.put(slot, h);
         if matches!(admission, Admission::Full)
             || (!self.policy.corroboration.neighbour_reporter_full_only
@@ -267,10 +318,12 @@ impl<S: Storage> Engine<S> {
     ) -> Result<Decision, Error> {
         let device = d.device;
         let digest = Digest(*blake3::hash(proof).as_bytes());
-        let slot = match self.devices.find(&device) {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => self.devices.insert(device, now, &self.policy.bounds).ok(),
-            Err(_) => None,
+        // A device seen first in a proof is tracked (to hold its quarantine) when the
+        // registry has room, once the records are stored.
+        let (slot, track) = match self.devices.find(&device) {
+            Ok(Some(s)) => (Some(s), false),
+            Ok(None) => (None, !self.devices.full(&self.policy.bounds)),
+            Err(_) => (None, false),
         };
         let existing = slot.and_then(|s| self.devices.quarantine(s).copied());
         let q = match existing {
@@ -304,6 +357,11 @@ impl<S: Storage> Engine<S> {
             },
         )?;
         let mut revoked = None;
+        let slot = match slot {
+            Some(s) => Some(s),
+            None if track => self.devices.insert(device, now, &self.policy.bounds).ok(),
+            None => None,
+        };
         if let Some(s) = slot
             && let Some(old) = self.devices.get(s).copied()
         {
@@ -555,10 +613,12 @@ impl<S: Storage> Engine<S> {
 
     /// Records a refusal that happens before any device state exists (capacity, id
     /// collision): the decision only, not the frame — its key history is not tracked.
-    fn refuse(
+    pub(super) fn refuse(
         &mut self,
         now: Millis,
-        att: &VerifiedAttestation,
+        device: DeviceId,
+        seq: u32,
+        digest: Digest,
         r: Refusal,
     ) -> Result<Decision, Error> {
         let admission = Admission::Refused(r);
@@ -566,16 +626,16 @@ impl<S: Storage> Engine<S> {
         let record = self.lineage.append(
             now,
             Entry::Decision {
-                device: *att.device(),
-                seq: att.seq(),
-                digest: *att.digest(),
+                device,
+                seq,
+                digest,
                 admission,
                 reasons: reasons.clone(),
             },
         )?;
         Ok(Decision {
-            device: *att.device(),
-            seq: att.seq(),
+            device,
+            seq,
             admission,
             weights: Weights::default(),
             reasons,

@@ -19,6 +19,7 @@
 //! - [`grant`]: grants and revocations; [`operator`]: signed operator actions.
 //! - [`device`]: the per-device hot record; [`registry`]: the bounded registry.
 //! - [`engine`]: [`Engine`], which ties them together; [`error`]: its errors.
+//! - [`restore`]: [`Engine::restore`], rebuilding an engine by replaying its lineage.
 
 pub mod admission;
 pub mod decision;
@@ -33,6 +34,7 @@ pub mod policy;
 pub mod profile;
 pub mod quorum;
 pub mod registry;
+pub mod restore;
 pub mod stat;
 pub mod weighting;
 pub mod witness;
@@ -44,6 +46,7 @@ pub use error::Error;
 pub use evidence::Evidence;
 pub use grant::{Cause, Grant, Revocation, Scope};
 pub use policy::Policy;
+pub use restore::RestoreError;
 pub use weighting::Weights;
 pub use witness::{ReceiptError, VerifiedReceipt};
 pub use zone::{Position, Zone};

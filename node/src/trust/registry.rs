@@ -55,6 +55,16 @@ impl Registry {
         }
     }
 
+    /// Reserves room for `more` hot records.
+    pub fn reserve(&mut self, more: usize) {
+        self.slots.reserve(more);
+    }
+
+    /// Whether a new device would meet a bound (`Refusal::Capacity`).
+    pub fn full(&self, b: &Bounds) -> bool {
+        self.len() >= b.max_devices as usize || self.newcomers >= b.max_newcomers
+    }
+
     /// The slot of `id`; `Err` when another device holds its short id.
     pub fn find(&self, id: &DeviceId) -> Result<Option<u32>, Refusal> {
         match self.index.get(&id.short()) {
@@ -66,18 +76,25 @@ impl Registry {
         }
     }
 
+    /// The hot record a new device starts with (not tracked yet: see
+    /// [`Registry::insert`]).
+    pub fn fresh(&self, id: DeviceId, now: Millis) -> Hot {
+        let mut hot = Hot::new(id, now);
+        if self.enrolled.contains_key(&id) {
+            hot.set(flag::ENROLLED, true);
+        }
+        hot
+    }
+
     /// Tracks a new device, within the bounds.
     pub fn insert(&mut self, id: DeviceId, now: Millis, b: &Bounds) -> Result<u32, Refusal> {
         if let Some(s) = self.find(&id)? {
             return Ok(s);
         }
-        if self.len() >= b.max_devices as usize || self.newcomers >= b.max_newcomers {
+        if self.full(b) {
             return Err(Refusal::Capacity);
         }
-        let mut hot = Hot::new(id, now);
-        if self.enrolled.contains_key(&id) {
-            hot.set(flag::ENROLLED, true);
-        }
+        let hot = self.fresh(id, now);
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(h) = self.slots.get_mut(s as usize) {
@@ -186,23 +203,39 @@ impl Registry {
         }
     }
 
+    /// Whether the device in `slot` is an idle newcomer that [`Registry::evict_idle`]
+    /// would evict.
+    fn evictable(&self, slot: usize, h: &Hot, now: Millis, idle_ms: u64) -> bool {
+        let s = slot as u32;
+        now.saturating_sub(h.last_seen) > idle_ms
+            && self.index.get(&h.id.short()) == Some(&s)
+            && !h.has(flag::EVER_FULL)
+            && !h.has(flag::QUARANTINED)
+            && !self.pins.contains_key(&s)
+    }
+
+    /// How many devices [`Registry::evict_idle`] would evict. Cost: one pass over the
+    /// slab.
+    pub fn idle(&self, now: Millis, idle_ms: u64) -> usize {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| self.evictable(*i, h, now, idle_ms))
+            .count()
+    }
+
     /// Stops tracking newcomers idle since before `now - idle_ms` (never quarantined or
     /// pinned devices). Their history stays in the lineage. Returns how many. Cost: one
     /// pass over the slab.
     pub fn evict_idle(&mut self, now: Millis, idle_ms: u64) -> usize {
         let mut evicted = 0;
-        for (i, h) in self.slots.iter().enumerate() {
-            let slot = i as u32;
-            let idle = now.saturating_sub(h.last_seen) > idle_ms;
-            let tracked = self.index.get(&h.id.short()) == Some(&slot);
-            if tracked
-                && idle
-                && !h.has(flag::EVER_FULL)
-                && !h.has(flag::QUARANTINED)
-                && !self.pins.contains_key(&slot)
-            {
+        for i in 0..self.slots.len() {
+            let Some(h) = self.slots.get(i).copied() else {
+                continue;
+            };
+            if self.evictable(i, &h, now, idle_ms) {
                 self.index.remove(&h.id.short());
-                self.free.push(slot);
+                self.free.push(i as u32);
                 self.newcomers = self.newcomers.saturating_sub(1);
                 evicted += 1;
             }

@@ -46,6 +46,13 @@ impl VerifiedReceipt {
     pub fn slot(&self) -> u16 {
         self.slot
     }
+    /// A receipt read back from the engine's own lineage during a restore: it was
+    /// verified before it was logged, and the log's chain is checked as it is read.
+    /// (A log one does not trust is checked with `lineage::verify`, signatures
+    /// included.)
+    pub(crate) fn from_log(receipt: Signed<Receipt>, slot: u16) -> Self {
+        Self { receipt, slot }
+    }
 }
 
 /// Why a receipt was not accepted.
@@ -151,6 +158,12 @@ impl Registry {
     /// The slot of a witness id.
     pub fn slot_of(&self, id: &WitnessId) -> Option<u16> {
         self.index.get(id).copied()
+    }
+
+    /// The slot of an active (not retired) witness.
+    pub fn active(&self, id: &WitnessId) -> Option<u16> {
+        let slot = self.slot_of(id)?;
+        self.get(slot).filter(|w| !w.retired).map(|_| slot)
     }
 
     /// The witness in `slot`.
