@@ -33,7 +33,7 @@ pub use outcome::{DivergenceEvidence, Missing, Outcome, VerifiedAttestation, Ver
 
 use crate::time::Millis;
 use escrow::Escrow;
-use slope::{DeviceSlope, Held, held_of};
+use slope::{DeviceSlope, Establishment, Held, held_of};
 
 /// The verifier's bounds and windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -217,8 +217,8 @@ impl Verifier {
         let Some(d) = self.devices.get(device) else {
             return Vec::new();
         };
-        let mut out = vec![d.inception.frame()];
-        out.extend(d.rotations.iter().map(|r| r.frame()));
+        let mut out = vec![&d.inception.frame[..]];
+        out.extend(d.rotations.iter().map(|r| &r.frame[..]));
         out
     }
 
@@ -354,7 +354,8 @@ impl Verifier {
         let device = inc.device_id();
         if let Some(d) = self.devices.get(&device) {
             let digest = inc.digest(&device);
-            return if d.inception.frame() == inc.frame() || d.inception.digest(&device) == digest {
+            let held_digest = crypto::event_digest(&device, signed_part(&d.inception.frame));
+            return if *d.inception.frame == *inc.frame() || held_digest == digest {
                 Outcome::Duplicate {
                     device,
                     seq: 0,
@@ -375,10 +376,9 @@ impl Verifier {
         }
         let digest = inc.digest(&device);
         let mut slope = DeviceSlope {
-            inception: inc.clone(),
+            inception: Establishment::inception(inc),
             rotations: Vec::new(),
             key,
-            next_key: inc.body().next_key,
             window: Vec::new(),
             diverged: None,
         };
@@ -449,8 +449,9 @@ impl Verifier {
                     applies_rotation = true;
                 } else if let Some(held) = d.rotations.get(epoch as usize - 1) {
                     // A second, different rotation to an epoch already established.
-                    if held.frame() != r.frame() && held.digest(&device) != r.digest(&device) {
-                        let held_frame: Box<[u8]> = held.frame().into();
+                    let held_digest = crypto::event_digest(&device, signed_part(&held.frame));
+                    if *held.frame != *r.frame() && held_digest != r.digest(&device) {
+                        let held_frame = held.frame.clone();
                         return self.diverge(
                             now,
                             device,
@@ -602,6 +603,13 @@ impl Verifier {
     }
 }
 
+/// A frame without its signature (what digests cover).
+fn signed_part(frame: &[u8]) -> &[u8] {
+    &frame[..frame
+        .len()
+        .saturating_sub(slope_proto::limits::SIGNATURE_LEN)]
+}
+
 fn held_seq(frame: &[u8]) -> u32 {
     Event::decode(frame).map_or(0, |e| e.seq())
 }
@@ -611,8 +619,7 @@ fn apply_rotation(d: &mut DeviceSlope, event: &Event) {
         if r.body().epoch == d.epoch() + 1 {
             if let Ok(key) = crypto::verifying_key(&r.body().key) {
                 d.key = key;
-                d.next_key = r.body().next_key;
-                d.rotations.push(r.clone());
+                d.rotations.push(Establishment::rotation(r));
             }
         }
     }
@@ -621,13 +628,13 @@ fn apply_rotation(d: &mut DeviceSlope, event: &Event) {
 fn encode_proof(d: &DeviceSlope, epoch: u32, a: &[u8], b: &[u8]) -> Result<Vec<u8>, VerifyError> {
     let rotations = d.rotation_frames(epoch);
     let size = 16
-        + d.inception.frame().len()
+        + d.inception.frame.len()
         + a.len()
         + b.len()
         + rotations.iter().map(|r| r.len() + 1).sum::<usize>();
     let mut out = vec![0u8; size];
     let n =
-        DivergenceProof::encode(d.inception.frame(), &rotations, a, b, &mut out).map_err(|_| {
+        DivergenceProof::encode(&d.inception.frame, &rotations, a, b, &mut out).map_err(|_| {
             VerifyError::Proof(slope_proto::proof::ProofError::Decode(
                 slope_proto::DecodeError::Oversize {
                     len: size,

@@ -7,6 +7,36 @@ use alloc::vec::Vec;
 use ed25519_dalek::VerifyingKey;
 use slope_proto::{Digest, Event, Inception, LinkDigest, Rotation, Signed};
 
+/// An establishment event as the verifier keeps it: the frame (for proofs and for peers
+/// that need it) and the three fields the key history uses. A third of the size of a
+/// decoded `Signed<_>`, which reserves a full radio frame inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Establishment {
+    pub frame: Box<[u8]>,
+    pub seq: u32,
+    pub key: [u8; 32],
+    pub next_key: Digest,
+}
+
+impl Establishment {
+    pub fn inception(e: &Signed<Inception>) -> Self {
+        Self {
+            frame: e.frame().into(),
+            seq: 0,
+            key: e.body().key,
+            next_key: e.body().next_key,
+        }
+    }
+    pub fn rotation(e: &Signed<Rotation>) -> Self {
+        Self {
+            frame: e.frame().into(),
+            seq: e.body().seq,
+            key: e.body().key,
+            next_key: e.body().next_key,
+        }
+    }
+}
+
 /// One held event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Held {
@@ -18,13 +48,11 @@ pub(crate) struct Held {
 
 /// The verifier's record of one device.
 pub(crate) struct DeviceSlope {
-    pub inception: Signed<Inception>,
+    pub inception: Establishment,
     /// `rotations[i]` establishes epoch `i + 1`.
-    pub rotations: Vec<Signed<Rotation>>,
+    pub rotations: Vec<Establishment>,
     /// The key of the current epoch, parsed once.
     pub key: VerifyingKey,
-    /// Commitment to the next epoch's key.
-    pub next_key: Digest,
     /// The most recent positions, sorted by (seq, digest); two entries share a seq only
     /// when the device has diverged.
     pub window: Vec<Held>,
@@ -42,7 +70,7 @@ impl DeviceSlope {
     pub fn established_at(&self, epoch: u32) -> Option<u32> {
         match epoch {
             0 => Some(0),
-            e => self.rotations.get(e as usize - 1).map(|r| r.body().seq),
+            e => self.rotations.get(e as usize - 1).map(|r| r.seq),
         }
     }
 
@@ -52,8 +80,8 @@ impl DeviceSlope {
             return Some(self.key);
         }
         let bytes = match epoch {
-            0 => &self.inception.body().key,
-            e => &self.rotations.get(e as usize - 1)?.body().key,
+            0 => &self.inception.key,
+            e => &self.rotations.get(e as usize - 1)?.key,
         };
         slope_proto::crypto::verifying_key(bytes).ok()
     }
@@ -61,11 +89,8 @@ impl DeviceSlope {
     /// The next-key commitment made by the establishment event of `epoch`.
     pub fn commitment_of(&self, epoch: u32) -> Option<Digest> {
         match epoch {
-            0 => Some(self.inception.body().next_key),
-            e => self
-                .rotations
-                .get(e as usize - 1)
-                .map(|r| r.body().next_key),
+            0 => Some(self.inception.next_key),
+            e => self.rotations.get(e as usize - 1).map(|r| r.next_key),
         }
     }
 
@@ -91,7 +116,7 @@ impl DeviceSlope {
         self.rotations
             .iter()
             .take(epoch as usize)
-            .map(|r| r.frame())
+            .map(|r| &r.frame[..])
             .collect()
     }
 
