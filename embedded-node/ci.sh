@@ -22,7 +22,7 @@ if [ -z "$SIZE" ]; then
     SIZE="$(command -v llvm-size)"
 fi
 
-PACKAGES=(-p slope-firmware -p slope-stm32wl-subghz -p slope-board-stm32wle5 -p slope-board-rp2040-sx1262 -p lorawan-otaa-stm32wle5)
+PACKAGES=(-p slope-firmware -p slope-stm32wl-subghz -p slope-stm32wl-flash -p slope-board-stm32wle5 -p slope-board-rp2040-sx1262 -p lorawan-otaa-stm32wle5)
 
 step "format"
 cargo fmt --check "${PACKAGES[@]}"
@@ -52,7 +52,7 @@ step "comparison: LoRaWAN OTAA with lorawan-device (thumbv7em-none-eabi)"
 build compare lorawan-otaa-stm32wle5 thumbv7em-none-eabi
 
 step "relay role (embassy-net) as a library for thumbv7em-none-eabi"
-cargo build --locked --release -p slope-firmware --features relay,lora-phy,embassy-time --target thumbv7em-none-eabi
+cargo build --locked --release -p slope-firmware --features relay,embassy-time --target thumbv7em-none-eabi
 
 step "sizes (flash = text + data, static RAM = data + bss; shipping images)"
 report() { # <label> <elf>

@@ -17,7 +17,7 @@ use lora_phy::{DelayNs, RxMode};
 
 use crate::airtime::{MAX_PHY_PAYLOAD, Modulation, PREAMBLE_SYMBOLS};
 use crate::meta::{RxMeta, Snr};
-use crate::radio::{Radio, TxParams, TxReport};
+use crate::radio::{Radio, Tune, TxParams, TxReport};
 
 /// Source of receive timestamps, in microseconds (e.g. `embassy_time::Instant`).
 pub trait Clock {
@@ -147,5 +147,23 @@ impl<RK: RadioKind, DLY: DelayNs, C: Clock> Radio for LoraRadio<RK, DLY, C> {
             freq_offset_hz: None,
         };
         Ok((usize::from(len), meta))
+    }
+}
+
+/// `listen_on` is [`LoraRadio::set_rx`]; the radio is programmed by the next `receive`.
+/// `idle` puts the chip in warm sleep (configuration kept; an SX126x draws about 1 µA
+/// there instead of about 5 mA in receive); the next transmit or receive wakes it.
+impl<RK: RadioKind, DLY: DelayNs, C: Clock> Tune for LoraRadio<RK, DLY, C> {
+    fn listen_on(&mut self, freq_hz: u32, modulation: Modulation) -> Result<(), Error> {
+        self.set_rx(RxConfig {
+            freq_hz,
+            modulation,
+        });
+        Ok(())
+    }
+
+    async fn idle(&mut self) -> Result<(), Error> {
+        self.lora.sleep(true).await?;
+        Ok(())
     }
 }

@@ -2,6 +2,10 @@
 //! transceiver, whether it is a board (lora-phy), the channel simulator or a packet
 //! forwarder.
 //!
+//! A radio that listens on one channel at a time (an end device's transceiver) also
+//! implements [`Tune`]: what to listen to and when to sleep. A radio that hears every
+//! channel at once (a multi-channel gateway behind a packet forwarder) does not.
+//!
 //! Frames are opaque bytes here: the caller frames them with [`crate::frame`] first.
 //! Regional rules (duty cycle, dwell time) are enforced above the radio with
 //! [`crate::duty_cycle::DutyCycle`], so a refusal carries a time to wait instead of being
@@ -45,4 +49,21 @@ pub trait Radio {
 
     /// Wait for the next frame, copy it into `buf` and return its length and metadata.
     async fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, RxMeta), Self::Error>;
+}
+
+/// Tuning and power control of a single-channel receiver (an end device's transceiver).
+///
+/// [`Radio::receive`] takes no channel: the receiver is tuned beforehand with
+/// [`Tune::listen_on`], and put in its low-power state with [`Tune::idle`] when a receive
+/// window closes (an SX126x left in continuous receive draws about 5 mA). After `idle`,
+/// call `listen_on` again before the next receive window: an implementation may hear
+/// nothing until then.
+#[allow(async_fn_in_trait)]
+pub trait Tune: Radio {
+    /// The channel and modulation the next [`Radio::receive`] calls listen with (a
+    /// receive already waiting may keep the previous ones).
+    fn listen_on(&mut self, freq_hz: u32, modulation: Modulation) -> Result<(), Self::Error>;
+
+    /// Stop listening and save power until the next transmit or `listen_on`.
+    async fn idle(&mut self) -> Result<(), Self::Error>;
 }

@@ -48,6 +48,14 @@ impl Plan {
     pub fn listen_modulation(&self) -> Option<Modulation> {
         self.region.data_rate(self.min_dr).map(|d| d.modulation())
     }
+
+    /// The region's first channel with [`Plan::listen_modulation`]: what a radio is set
+    /// up with at boot, before the device role tunes it for a receive window. `None` when
+    /// the plan has no channel or no listening data rate.
+    pub fn first_listen(&self) -> Option<(u32, Modulation)> {
+        let freq_hz = *self.region.default_channels().first()?;
+        Some((freq_hz, self.listen_modulation()?))
+    }
 }
 
 /// Why a frame is not sent now.

@@ -26,7 +26,8 @@ pub struct EmbassyClock;
 
 #[cfg(feature = "embassy-time")]
 impl EmbassyClock {
-    /// Microseconds since boot (a plain function, for `lora::LoraRadio::new`).
+    /// Microseconds since boot (a plain function: the receive-timestamp clock of
+    /// `slope_radios::lora::LoraRadio::new`).
     pub fn now() -> u64 {
         embassy_time::Instant::now().as_micros()
     }

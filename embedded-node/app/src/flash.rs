@@ -16,6 +16,17 @@
 //! record) damages at most the bank being written, and the other bank still holds the
 //! newest complete state. Only the oldest page of that bank is erased first.
 //!
+//! Unreadable flash: on the STM32WL a power cut in the middle of programming a 64-bit
+//! double-word (or erasing a page) can leave an uncorrectable ECC error, and reading it
+//! raises an NMI; the board's driver (`slope_stm32wl_flash::EccFlash`) turns that into a
+//! read error. A read of an in-range, aligned region (the layout is checked by
+//! [`FlashSlots::new`]) fails for no other reason, so a page whose header cannot be read
+//! is skipped like a torn header, and a slot whose record cannot be read reads as no
+//! valid record: that write never returned, so nothing was sent from it, and `TwoSlot`
+//! takes the other slot. Only when the records of *both* banks are unreadable is it an
+//! error ([`FlashError::Unreadable`]): one power cut touches one bank, so this is a
+//! failing flash, and the device stops rather than start over with a new identity.
+//!
 //! Wear: every page is erased once every `2 N` commits. With `N = 8` (16 pages of 2 KiB on
 //! an STM32WL, rated 10 000 cycles) and one attestation every 15 minutes, a page sees
 //! about 2 200 erases a year.
@@ -49,6 +60,9 @@ pub enum FlashError {
     Flash(FlashErrorKind),
     /// The record is longer than a slot.
     TooLarge,
+    /// The newest records of both banks are unreadable (ECC errors): the flash is
+    /// failing, not torn by one power cut.
+    Unreadable,
 }
 
 /// `embedded_storage::nor_flash::NorFlashErrorKind`, with `defmt` support.
@@ -77,6 +91,8 @@ pub struct FlashSlots<F, const N: usize> {
     base: u32,
     page: u32,
     slot_len: usize,
+    /// Whether the last read of each bank found its newest record unreadable.
+    unreadable: [bool; 2],
 }
 
 impl<F: NorFlash, const N: usize> FlashSlots<F, N> {
@@ -109,6 +125,7 @@ impl<F: NorFlash, const N: usize> FlashSlots<F, N> {
             base,
             page: page as u32,
             slot_len: (page - HEADER).min(MAX_SLOT),
+            unreadable: [false; 2],
         })
     }
 
@@ -127,27 +144,28 @@ impl<F: NorFlash, const N: usize> FlashSlots<F, N> {
         self.base + ((slot & 1) * N + index) as u32 * self.page
     }
 
-    /// The generation of a page, if its header is intact.
-    fn generation(&mut self, offset: u32) -> Result<Option<u32>, FlashError> {
+    /// The generation of a page, if its header is intact (and readable).
+    fn generation(&mut self, offset: u32) -> Option<u32> {
         let mut h = [0u8; CHUNK];
         let n = HEADER.next_multiple_of(F::READ_SIZE);
-        self.flash.read(offset, &mut h[..n]).map_err(kind)?;
+        // Unreadable (ECC): a header torn by a power cut, like one that reads wrong.
+        self.flash.read(offset, &mut h[..n]).ok()?;
         let g = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let inv = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-        Ok((g == !inv).then_some(g))
+        (g == !inv).then_some(g)
     }
 
     /// (page index, generation) of the bank's newest page with an intact header.
-    fn newest(&mut self, slot: usize) -> Result<Option<(usize, u32)>, FlashError> {
+    fn newest(&mut self, slot: usize) -> Option<(usize, u32)> {
         let mut best: Option<(usize, u32)> = None;
         for i in 0..N {
-            if let Some(g) = self.generation(self.page_offset(slot, i))?
+            if let Some(g) = self.generation(self.page_offset(slot, i))
                 && best.is_none_or(|(_, b)| g > b)
             {
                 best = Some((i, g));
             }
         }
-        Ok(best)
+        best
     }
 }
 
@@ -161,22 +179,39 @@ impl<F: NorFlash, const N: usize> Slots for FlashSlots<F, N> {
     fn read(&mut self, slot: usize, buf: &mut [u8]) -> Result<(), FlashError> {
         let len = buf.len().min(self.slot_len);
         let buf = &mut buf[..len];
-        let Some((index, _)) = self.newest(slot)? else {
+        let bank = slot & 1;
+        self.unreadable[bank] = false;
+        let Some((index, _)) = self.newest(slot) else {
             // A bank never written reads as erased flash: no valid record.
             buf.fill(0xff);
             return Ok(());
         };
         let start = self.page_offset(slot, index) + HEADER as u32;
         let mut bounce = [0u8; CHUNK];
+        let mut readable = true;
         for (i, piece) in buf.chunks_mut(CHUNK).enumerate() {
             // The record starts 8 bytes into the page; read whole READ_SIZE units.
             let n = piece.len().next_multiple_of(F::READ_SIZE).min(CHUNK);
-            self.flash
+            if self
+                .flash
                 .read(start + (i * CHUNK) as u32, &mut bounce[..n])
-                .map_err(kind)?;
+                .is_err()
+            {
+                readable = false;
+                break;
+            }
             piece.copy_from_slice(&bounce[..piece.len()]);
         }
         zeroize::Zeroize::zeroize(&mut bounce);
+        if !readable {
+            // Torn by a power cut (ECC): no valid record (`TwoSlot` records start with
+            // a non-zero magic), unless the other bank is unreadable too.
+            buf.fill(0);
+            self.unreadable[bank] = true;
+            if self.unreadable[bank ^ 1] {
+                return Err(FlashError::Unreadable);
+            }
+        }
         Ok(())
     }
 
@@ -184,7 +219,8 @@ impl<F: NorFlash, const N: usize> Slots for FlashSlots<F, N> {
         if data.len() > self.slot_len {
             return Err(FlashError::TooLarge);
         }
-        let (index, generation) = match self.newest(slot)? {
+        self.unreadable[slot & 1] = false;
+        let (index, generation) = match self.newest(slot) {
             Some((i, g)) => ((i + 1) % N, g.wrapping_add(1)),
             None => (0, 1),
         };
@@ -266,6 +302,46 @@ mod tests {
         let mut again = TwoSlot::new(FlashSlots::<_, 3>::new(flash, 2048).unwrap());
         let n = again.load(&mut buf).unwrap().unwrap();
         assert_eq!(&buf[..n], &[19u8; 40]);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_an_invalid_slot_and_two_are_an_error() {
+        let slots = FlashSlots::<_, 2>::new(MemFlash::new(4 * 2048, None), 0).unwrap();
+        let mut store = TwoSlot::new(slots);
+        store.store(b"first").unwrap(); // slot 0, page 0
+        store.store(b"second").unwrap(); // slot 1, page 2
+        let mut flash = store.into_medium().into_flash();
+        // A double ECC error in slot 1's record (past the 8-byte page header).
+        flash.poison(2 * 2048 + 16);
+        let mut store = TwoSlot::new(FlashSlots::<_, 2>::new(flash, 0).unwrap());
+        let mut buf = [0u8; 64];
+        let n = store.load(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..n], b"first");
+        // The next commit goes to the unreadable bank's next page and is read back.
+        store.store(b"third").unwrap();
+        let n = store.load(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..n], b"third");
+        // Both banks unreadable: an error, never "nothing stored" (a new identity).
+        let mut flash = store.into_medium().into_flash();
+        flash.poison(16);
+        flash.poison(3 * 2048 + 16);
+        let mut store = TwoSlot::new(FlashSlots::<_, 2>::new(flash, 0).unwrap());
+        assert!(store.load(&mut buf).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_header_skips_the_page() {
+        let slots = FlashSlots::<_, 2>::new(MemFlash::new(4 * 2048, None), 0).unwrap();
+        let mut store = TwoSlot::new(slots);
+        for s in [b"a", b"b", b"c"] {
+            store.store(s).unwrap(); // slot 0 page 0, slot 1 page 2, slot 0 page 1
+        }
+        let mut flash = store.into_medium().into_flash();
+        flash.poison(2048); // the header of slot 0's newest page ("c")
+        let mut store = TwoSlot::new(FlashSlots::<_, 2>::new(flash, 0).unwrap());
+        let mut buf = [0u8; 64];
+        let n = store.load(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..n], b"b");
     }
 
     #[test]

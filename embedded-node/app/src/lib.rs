@@ -14,8 +14,9 @@
 //!   of pages per slot.
 //! - [`air`]: channel hopping and data-rate choice under the regional duty cycle and
 //!   dwell limits; [`rx`] and [`neighbours`]: what is heard.
-//! - [`clock`], [`radio`], [`sensor`]: the traits a board implements (with
-//!   `slope_radios::radio::Radio`); [`lora`] (feature `lora-phy`): the radio over lora-phy.
+//! - [`clock`], [`sensor`]: the traits a board implements, with `slope_radios::radio::Radio`
+//!   and `slope_radios::radio::Tune` for the radio (every board uses
+//!   `slope_radios::lora::LoraRadio`, lora-phy 3 under the Slope PHY profile).
 //! - [`relay`] (feature `relay`): the **relay role**, forwarding heard Slope frames to a
 //!   mesh node as Semtech UDP `PUSH_DATA` over embassy-net; [`gwmp`] is its encoder.
 //! - [`sim`]: host doubles (flash with power cuts, virtual clock, recording radio).
@@ -38,7 +39,6 @@
 //!
 //! | feature   | default | enables |
 //! |-----------|---------|---------|
-//! | `lora-phy`| no      | [`lora`]: `Radio` + [`radio::Tune`] over lora-phy 3 |
 //! | `defmt`   | no      | logging through `defmt` (otherwise the log calls compile to nothing) |
 //! | `relay`   | no      | [`relay`]: the relay role over embassy-net (UDP) |
 
@@ -57,12 +57,9 @@ pub mod harvest;
 pub mod health;
 pub mod neighbours;
 pub mod node;
-pub mod radio;
 pub mod rx;
 pub mod sensor;
 pub mod sim;
 
-#[cfg(feature = "lora-phy")]
-pub mod lora;
 #[cfg(feature = "relay")]
 pub mod relay;

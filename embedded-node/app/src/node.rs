@@ -25,7 +25,7 @@ use slope_node::device::{self, Error, Frame, MIN_INCEPT_SAMPLES, Slope};
 use slope_proto::ShortId;
 use slope_radios::frame::encode_frame;
 use slope_radios::meta::RxMeta;
-use slope_radios::radio::Radio;
+use slope_radios::radio::{Radio, Tune};
 
 use crate::air::{Air, Hold, Plan};
 use crate::clock::Clock;
@@ -33,7 +33,6 @@ use crate::harvest::{Harvester, MAX_SOURCES, Sources};
 use crate::health::STARTUP_SYMBOLS;
 use crate::log::dbg;
 use crate::neighbours::Neighbours;
-use crate::radio::Tune;
 use crate::rx::{self, classify};
 use crate::sensor::Sensor;
 
@@ -421,7 +420,12 @@ where
             self.clock.sleep_until_us(deadline_us).await;
             return;
         };
-        self.radio.listen_on(channel, modulation);
+        if let Err(e) = self.radio.listen_on(channel, modulation) {
+            self.stats.radio_errors += 1;
+            warn!("cannot tune the receiver: {}", dbg(&e));
+            self.clock.sleep_until_us(deadline_us).await;
+            return;
+        }
         let mut buf = [0u8; 255];
         let mut errors = 0u8;
         while self.clock.now_us() < deadline_us {
@@ -449,7 +453,11 @@ where
                 Either::Second(()) => break,
             }
         }
-        self.radio.idle().await;
+        if let Err(e) = self.radio.idle().await {
+            // The radio stays in receive: it only costs current until the next transmit.
+            self.stats.radio_errors += 1;
+            debug!("cannot idle the radio: {}", dbg(&e));
+        }
     }
 
     /// Takes in one received frame: radio noise for the harvester, then evidence.

@@ -29,11 +29,10 @@ use slope_radios::CodingRate;
 use slope_radios::airtime::Modulation;
 use slope_radios::frame::parse_frame;
 use slope_radios::meta::RxMeta;
-use slope_radios::radio::Radio;
+use slope_radios::radio::{Radio, Tune};
 
 use crate::gwmp::{self, MAX_DATAGRAM};
 use crate::log::dbg;
-use crate::radio::Tune;
 
 /// Frames waiting for the network.
 pub const DEPTH: usize = 8;
@@ -82,7 +81,11 @@ pub async fn listen<R: Radio + Tune, M: RawMutex>(
     queue: &Queue<M>,
     counters: &Counters,
 ) -> ! {
-    radio.listen_on(freq_hz, modulation);
+    while let Err(e) = radio.listen_on(freq_hz, modulation) {
+        bump(&counters.errors);
+        warn!("relay cannot tune the receiver: {}", dbg(&e));
+        Timer::after_secs(1).await;
+    }
     let mut buf = [0u8; 255];
     loop {
         match radio.receive(&mut buf).await {

@@ -11,8 +11,9 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use heapless::{Deque, Vec};
+use slope_radios::airtime::Modulation;
 use slope_radios::meta::RxMeta;
-use slope_radios::radio::{Radio, TxParams, TxReport};
+use slope_radios::radio::{Radio, Tune, TxParams, TxReport};
 
 use crate::clock::Clock;
 
@@ -22,9 +23,16 @@ pub const MEM_FLASH_MAX: usize = 64 * 1024;
 pub const MEM_PAGE: usize = 2048;
 
 /// NOR flash in RAM with STM32WL geometry and an optional power-cut budget.
+///
+/// Like the STM32WL's ECC-protected flash, a power cut in the middle of programming a
+/// 64-bit double-word leaves it unreadable (reads overlapping it fail, as
+/// `slope_stm32wl_flash::EccFlash` reports a double ECC error), and so does a cut
+/// erase for its whole page, until the page is erased again.
 #[derive(Clone)]
 pub struct MemFlash {
     bytes: [u8; MEM_FLASH_MAX],
+    /// One bit per 8-byte double-word: unreadable (ECC error).
+    poisoned: [u8; MEM_FLASH_MAX / 64],
     capacity: usize,
     erases: [u32; MEM_FLASH_MAX / MEM_PAGE],
     /// Operations left before the power is cut: one per erased page, one per programmed
@@ -48,6 +56,7 @@ impl MemFlash {
     pub fn new(capacity: usize, budget: Option<usize>) -> Self {
         Self {
             bytes: [0xff; MEM_FLASH_MAX],
+            poisoned: [0; MEM_FLASH_MAX / 64],
             capacity: capacity.min(MEM_FLASH_MAX),
             erases: [0; MEM_FLASH_MAX / MEM_PAGE],
             budget,
@@ -64,6 +73,25 @@ impl MemFlash {
     /// Whether the power was cut.
     pub fn is_cut(&self) -> bool {
         self.cut
+    }
+
+    /// Makes the double-word holding `offset` unreadable (an ECC error) until its page
+    /// is erased.
+    pub fn poison(&mut self, offset: u32) {
+        let dw = offset as usize / 8;
+        if let Some(b) = self.poisoned.get_mut(dw / 8) {
+            *b |= 1 << (dw % 8);
+        }
+    }
+
+    fn poisoned(&self, start: usize, len: usize) -> bool {
+        (start / 8..(start + len).div_ceil(8))
+            .any(|dw| self.poisoned[dw / 8] & (1 << (dw % 8)) != 0)
+    }
+
+    fn set_page_poison(&mut self, page: usize, on: bool) {
+        let bits = &mut self.poisoned[page / 64..(page + MEM_PAGE) / 64];
+        bits.fill(if on { 0xff } else { 0 });
     }
 
     /// Erases per page so far.
@@ -109,6 +137,9 @@ impl ReadNorFlash for MemFlash {
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MemFlashError> {
         let start = self.check(offset, bytes.len(), 1)?;
+        if self.poisoned(start, bytes.len()) {
+            return Err(MemFlashError(NorFlashErrorKind::Other));
+        }
         bytes.copy_from_slice(&self.bytes[start..start + bytes.len()]);
         Ok(())
     }
@@ -126,9 +157,12 @@ impl NorFlash for MemFlash {
         let start = self.check(from, len, MEM_PAGE)?;
         for page in (start..start + len).step_by(MEM_PAGE) {
             if self.spend(1) == 0 {
+                // Cut mid-erase: the page's contents and ECC are undefined.
+                self.set_page_poison(page, true);
                 return Err(MemFlashError(NorFlashErrorKind::Other));
             }
             self.bytes[page..page + MEM_PAGE].fill(0xff);
+            self.set_page_poison(page, false);
             self.erases[page / MEM_PAGE] += 1;
         }
         Ok(())
@@ -140,6 +174,10 @@ impl NorFlash for MemFlash {
         // NOR programming only clears bits.
         for (d, s) in self.bytes[start..start + allowed].iter_mut().zip(bytes) {
             *d &= *s;
+        }
+        if allowed < bytes.len() && !allowed.is_multiple_of(8) {
+            // Cut in the middle of a double-word: its ECC does not match.
+            self.poison((start + allowed) as u32);
         }
         if allowed < bytes.len() || self.cut {
             return Err(MemFlashError(NorFlashErrorKind::Other));
@@ -180,13 +218,16 @@ pub const SIM_QUEUE: usize = 8;
 /// One frame on the simulated air.
 pub type SimFrame = Vec<u8, 255>;
 
-/// A radio that records transmissions and hands out queued receptions.
+/// A radio that records transmissions and hands out queued receptions, only while it is
+/// tuned ([`Tune::listen_on`], until [`Tune::idle`]).
 #[derive(Default)]
 pub struct SimRadio {
     /// Frames transmitted since the last [`SimRadio::take_sent`].
     pub sent: Deque<(SimFrame, TxParams), SIM_QUEUE>,
     /// Frames to be received, in order.
     pub inbox: Deque<(SimFrame, RxMeta), SIM_QUEUE>,
+    /// What the receiver is tuned to; `None` while idle (nothing is received).
+    pub listening: Option<(u32, Modulation)>,
 }
 
 /// The simulated radio does not fail.
@@ -214,6 +255,10 @@ impl Radio for SimRadio {
     }
 
     async fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, RxMeta), Never> {
+        if self.listening.is_none() {
+            // Idle: hears nothing (the caller's receive window ends the wait).
+            return core::future::pending().await;
+        }
         match self.inbox.pop_front() {
             Some((frame, meta)) => {
                 let n = frame.len().min(buf.len());
@@ -223,5 +268,17 @@ impl Radio for SimRadio {
             // Nothing on the air: wait forever (the caller's receive window ends it).
             None => core::future::pending().await,
         }
+    }
+}
+
+impl Tune for SimRadio {
+    fn listen_on(&mut self, freq_hz: u32, modulation: Modulation) -> Result<(), Never> {
+        self.listening = Some((freq_hz, modulation));
+        Ok(())
+    }
+
+    async fn idle(&mut self) -> Result<(), Never> {
+        self.listening = None;
+        Ok(())
     }
 }

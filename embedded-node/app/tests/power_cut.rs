@@ -195,6 +195,12 @@ fn a_thousand_attestations_with_power_cuts_never_fork_the_device() {
                     .push_back((junk.iter().copied().collect(), rx_meta(&mut rng)));
             }
             let result = embassy_futures::block_on(node.step());
+            // Every receive window ends with the receiver idled.
+            assert_eq!(
+                node.radio().listening,
+                None,
+                "receiver left on after a cycle"
+            );
             while let Some((f, _)) = node.radio().sent.pop_front() {
                 air.push(f.to_vec());
             }

@@ -26,9 +26,9 @@ use lora_phy::iv::GenericSx126xInterfaceVariant;
 use lora_phy::sx126x::{self, Sx126x, Sx1262, TcxoCtrlVoltage};
 use slope_firmware::clock::EmbassyClock;
 use slope_firmware::flash::FlashSlots;
-use slope_firmware::lora::LoraRadio;
 use slope_firmware::node::{Config, Node};
 use slope_firmware::sensor::NoSensor;
+use slope_radios::lora::{LoraRadio, RxConfig};
 
 // lora-phy needs a defmt transport in every build (see Cargo.toml).
 use defmt_rtt as _;
@@ -111,16 +111,18 @@ async fn main(_spawner: Spawner) {
         Ok(l) => l,
         Err(e) => halt(e).await,
     };
-    let radio = LoraRadio::new(lora, EmbassyClock::now);
+    let config = Config::eu868();
+    // Retuned by the device role before every receive window (`Tune::listen_on`).
+    let Some((freq_hz, modulation)) = config.plan.first_listen() else {
+        halt(NoReceiveChannel).await
+    };
+    let rx = RxConfig {
+        freq_hz,
+        modulation,
+    };
+    let radio = LoraRadio::new(lora, EmbassyClock::now, rx);
 
-    let node = Node::boot(
-        Config::eu868(),
-        slots,
-        radio,
-        EmbassyClock,
-        sources,
-        NoSensor,
-    );
+    let node = Node::boot(config, slots, radio, EmbassyClock, sources, NoSensor);
     let fatal = match node {
         Ok(mut node) => node.run().await,
         Err(f) => f,
@@ -135,6 +137,10 @@ async fn main(_spawner: Spawner) {
     Timer::after_secs(5).await;
     SCB::sys_reset();
 }
+
+/// The configured plan has no channel or data rate to listen on.
+#[derive(Debug)]
+struct NoReceiveChannel;
 
 /// A board wiring error: report it and stay put (resetting would loop).
 async fn halt<E: core::fmt::Debug>(e: E) -> ! {

@@ -24,9 +24,10 @@ use lora_phy::LoRa;
 use lora_phy::sx126x::{self, Stm32wl, Sx126x, TcxoCtrlVoltage};
 use slope_firmware::clock::EmbassyClock;
 use slope_firmware::flash::FlashSlots;
-use slope_firmware::lora::LoraRadio;
 use slope_firmware::node::{Config, Node};
 use slope_firmware::sensor::NoSensor;
+use slope_radios::lora::{LoraRadio, RxConfig};
+use slope_stm32wl_flash::EccFlash;
 use slope_stm32wl_subghz::{InterruptHandler, RfSwitch, SubGhz, SubGhzSpi};
 
 // lora-phy needs a defmt transport in every build (see Cargo.toml).
@@ -82,8 +83,9 @@ async fn main(_spawner: Spawner) {
     let temperature = adc.enable_temperature();
     let sources = entropy::Board::new(Rng::new(p.RNG, Irqs), adc, temperature);
 
-    let slots = match FlashSlots::<_, STATE_PAGES>::new(Flash::new_blocking(p.FLASH), STATE_OFFSET)
-    {
+    // A double ECC error (a double-word torn by a power cut) reads as an error, not an NMI.
+    let flash = EccFlash::new(Flash::new_blocking(p.FLASH));
+    let slots = match FlashSlots::<_, STATE_PAGES>::new(flash, STATE_OFFSET) {
         Ok(s) => s,
         Err(e) => halt(e).await,
     };
@@ -111,16 +113,18 @@ async fn main(_spawner: Spawner) {
         Ok(l) => l,
         Err(e) => halt(e).await,
     };
-    let radio = LoraRadio::new(lora, EmbassyClock::now);
+    let config = Config::eu868();
+    // Retuned by the device role before every receive window (`Tune::listen_on`).
+    let Some((freq_hz, modulation)) = config.plan.first_listen() else {
+        halt(NoReceiveChannel).await
+    };
+    let rx = RxConfig {
+        freq_hz,
+        modulation,
+    };
+    let radio = LoraRadio::new(lora, EmbassyClock::now, rx);
 
-    let node = Node::boot(
-        Config::eu868(),
-        slots,
-        radio,
-        EmbassyClock,
-        sources,
-        NoSensor,
-    );
+    let node = Node::boot(config, slots, radio, EmbassyClock, sources, NoSensor);
     let fatal = match node {
         Ok(mut node) => node.run().await,
         Err(f) => f,
@@ -135,6 +139,10 @@ async fn main(_spawner: Spawner) {
     Timer::after_secs(5).await;
     SCB::sys_reset();
 }
+
+/// The configured plan has no channel or data rate to listen on.
+#[derive(Debug)]
+struct NoReceiveChannel;
 
 /// A board wiring error: report it and stay put (resetting would loop).
 async fn halt<E: core::fmt::Debug>(e: E) -> ! {
