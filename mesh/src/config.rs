@@ -80,6 +80,12 @@ pub struct Radio {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Trust {
+    /// Decide with the full trust engine of `slope_node::trust` (weighting, graduated
+    /// admission, grants; its own signed lineage). `false`: the small built-in policy
+    /// below.
+    pub engine: bool,
+    /// The engine's policy (thresholds, bounds); see `slope_node::trust::Policy`.
+    pub policy: slope_node::trust::Policy,
     /// Positions a device must have before full scope.
     pub full_depth: u32,
     /// Independent witnesses (gateways) a device needs before full scope.
@@ -137,6 +143,8 @@ impl Default for Radio {
 impl Default for Trust {
     fn default() -> Self {
         Self {
+            engine: true,
+            policy: slope_node::trust::Policy::default(),
             full_depth: 16,
             full_witnesses: 2,
             monitor_rssi_db: 20,
@@ -219,7 +227,11 @@ frames_per_device = 256
 forwarder = "0.0.0.0:1700"
 
 [trust]
-# Full scope needs this slope depth and this many distinct witnessing gateways.
+# Decide with the trust engine (slope_node::trust): weighting, graduated admission,
+# grants, and its own hash-chained lineage. `false` uses the small policy below. The
+# engine's thresholds live in [trust.policy] (defaults documented in slope_node).
+engine = true
+# Built-in policy: full scope needs this slope depth and this many distinct witnessing gateways.
 full_depth = 16
 full_witnesses = 2
 # An RSSI this far (dB) from the device's own mean raises elevated monitoring.

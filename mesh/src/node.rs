@@ -106,6 +106,7 @@ impl Node {
             identity.clone(),
             metrics.clone(),
             config.ingest.frames_per_device,
+            config.trust.engine.then(|| config.trust.policy.clone()),
         )?;
         let swarm = build_swarm(&config, &identity)?;
         let peer_id = *swarm.local_peer_id();

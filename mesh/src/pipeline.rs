@@ -23,7 +23,7 @@ use crate::identity::Identity;
 use crate::lineage::{Entry, Source};
 use crate::metrics::{Metrics, kind};
 use crate::store::{Batch, DeviceRecord, FrameRecord, QuarantineInfo, Store, StoreError};
-use crate::trust::{Admission, Decide};
+use crate::trust::{Admission, Decide, Decision};
 
 /// One frame entering the pipeline, with a caller's tag (e.g. the gossip message id).
 #[derive(Debug, Clone)]
@@ -85,6 +85,9 @@ pub struct Pipeline {
     witness: WitnessId,
     metrics: Metrics,
     frames_per_device: u32,
+    /// The trust engine stage, and the policy it is (re)opened with.
+    engine: Option<crate::trust::Engine>,
+    engine_policy: Option<slope_node::trust::Policy>,
 }
 
 /// Builds the gossip message for a receipt: the witness's 32-byte public key, then the
@@ -111,6 +114,7 @@ impl Pipeline {
         identity: Identity,
         metrics: Metrics,
         frames_per_device: u32,
+        engine_policy: Option<slope_node::trust::Policy>,
     ) -> Result<Self, StoreError> {
         let witness = identity.witness_id();
         let mut p = Self {
@@ -122,6 +126,8 @@ impl Pipeline {
             witness,
             metrics,
             frames_per_device,
+            engine: None,
+            engine_policy,
         };
         p.rebuild()?;
         Ok(p)
@@ -142,6 +148,16 @@ impl Pipeline {
     /// what was committed reproduces it, since every replayed frame verified before.)
     pub fn rebuild(&mut self) -> Result<usize, StoreError> {
         self.verifier = Verifier::new(self.verifier_config);
+        self.engine = None;
+        if let Some(policy) = self.engine_policy.clone() {
+            let author = self.identity.signing_key().verifying_key().to_bytes();
+            let engine = crate::trust::Engine::open(self.store.clone(), author, policy, 0)
+                .map_err(|e| StoreError::Db(e.to_string()))?;
+            let mut batch = self.store.begin()?;
+            batch.put_engine_lineage(engine.pending())?;
+            batch.commit()?;
+            self.engine = Some(engine);
+        }
         let window = self.verifier_config.window.max(1);
         let mut after: Option<DeviceId> = None;
         let mut n = 0;
@@ -220,6 +236,9 @@ impl Pipeline {
                     &mut effects,
                 )?;
             }
+            if let Some(e) = &self.engine {
+                batch.put_engine_lineage(e.pending())?;
+            }
             let t = Instant::now();
             batch.commit()?;
             self.metrics
@@ -277,7 +296,15 @@ impl Pipeline {
                         match self.verifier.prove(att.device(), &s.frame, att.frame()) {
                             Ok(proof) => {
                                 let device = *att.device();
-                                self.quarantine(batch, now, &device, att.seq(), &proof, effects)?;
+                                self.quarantine(
+                                    batch,
+                                    now,
+                                    &device,
+                                    att.seq(),
+                                    &proof,
+                                    effects,
+                                    false,
+                                )?;
                                 effects.push(Effect::PublishProof(proof));
                                 Verdict::Accept
                             }
@@ -322,7 +349,7 @@ impl Pipeline {
                 let DivergenceEvidence {
                     device, seq, proof, ..
                 } = *ev;
-                self.quarantine(batch, now, &device, seq, &proof, effects)?;
+                self.quarantine(batch, now, &device, seq, &proof, effects, true)?;
                 effects.push(Effect::PublishProof(proof));
                 Verdict::Accept
             }
@@ -366,7 +393,7 @@ impl Pipeline {
             if let Some(stored) = batch.frame(&device, att.seq())? {
                 if stored.digest != record.digest {
                     if let Ok(proof) = self.verifier.prove(&device, &stored.frame, &record.frame) {
-                        self.quarantine(batch, now, &device, att.seq(), &proof, effects)?;
+                        self.quarantine(batch, now, &device, att.seq(), &proof, effects, false)?;
                         effects.push(Effect::PublishProof(proof));
                         return Ok(Verdict::Accept);
                     }
@@ -404,7 +431,15 @@ impl Pipeline {
                 source,
             },
         )?;
-        self.decide_and_record(batch, now, &device, &mut rec, att.seq())?;
+        let engine = self.engine.as_mut().map(|e| {
+            e.attestation(now, &att).unwrap_or_else(|e| Decision {
+                // Fail closed: no decision without its lineage record.
+                admission: Admission::Deferred,
+                reasons: vec![format!("trust engine: {e}")],
+                grant: None,
+            })
+        });
+        self.decide_and_record(batch, now, &device, &mut rec, att.seq(), engine)?;
         batch.put_device(&device, &rec)?;
         Ok(Verdict::Accept)
     }
@@ -422,8 +457,14 @@ impl Pipeline {
         device: &DeviceId,
         rec: &mut DeviceRecord,
         seq: u32,
+        engine: Option<Decision>,
     ) -> Result<(), StoreError> {
-        let decision = self.decide.decide(rec, now);
+        // The engine decides, except where the operator pinned a scope or a proof
+        // quarantined the device (both are the mesh's own durable state).
+        let decision = match engine {
+            Some(d) if rec.pinned.is_none() && rec.quarantine.is_none() => d,
+            _ => self.decide.decide(rec, now),
+        };
         self.metrics
             .admissions
             .get_or_create(&kind(decision.admission.as_str()))
@@ -456,6 +497,7 @@ impl Pipeline {
     }
 
     /// Quarantines `device` with a proof the caller verified; revokes its grant.
+    #[allow(clippy::too_many_arguments)]
     fn quarantine(
         &mut self,
         batch: &mut Batch,
@@ -464,7 +506,15 @@ impl Pipeline {
         seq: u32,
         proof: &[u8],
         effects: &mut Vec<Effect>,
+        engine_told: bool,
     ) -> Result<bool, StoreError> {
+        if !engine_told {
+            if let Some(engine) = &mut self.engine {
+                if let Err(e) = engine.proof(now, proof) {
+                    tracing::warn!(error = %e, "trust engine refused a verified proof");
+                }
+            }
+        }
         let mut rec = batch
             .device(device)?
             .unwrap_or_else(|| DeviceRecord::new(now, seq));
@@ -527,7 +577,18 @@ impl Pipeline {
         }
         let mut effects = Vec::new();
         let mut batch = self.store.begin()?;
-        self.quarantine(&mut batch, now, &d.device, d.seq, bytes, &mut effects)?;
+        self.quarantine(
+            &mut batch,
+            now,
+            &d.device,
+            d.seq,
+            bytes,
+            &mut effects,
+            false,
+        )?;
+        if let Some(engine) = &self.engine {
+            batch.put_engine_lineage(engine.pending())?;
+        }
         batch.commit()?;
         Ok((Verdict::Accept, effects))
     }
@@ -573,7 +634,9 @@ impl Pipeline {
                     witness: body.witness.0,
                 },
             )?;
-            self.decide_and_record(&mut batch, now, &device, &mut rec, body.seq)?;
+            if self.engine.is_none() {
+                self.decide_and_record(&mut batch, now, &device, &mut rec, body.seq, None)?;
+            }
             batch.put_device(&device, &rec)?;
             batch.commit()?;
             return Ok(Verdict::Accept);
@@ -634,7 +697,7 @@ impl Pipeline {
             },
         )?;
         let seq = rec.head_seq;
-        self.decide_and_record(&mut batch, now, device, &mut rec, seq)?;
+        self.decide_and_record(&mut batch, now, device, &mut rec, seq, None)?;
         batch.put_device(device, &rec)?;
         batch.commit()?;
         Ok(true)

@@ -209,3 +209,124 @@ mod tests {
         assert_eq!(p.decide(&pinned, 0).admission, Admission::Full);
     }
 }
+
+/// The trust engine of `slope_node::trust` as the pipeline's decision stage, with its
+/// lineage on redb ([`crate::store::RedbLineage`]).
+///
+/// Its hot per-device state lives in memory and `slope_node` has no import of it yet:
+/// after a restart the engine re-learns devices as they speak, while quarantines and
+/// the durable device records come from the store (a quarantined device never reaches
+/// the engine again until an operator releases it).
+pub struct Engine {
+    engine: slope_node::trust::Engine<crate::store::RedbLineage>,
+    pending: crate::store::Pending,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("devices", &self.engine.devices())
+            .finish()
+    }
+}
+
+/// Why the engine could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("trust engine: {0}")]
+    Engine(slope_node::trust::Error),
+}
+
+impl Engine {
+    /// Opens the engine on `store` (resuming its lineage if one is stored), with the
+    /// gateway's key as lineage author and its own radio as a witness.
+    pub fn open(
+        store: std::sync::Arc<crate::store::Store>,
+        author: [u8; 32],
+        policy: slope_node::trust::Policy,
+        now: u64,
+    ) -> Result<Self, EngineError> {
+        let (storage, pending) = crate::store::RedbLineage::open(store)?;
+        let genesis = slope_node::lineage::Genesis {
+            author,
+            operators: Vec::new(),
+            local: Some(slope_node::lineage::Local {
+                zone: slope_node::trust::Zone::NONE,
+                position: None,
+            }),
+            policy,
+        };
+        let engine =
+            slope_node::trust::Engine::new(genesis, storage, now).map_err(EngineError::Engine)?;
+        Ok(Self { engine, pending })
+    }
+
+    /// Records the engine appended and the pipeline must commit with its batch.
+    pub fn pending(&self) -> &crate::store::Pending {
+        &self.pending
+    }
+
+    /// Tracked devices.
+    pub fn devices(&self) -> usize {
+        self.engine.devices()
+    }
+
+    /// Decides on a verified attestation.
+    pub fn attestation(
+        &mut self,
+        now: u64,
+        att: &slope_node::verifier::VerifiedAttestation,
+    ) -> Result<Decision, slope_node::trust::Error> {
+        self.engine
+            .handle_attestation(now, att, &[])
+            .map(|d| convert(&d))
+    }
+
+    /// Quarantines on locally found divergence evidence.
+    pub fn divergence(
+        &mut self,
+        now: u64,
+        ev: &slope_node::verifier::DivergenceEvidence,
+    ) -> Result<Decision, slope_node::trust::Error> {
+        self.engine.handle_divergence(now, ev).map(|d| convert(&d))
+    }
+
+    /// Quarantines on a proof from the network (the engine verifies it again).
+    pub fn proof(&mut self, now: u64, proof: &[u8]) -> Result<Decision, slope_node::trust::Error> {
+        self.engine.handle_proof(now, proof).map(|d| convert(&d))
+    }
+}
+
+/// The engine's decision in the mesh's terms (tier, readable reasons, grant).
+pub fn convert(d: &slope_node::trust::Decision) -> Decision {
+    use slope_node::trust::Admission as A;
+    let admission = match d.admission {
+        A::Full => Admission::Full,
+        A::Restricted => Admission::Restricted,
+        A::Monitored => Admission::Monitored,
+        A::Deferred => Admission::Deferred,
+        A::Refused(_) => Admission::Refused,
+        A::Quarantined(_) => Admission::Quarantined,
+        _ => Admission::Deferred,
+    };
+    let mut reasons: Vec<String> = vec![format!("{}", d.admission)];
+    reasons.extend(d.reasons.iter().map(|r| format!("{r:?}")));
+    reasons.push(format!("weights {:?}", d.weights));
+    reasons.push(format!("engine lineage record {}", d.record));
+    let grant = d.grant.map(|g| Grant {
+        scope: match g.scope {
+            slope_node::trust::Scope::Full => Scope::Full,
+            _ => Scope::Restricted,
+        },
+        issued_ms: g.issued,
+        expires_ms: g.expires,
+    });
+    Decision {
+        admission,
+        reasons,
+        grant,
+    }
+}

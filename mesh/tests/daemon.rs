@@ -199,6 +199,28 @@ fn daemon_survives_kill_9_and_checks_clean() {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(said.contains("trust engine lineage OK"), "{said}");
+    let engine_export = dir.path().join("engine.lineage");
+    let export = slope(
+        &config,
+        &[
+            "lineage",
+            "export",
+            "--engine",
+            "-o",
+            engine_export.to_str().unwrap(),
+        ],
+    );
+    assert!(export.status.success());
+    let bytes = std::fs::read(&engine_export).unwrap();
+    let author = slope_mesh::identity::Identity::load(&key)
+        .unwrap()
+        .signing_key()
+        .verifying_key()
+        .to_bytes();
+    let report = slope_node::lineage::verify(&bytes, &author).expect("engine lineage verifies");
+    assert!(report.decisions >= frames.len() as u64, "{report:?}");
     let export = slope(&config, &["lineage", "export"]);
     assert!(export.status.success());
     assert!(String::from_utf8_lossy(&export.stdout).contains("\"head\""));

@@ -159,6 +159,11 @@ async fn restarted_gateway_keeps_its_state_and_continues() {
     .await;
     let before = g.store().device(&id).unwrap().unwrap();
     let head = g.store().lineage_head().unwrap();
+    let engine_head = g.store().engine_lineage_head().unwrap();
+    assert!(
+        engine_head.0 > frames.len() as u64,
+        "engine decisions are durable"
+    );
     g.shutdown().await;
 
     let g = gateway(dir.path(), 21, &[]).await;
@@ -174,6 +179,12 @@ async fn restarted_gateway_keeps_its_state_and_continues() {
         state(&g, &id).is_some_and(|s| s.2 as usize == want)
     })
     .await;
+    // The engine's lineage resumed on its committed head and still verifies as a whole.
+    assert!(g.store().engine_lineage_head().unwrap().0 > engine_head.0);
+    let key = identity(21);
+    let export = g.store().engine_export(key.signing_key()).unwrap().unwrap();
+    let author = key.signing_key().verifying_key().to_bytes();
+    slope_node::lineage::verify(&export, &author).expect("engine lineage verifies");
     g.shutdown().await;
 }
 

@@ -190,6 +190,7 @@ fn main() -> Result<()> {
         Identity::from_seed([7; 32]),
         Metrics::new(),
         256,
+        Some(slope_node::trust::Policy::default()),
     )?;
     let t = Instant::now();
     let mut accepted = 0usize;

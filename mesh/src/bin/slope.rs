@@ -85,6 +85,10 @@ enum LineageCommand {
         /// Output file (stdout when absent).
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Instead, write the trust engine's lineage as a signed `slope_node::lineage`
+        /// export (binary), re-verifiable by anyone with the gateway's public key.
+        #[arg(long)]
+        engine: bool,
     },
 }
 
@@ -123,8 +127,8 @@ async fn main() -> Result<()> {
             command: LineageCommand::Verify,
         } => lineage_verify(&cli.config).await,
         Command::Lineage {
-            command: LineageCommand::Export { out },
-        } => lineage_export(&cli.config, out),
+            command: LineageCommand::Export { out, engine },
+        } => lineage_export(&cli.config, out, engine),
         Command::Db {
             command: DbCommand::Check,
         } => db_check(&cli.config),
@@ -247,13 +251,26 @@ async fn print_get(config: &Path, path: &str) -> Result<()> {
 async fn lineage_verify(config_path: &Path) -> Result<()> {
     let config = load(config_path)?;
     match Store::open_existing(&config.data_dir.join(DB_FILE)) {
-        Ok(store) => match store.verify_lineage()? {
-            Ok(n) => {
-                println!("lineage OK: {n} records");
-                Ok(())
+        Ok(store) => {
+            match store.verify_lineage()? {
+                Ok(n) => println!("gateway lineage OK: {n} records"),
+                Err(e) => bail!("gateway lineage does NOT verify: {e}"),
             }
-            Err(e) => bail!("lineage does NOT verify: {e}"),
-        },
+            // The trust engine's lineage: exported with a checkpoint signed by the
+            // gateway key, then re-verified from nothing but the public key.
+            let identity = Identity::load(&config.data_dir.join(KEY_FILE))?;
+            if let Some(export) = store.engine_export(identity.signing_key())? {
+                let author = identity.signing_key().verifying_key().to_bytes();
+                match slope_node::lineage::verify(&export, &author) {
+                    Ok(r) => println!(
+                        "trust engine lineage OK: {} records, {} decisions, {} frames re-verified",
+                        r.records, r.decisions, r.frames
+                    ),
+                    Err(e) => bail!("trust engine lineage does NOT verify: {e}"),
+                }
+            }
+            Ok(())
+        }
         Err(StoreError::Locked { .. }) => {
             let (code, body) = http_get(config.api.listen, "/v1/lineage/verify").await?;
             println!("{body}");
@@ -267,9 +284,22 @@ async fn lineage_verify(config_path: &Path) -> Result<()> {
     }
 }
 
-fn lineage_export(config_path: &Path, out: Option<PathBuf>) -> Result<()> {
+fn lineage_export(config_path: &Path, out: Option<PathBuf>, engine: bool) -> Result<()> {
     let config = load(config_path)?;
     let store = Store::open_existing(&config.data_dir.join(DB_FILE))?;
+    if engine {
+        let identity = Identity::load(&config.data_dir.join(KEY_FILE))?;
+        let export = store
+            .engine_export(identity.signing_key())?
+            .context("no trust engine lineage in this database")?;
+        match &out {
+            Some(p) => {
+                std::fs::write(p, &export).with_context(|| format!("writing {}", p.display()))?
+            }
+            None => std::io::stdout().lock().write_all(&export)?,
+        }
+        return Ok(());
+    }
     let mut w: Box<dyn Write> = match &out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,

@@ -7,6 +7,7 @@
 //! transactions and may run concurrently with the writer (the API does).
 
 mod check;
+mod engine_lineage;
 mod records;
 mod tables;
 
@@ -16,6 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use slope_proto::DeviceId;
 
 pub use check::{Check, Problem};
+pub use engine_lineage::{Pending, RedbLineage};
 pub use records::{
     DeviceRecord, FrameRecord, MAX_WITNESSES, QuarantineInfo, RfProfile, WitnessStat,
 };
@@ -134,6 +136,7 @@ impl Store {
             txn.open_table(DIVERGENCES).map_err(db)?;
             txn.open_table(LINEAGE).map_err(db)?;
             txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
+            txn.open_table(ENGINE_LINEAGE).map_err(db)?;
         }
         txn.commit().map_err(db)
     }

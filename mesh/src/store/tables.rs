@@ -20,7 +20,11 @@ pub const LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("lineage")
 pub const LINEAGE_BY_DEVICE: TableDefinition<&[u8; 40], ()> =
     TableDefinition::new("lineage_by_device");
 
+/// index → postcard `slope_node::lineage::Record` (the trust engine's lineage).
+pub const ENGINE_LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("engine_lineage");
+
 pub const K_SCHEMA: &str = "schema";
+pub const K_ENGINE_HEAD: &str = "engine_lineage_head";
 pub const K_LINEAGE_HEAD: &str = "lineage_head";
 
 pub fn frame_key(id: &DeviceId, n: u32) -> [u8; 36] {

@@ -1,0 +1,205 @@
+//! `slope_node::lineage::Storage` on redb: the trust engine's hash-chained lineage in
+//! the `engine_lineage` table.
+//!
+//! The engine appends while the pipeline decides a batch; appends are held in memory
+//! (shared with the pipeline) and written by [`super::Batch::put_engine_lineage`] in the
+//! batch's own transaction, so they become durable in the same fsync as the observations
+//! they describe — and before any receipt or gossip verdict for them leaves the node
+//! (the trait's "durable before acting" rule, at batch granularity). If a commit fails
+//! the pipeline discards the engine and reopens it from the committed head.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use redb::ReadableDatabase;
+use slope_node::lineage::{Storage, StorageError};
+use slope_proto::Digest;
+
+use super::tables::{ENGINE_LINEAGE, K_ENGINE_HEAD, META};
+use super::{Store, StoreError, db};
+
+/// What the engine's store and the pipeline share: records appended and not yet
+/// written, and the committed head.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pending: Vec<(u64, Digest, Vec<u8>)>,
+    committed: (u64, Option<Digest>),
+}
+
+/// The shared state (see [`Shared`]).
+pub type Pending = Arc<Mutex<Shared>>;
+
+/// Bytes of uncommitted engine records held at most (a runaway batch fails closed).
+const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+
+/// The engine lineage store.
+pub struct RedbLineage {
+    store: Arc<Store>,
+    pending: Pending,
+}
+
+impl std::fmt::Debug for RedbLineage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbLineage")
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+fn lock(p: &Pending) -> MutexGuard<'_, Shared> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RedbLineage {
+    /// Opens on the committed head of `store`; appends go to the returned [`Pending`].
+    pub fn open(store: Arc<Store>) -> Result<(Self, Pending), StoreError> {
+        let committed = store.engine_lineage_head()?;
+        let pending = Arc::new(Mutex::new(Shared {
+            pending: Vec::new(),
+            committed,
+        }));
+        Ok((
+            Self {
+                store,
+                pending: pending.clone(),
+            },
+            pending,
+        ))
+    }
+}
+
+impl Storage for RedbLineage {
+    fn append(&mut self, index: u64, digest: &Digest, record: &[u8]) -> Result<(), StorageError> {
+        let mut p = lock(&self.pending);
+        let next = p.pending.last().map_or(p.committed.0, |(i, _, _)| i + 1);
+        if index != next {
+            return Err(StorageError::OutOfOrder);
+        }
+        let bytes: usize = p.pending.iter().map(|(_, _, r)| r.len()).sum();
+        if bytes + record.len() > MAX_PENDING_BYTES {
+            return Err(StorageError::Full);
+        }
+        p.pending.push((index, *digest, record.to_vec()));
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        let p = lock(&self.pending);
+        p.pending.last().map_or(p.committed.0, |(i, _, _)| i + 1)
+    }
+
+    fn head(&self) -> Option<Digest> {
+        let p = lock(&self.pending);
+        p.pending.last().map(|(_, d, _)| *d).or(p.committed.1)
+    }
+
+    fn read(&self, index: u64, out: &mut Vec<u8>) -> Result<bool, StorageError> {
+        out.clear();
+        if let Some((_, _, r)) = lock(&self.pending)
+            .pending
+            .iter()
+            .find(|(i, _, _)| *i == index)
+        {
+            out.extend_from_slice(r);
+            return Ok(true);
+        }
+        match self.store.engine_record(index) {
+            Ok(Some(r)) => {
+                out.extend_from_slice(&r);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(_) => Err(StorageError::Failed),
+        }
+    }
+}
+
+impl Store {
+    /// (records, digest of the last) of the engine lineage.
+    pub fn engine_lineage_head(&self) -> Result<(u64, Option<Digest>), StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        let Some(v) = meta.get(K_ENGINE_HEAD).map_err(db)? else {
+            return Ok((0, None));
+        };
+        let b = v.value();
+        if b.len() != 40 {
+            return Err(StoreError::Decode { table: "meta" });
+        }
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&b[..8]);
+        let mut d = [0u8; 32];
+        d.copy_from_slice(&b[8..]);
+        Ok((u64::from_le_bytes(n), Some(Digest(d))))
+    }
+
+    /// One stored engine lineage record.
+    pub fn engine_record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(ENGINE_LINEAGE).map_err(db)?;
+        Ok(t.get(index).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The engine lineage as exported by `slope_node::lineage` (records in order).
+    pub fn engine_records(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(ENGINE_LINEAGE).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range(from..).map_err(db)?.take(limit) {
+            let (_, v) = item.map_err(db)?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+}
+
+impl super::Batch {
+    /// Writes the engine's pending records in this transaction. (If the commit then
+    /// fails, the pipeline reopens the engine from the committed head.)
+    pub fn put_engine_lineage(&mut self, pending: &Pending) -> Result<(), StoreError> {
+        let records = {
+            let mut p = lock(pending);
+            let records = std::mem::take(&mut p.pending);
+            if let Some((last, digest, _)) = records.last() {
+                p.committed = (last + 1, Some(*digest));
+            }
+            records
+        };
+        let Some((last, digest, _)) = records.last().cloned() else {
+            return Ok(());
+        };
+        let mut t = self.txn.open_table(ENGINE_LINEAGE).map_err(db)?;
+        for (i, _, r) in &records {
+            t.insert(*i, r.as_slice()).map_err(db)?;
+        }
+        let mut meta = self.txn.open_table(META).map_err(db)?;
+        let mut head = Vec::with_capacity(40);
+        head.extend_from_slice(&(last + 1).to_le_bytes());
+        head.extend_from_slice(&digest.0);
+        meta.insert(K_ENGINE_HEAD, head.as_slice()).map_err(db)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The engine lineage as a `slope_node::lineage` export, with a checkpoint signed by
+    /// `key` (the gateway key, the lineage's author). `None` when there is none.
+    pub fn engine_export(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (count, head) = self.engine_lineage_head()?;
+        let Some(head) = head else { return Ok(None) };
+        let records = self.engine_records(0, usize::MAX)?;
+        if records.len() as u64 != count {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "engine lineage holds {} records, its head says {count}",
+                    records.len()
+                ),
+            });
+        }
+        let checkpoint = slope_node::lineage::Checkpoint::sign(count, head, key);
+        Ok(slope_node::lineage::export::encode(&records, &checkpoint))
+    }
+}
