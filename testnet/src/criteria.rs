@@ -25,7 +25,9 @@ fn needs(name: &str, what: &str) -> Criterion {
 pub fn evaluate(s: &Summary) -> Vec<Criterion> {
     let o = &s.outcomes;
     let c = &s.counters;
-    let engine = "the trust engine (slope_node::trust, not yet committed)";
+    let receipts = "witness receipts exchanged between gateways (the default policy's \
+                    full_witnesses = 2; each gateway is one local witness), which neither \
+                    slope-mesh nor this model does yet";
     let mut v = vec![
         check(
             "duty-cycle violations = 0",
@@ -56,8 +58,8 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
             "every clone detected",
             s.attacked > 0 && s.detected == s.attacked,
             format!(
-                "{} of {} heard clones quarantined ({} clones no gateway heard)",
-                s.detected, s.attacked, s.cloned_unheard
+                "{} of {} heard clones quarantined ({} clones no gateway heard; {} whose original stayed silent)",
+                s.detected, s.attacked, s.cloned_unheard, s.cloned_original_silent
             ),
         ));
         v.push(check(
@@ -77,7 +79,17 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                 c.power_cuts > 0,
                 format!("{} power cuts, {} reboots", c.power_cuts, c.reboots),
             ));
-            v.push(needs("time to full scope reported", engine));
+            v.push(match s.time_to_full_scope {
+                Some(q) => check(
+                    "time to full scope reported",
+                    true,
+                    format!("p50 {:.0} s over {} devices", q.p50_s, q.n),
+                ),
+                None => needs(
+                    "time to full scope reported (no device reached full scope)",
+                    receipts,
+                ),
+            });
         }
         Scenario::Clone | Scenario::BatchCompromise => every_clone(&mut v),
         Scenario::Partition => {
@@ -99,9 +111,13 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                     s.detected, s.attacked
                 ),
             ));
-            v.push(needs(
-                "detection rate from RF and behaviour context",
-                engine,
+            v.push(check(
+                "detection rate from RF and behaviour context reported",
+                true,
+                format!(
+                    "{} of {} silent clones drew a context reason from the trust engine after the copy started; {} of {} honest devices drew one too (false flags)",
+                    s.context_flagged, s.attacked, s.context_false_flags, s.devices
+                ),
             ));
         }
         Scenario::Forgery => {
@@ -146,7 +162,14 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                     s.honest_heard_after_attack * 100.0
                 ),
             ));
-            v.push(needs("no Sybil identity reaches full scope", engine));
+            v.push(check(
+                "no Sybil identity reaches full scope",
+                s.sybil_full == 0,
+                format!(
+                    "{} Sybil identities at full scope anywhere (note: without receipts no device reaches full scope)",
+                    s.sybil_full
+                ),
+            ));
         }
         Scenario::RogueGateway => {
             v.push(check(
@@ -159,7 +182,7 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
             ));
             v.push(needs(
                 "false receipts move nothing past the rogue's trust zone",
-                engine,
+                receipts,
             ));
         }
         Scenario::Duplicates => {

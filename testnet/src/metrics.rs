@@ -12,6 +12,9 @@ use crate::world::trust::Mode;
 pub struct Truth {
     /// When the attacker's first new frame for this identity went on the air, ms.
     pub attacked_at_ms: Option<u64>,
+    /// Whether a gateway received a frame of the original device after the clone's
+    /// first frame was received (both spoke: the chain alone can catch it).
+    pub original_heard_after: bool,
     /// When each gateway quarantined it, ms (`None`: not quarantined there).
     pub quarantined_at: BTreeMap<u16, u64>,
     /// When the identity's device first reached full scope at its home gateway, ms.
@@ -25,6 +28,8 @@ pub struct Truth {
     /// Whether the context (RF profile, behaviour) flagged the identity at any gateway
     /// after the attack started (monitored or deferred).
     pub flagged_by_context: bool,
+    /// Whether the context flagged it while it was honest (before any attack on it).
+    pub flagged_honest: bool,
 }
 
 /// Admissions by mode at one instant.
@@ -127,6 +132,18 @@ impl Quantiles {
             max_s: q(1.0),
         })
     }
+}
+
+/// CPU time (user + system) this process used so far, seconds (Linux
+/// `/proc/self/stat`, at 100 ticks per second; `None` elsewhere). On a shared machine it
+/// is the honest measure of cost: wall time also counts other processes' turns.
+pub fn cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Peak resident memory of this process, MiB (Linux `VmHWM`; `None` elsewhere).

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::metrics::peak_rss_mib;
+use crate::metrics::{cpu_s, peak_rss_mib};
 use crate::params::Params;
 use crate::summary::{Perf, Summary};
 use crate::world::World;
@@ -12,6 +12,7 @@ use crate::world::World;
 /// Runs the simulated layer for `params`.
 pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary, Error> {
     let started = Instant::now();
+    let cpu0 = cpu_s();
     let mut world = World::new(params)?;
     world.run(progress)?;
     let wall_s = started.elapsed().as_secs_f64();
@@ -19,6 +20,7 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
     let checks = summary.outcomes.signature_checked + summary.outcomes.rejected_signature;
     summary.perf = Perf {
         wall_s,
+        cpu_s: cpu_s().zip(cpu0).map(|(b, a)| b - a),
         events_per_s: world.events as f64 / wall_s.max(1e-9),
         signature_checks_per_s: checks as f64 / wall_s.max(1e-9),
         peak_rss_mib: peak_rss_mib(),

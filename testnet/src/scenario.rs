@@ -103,7 +103,7 @@ impl Scenario {
             attack_size,
         };
         match self {
-            Scenario::Baseline => s(1000, 25, 24, 0),
+            Scenario::Baseline => s(500, 25, 24, 0),
             Scenario::Clone | Scenario::SilentClone => s(500, 25, 24, 20),
             Scenario::Forgery | Scenario::Replay => s(500, 25, 24, 20),
             Scenario::BatchCompromise => s(500, 25, 24, 50),

@@ -55,6 +55,8 @@ pub struct Radio {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Perf {
     pub wall_s: f64,
+    /// CPU seconds the run used (user + system).
+    pub cpu_s: Option<f64>,
     pub events_per_s: f64,
     pub signature_checks_per_s: f64,
     pub peak_rss_mib: Option<f64>,
@@ -76,6 +78,9 @@ pub struct Summary {
     /// gateway hears can neither be caught nor act; those are `cloned_unheard`).
     pub attacked: usize,
     pub cloned_unheard: usize,
+    /// Clones whose original never spoke again after the copy (dormant to the end) and
+    /// that nobody caught: silent clones in effect, reported apart.
+    pub cloned_original_silent: usize,
     /// Of those, quarantined by at least one gateway / by every gateway.
     pub detected: usize,
     pub detected_everywhere: usize,
@@ -91,6 +96,16 @@ pub struct Summary {
     pub everywhere_latency: Option<Quantiles>,
     /// `partition`: from the heal until every gateway quarantined every clone, s.
     pub reconvergence_s: Option<f64>,
+    /// Attacked identities whose decisions carried a context reason after the attack
+    /// started, at any gateway (trust engine), and honest identities flagged so.
+    pub context_flagged: usize,
+    pub context_false_flags: usize,
+    /// Sybil identities at full scope at any gateway at the end.
+    pub sybil_full: usize,
+    /// Gateways' peak of devices tracked by the trust engine.
+    pub engine_peak_devices: usize,
+    /// Trust-engine calls that failed, over all gateways.
+    pub engine_errors: u64,
     /// From a device's first frame to full scope at its home gateway (trust engine).
     pub time_to_full_scope: Option<Quantiles>,
     /// Honest devices tracked by at least one gateway at the end, as a fraction of the
@@ -152,6 +167,8 @@ impl Summary {
         let mut last_quarantine = 0u64;
         let mut undetected = Vec::new();
         let mut unheard = 0;
+        let mut silent_originals = 0;
+        let expects = p.scenario.expects_divergence();
         for (i, t) in world.truth.iter().enumerate() {
             if !cloned.contains(&i) {
                 if !t.quarantined_at.is_empty() {
@@ -161,6 +178,12 @@ impl Summary {
             }
             if t.attacked_at_ms.is_none() && t.quarantined_at.is_empty() {
                 unheard += 1;
+                continue;
+            }
+            // A clone whose original never spoke again (dormant to the end) is a silent
+            // clone in effect: counted apart in the scenarios that expect a proof.
+            if expects && !t.original_heard_after && t.quarantined_at.is_empty() {
+                silent_originals += 1;
                 continue;
             }
             let Some(&earliest) = t.quarantined_at.values().min() else {
@@ -216,22 +239,43 @@ impl Summary {
             trust_engine: world.gateways.first().is_some_and(|g| g.stage.judges()),
             trace_digest: world.trace.digest(),
             events: world.events,
-            attacked: cloned.len() - unheard,
+            attacked: cloned.len() - unheard - silent_originals,
             cloned_unheard: unheard,
+            cloned_original_silent: silent_originals,
             detected,
             detected_everywhere: all,
             undetected,
-            detection_rate: (cloned.len() > unheard)
-                .then(|| detected as f64 / (cloned.len() - unheard) as f64),
+            detection_rate: (cloned.len() > unheard + silent_originals)
+                .then(|| detected as f64 / (cloned.len() - unheard - silent_originals) as f64),
             false_quarantines: false_q,
             latencies_s: (secs(&first), secs(&everywhere)),
             detection_latency: Quantiles::of_ms(first),
             everywhere_latency: Quantiles::of_ms(everywhere),
             reconvergence_s: world.partition_healed_ms.and_then(|h| {
-                (all == cloned.len() - unheard && all > 0)
+                (all == cloned.len() - unheard - silent_originals && all > 0)
                     .then(|| last_quarantine.saturating_sub(h) as f64 / 1000.0)
             }),
             time_to_full_scope: Quantiles::of_ms(full),
+            context_flagged: world
+                .truth
+                .iter()
+                .enumerate()
+                .filter(|(i, t)| cloned.contains(i) && t.flagged_by_context)
+                .count(),
+            context_false_flags: world
+                .truth
+                .iter()
+                .enumerate()
+                .filter(|(i, t)| !cloned.contains(i) && t.flagged_honest)
+                .count(),
+            sybil_full: world.sybils_at_full(),
+            engine_peak_devices: world
+                .gateways
+                .iter()
+                .map(|g| g.peak_engine)
+                .max()
+                .unwrap_or(0),
+            engine_errors: world.gateways.iter().map(|g| g.stage.errors).sum(),
             honest_tracked: tracked as f64 / incepted.len().max(1) as f64,
             honest_heard_after_attack: {
                 let before: Vec<_> = world.truth[..p.devices]

@@ -44,7 +44,7 @@ pub fn render(s: &Summary) -> String {
             if s.trust_engine {
                 "verifier + trust engine".into()
             } else {
-                "verifier only (trust engine not integrated)".into()
+                "verifier only".into()
             },
         ),
         (
@@ -58,6 +58,10 @@ pub fn render(s: &Summary) -> String {
         ("detection latency p50/p99/max", q(&s.detection_latency)),
         ("  …until every gateway", q(&s.everywhere_latency)),
         ("time to full scope p50/p99/max", q(&s.time_to_full_scope)),
+        (
+            "context flags (attacked / honest)",
+            format!("{} / {}", s.context_flagged, s.context_false_flags),
+        ),
         (
             "gossip bytes per attestation",
             format!("{:.0} B", s.gossip_bytes_per_attestation),
@@ -86,8 +90,11 @@ pub fn render(s: &Summary) -> String {
         (
             "events per second",
             format!(
-                "{:.0} ({} events in {:.1} s)",
-                s.perf.events_per_s, s.events, s.perf.wall_s
+                "{:.0} ({} events in {:.1} s wall, {} CPU)",
+                s.perf.events_per_s,
+                s.events,
+                s.perf.wall_s,
+                s.perf.cpu_s.map_or("—".into(), |c| format!("{c:.1} s"))
             ),
         ),
         (

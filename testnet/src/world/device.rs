@@ -26,6 +26,12 @@ pub type Engine = Slope<TwoSlot<MemSlots>>;
 /// the power-cut budget so cuts land at the configured rate.
 const WRITE_BYTES: f64 = 700.0;
 
+/// A device re-sends its current establishment event (inception or latest rotation)
+/// every this many wake-ups, so that a verifier that missed it (a lost frame) can leave
+/// escrow — what `Slope::establishment` is for. Without it, a device whose inception no
+/// gateway received stays unverifiable for good.
+pub const ESTABLISHMENT_EVERY: u32 = 8;
+
 /// What a device is in the scenario (ground truth for the oracles; gateways never see
 /// it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +75,7 @@ pub struct Device {
     pub signed: u64,
     pub power_cuts: u64,
     pub reboots: u64,
+    wakes: u32,
 }
 
 impl Device {
@@ -97,6 +104,7 @@ impl Device {
             signed: 0,
             power_cuts: 0,
             reboots: 0,
+            wakes: 0,
         }
     }
 
@@ -180,9 +188,15 @@ impl Device {
                 .map(|r| r.frames.iter().map(|f| frame_for_air(f)).collect())
         };
         match result {
-            Ok(frames) => {
+            Ok(mut frames) => {
                 self.signed += frames.len() as u64;
                 self.id = engine.id();
+                self.wakes = self.wakes.wrapping_add(1);
+                if self.wakes % ESTABLISHMENT_EVERY == 0
+                    && let Some(e) = engine.establishment()
+                {
+                    frames.insert(0, frame_for_air(e));
+                }
                 Ok(Wake::Frames(frames))
             }
             Err(DeviceError::Storage(_)) => {

@@ -22,6 +22,9 @@ use super::trust::{Mode, Stage};
 /// window; the original's frames then arrive as `Historic` and are proven against this.
 pub const HISTORY: usize = 96;
 
+/// Radio-heard escrowed frames remembered at most (the verifier's escrow bound).
+const ESCROWED_RADIO_MAX: usize = 4096;
+
 /// Held positions of one device: (position, envelope), oldest first.
 type History = VecDeque<(u32, Arc<[u8]>)>;
 
@@ -58,6 +61,11 @@ pub enum Action {
     Track(DeviceId),
     /// Ask the mesh for the establishment events an escrowed frame waits for.
     Sync(Missing),
+    /// An `Unlinked` event (fork evidence without its sibling): ask the gateways that
+    /// track the device for what they hold at these positions.
+    Fetch { device: DeviceId, seq: u32 },
+    /// The trust engine's decision on this device carried a context reason.
+    Flagged(DeviceId),
     /// A divergence proof this gateway built or verified for the first time: it has
     /// quarantined the device and floods the proof.
     Quarantined { device: DeviceId, proof: Arc<[u8]> },
@@ -97,9 +105,13 @@ pub struct Gateway {
     proofs: HashSet<[u8; 32]>,
     proof_list: Vec<Arc<[u8]>>,
     syncing: BTreeSet<Missing>,
+    /// Digests of frames this gateway's radio heard that went to escrow: when the
+    /// escrow releases them they are radio receptions again (gossiped, judged).
+    escrowed_radio: HashSet<[u8; 32]>,
     pub counters: Counters,
     pub peak_devices: usize,
     pub peak_escrow: usize,
+    pub peak_engine: usize,
 }
 
 impl Gateway {
@@ -117,9 +129,11 @@ impl Gateway {
             proofs: HashSet::new(),
             proof_list: Vec::new(),
             syncing: BTreeSet::new(),
+            escrowed_radio: HashSet::new(),
             counters: Counters::default(),
             peak_devices: 0,
             peak_escrow: 0,
+            peak_engine: 0,
         }
     }
 
@@ -153,6 +167,16 @@ impl Gateway {
         &self.proof_list
     }
 
+    /// The frames held for `device` at positions `from..=to` (envelopes).
+    pub fn held(&self, device: &DeviceId, from: u32, to: u32) -> Vec<Arc<[u8]>> {
+        self.history.get(device).map_or_else(Vec::new, |h| {
+            h.iter()
+                .filter(|(s, _)| (from..=to).contains(s))
+                .map(|(_, f)| f.clone())
+                .collect()
+        })
+    }
+
     /// The newest frame held for `device` (envelope).
     pub fn latest(&self, device: &DeviceId) -> Option<Arc<[u8]>> {
         self.history.get(device)?.back().map(|(_, f)| f.clone())
@@ -182,6 +206,7 @@ impl Gateway {
             self.outcome(now_ms, outcome, None, &mut actions, trace);
         }
         self.peak_devices = self.peak_devices.max(self.verifier.device_count());
+        self.peak_engine = self.peak_engine.max(self.stage.devices());
         self.peak_escrow = self.peak_escrow.max(self.verifier.escrow_stats().held);
         actions
     }
@@ -216,7 +241,18 @@ impl Gateway {
         actions: &mut Vec<Action>,
         trace: &mut super::trace::Trace,
     ) {
-        let source = input.map_or(Source::Sync, |i| i.source);
+        let source = match (input, &outcome) {
+            (Some(i), _) => i.source,
+            // Released from escrow: a radio reception if this gateway's radio heard it.
+            (None, Outcome::Extended(att) | Outcome::Unlinked(att))
+                if self
+                    .escrowed_radio
+                    .remove(blake3::hash(att.frame()).as_bytes()) =>
+            {
+                Source::Radio
+            }
+            (None, _) => Source::Sync,
+        };
         let c = &mut self.counters;
         let tag = match &outcome {
             Outcome::Extended(_) => 1,
@@ -238,11 +274,23 @@ impl Gateway {
                 }
                 c.verified += 1;
                 let device = *att.device();
+                if tag == 2 {
+                    actions.push(Action::Fetch {
+                        device,
+                        seq: att.seq(),
+                    });
+                }
                 let envelope: Arc<[u8]> =
                     input.map_or_else(|| att.frame().into(), |i| i.envelope.clone());
                 self.remember(device, att.seq(), envelope.clone());
                 self.track(device, actions);
-                self.stage.attested(now_ms, &att);
+                // The engine weighs the local radio's observation: only what this
+                // gateway's own radio heard goes to it (gossip carries no RF context).
+                if source == Source::Radio
+                    && self.stage.attested(now_ms, &att).is_some_and(|j| j.context)
+                {
+                    actions.push(Action::Flagged(device));
+                }
                 if source == Source::Radio {
                     actions.push(Action::Gossip { device, envelope });
                 }
@@ -266,6 +314,12 @@ impl Gateway {
             Outcome::Duplicate { .. } => c.duplicate += 1,
             Outcome::Escrowed(missing) => {
                 c.escrowed += 1;
+                if let Some(i) = input.filter(|i| i.source == Source::Radio)
+                    && self.escrowed_radio.len() < ESCROWED_RADIO_MAX
+                {
+                    self.escrowed_radio
+                        .insert(*blake3::hash(&i.envelope).as_bytes());
+                }
                 if self.syncing.insert(missing) {
                     actions.push(Action::Sync(missing));
                 }

@@ -52,6 +52,20 @@ impl World {
                 self.short.entry(device.short()).or_insert(device);
             }
             Action::Sync(missing) => self.sync(g, missing),
+            Action::Fetch { device, seq } => self.fetch(g, device, seq),
+            Action::Flagged(device) => {
+                let now_ms = self.now_ms();
+                if let Some(&i) = self.identity.get(&device)
+                    && let Some(t) = self.truth.get_mut(i)
+                {
+                    let after = t.attacked_at_ms.is_some_and(|a| now_ms >= a);
+                    if after {
+                        t.flagged_by_context = true;
+                    } else {
+                        t.flagged_honest = true;
+                    }
+                }
+            }
             Action::Quarantined { device, proof } => {
                 self.detected(g, device);
                 self.flood(g, None, proof);
@@ -131,6 +145,39 @@ impl World {
                 missing,
             },
         );
+    }
+
+    /// Fork evidence without its sibling: every reachable gateway that tracks the
+    /// device sends what it holds at the neighbouring positions (the mesh's sync by
+    /// position), so the sibling completes a proof here.
+    fn fetch(&mut self, g: u16, device: DeviceId, seq: u32) {
+        let Some(peers) = self.interest.get(&device).cloned() else {
+            return;
+        };
+        let now_ms = self.now_ms();
+        for h in peers {
+            if h == g || !self.overlay.connected(g, h) {
+                continue;
+            }
+            let Some((ms, _)) = self.overlay.route(h, g, &mut self.rng) else {
+                continue;
+            };
+            let frames =
+                self.gateways[usize::from(h)].held(&device, seq.saturating_sub(1), seq + 1);
+            self.counters.sync_requests += 1;
+            for f in frames {
+                self.counters.sync_bytes += f.len() as u64 + OVERHEAD_BYTES;
+                let input = Input {
+                    envelope: f,
+                    rx: gossip_rx(now_ms),
+                    source: Source::Sync,
+                };
+                self.schedule(
+                    self.now_us + (2.0 * ms * 1000.0) as u64,
+                    Ev::Deliver(g, input),
+                );
+            }
+        }
     }
 
     pub(super) fn on_sync_reply(&mut self, to: u16, from: u16, device: DeviceId, missing: Missing) {

@@ -209,6 +209,21 @@ impl World {
         self.interest.get(device).is_some_and(|v| !v.is_empty())
     }
 
+    /// Sybil identities that some gateway admits to full scope now.
+    pub fn sybils_at_full(&self) -> usize {
+        let now = self.now_ms();
+        self.devices
+            .iter()
+            .filter(|d| d.role == device::Role::Sybil)
+            .filter_map(|d| d.id)
+            .filter(|id| {
+                self.gateways
+                    .iter()
+                    .any(|g| g.mode(id, now) == trust::Mode::Full)
+            })
+            .count()
+    }
+
     /// Positions of everything, for the report's map.
     pub fn map(&self) -> crate::summary::Map {
         let mut m = crate::summary::Map {

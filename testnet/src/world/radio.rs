@@ -245,6 +245,13 @@ impl World {
         {
             t.attacked_at_ms.get_or_insert(d.meta.timestamp_us / 1000);
         }
+        if let Some(NodeRole::Device(i)) = self.roles.get(d.from.0 as usize).copied()
+            && self.devices.get(i).is_some_and(|x| x.role == Role::Honest)
+            && let Some(t) = self.truth.get_mut(i)
+            && t.attacked_at_ms.is_some()
+        {
+            t.original_heard_after = true;
+        }
         let from_attacker = matches!(self.roles.get(d.from.0 as usize), Some(NodeRole::Attacker));
         if from_attacker {
             self.attack.received(&envelope, &mut self.counters);

@@ -24,6 +24,10 @@ use crate::metrics::{Counters, Series, Truth};
 use crate::params::{HOUR_MS, Params};
 use crate::scenario::Scenario;
 
+fn trust_error(_: slope_node::trust::Error) -> &'static str {
+    "a trust engine that starts (its genesis was refused)"
+}
+
 /// Devices whose slopes the report plots (honest ones, then attacked ones).
 const PLOTTED: usize = 3;
 
@@ -54,13 +58,10 @@ impl World {
             let node = channel.add_node(pos, NodeConfig::gateway());
             roles.push(NodeRole::Gateway(g as u16));
             side.push(pos.x_m >= width / 2.0);
-            gateways.push(Gateway::new(
-                g as u16,
-                node,
-                pos,
-                verifier,
-                Stage::verifier_only(),
-            ));
+            let author = ed25519_dalek::SigningKey::from_bytes(&rng.r#gen::<[u8; 32]>());
+            let stage = Stage::new(author.verifying_key().to_bytes(), 0)
+                .map_err(|e| Error::Params(trust_error(e)))?;
+            gateways.push(Gateway::new(g as u16, node, pos, verifier, stage));
         }
         let overlay = Overlay::new(g_count, params.gossip, side, &mut rng);
         let end_us = params.duration_ms * 1000;
