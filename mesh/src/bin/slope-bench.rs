@@ -4,7 +4,7 @@
 //! tracked device.
 //!
 //! `cargo run --release -p slope-mesh --bin slope-bench -- [--devices N] [--frames K]
-//! [--mem-devices M]`
+//! [--mem-devices M] [--batch B] [--engine 0|1]`
 
 #![forbid(unsafe_code)]
 
@@ -27,6 +27,7 @@ struct Args {
     frames: u32,
     mem_devices: u32,
     batch: usize,
+    engine: bool,
 }
 
 fn args() -> Result<Args> {
@@ -35,6 +36,7 @@ fn args() -> Result<Args> {
         frames: 50,
         mem_devices: 100_000,
         batch: 256,
+        engine: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -48,6 +50,7 @@ fn args() -> Result<Args> {
             "--frames" => a.frames = v as u32,
             "--mem-devices" => a.mem_devices = v as u32,
             "--batch" => a.batch = v as usize,
+            "--engine" => a.engine = v != 0,
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -138,8 +141,15 @@ fn main() -> Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "slope-bench: {} devices x {} frames (+ inception), batch {}, {cores} cores",
-        a.devices, a.frames, a.batch
+        "slope-bench: {} devices x {} frames (+ inception), batch {}, trust engine {}, {cores} cores",
+        a.devices,
+        a.frames,
+        a.batch,
+        if a.engine {
+            "on"
+        } else {
+            "off (built-in policy)"
+        }
     );
 
     // Frames, interleaved across devices as a gateway hears them.
@@ -190,7 +200,7 @@ fn main() -> Result<()> {
         Identity::from_seed([7; 32]),
         Metrics::new(),
         256,
-        Some(slope_node::trust::Policy::default()),
+        a.engine.then(slope_node::trust::Policy::default),
     )?;
     let t = Instant::now();
     let mut accepted = 0usize;
