@@ -253,12 +253,27 @@ impl Pipeline {
             }
             return Err(e);
         }
-        // Committed: now sign and publish.
-        for p in pending {
-            if let Some(msg) = self.sign_receipt(&p) {
-                effects.push(Effect::PublishReceipt(msg));
-            }
-        }
+        // Committed: now sign and publish. Receipts are independent of each other, so a
+        // large batch signs them on two threads.
+        let (identity, witness, metrics) = (&self.identity, self.witness, &self.metrics);
+        let sign = |ps: &[PendingReceipt]| -> Vec<Vec<u8>> {
+            ps.iter()
+                .filter_map(|p| sign_receipt(identity, witness, metrics, p))
+                .collect()
+        };
+        let receipts = if pending.len() >= 64 {
+            let (a, b) = pending.split_at(pending.len() / 2);
+            std::thread::scope(|s| {
+                let first = s.spawn(|| sign(a));
+                let second = sign(b);
+                let mut all = first.join().unwrap_or_default();
+                all.extend(second);
+                all
+            })
+        } else {
+            sign(&pending)
+        };
+        effects.extend(receipts.into_iter().map(Effect::PublishReceipt));
         Ok(Output {
             verdicts: inputs.into_iter().map(|i| i.tag).zip(verdicts).collect(),
             effects,
@@ -702,22 +717,28 @@ impl Pipeline {
         batch.commit()?;
         Ok(true)
     }
+}
 
-    fn sign_receipt(&self, p: &PendingReceipt) -> Option<Vec<u8>> {
-        let body = Receipt {
-            witness: self.witness,
-            device: p.device.short(),
-            seq: p.seq,
-            event: p.digest.link(),
-            observed: p.rx,
-        };
-        let signed = Signed::<Receipt>::witness(body, self.identity.signing_key()).ok()?;
-        self.metrics.receipts_signed.inc();
-        Some(receipt_message(
-            self.identity.signing_key().verifying_key().as_bytes(),
-            signed.frame(),
-        ))
-    }
+/// Signs a witness receipt for a committed observation; the gossip message.
+fn sign_receipt(
+    identity: &Identity,
+    witness: WitnessId,
+    metrics: &Metrics,
+    p: &PendingReceipt,
+) -> Option<Vec<u8>> {
+    let body = Receipt {
+        witness,
+        device: p.device.short(),
+        seq: p.seq,
+        event: p.digest.link(),
+        observed: p.rx,
+    };
+    let signed = Signed::<Receipt>::witness(body, identity.signing_key()).ok()?;
+    metrics.receipts_signed.inc();
+    Some(receipt_message(
+        identity.signing_key().verifying_key().as_bytes(),
+        signed.frame(),
+    ))
 }
 
 /// Who is to blame for a rejected frame: only the sender of bytes that are malformed or
