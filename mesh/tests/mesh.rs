@@ -214,3 +214,47 @@ async fn late_joiner_catches_up_by_sync() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_comparison_finds_a_fork_between_gateways_that_never_gossiped_it() {
+    // Two gateways apart: each hears a different branch of one cloned device. When they
+    // connect, nothing is gossiped about the past; the sync summaries disagree at the
+    // same position, the fetch brings the other branch, and both end quarantined.
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut dev, mut rng, inception) = incepted(77);
+    let id = device_id(&dev);
+    let mut common = vec![inception];
+    common.extend(attest(&mut dev, &mut rng, 2, 1000, 0));
+    let mut twin = clone_of(&dev);
+    let mut twin_rng = Rng(4242);
+    let original = attest(&mut dev, &mut rng, 1, 5_000_000, 1);
+    let cloned = attest(&mut twin, &mut twin_rng, 1, 5_000_000, 2);
+    assert_ne!(original, cloned);
+
+    let a = gateway(da.path(), 41, &[]).await;
+    let b_alone = gateway(db.path(), 42, &[]).await;
+    hear(&a, &common);
+    hear(&a, &original);
+    hear(&b_alone, &common);
+    hear(&b_alone, &cloned);
+    let n = (common.len() + original.len()) as u32;
+    eventually(20, "both committed their branch", || async {
+        state(&a, &id).is_some_and(|s| s.2 == n) && state(&b_alone, &id).is_some_and(|s| s.2 == n)
+    })
+    .await;
+    assert_ne!(state(&a, &id).unwrap().1, state(&b_alone, &id).unwrap().1);
+    // Restart b pointed at a: only sync can bring the branches together.
+    b_alone.shutdown().await;
+    let boot = address(&a).await;
+    let b = gateway(db.path(), 42, &[boot]).await;
+    for (name, g) in [("a", &a), ("b", &b)] {
+        eventually(30, &format!("{name} quarantines"), || async {
+            state(g, &id).is_some_and(|s| s.3)
+        })
+        .await;
+        let proof = g.store().divergence(&id).unwrap().unwrap();
+        assert_eq!(verify_divergence_proof(&proof).unwrap().device, id);
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
