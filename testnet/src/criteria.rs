@@ -154,12 +154,15 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                     s.gateway_escrow_bound
                 ),
             ));
+            let control = s.control_heard_after_attack.unwrap_or(1.0);
             v.push(check(
                 "honest devices unaffected",
-                s.honest_heard_after_attack >= 0.99,
+                s.honest_heard_after_attack + 0.05 >= control,
                 format!(
-                    "{:.1} % of the honest devices verified before the attack were verified after it began",
-                    s.honest_heard_after_attack * 100.0
+                    "{:.1} % of the honest devices verified before the attack were verified after it began; {:.1} % in the control run without the attack (tolerance 5 points); {} collisions on the air",
+                    s.honest_heard_after_attack * 100.0,
+                    control * 100.0,
+                    s.radio.lost_collision
                 ),
             ));
             v.push(check(

@@ -12,9 +12,12 @@ use crate::world::trust::Mode;
 pub struct Truth {
     /// When the attacker's first new frame for this identity went on the air, ms.
     pub attacked_at_ms: Option<u64>,
-    /// Whether a gateway received a frame of the original device after the clone's
-    /// first frame was received (both spoke: the chain alone can catch it).
+    /// Whether a gateway received a new frame of the original device (a position past
+    /// the copied state) after the clone's first frame was received: both spoke, so
+    /// the chain alone can catch it.
     pub original_heard_after: bool,
+    /// The slope position of the copied state.
+    pub copied_at_seq: Option<u32>,
     /// When each gateway quarantined it, ms (`None`: not quarantined there).
     pub quarantined_at: BTreeMap<u16, u64>,
     /// When the identity's device first reached full scope at its home gateway, ms.

@@ -17,6 +17,19 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
     world.run(progress)?;
     let wall_s = started.elapsed().as_secs_f64();
     let mut summary = Summary::of(&world, Perf::default());
+    if world.params.scenario == crate::scenario::Scenario::Sybil {
+        // The control: the same fleet, size and seed with no attack, so "honest devices
+        // unaffected" compares like with like (dormancy and marginal links lose some
+        // devices in any run).
+        let mut control = world.params.clone();
+        control.scenario = crate::scenario::Scenario::Baseline;
+        control.attack_size = 0;
+        let mut c = World::new(control)?;
+        c.run(&mut |_| {})?;
+        let cs = Summary::of(&c, Perf::default());
+        summary.control_heard_after_attack = Some(cs.honest_heard_after_attack);
+        summary.criteria = crate::criteria::evaluate(&summary);
+    }
     let checks = summary.outcomes.signature_checked + summary.outcomes.rejected_signature;
     summary.perf = Perf {
         wall_s,

@@ -114,6 +114,8 @@ pub struct Summary {
     /// Of the honest devices a gateway verified before the attack started, the fraction
     /// a gateway verified again after it started.
     pub honest_heard_after_attack: f64,
+    /// The same figure in a control run without the attack (`sybil` only).
+    pub control_heard_after_attack: Option<f64>,
     pub gossip_bytes_per_attestation: f64,
     pub duplicates_per_attestation: f64,
     pub airtime_s_per_device_day: f64,
@@ -269,6 +271,7 @@ impl Summary {
                 .filter(|(i, t)| !cloned.contains(i) && t.flagged_honest)
                 .count(),
             sybil_full: world.sybils_at_full(),
+            control_heard_after_attack: None,
             engine_peak_devices: world
                 .gateways
                 .iter()

@@ -186,7 +186,11 @@ impl World {
             victim.silent = true;
         }
         let flash = victim.flash();
+        let seq = victim.seq();
         let (config, behaviour) = (victim.config(), victim.behaviour().to_vec());
+        if let Some(t) = self.truth.get_mut(v) {
+            t.copied_at_seq = seq;
+        }
         let pos = Position::new(site.0, site.1);
         let modulation = self.modulation_at(pos);
         let node = self.channel.add_node(pos, NodeConfig::device());

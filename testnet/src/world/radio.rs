@@ -249,6 +249,8 @@ impl World {
             && self.devices.get(i).is_some_and(|x| x.role == Role::Honest)
             && let Some(t) = self.truth.get_mut(i)
             && t.attacked_at_ms.is_some()
+            && let Some(copied) = t.copied_at_seq
+            && slope_proto::Event::decode(&envelope).is_ok_and(|e| e.seq() > copied)
         {
             t.original_heard_after = true;
         }
