@@ -374,3 +374,46 @@ proptest! {
         prop_assert!(!matches!(o, Outcome::Extended(_) | Outcome::Divergence(_)));
     }
 }
+
+#[test]
+fn proofs_build_from_stored_frames_and_release_clears_a_divergence() {
+    let (mut d, inc) = incepted(30, 3);
+    let frames = run(&mut d, &mut Rng(31), 5, 0);
+    let mut clone = clone_of(&d);
+    let honest = d
+        .attest(90_000_000, b"h", &[])
+        .unwrap()
+        .frames
+        .last()
+        .unwrap()
+        .to_vec();
+    let cloned = clone
+        .attest(90_000_000, b"c", &[])
+        .unwrap()
+        .frames
+        .last()
+        .unwrap()
+        .to_vec();
+    let mut v = verifier();
+    v.handle_attestation(0, &inc, rx(0));
+    for f in &frames {
+        v.handle_attestation(0, f, rx(0));
+    }
+    let id = d.id().unwrap();
+    let establishments: Vec<Vec<u8>> = v.establishments(&id).iter().map(|f| f.to_vec()).collect();
+    let refs: Vec<&[u8]> = establishments.iter().map(|f| &f[..]).collect();
+    let proof = slope_node::verifier::build_proof(&refs, &honest, &cloned).unwrap();
+    assert_eq!(verify_divergence_proof(&proof).unwrap().device, id);
+    assert!(slope_node::verifier::build_proof(&refs, &honest, &honest).is_err());
+
+    v.handle_attestation(1, &honest, rx(1));
+    assert!(matches!(
+        v.handle_attestation(1, &cloned, rx(1)),
+        Outcome::Divergence(_)
+    ));
+    assert!(v.snapshot(&id).unwrap().divergence.is_some());
+    assert!(v.release(&id));
+    assert!(v.snapshot(&id).unwrap().divergence.is_none());
+    assert!(v.forget(&id));
+    assert!(v.snapshot(&id).is_none());
+}

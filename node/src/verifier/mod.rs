@@ -238,6 +238,25 @@ impl Verifier {
         Ok(proof)
     }
 
+    /// Clears a device's recorded divergence (an operator released it after
+    /// investigation). Its key history and window stay; a new conflict is detected and
+    /// recorded again as usual. Returns whether the device was known.
+    pub fn release(&mut self, device: &DeviceId) -> bool {
+        match self.devices.get_mut(device) {
+            Some(d) => {
+                d.diverged = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops everything held for `device` (for example when the gateway evicts an idle
+    /// identity); its next event is escrowed until its inception is seen again.
+    pub fn forget(&mut self, device: &DeviceId) -> bool {
+        self.devices.remove(device).is_some()
+    }
+
     /// The devices whose short id is `short` (more than one only on a collision).
     fn candidates(&self, short: ShortId) -> Vec<DeviceId> {
         let mut lo = [0u8; 32];
@@ -625,24 +644,47 @@ fn apply_rotation(d: &mut DeviceSlope, event: &Event) {
     }
 }
 
+/// Encodes the proof that `a` and `b` conflict, with the key history up to the later
+/// epoch of the two.
 fn encode_proof(d: &DeviceSlope, epoch: u32, a: &[u8], b: &[u8]) -> Result<Vec<u8>, VerifyError> {
-    let rotations = d.rotation_frames(epoch);
+    encode_with(&d.inception.frame, &d.rotation_frames(epoch), a, b)
+}
+
+fn encode_with(
+    inception: &[u8],
+    rotations: &[&[u8]],
+    a: &[u8],
+    b: &[u8],
+) -> Result<Vec<u8>, VerifyError> {
     let size = 16
-        + d.inception.frame.len()
+        + inception.len()
         + a.len()
         + b.len()
         + rotations.iter().map(|r| r.len() + 1).sum::<usize>();
     let mut out = vec![0u8; size];
-    let n =
-        DivergenceProof::encode(&d.inception.frame, &rotations, a, b, &mut out).map_err(|_| {
-            VerifyError::Proof(slope_proto::proof::ProofError::Decode(
-                slope_proto::DecodeError::Oversize {
-                    len: size,
-                    max: slope_proto::limits::MAX_PROOF,
-                },
-            ))
-        })?;
+    let n = DivergenceProof::encode(inception, rotations, a, b, &mut out).map_err(|_| {
+        VerifyError::Proof(slope_proto::proof::ProofError::Decode(
+            slope_proto::DecodeError::Oversize {
+                len: size,
+                max: slope_proto::limits::MAX_PROOF,
+            },
+        ))
+    })?;
     out.truncate(n);
+    Ok(out)
+}
+
+/// Builds a divergence proof from stored frames alone: the device's establishment
+/// frames (inception first, then rotations in epoch order, as
+/// [`Verifier::establishments`] returns them) and two conflicting event frames. The
+/// proof is checked before it is returned.
+pub fn build_proof(establishments: &[&[u8]], a: &[u8], b: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let (inception, rotations) = establishments
+        .split_first()
+        .ok_or(VerifyError::UnknownKey)?;
+    let epoch = Event::decode(a)?.epoch().max(Event::decode(b)?.epoch()) as usize;
+    let out = encode_with(inception, &rotations[..epoch.min(rotations.len())], a, b)?;
+    verify_divergence_proof(&out)?;
     Ok(out)
 }
 
