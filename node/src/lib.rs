@@ -9,6 +9,8 @@
 //! input a remote party controls, every map a remote party can grow is bounded.
 //!
 //! Map of the crate:
+//! - [`compact`]: suite 2, compact hash-only attestations: device chain traversal,
+//!   verifier with delayed key disclosure, stateless divergence proofs.
 //! - [`device`]: the device's own slope: entropy, key ratchet, pre-rotation,
 //!   persist-before-transmit.
 //! - [`verifier`]: per-device key state, linking across lost frames, escrow, duplicate
@@ -28,6 +30,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod compact;
 pub mod device;
 #[cfg(feature = "alloc")]
 pub mod lineage;

@@ -23,6 +23,8 @@
 //! - [`receipt`]: witness receipts signed by gateways.
 //! - [`proof`]: divergence proofs, checkable by anyone with no other state.
 //! - [`codec`]: the canonical postcard codec shared by all of the above.
+//! - [`compact`]: suite 2, compact hash-only attestations (TESLA-style delayed key
+//!   disclosure) for the slowest data rates; its own [`compact::decode`].
 //! - [`sample`]: deterministic sample messages (fixed seeds) for sizes, tests, fuzzing.
 //! - [`limits`]: every bound of the format.
 #![no_std]
@@ -32,6 +34,7 @@
 extern crate std;
 
 pub mod codec;
+pub mod compact;
 pub mod crypto;
 pub mod envelope;
 pub mod error;

@@ -1,0 +1,23 @@
+//! Suite 2 on the node: compact, hash-only attestations (issue 8, docs/compact-suite.md).
+//!
+//! - [`chain`]: device-side traversal of a 2^16 hash chain in 1.3 KiB (checkpoints).
+//! - [`device`]: one MAC'd frame per interval, delayed key disclosure, renewal.
+//! - [`verifier`] (alloc): buffering until disclosure, the security condition, lost
+//!   frames bridged by hashing forward, renewals, divergence detection.
+//! - [`verify_proof`]: the stateless check of a suite-2 divergence proof.
+//!
+//! Not yet wired into `verifier::Verifier`, the trust engine, the mesh, the firmware or
+//! the testnet: see docs/compact-suite.md, "Integration".
+
+pub mod chain;
+pub mod device;
+#[cfg(feature = "alloc")]
+pub mod verifier;
+
+use slope_proto::compact::{CompactProof, Divergence, ProofError};
+
+/// Decodes and checks a suite-2 divergence proof with no other state, under the clock
+/// bound `max_skew_ms` of the security condition.
+pub fn verify_proof(bytes: &[u8], max_skew_ms: u64) -> Result<Divergence, ProofError> {
+    CompactProof::decode(bytes)?.verify(max_skew_ms)
+}

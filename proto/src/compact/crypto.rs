@@ -1,0 +1,135 @@
+//! The hash primitives of suite 2, all blake3 with a context string per use.
+//!
+//! | use | context | input | output |
+//! |---|---|---|---|
+//! | chain seed | `slope v2 compact chain seed` | device chain state ‖ device id ‖ u32le(first) | 16 |
+//! | chain step K(l−1) = H(K(l)) | `slope v2 compact chain step` | device id ‖ u32le(first) ‖ u32le(l) ‖ K(l) | 16 |
+//! | MAC key | `slope v2 compact mac key` | K(l) | 32 |
+//! | MAC | keyed blake3 under the MAC key | frame without its MAC | 8 |
+//! | anchor signed message | `slope v2 compact anchor` | device id ‖ anchor frame without signature | 32 |
+//! | frame digest | `slope v2 compact frame digest` | whole frame | 32 |
+//! | receipt signed message | `slope v2 compact receipt` | receipt without signature | 32 |
+//!
+//! The step is salted with the device id, the chain's first interval and the position,
+//! so a preimage found for one step of one chain is useless for any other step or chain
+//! (no multi-target speed-up across positions or devices). The MAC key is derived from
+//! the disclosed key with another context (RFC 4082's F'), so the value that travels
+//! on air is never itself a MAC key.
+
+use zeroize::Zeroize;
+
+use super::params::{KEY_LEN, MAC_LEN};
+use crate::ids::DeviceId;
+
+pub const CTX_SEED: &str = "slope v2 compact chain seed";
+pub const CTX_STEP: &str = "slope v2 compact chain step";
+pub const CTX_MAC_KEY: &str = "slope v2 compact mac key";
+pub const CTX_ANCHOR: &str = "slope v2 compact anchor";
+pub const CTX_FRAME_DIGEST: &str = "slope v2 compact frame digest";
+pub const CTX_RECEIPT: &str = "slope v2 compact receipt";
+
+/// A 16-byte chain key. Keys of past intervals are public (disclosed); keys of current
+/// and future intervals are the device's secret, zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Zeroize, serde::Serialize, serde::Deserialize)]
+#[zeroize(drop)]
+pub struct ChainKey(pub [u8; KEY_LEN]);
+
+impl core::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+fn derive(context: &str, parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(context);
+    for p in parts {
+        h.update(p);
+    }
+    *h.finalize().as_bytes()
+}
+
+fn truncate(full: [u8; 32]) -> ChainKey {
+    let mut k = [0u8; KEY_LEN];
+    k.copy_from_slice(&full[..KEY_LEN]);
+    ChainKey(k)
+}
+
+/// The top key K(len) of a chain, from the device's 32-byte chain state.
+pub fn seed(chain_state: &[u8; 32], device: &DeviceId, first: u32) -> ChainKey {
+    truncate(derive(
+        CTX_SEED,
+        &[chain_state, &device.0, &first.to_le_bytes()],
+    ))
+}
+
+/// One step down the chain: K(l−1) from K(l), for the chain starting at `first`.
+pub fn step(device: &DeviceId, first: u32, l: u32, key: &ChainKey) -> ChainKey {
+    truncate(derive(
+        CTX_STEP,
+        &[&device.0, &first.to_le_bytes(), &l.to_le_bytes(), &key.0],
+    ))
+}
+
+/// K(to) from K(from), `to ≤ from`: `from − to` steps.
+pub fn walk(device: &DeviceId, first: u32, from: u32, key: &ChainKey, to: u32) -> ChainKey {
+    let mut k = key.clone();
+    let mut l = from;
+    while l > to {
+        k = step(device, first, l, &k);
+        l -= 1;
+    }
+    k
+}
+
+/// The 32-byte MAC key of a chain key.
+pub fn mac_key(key: &ChainKey) -> [u8; 32] {
+    derive(CTX_MAC_KEY, &[&key.0])
+}
+
+/// The truncated MAC of a frame's MAC'd bytes (header and body).
+pub fn mac(mac_key: &[u8; 32], maced_bytes: &[u8]) -> [u8; MAC_LEN] {
+    let full = blake3::keyed_hash(mac_key, maced_bytes);
+    let mut out = [0u8; MAC_LEN];
+    out.copy_from_slice(&full.as_bytes()[..MAC_LEN]);
+    out
+}
+
+/// Constant-time comparison of two MACs.
+pub fn mac_eq(a: &[u8; MAC_LEN], b: &[u8; MAC_LEN]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The 32-byte message an anchor's ed25519 signature covers.
+pub fn anchor_message(device: &DeviceId, signed_bytes: &[u8]) -> [u8; 32] {
+    derive(CTX_ANCHOR, &[&device.0, signed_bytes])
+}
+
+/// The digest of a whole suite-2 frame (what a receipt names).
+pub fn frame_digest(frame: &[u8]) -> [u8; 32] {
+    derive(CTX_FRAME_DIGEST, &[frame])
+}
+
+/// The 32-byte message a timestamp receipt's signature covers.
+pub fn receipt_message(signed_bytes: &[u8]) -> [u8; 32] {
+    derive(CTX_RECEIPT, &[signed_bytes])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_composes_steps_and_is_salted() {
+        let d = DeviceId([7; 32]);
+        let top = ChainKey([1; KEY_LEN]);
+        let k8 = walk(&d, 1, 10, &top, 8);
+        assert_eq!(k8, step(&d, 1, 9, &step(&d, 1, 10, &top)));
+        assert_eq!(walk(&d, 1, 10, &k8, 10), k8);
+        assert_ne!(step(&d, 1, 10, &top), step(&d, 2, 10, &top));
+        assert_ne!(step(&d, 1, 10, &top), step(&d, 1, 11, &top));
+        assert_ne!(step(&d, 1, 10, &top), step(&DeviceId([8; 32]), 1, 10, &top));
+    }
+}
