@@ -78,10 +78,7 @@ fn authenticated(ev: &[Event]) -> Vec<u32> {
 #[test]
 fn budget_compact_attestation_with_8_byte_payload_fits_51_bytes() {
     let mut s = setup(1 << 16);
-    let f = s
-        .device
-        .attest(at(65_000).0, &[0xab; 8])
-        .expect("attest");
+    let f = s.device.attest(at(65_000).0, &[0xab; 8]).expect("attest");
     assert!(f.frame().len() <= 51, "{} bytes", f.frame().len());
     assert_eq!(f.frame().len(), 47);
     assert!(s.anchor.len() <= 115, "anchor {} bytes", s.anchor.len());

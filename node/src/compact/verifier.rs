@@ -22,7 +22,6 @@
 //! counted in [`Verifier::dropped_events`]).
 
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::vec::Vec as AVec;
 use core::fmt;
 
 use ed25519_dalek::VerifyingKey;
@@ -360,7 +359,13 @@ impl Verifier {
             Frame::Renewal(m) => m.body().device,
         };
         let config = self.config;
-        let state = self.devices.get_mut(&short).ok_or(Reject::UnknownDevice)?;
+        let Self {
+            devices,
+            events,
+            dropped_events,
+            ..
+        } = self;
+        let state = devices.get_mut(&short).ok_or(Reject::UnknownDevice)?;
         let i = frame.interval();
         if state.schedule.start_of(i) > rx_ms.saturating_add(config.max_skew_ms) {
             return Err(Reject::Future { interval: i });
@@ -385,20 +390,17 @@ impl Verifier {
             }
         }
 
-        let known_now = key_of(state, i).is_some();
+        let known_now = is_known(state, i);
         if !known_now && state.pending.len() >= config.max_pending {
             return Err(Reject::PendingFull);
         }
         state.pending.push_back(Pending { frame, rx_ms });
-        let mut events = AVec::new();
-        let released = release(state, &config, &mut events);
-        for e in events {
-            if self.events.len() >= config.max_events {
-                self.events.pop_front();
-                self.dropped_events += 1;
-            }
-            self.events.push_back(e);
-        }
+        let mut sink = Sink {
+            events,
+            dropped: dropped_events,
+            max: config.max_events,
+        };
+        let released = release(state, &config, &mut sink);
         Ok(if known_now {
             Outcome::Checked {
                 released: released.saturating_sub(1),
@@ -406,6 +408,23 @@ impl Verifier {
         } else {
             Outcome::Buffered { released }
         })
+    }
+}
+
+/// The bounded event queue (drop oldest at the bound, counted).
+struct Sink<'a> {
+    events: &'a mut VecDeque<Event>,
+    dropped: &'a mut u64,
+    max: usize,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, e: Event) {
+        if self.events.len() >= self.max {
+            self.events.pop_front();
+            *self.dropped += 1;
+        }
+        self.events.push_back(e);
     }
 }
 
@@ -428,6 +447,15 @@ fn disclose(state: &mut State, j: u32, key: &ChainKey) -> Result<(), Reject> {
     Ok(())
 }
 
+/// Whether the key of global interval `i` is known (no hashing).
+fn is_known(state: &State, i: u32) -> bool {
+    state
+        .chains
+        .iter()
+        .find(|c| c.local(i).is_some())
+        .is_some_and(|c| i - c.first < c.known_l)
+}
+
 /// The key of global interval `i` if it is known (disclosed or derivable).
 fn key_of(state: &State, i: u32) -> Option<ChainKey> {
     let c = state.chains.iter().find(|c| c.local(i).is_some())?;
@@ -436,13 +464,13 @@ fn key_of(state: &State, i: u32) -> Option<ChainKey> {
 }
 
 /// Checks every waiting frame whose key is now known. Returns how many were checked.
-fn release(state: &mut State, config: &Config, events: &mut AVec<Event>) -> usize {
+fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
     let mut checked = 0;
     loop {
         let Some(idx) = state
             .pending
             .iter()
-            .position(|p| key_of(state, p.frame.interval()).is_some())
+            .position(|p| is_known(state, p.frame.interval()))
         else {
             return checked;
         };
@@ -499,7 +527,7 @@ fn release(state: &mut State, config: &Config, events: &mut AVec<Event>) -> usiz
 }
 
 /// Records a verified renewal of the chain containing interval `i`.
-fn renewed(state: &mut State, i: u32, r: &Renewal, events: &mut AVec<Event>) {
+fn renewed(state: &mut State, i: u32, r: &Renewal, events: &mut Sink<'_>) {
     let device = state.device;
     let Some(pos) = state.chains.iter().position(|c| c.local(i).is_some()) else {
         return;

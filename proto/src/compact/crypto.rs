@@ -3,12 +3,18 @@
 //! | use | context | input | output |
 //! |---|---|---|---|
 //! | chain seed | `slope v2 compact chain seed` | device chain state ‖ device id ‖ u32le(first) | 16 |
-//! | chain step K(l−1) = H(K(l)) | `slope v2 compact chain step` | device id ‖ u32le(first) ‖ u32le(l) ‖ K(l) | 16 |
-//! | MAC key | `slope v2 compact mac key` | K(l) | 32 |
+//! | chain step K(l−1) = H(K(l)) | keyed blake3 under `STEP_KEY` | device id ‖ u32le(first) ‖ u32le(l) ‖ K(l) | 16 |
+//! | MAC key | keyed blake3 under `MAC_KEY_KEY` | K(l) | 32 |
 //! | MAC | keyed blake3 under the MAC key | frame without its MAC | 8 |
 //! | anchor signed message | `slope v2 compact anchor` | device id ‖ anchor frame without signature | 32 |
 //! | frame digest | `slope v2 compact frame digest` | whole frame | 32 |
 //! | receipt signed message | `slope v2 compact receipt` | receipt without signature | 32 |
+//!
+//! The two hashes of the hot path (step and MAC key) are keyed blake3 under fixed keys
+//! `STEP_KEY = derive_key("slope v2 compact chain step", "")` and `MAC_KEY_KEY =
+//! derive_key("slope v2 compact mac key", "")`, written out as constants (the test
+//! `fixed_keys_are_the_context_keys` recomputes them): same domain separation as
+//! `derive_key`, one compression per call instead of two.
 //!
 //! The step is salted with the device id, the chain's first interval and the position,
 //! so a preimage found for one step of one chain is useless for any other step or chain
@@ -43,6 +49,17 @@ impl core::fmt::Debug for ChainKey {
     }
 }
 
+/// `derive_key("slope v2 compact chain step", "")`.
+pub const STEP_KEY: [u8; 32] = [
+    228, 198, 161, 187, 178, 83, 53, 199, 33, 242, 39, 27, 61, 131, 40, 87, 10, 201, 231, 251, 61,
+    201, 131, 161, 135, 245, 15, 217, 177, 190, 73, 100,
+];
+/// `derive_key("slope v2 compact mac key", "")`.
+pub const MAC_KEY_KEY: [u8; 32] = [
+    212, 180, 6, 85, 168, 155, 170, 73, 96, 212, 48, 64, 157, 251, 53, 197, 7, 97, 17, 104, 158,
+    190, 159, 239, 246, 55, 130, 144, 163, 168, 26, 145,
+];
+
 fn derive(context: &str, parts: &[&[u8]]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(context);
     for p in parts {
@@ -67,10 +84,12 @@ pub fn seed(chain_state: &[u8; 32], device: &DeviceId, first: u32) -> ChainKey {
 
 /// One step down the chain: K(l−1) from K(l), for the chain starting at `first`.
 pub fn step(device: &DeviceId, first: u32, l: u32, key: &ChainKey) -> ChainKey {
-    truncate(derive(
-        CTX_STEP,
-        &[&device.0, &first.to_le_bytes(), &l.to_le_bytes(), &key.0],
-    ))
+    let mut input = [0u8; 32 + 4 + 4 + KEY_LEN];
+    input[..32].copy_from_slice(&device.0);
+    input[32..36].copy_from_slice(&first.to_le_bytes());
+    input[36..40].copy_from_slice(&l.to_le_bytes());
+    input[40..].copy_from_slice(&key.0);
+    truncate(*blake3::keyed_hash(&STEP_KEY, &input).as_bytes())
 }
 
 /// K(to) from K(from), `to ≤ from`: `from − to` steps.
@@ -86,7 +105,7 @@ pub fn walk(device: &DeviceId, first: u32, from: u32, key: &ChainKey, to: u32) -
 
 /// The 32-byte MAC key of a chain key.
 pub fn mac_key(key: &ChainKey) -> [u8; 32] {
-    derive(CTX_MAC_KEY, &[&key.0])
+    *blake3::keyed_hash(&MAC_KEY_KEY, &key.0).as_bytes()
 }
 
 /// The truncated MAC of a frame's MAC'd bytes (header and body).
@@ -120,6 +139,12 @@ pub fn receipt_message(signed_bytes: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_keys_are_the_context_keys() {
+        assert_eq!(STEP_KEY, blake3::derive_key(CTX_STEP, b""));
+        assert_eq!(MAC_KEY_KEY, blake3::derive_key(CTX_MAC_KEY, b""));
+    }
 
     #[test]
     fn walk_composes_steps_and_is_salted() {
