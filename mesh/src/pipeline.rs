@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use slope_node::verifier::{
-    DivergenceEvidence, Missing, Outcome, VerifiedAttestation, Verifier, VerifyError,
+    DivergenceEvidence, Missing, Outcome, VerifiedAttestation, Verifier, VerifyError, build_proof,
     verify_divergence_proof,
 };
 use slope_proto::{DeviceId, Observation, Receipt, Signed, WitnessId};
@@ -146,13 +146,19 @@ impl Pipeline {
     /// Rebuilds the verifier from the store: for every device, its establishment events
     /// and its last `window` frames. (The verifier has no import of its state; replaying
     /// what was committed reproduces it, since every replayed frame verified before.)
+    /// The trust engine, when enabled, is restored by replaying its committed lineage
+    /// (see [`crate::trust::Engine::open`]).
     pub fn rebuild(&mut self) -> Result<usize, StoreError> {
         self.verifier = Verifier::new(self.verifier_config);
         self.engine = None;
         if let Some(policy) = self.engine_policy.clone() {
-            let author = self.identity.signing_key().verifying_key().to_bytes();
-            let engine = crate::trust::Engine::open(self.store.clone(), author, policy, 0)
-                .map_err(|e| StoreError::Db(e.to_string()))?;
+            let engine = crate::trust::Engine::open(
+                self.store.clone(),
+                self.identity.signing_key(),
+                policy,
+                0,
+            )
+            .map_err(|e| StoreError::Db(e.to_string()))?;
             let mut batch = self.store.begin()?;
             batch.put_engine_lineage(engine.pending())?;
             batch.commit()?;
@@ -308,8 +314,8 @@ impl Pipeline {
                 let stored = batch.frame(att.device(), att.seq())?;
                 match stored {
                     Some(s) if s.digest != att.digest().0 => {
-                        match self.verifier.prove(att.device(), &s.frame, att.frame()) {
-                            Ok(proof) => {
+                        match self.prove_stored(batch, att.device(), &s.frame, att.frame())? {
+                            Some(proof) => {
                                 let device = *att.device();
                                 self.quarantine(
                                     batch,
@@ -323,7 +329,7 @@ impl Pipeline {
                                 effects.push(Effect::PublishProof(proof));
                                 Verdict::Accept
                             }
-                            Err(_) => Verdict::Ignore,
+                            None => Verdict::Ignore,
                         }
                     }
                     _ => Verdict::Ignore,
@@ -361,6 +367,11 @@ impl Pipeline {
                 Verdict::Ignore
             }
             Outcome::Divergence(ev) => {
+                if let Some(engine) = &mut self.engine {
+                    if let Err(e) = engine.divergence(now, &ev) {
+                        tracing::warn!(error = %e, "trust engine refused local divergence evidence");
+                    }
+                }
                 let DivergenceEvidence {
                     device, seq, proof, ..
                 } = *ev;
@@ -407,7 +418,9 @@ impl Pipeline {
             // restart): identical is a duplicate, different is a fork.
             if let Some(stored) = batch.frame(&device, att.seq())? {
                 if stored.digest != record.digest {
-                    if let Ok(proof) = self.verifier.prove(&device, &stored.frame, &record.frame) {
+                    if let Some(proof) =
+                        self.prove_stored(batch, &device, &stored.frame, &record.frame)?
+                    {
                         self.quarantine(batch, now, &device, att.seq(), &proof, effects, false)?;
                         effects.push(Effect::PublishProof(proof));
                         return Ok(Verdict::Accept);
@@ -459,6 +472,21 @@ impl Pipeline {
         Ok(Verdict::Accept)
     }
 
+    /// A divergence proof for two conflicting frames of `device`, built from the
+    /// establishment frames in the store alone (`verifier::build_proof`), so that it
+    /// does not depend on what the verifier still holds in memory.
+    fn prove_stored(
+        &self,
+        batch: &Batch,
+        device: &DeviceId,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let establishments = batch.establishments(device)?;
+        let refs: Vec<&[u8]> = establishments.iter().map(Vec::as_slice).collect();
+        Ok(build_proof(&refs, a, b).ok())
+    }
+
     fn observe_radio(&self, rec: &mut DeviceRecord, rx: &Observation) {
         rec.rf.observe(rx);
         rec.last_rssi = rx.rssi_dbm;
@@ -476,8 +504,16 @@ impl Pipeline {
     ) -> Result<(), StoreError> {
         // The engine decides, except where the operator pinned a scope or a proof
         // quarantined the device (both are the mesh's own durable state).
+        // An engine quarantine the operator released in the mesh but the engine could
+        // not record (a lineage older than the gateway key as operator) yields too.
         let decision = match engine {
-            Some(d) if rec.pinned.is_none() && rec.quarantine.is_none() => d,
+            Some(d)
+                if rec.pinned.is_none()
+                    && rec.quarantine.is_none()
+                    && d.admission != Admission::Quarantined =>
+            {
+                d
+            }
             _ => self.decide.decide(rec, now),
         };
         self.metrics
@@ -659,8 +695,10 @@ impl Pipeline {
         Ok(Verdict::Ignore)
     }
 
-    /// Operator: releases `device` from quarantine (the verifier is rebuilt so that its
-    /// memory of the divergence goes too). Returns false if it was not quarantined.
+    /// Operator: releases `device` from quarantine: the verifier forgets the divergence
+    /// (`Verifier::release`), and the trust engine records the release in its lineage
+    /// (signed by the gateway key), in the same transaction. Returns false if it was not
+    /// quarantined.
     pub fn release(
         &mut self,
         now: u64,
@@ -674,6 +712,16 @@ impl Pipeline {
         if rec.quarantine.take().is_none() {
             return Ok(false);
         }
+        if let Some(engine) = &mut self.engine {
+            match engine.release(now, device, &note) {
+                Ok(true) => {}
+                Ok(false) => {}
+                // A lineage begun before the gateway key was its operator: the mesh's
+                // own record releases the device (see `decide_and_record`).
+                Err(e) => tracing::warn!(error = %e, "trust engine did not record the release"),
+            }
+            batch.put_engine_lineage(engine.pending())?;
+        }
         batch.append(
             now,
             Entry::Released {
@@ -685,8 +733,11 @@ impl Pipeline {
         rec.reasons = vec!["released from quarantine by the operator".into()];
         batch.remove_divergence(device)?;
         batch.put_device(device, &rec)?;
-        batch.commit()?;
-        self.rebuild()?;
+        if let Err(e) = batch.commit() {
+            self.rebuild()?;
+            return Err(e);
+        }
+        self.verifier.release(device);
         Ok(true)
     }
 

@@ -213,13 +213,21 @@ mod tests {
 /// The trust engine of `slope_node::trust` as the pipeline's decision stage, with its
 /// lineage on redb ([`crate::store::RedbLineage`]).
 ///
-/// Its hot per-device state lives in memory and `slope_node` has no import of it yet:
-/// after a restart the engine re-learns devices as they speak, while quarantines and
-/// the durable device records come from the store (a quarantined device never reaches
-/// the engine again until an operator releases it).
+/// On a store that already holds an engine lineage, [`Engine::open`] restores the engine
+/// by replaying it (`slope_node::trust::Engine::restore`): every device's hot state,
+/// grants and quarantines come back as they were, and the replay re-derives every
+/// stored decision from its inputs, so a lineage that does not follow from its policy
+/// refuses to start. The stored genesis (policy, operators) stays in force; a different
+/// policy in the config is reported and ignored until the lineage is started afresh.
+///
+/// The genesis of a new lineage lists the gateway's own key as its operator: an action
+/// the operator API accepted (bearer token) is signed by the gateway key and recorded in
+/// the engine's lineage, so that a restore replays it.
 pub struct Engine {
     engine: slope_node::trust::Engine<crate::store::RedbLineage>,
     pending: crate::store::Pending,
+    /// The gateway key, which signs operator actions the API accepted.
+    key: ed25519_dalek::SigningKey,
 }
 
 impl std::fmt::Debug for Engine {
@@ -238,30 +246,85 @@ pub enum EngineError {
     Store(#[from] crate::store::StoreError),
     #[error("trust engine: {0}")]
     Engine(slope_node::trust::Error),
+    #[error("trust engine: {0}")]
+    Restore(slope_node::trust::RestoreError),
 }
 
 impl Engine {
-    /// Opens the engine on `store` (resuming its lineage if one is stored), with the
-    /// gateway's key as lineage author and its own radio as a witness.
+    /// Opens the engine on `store`, with the gateway's key (`key`) as lineage author and
+    /// operator and its own radio as a witness: restored from the stored lineage when
+    /// there is one (see the type's doc), else started with a new genesis.
     pub fn open(
         store: std::sync::Arc<crate::store::Store>,
-        author: [u8; 32],
+        key: &ed25519_dalek::SigningKey,
         policy: slope_node::trust::Policy,
         now: u64,
     ) -> Result<Self, EngineError> {
+        let author = key.verifying_key().to_bytes();
+        let stored = store.engine_lineage_head()?.0;
         let (storage, pending) = crate::store::RedbLineage::open(store)?;
-        let genesis = slope_node::lineage::Genesis {
-            author,
-            operators: Vec::new(),
-            local: Some(slope_node::lineage::Local {
-                zone: slope_node::trust::Zone::NONE,
-                position: None,
-            }),
-            policy,
+        let engine = if stored > 0 {
+            let engine =
+                slope_node::trust::Engine::restore(storage).map_err(EngineError::Restore)?;
+            if *engine.policy() != policy {
+                tracing::warn!(
+                    "the trust policy in the config differs from the one in the stored engine \
+                     lineage; the stored policy stays in force"
+                );
+            }
+            tracing::info!(
+                records = stored,
+                devices = engine.devices(),
+                "trust engine restored from its lineage"
+            );
+            engine
+        } else {
+            let genesis = slope_node::lineage::Genesis {
+                author,
+                operators: vec![author],
+                local: Some(slope_node::lineage::Local {
+                    zone: slope_node::trust::Zone::NONE,
+                    position: None,
+                }),
+                policy,
+            };
+            slope_node::trust::Engine::new(genesis, storage, now).map_err(EngineError::Engine)?
         };
-        let engine =
-            slope_node::trust::Engine::new(genesis, storage, now).map_err(EngineError::Engine)?;
-        Ok(Self { engine, pending })
+        Ok(Self {
+            engine,
+            pending,
+            key: key.clone(),
+        })
+    }
+
+    /// Operator release, signed by the gateway key (the API checked the operator's
+    /// token). `Ok(false)` when the engine does not hold the device as quarantined.
+    pub fn release(
+        &mut self,
+        now: u64,
+        device: &slope_proto::DeviceId,
+        note: &str,
+    ) -> Result<bool, slope_node::trust::Error> {
+        let mut why = heapless::String::new();
+        for c in note.chars() {
+            if why.push(c).is_err() {
+                break;
+            }
+        }
+        let action = slope_node::trust::operator::Signed::sign(
+            slope_node::trust::operator::Action::Release { device: *device },
+            why,
+            now,
+            &self.key,
+        )
+        .map_err(slope_node::trust::Error::Operator)?;
+        match self.engine.handle_operator(now, &action) {
+            Ok(_) => Ok(true),
+            Err(
+                slope_node::trust::Error::NotQuarantined | slope_node::trust::Error::UnknownDevice,
+            ) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Records the engine appended and the pipeline must commit with its batch.

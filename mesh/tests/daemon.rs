@@ -201,6 +201,10 @@ fn daemon_survives_kill_9_and_checks_clean() {
     );
     let said = String::from_utf8_lossy(&verify.stdout);
     assert!(said.contains("trust engine lineage OK"), "{said}");
+    let replayed = slope(&config, &["lineage", "verify", "--replay"]);
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(replayed.status.success(), "{said}");
+    assert!(said.contains("re-derived by replay"), "{said}");
     let engine_export = dir.path().join("engine.lineage");
     let export = slope(
         &config,

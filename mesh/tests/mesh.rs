@@ -179,12 +179,34 @@ async fn restarted_gateway_keeps_its_state_and_continues() {
         state(&g, &id).is_some_and(|s| s.2 as usize == want)
     })
     .await;
-    // The engine's lineage resumed on its committed head and still verifies as a whole.
+    // The engine was restored from its lineage, not started empty: its decision on the
+    // first attestations after the restart counts the whole slope (an empty engine would
+    // count from 1), and the device keeps a grant.
+    let after = g.store().device(&id).unwrap().unwrap();
+    assert!(
+        before.grant.is_some(),
+        "granted before the restart: {before:?}"
+    );
+    assert!(
+        after.grant.is_some(),
+        "granted after the restart: {after:?}"
+    );
+    assert_ne!(after.admission, slope_mesh::trust::Admission::Deferred);
+    let depth = engine_depth(&after.reasons);
+    assert!(
+        depth.is_none_or(|d| d as usize >= want),
+        "engine depth continues across the restart: {:?}",
+        after.reasons
+    );
+    assert_eq!(engine_depth(&before.reasons).is_some(), depth.is_some());
+    // The engine's lineage resumed on its committed head and still verifies as a whole,
+    // and replaying it re-derives every decision, across the restart.
     assert!(g.store().engine_lineage_head().unwrap().0 > engine_head.0);
     let key = identity(21);
     let export = g.store().engine_export(key.signing_key()).unwrap().unwrap();
     let author = key.signing_key().verifying_key().to_bytes();
     slope_node::lineage::verify(&export, &author).expect("engine lineage verifies");
+    slope_node::lineage::verify_replay(&export, &author).expect("engine lineage replays");
     g.shutdown().await;
 }
 
@@ -257,4 +279,74 @@ async fn summary_comparison_finds_a_fork_between_gateways_that_never_gossiped_it
     }
     b.shutdown().await;
     a.shutdown().await;
+}
+
+/// The depth the trust engine reported in a decision's reasons (`Depth { depth, .. }`),
+/// if it reported one (it does while the depth is below what full scope needs).
+fn engine_depth(reasons: &[String]) -> Option<u32> {
+    reasons.iter().find_map(|r| {
+        let rest = r.strip_prefix("Depth { depth: ")?;
+        rest.split(',').next()?.trim().parse().ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_release_is_replayed_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dev, mut rng, inception) = incepted(77);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 3, 1000, 0));
+    let g = gateway(dir.path(), 41, &[]).await;
+    hear(&g, &frames);
+    eventually(20, "committed", || async {
+        state(&g, &id).is_some_and(|s| s.2 as usize == frames.len())
+    })
+    .await;
+    let mut twin = clone_of(&dev);
+    let mut twin_rng = Rng(4242);
+    hear(&g, &attest(&mut dev, &mut rng, 1, 10_000_000, 1));
+    hear(&g, &attest(&mut twin, &mut twin_rng, 1, 10_000_000, 2));
+    eventually(20, "quarantined", || async {
+        state(&g, &id).is_some_and(|s| s.3)
+    })
+    .await;
+    assert!(g.release(id, "investigated".into()).await.unwrap());
+    assert!(!g.release(id, "again".into()).await.unwrap());
+    let depth = state(&g, &id).unwrap().2;
+    hear(&g, &attest(&mut dev, &mut rng, 1, 20_000_000, 3));
+    eventually(20, "extended after the release", || async {
+        state(&g, &id).is_some_and(|s| s.2 > depth)
+    })
+    .await;
+    let released = g.store().device(&id).unwrap().unwrap();
+    assert!(released.quarantine.is_none());
+    assert_ne!(
+        released.admission,
+        slope_mesh::trust::Admission::Quarantined,
+        "{released:?}"
+    );
+    g.shutdown().await;
+
+    // The engine's lineage holds the release as a signed operator action: the restored
+    // engine does not quarantine the device again, and the lineage replays.
+    let g = gateway(dir.path(), 41, &[]).await;
+    let depth = state(&g, &id).unwrap().2;
+    hear(&g, &attest(&mut dev, &mut rng, 1, 30_000_000, 4));
+    eventually(20, "extended after the restart", || async {
+        state(&g, &id).is_some_and(|s| s.2 > depth)
+    })
+    .await;
+    let after = g.store().device(&id).unwrap().unwrap();
+    assert_ne!(
+        after.admission,
+        slope_mesh::trust::Admission::Quarantined,
+        "{after:?}"
+    );
+    let key = identity(41);
+    let export = g.store().engine_export(key.signing_key()).unwrap().unwrap();
+    let author = key.signing_key().verifying_key().to_bytes();
+    let report = slope_node::lineage::verify_replay(&export, &author).expect("replays");
+    assert!(report.operator_actions >= 1, "{report:?}");
+    g.shutdown().await;
 }

@@ -79,7 +79,13 @@ enum Command {
 enum LineageCommand {
     /// Re-verify every record against the committed head (reads the data directory, or
     /// asks the running gateway).
-    Verify,
+    Verify {
+        /// Also replay the trust engine's lineage: re-derive every decision from the
+        /// logged inputs under the logged policy (`slope_node::lineage::verify_replay`).
+        /// Reads the data directory: run it with the gateway stopped.
+        #[arg(long)]
+        replay: bool,
+    },
     /// Export every record as JSON lines (node stopped), last line the head.
     Export {
         /// Output file (stdout when absent).
@@ -124,8 +130,8 @@ async fn main() -> Result<()> {
         }
         Command::Device { id } => print_get(&cli.config, &format!("/v1/devices/{id}")).await,
         Command::Lineage {
-            command: LineageCommand::Verify,
-        } => lineage_verify(&cli.config).await,
+            command: LineageCommand::Verify { replay },
+        } => lineage_verify(&cli.config, replay).await,
         Command::Lineage {
             command: LineageCommand::Export { out, engine },
         } => lineage_export(&cli.config, out, engine),
@@ -248,7 +254,7 @@ async fn print_get(config: &Path, path: &str) -> Result<()> {
     Ok(())
 }
 
-async fn lineage_verify(config_path: &Path) -> Result<()> {
+async fn lineage_verify(config_path: &Path, replay: bool) -> Result<()> {
     let config = load(config_path)?;
     match Store::open_existing(&config.data_dir.join(DB_FILE)) {
         Ok(store) => {
@@ -261,15 +267,30 @@ async fn lineage_verify(config_path: &Path) -> Result<()> {
             let identity = Identity::load(&config.data_dir.join(KEY_FILE))?;
             if let Some(export) = store.engine_export(identity.signing_key())? {
                 let author = identity.signing_key().verifying_key().to_bytes();
-                match slope_node::lineage::verify(&export, &author) {
+                let verified = if replay {
+                    slope_node::lineage::verify_replay(&export, &author)
+                } else {
+                    slope_node::lineage::verify(&export, &author)
+                };
+                match verified {
                     Ok(r) => println!(
-                        "trust engine lineage OK: {} records, {} decisions, {} frames re-verified",
-                        r.records, r.decisions, r.frames
+                        "trust engine lineage OK: {} records, {} decisions, {} frames re-verified{}",
+                        r.records,
+                        r.decisions,
+                        r.frames,
+                        if replay {
+                            ", every decision re-derived by replay"
+                        } else {
+                            ""
+                        }
                     ),
                     Err(e) => bail!("trust engine lineage does NOT verify: {e}"),
                 }
             }
             Ok(())
+        }
+        Err(StoreError::Locked { .. }) if replay => {
+            bail!("--replay reads the data directory: stop the gateway first")
         }
         Err(StoreError::Locked { .. }) => {
             let (code, body) = http_get(config.api.listen, "/v1/lineage/verify").await?;

@@ -425,6 +425,20 @@ impl Batch {
         }
     }
 
+    /// The establishment frames of `id` (inception, then rotations by epoch), this
+    /// batch's included.
+    pub fn establishments(&self, id: &DeviceId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let lo = frame_key(id, 0);
+        let hi = frame_key(id, u32::MAX);
+        let t = self.txn.open_table(ESTABLISHMENTS).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)? {
+            let (_, v) = item.map_err(db)?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
     pub fn put_device(&mut self, id: &DeviceId, record: &DeviceRecord) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(DEVICES).map_err(db)?;
         t.insert(&id.0, encode(record).as_slice()).map_err(db)?;
