@@ -1,12 +1,13 @@
 //! The trust stage of the pipeline: from a verified attestation and the device's durable
 //! record to an admission tier, its reasons and a grant.
 //!
-//! This is a deliberately small, explainable policy that stands in for
-//! `slope_node::trust` (being written in parallel): depth of the slope, distinct
-//! witnessing gateways, the device's own RF profile, and operator pins. It is one stage
-//! behind one trait ([`Decide`]), so the full engine replaces it without touching the
-//! pipeline. A quarantine is never decided here: only a verified divergence proof sets it
-//! (see [`crate::pipeline`]), and only an operator releases it.
+//! By default the stage is `slope_node::trust::Engine` (graduated admission, grants,
+//! witness policy, its own hash-chained lineage on redb), wrapped by [`Engine`]. The small
+//! explainable policy behind [`Decide`] — depth of the slope, distinct witnessing
+//! gateways, the device's own RF profile, operator pins — is the fallback when the engine
+//! is switched off (`trust.engine = false`). A quarantine is never decided here: only a
+//! verified divergence proof sets it (see [`crate::pipeline`]), and only an operator
+//! releases it.
 
 use serde::{Deserialize, Serialize};
 
