@@ -417,3 +417,57 @@ fn proofs_build_from_stored_frames_and_release_clears_a_divergence() {
     assert!(v.forget(&id));
     assert!(v.snapshot(&id).is_none());
 }
+
+/// Remembered checks and the number of hits.
+type Seen = std::sync::Arc<std::sync::Mutex<(std::collections::BTreeMap<Vec<u8>, bool>, usize)>>;
+
+/// A shared memo: counts the checks it saved, and never changes an outcome.
+struct Memo {
+    seen: Seen,
+}
+
+impl slope_node::verifier::SignatureMemo for Memo {
+    fn get(&self, key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> Option<bool> {
+        let k = [&key[..], &message[..], &signature[..]].concat();
+        let mut g = self.seen.lock().unwrap();
+        let hit = g.0.get(&k).copied();
+        if hit.is_some() {
+            g.1 += 1;
+        }
+        hit
+    }
+    fn put(&mut self, key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64], valid: bool) {
+        let k = [&key[..], &message[..], &signature[..]].concat();
+        self.seen.lock().unwrap().0.insert(k, valid);
+    }
+}
+
+#[test]
+fn a_shared_signature_memo_saves_work_and_changes_no_outcome() {
+    let (mut d, inc) = incepted(40, 3);
+    let mut frames = vec![inc];
+    frames.extend(run(&mut d, &mut Rng(41), 12, 0));
+    let mut forged = frames[4].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    frames.insert(5, forged);
+    let shared: Seen = Default::default();
+    let mut plain = verifier();
+    let expected: Vec<Outcome> = frames
+        .iter()
+        .map(|f| plain.handle_attestation(0, f, rx(0)))
+        .collect();
+    for _ in 0..3 {
+        let mut v = verifier();
+        v.set_signature_memo(Box::new(Memo {
+            seen: shared.clone(),
+        }));
+        let got: Vec<Outcome> = frames
+            .iter()
+            .map(|f| v.handle_attestation(0, f, rx(0)))
+            .collect();
+        assert_eq!(got, expected);
+    }
+    // The second and third verifiers found every check in the memo.
+    assert_eq!(shared.lock().unwrap().1, 2 * frames.len());
+}
