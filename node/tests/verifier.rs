@@ -471,3 +471,25 @@ fn a_shared_signature_memo_saves_work_and_changes_no_outcome() {
     // The second and third verifiers found every check in the memo.
     assert_eq!(shared.lock().unwrap().1, 2 * frames.len());
 }
+
+#[test]
+fn the_memo_serves_batches_too() {
+    let (mut d, inc) = incepted(42, 4);
+    let mut frames = vec![inc];
+    frames.extend(run(&mut d, &mut Rng(43), 16, 0));
+    let mut forged = frames[6].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    frames.insert(7, forged);
+    let items: Vec<(&[u8], _)> = frames.iter().map(|f| (&f[..], rx(0))).collect();
+    let expected = verifier().handle_batch(0, &items);
+    let shared: Seen = Default::default();
+    for _ in 0..3 {
+        let mut v = verifier();
+        v.set_signature_memo(Box::new(Memo {
+            seen: shared.clone(),
+        }));
+        assert_eq!(v.handle_batch(0, &items), expected);
+    }
+    assert!(shared.lock().unwrap().1 >= 2 * (frames.len() - 1));
+}

@@ -192,21 +192,41 @@ impl Verifier {
         let mut signatures = Vec::new();
         let mut keys = Vec::new();
         let mut slots = Vec::new();
+        let mut pre: Vec<PreVerified> = vec![None; frames.len()];
         for (i, event) in decoded.iter().enumerate() {
             let Ok(event) = event else { continue };
             if let Some((device, key)) = self.batchable_key(event) {
-                messages.push(event.message(&device));
-                signatures.push(Signature::from_bytes(event.signature()));
-                keys.push(key);
-                slots.push(i);
+                let message = event.message(&device);
+                let remembered = self
+                    .memo
+                    .as_ref()
+                    .and_then(|m| m.get(&key.to_bytes(), &message, event.signature()));
+                match remembered {
+                    Some(true) => pre[i] = Some(key.to_bytes()),
+                    // Known bad: the one-by-one path rejects it (through the memo).
+                    Some(false) => {}
+                    None => {
+                        messages.push(message);
+                        signatures.push(Signature::from_bytes(event.signature()));
+                        keys.push(key);
+                        slots.push(i);
+                    }
+                }
             }
         }
-        let mut pre: Vec<PreVerified> = vec![None; frames.len()];
         if !slots.is_empty() {
             let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
             if ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok() {
-                for (slot, key) in slots.iter().zip(&keys) {
+                for (n, (slot, key)) in slots.iter().zip(&keys).enumerate() {
                     pre[*slot] = Some(key.to_bytes());
+                    if let Some(m) = self.memo.as_mut() {
+                        m.put(
+                            &key.to_bytes(),
+                            &messages[n],
+                            &signatures[n].to_bytes(),
+                            true,
+                        );
+                    }
                 }
             }
         }
