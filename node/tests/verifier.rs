@@ -223,15 +223,22 @@ fn a_clone_is_caught_across_rotations_and_gaps() {
     assert!(verify_divergence_proof(&caught.proof).is_ok());
 }
 
+/// An honest slope's frames (inception first) with, right after frame `at`, a copy of it
+/// whose signature is broken.
+fn frames_with_forgery(seed: u64, rotate_every: u32, n: u32, at: usize) -> Vec<Vec<u8>> {
+    let (mut d, inc) = incepted(seed, rotate_every);
+    let mut frames = vec![inc];
+    frames.extend(run(&mut d, &mut Rng(seed + 1), n, 0));
+    let mut forged = frames[at].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    frames.insert(at + 1, forged);
+    frames
+}
+
 #[test]
 fn batch_outcomes_equal_sequential_outcomes() {
-    let (mut d, inc) = incepted(20, 4);
-    let mut frames = vec![inc];
-    frames.extend(run(&mut d, &mut Rng(21), 20, 0));
-    let mut tampered = frames[5].clone();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
-    frames.insert(6, tampered);
+    let mut frames = frames_with_forgery(20, 4, 20, 5);
     frames.insert(3, frames[2].clone());
     frames.push(vec![1, 2, 3]);
     let items: Vec<(&[u8], _)> = frames.iter().map(|f| (&f[..], rx(9))).collect();
@@ -444,13 +451,7 @@ impl slope_node::verifier::SignatureMemo for Memo {
 
 #[test]
 fn a_shared_signature_memo_saves_work_and_changes_no_outcome() {
-    let (mut d, inc) = incepted(40, 3);
-    let mut frames = vec![inc];
-    frames.extend(run(&mut d, &mut Rng(41), 12, 0));
-    let mut forged = frames[4].clone();
-    let last = forged.len() - 1;
-    forged[last] ^= 1;
-    frames.insert(5, forged);
+    let frames = frames_with_forgery(40, 3, 12, 4);
     let shared: Seen = Default::default();
     let mut plain = verifier();
     let expected: Vec<Outcome> = frames
@@ -474,13 +475,7 @@ fn a_shared_signature_memo_saves_work_and_changes_no_outcome() {
 
 #[test]
 fn the_memo_serves_batches_too() {
-    let (mut d, inc) = incepted(42, 4);
-    let mut frames = vec![inc];
-    frames.extend(run(&mut d, &mut Rng(43), 16, 0));
-    let mut forged = frames[6].clone();
-    let last = forged.len() - 1;
-    forged[last] ^= 1;
-    frames.insert(7, forged);
+    let frames = frames_with_forgery(42, 4, 16, 6);
     let items: Vec<(&[u8], _)> = frames.iter().map(|f| (&f[..], rx(0))).collect();
     let expected = verifier().handle_batch(0, &items);
     let shared: Seen = Default::default();
