@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use slope_node::device::storage::TwoSlot;
 use slope_node::device::{Config as DeviceConfig, Slope};
 use slope_node::verifier::{
-    Config, Missing, Outcome, Verifier, VerifyError, verify_divergence_proof,
+    Config, Missing, Outcome, Snapshot, Verifier, VerifyError, verify_divergence_proof,
 };
 use slope_proto::{Event, Interaction, Signed};
 
@@ -317,6 +317,26 @@ fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
     }
 }
 
+/// The verifier's view of `device` after hearing `frames` in the order `order` shuffles
+/// them into (escrow releases drained), with a window that holds the whole set.
+fn snapshot_after(
+    frames: &[Vec<u8>],
+    order: u64,
+    device: &slope_proto::DeviceId,
+) -> Option<Snapshot> {
+    let mut fs = frames.to_vec();
+    shuffle(&mut fs, &mut Rng(order));
+    let mut v = Verifier::new(Config {
+        window: 16,
+        ..Config::default()
+    });
+    for f in &fs {
+        v.handle_attestation(0, f, rx(0));
+    }
+    while v.poll_outcome().is_some() {}
+    v.snapshot(device)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
@@ -331,16 +351,7 @@ proptest! {
         let dup = frames[rng.below(frames.len() as u64) as usize].clone();
         frames.push(dup);
         let id = d.id().unwrap();
-        let finals: Vec<_> = [order_a, order_b].iter().map(|&o| {
-            let mut fs = frames.clone();
-            shuffle(&mut fs, &mut Rng(o));
-            let mut v = Verifier::new(Config { window: 16, ..Config::default() });
-            for f in &fs {
-                v.handle_attestation(0, f, rx(0));
-            }
-            while v.poll_outcome().is_some() {}
-            v.snapshot(&id)
-        }).collect();
+        let finals: Vec<_> = [order_a, order_b].iter().map(|&o| snapshot_after(&frames, o, &id)).collect();
         prop_assert!(finals[0].is_some());
         prop_assert_eq!(&finals[0], &finals[1]);
         prop_assert_eq!(finals[0].as_ref().unwrap().window.len(), frames.len() - 1);
@@ -357,16 +368,10 @@ proptest! {
         frames.extend(run(&mut d, &mut rng, 2, 10_000_000));
         frames.extend(run(&mut clone, &mut Rng(seed), 2, 20_000_000));
         let id = d.id().unwrap();
-        let finals: Vec<_> = [order_a, order_b].iter().map(|&o| {
-            let mut fs = frames.clone();
-            shuffle(&mut fs, &mut Rng(o));
-            let mut v = Verifier::new(Config { window: 16, ..Config::default() });
-            for f in &fs {
-                v.handle_attestation(0, f, rx(0));
-            }
-            while v.poll_outcome().is_some() {}
-            v.snapshot(&id).and_then(|s| s.divergence)
-        }).collect();
+        let finals: Vec<_> = [order_a, order_b]
+            .iter()
+            .map(|&o| snapshot_after(&frames, o, &id).and_then(|s| s.divergence))
+            .collect();
         prop_assert!(finals[0].is_some(), "fork not detected");
         prop_assert_eq!(&finals[0], &finals[1]);
     }
