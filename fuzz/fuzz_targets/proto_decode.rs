@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
             Message::Interaction(e) => e.frame(),
             Message::Receipt(e) => e.frame(),
             Message::Divergence(_) => data,
+            Message::ReceiptBatch(b) => b.frame(),
         };
         assert_eq!(again, data, "accepted a non-canonical encoding");
     }

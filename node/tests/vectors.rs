@@ -8,7 +8,9 @@ use ed25519_dalek::SigningKey;
 use slope_node::device::storage::{MemSlots, TwoSlot};
 use slope_node::device::{Config, MIN_INCEPT_SAMPLES, MIN_ROTATE_SAMPLES, Slope};
 use slope_node::verifier::{Config as VConfig, Outcome, Verifier};
-use slope_proto::{Event, Heard, NeighbourId, Observation, Receipt, Signed, crypto};
+use slope_proto::batch::Entry;
+use slope_proto::limits::MAX_RECEIPT_BATCH;
+use slope_proto::{Event, Heard, NeighbourId, Observation, Receipt, ReceiptBatch, Signed, crypto};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -127,6 +129,35 @@ fn generate() -> String {
     )
     .ok();
 
+    // The same gateway's batched receipt for the last two events (kind 5): entries in
+    // increasing (device, seq, event) order, one signature.
+    let entries = frames[frames.len() - 2..].iter().map(|f| {
+        let e = Event::decode(f).expect("valid");
+        Entry {
+            device: device.short(),
+            seq: e.seq(),
+            event: e.digest(&device).link(),
+            observed: Observation {
+                time_ms: 1_795_000_000_000 + u64::from(e.seq()),
+                ..receipt.body().observed
+            },
+        }
+    });
+    let mut buf = vec![0u8; MAX_RECEIPT_BATCH];
+    let len =
+        ReceiptBatch::sign_into(&gateway, 1_795_000_060_000, entries, &mut buf).expect("batch");
+    let batch = ReceiptBatch::decode(&buf[..len]).expect("batch decodes");
+    writeln!(
+        out,
+        "[receipt batch]\nwitness_public_key = {}\nentries = {}\nsigned_message = {}\ndigest = {}\nframe = {}\n",
+        hex(gateway.verifying_key().as_bytes()),
+        batch.len(),
+        hex(&batch.message()),
+        hex(&batch.digest().0),
+        hex(batch.frame())
+    )
+    .ok();
+
     // A clone of the device's flash signs a different event at the next position
     // (both first make the same rotation: identical bytes, a duplicate, not a fork).
     let mut clone =
@@ -201,6 +232,8 @@ fn committed_vectors_verify_from_the_text_alone() {
         time_ms: 0,
     };
     let mut events = 0;
+    let mut batches = 0;
+    let mut gateway_key = [0u8; 32];
     for line in text.lines() {
         if let Some(f) = line.strip_prefix("frame = ") {
             let bytes = unhex(f);
@@ -212,9 +245,20 @@ fn committed_vectors_verify_from_the_text_alone() {
                 events += 1;
             }
         }
+        if let Some(f) = line.strip_prefix("frame = ") {
+            if let Ok(b) = ReceiptBatch::decode(&unhex(f)) {
+                let key = slope_proto::crypto::verifying_key(&gateway_key).expect("key");
+                assert!(b.verify_witness(&key).is_ok());
+                batches += 1;
+            }
+        }
+        if let Some(k) = line.strip_prefix("witness_public_key = ") {
+            gateway_key = unhex(k).try_into().expect("32-byte key");
+        }
         if let Some(p) = line.strip_prefix("proof = ") {
             assert!(slope_node::verifier::verify_divergence_proof(&unhex(p)).is_ok());
         }
     }
     assert!(events >= 6, "only {events} events in the vectors");
+    assert_eq!(batches, 1, "one receipt batch in the vectors");
 }

@@ -1,6 +1,7 @@
 //! Prints the encoded size of every Slope message next to its budget.
 //! `cargo run -p slope-proto --example sizes`
 
+use slope_proto::limits::MAX_RECEIPT_BATCH;
 use slope_proto::sample;
 
 fn main() {
@@ -41,5 +42,23 @@ fn main() {
             None => ("-".to_string(), "-"),
         };
         println!("{name:<40} {len:>6} {b:>7}  {ok}");
+    }
+
+    // Batched witness receipts: one signature over many receipt bodies (gossip only).
+    println!();
+    println!(
+        "{:<40} {:>6} {:>9}  vs single receipt",
+        "receipt batch (entries)", "bytes", "per entry"
+    );
+    let single = sample::receipt(&dev, 9, 1000).frame().len();
+    let mut out = vec![0u8; MAX_RECEIPT_BATCH];
+    for n in [1, 16, 64, 256] {
+        let len = sample::receipt_batch(&dev, 9, n, &mut out);
+        let per = len as f64 / n as f64;
+        println!(
+            "{:<40} {len:>6} {per:>9.1}  {:.0} %",
+            format!("receipt batch, {n} entries"),
+            100.0 * per / single as f64
+        );
     }
 }

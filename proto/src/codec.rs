@@ -29,6 +29,23 @@ where
     Ok(value)
 }
 
+/// Decodes one canonical `T` from the front of `bytes` (at most `N` encoded bytes) and
+/// returns it with the bytes after it: for bodies made of several values in a row.
+pub fn take_exact<'a, T, const N: usize>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError>
+where
+    T: Deserialize<'a> + Serialize,
+{
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|_| DecodeError::MalformedBody)?;
+    let used = &bytes[..bytes.len() - rest.len()];
+    let mut again = [0u8; N];
+    let encoded = postcard::to_slice(&value, &mut again).map_err(|_| DecodeError::NonCanonical)?;
+    if &encoded[..] != used {
+        return Err(DecodeError::NonCanonical);
+    }
+    Ok((value, rest))
+}
+
 /// Encodes `value` into `out`, returning the number of bytes written.
 pub fn encode_into<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, EncodeError> {
     postcard::to_slice(value, out)

@@ -12,6 +12,8 @@
 //! | next-key commitment | `slope v1 next key` | the 32-byte ed25519 public key |
 //! | receipt signed message | `slope v1 witness receipt` | receipt frame without signature |
 //! | witness id | `slope v1 witness id` | the gateway's 32-byte ed25519 public key |
+//! | receipt batch signed message | `slope v1 witness receipt batch` | batch frame without signature |
+//! | receipt batch digest | `slope v1 witness receipt batch digest` | the whole batch frame |
 //!
 //! An event's signature is an ed25519 signature over the 32-byte *signed message*
 //! digest. Signing a fixed-size digest keeps batch verification cheap and lets the
@@ -28,6 +30,8 @@ pub const CTX_SIGNED_EVENT: &str = "slope v1 signed event";
 pub const CTX_NEXT_KEY: &str = "slope v1 next key";
 pub const CTX_RECEIPT: &str = "slope v1 witness receipt";
 pub const CTX_WITNESS_ID: &str = "slope v1 witness id";
+pub const CTX_RECEIPT_BATCH: &str = "slope v1 witness receipt batch";
+pub const CTX_RECEIPT_BATCH_DIGEST: &str = "slope v1 witness receipt batch digest";
 
 fn derive(context: &str, parts: &[&[u8]]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(context);
@@ -55,6 +59,18 @@ pub fn signed_message(device: &DeviceId, signed_bytes: &[u8]) -> [u8; 32] {
 /// The 32-byte message a witness receipt's signature covers.
 pub fn receipt_message(signed_bytes: &[u8]) -> [u8; 32] {
     derive(CTX_RECEIPT, &[signed_bytes])
+}
+
+/// The 32-byte message a batched witness receipt's signature covers. Its own context:
+/// a batch signature can never be replayed as a single receipt's, nor the reverse.
+pub fn receipt_batch_message(signed_bytes: &[u8]) -> [u8; 32] {
+    derive(CTX_RECEIPT_BATCH, &[signed_bytes])
+}
+
+/// The digest that names a batched witness receipt (the whole frame, signature
+/// included: it names exactly the bytes that were stored or forwarded).
+pub fn receipt_batch_digest(frame: &[u8]) -> Digest {
+    Digest(derive(CTX_RECEIPT_BATCH_DIGEST, &[frame]))
 }
 
 /// The commitment to a next public key made by an establishment event.

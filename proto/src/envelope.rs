@@ -11,6 +11,7 @@
 //! The suite byte selects the cryptographic suite, so a second suite can be added
 //! without breaking the first; a decoder refuses suites it does not speak.
 
+use crate::batch::ReceiptBatch;
 use crate::error::DecodeError;
 use crate::event::{Inception, Interaction, Rotation, Signed};
 use crate::limits::HEADER_LEN;
@@ -39,6 +40,8 @@ pub enum Kind {
     Interaction = 2,
     Receipt = 3,
     Divergence = 4,
+    /// A batched witness receipt ([`crate::batch`]).
+    ReceiptBatch = 5,
 }
 
 impl Kind {
@@ -49,6 +52,7 @@ impl Kind {
             2 => Self::Interaction,
             3 => Self::Receipt,
             4 => Self::Divergence,
+            5 => Self::ReceiptBatch,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -79,6 +83,25 @@ impl Header {
         })
     }
 
+    /// Checks that `bytes` is at most `max` long and starts with a valid header of
+    /// `kind`: the common first step of every decoder.
+    pub fn expect(bytes: &[u8], kind: Kind, max: usize) -> Result<Self, DecodeError> {
+        if bytes.len() > max {
+            return Err(DecodeError::Oversize {
+                len: bytes.len(),
+                max,
+            });
+        }
+        let header = Self::parse(bytes)?;
+        if header.kind != kind {
+            return Err(DecodeError::UnexpectedKind {
+                expected: kind as u8,
+                found: header.kind as u8,
+            });
+        }
+        Ok(header)
+    }
+
     /// The header bytes for `kind` in the current version and suite.
     pub fn bytes(kind: Kind) -> [u8; HEADER_LEN] {
         [VERSION, Suite::Ed25519Blake3 as u8, kind as u8]
@@ -94,6 +117,7 @@ pub enum Message<'a> {
     Interaction(Signed<Interaction>),
     Receipt(Signed<Receipt>),
     Divergence(DivergenceProof<'a>),
+    ReceiptBatch(ReceiptBatch<'a>),
 }
 
 /// Decodes any message. Never panics, never allocates.
@@ -104,5 +128,6 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         Kind::Interaction => Message::Interaction(Signed::decode(bytes)?),
         Kind::Receipt => Message::Receipt(Signed::decode(bytes)?),
         Kind::Divergence => Message::Divergence(DivergenceProof::decode(bytes)?),
+        Kind::ReceiptBatch => Message::ReceiptBatch(ReceiptBatch::decode(bytes)?),
     })
 }

@@ -30,6 +30,9 @@ pub enum DecodeError {
     /// A field breaks a rule of the format itself (sequence 0 outside an inception, a
     /// rotation at epoch 0, ...).
     InvalidField(&'static str),
+    /// A list holds more entries than its bound (for example a receipt batch above
+    /// [`crate::limits::MAX_BATCH_ENTRIES`]).
+    TooManyEntries { count: usize, max: usize },
 }
 
 impl fmt::Display for DecodeError {
@@ -47,6 +50,9 @@ impl fmt::Display for DecodeError {
             Self::TrailingBytes => f.write_str("trailing bytes after message body"),
             Self::NonCanonical => f.write_str("non-canonical encoding"),
             Self::InvalidField(what) => write!(f, "invalid field: {what}"),
+            Self::TooManyEntries { count, max } => {
+                write!(f, "{count} entries exceed the bound of {max}")
+            }
         }
     }
 }
@@ -59,6 +65,8 @@ pub enum EncodeError {
     TooLarge,
     /// A field breaks a rule of the format (see [`DecodeError::InvalidField`]).
     InvalidField(&'static str),
+    /// A list would hold more entries than its bound.
+    TooManyEntries { count: usize, max: usize },
 }
 
 impl fmt::Display for EncodeError {
@@ -66,6 +74,9 @@ impl fmt::Display for EncodeError {
         match self {
             Self::TooLarge => f.write_str("encoded message too large"),
             Self::InvalidField(what) => write!(f, "invalid field: {what}"),
+            Self::TooManyEntries { count, max } => {
+                write!(f, "{count} entries exceed the bound of {max}")
+            }
         }
     }
 }

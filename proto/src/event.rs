@@ -152,6 +152,10 @@ impl Event {
                 expected: Kind::Interaction as u8,
                 found: Kind::Divergence as u8,
             }),
+            crate::Message::ReceiptBatch(_) => Err(DecodeError::UnexpectedKind {
+                expected: Kind::Interaction as u8,
+                found: Kind::ReceiptBatch as u8,
+            }),
         }
     }
 

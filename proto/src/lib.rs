@@ -21,6 +21,8 @@
 //! - [`envelope`]: the 3-byte header (version, suite, kind) and [`decode`].
 //! - [`event`]: inception, rotation and interaction (routine attestation) events.
 //! - [`receipt`]: witness receipts signed by gateways.
+//! - [`batch`]: batched witness receipts, one signature over many receipt bodies
+//!   (what gateways gossip to each other).
 //! - [`proof`]: divergence proofs, checkable by anyone with no other state.
 //! - [`codec`]: the canonical postcard codec shared by all of the above.
 //! - [`compact`]: suite 2, compact hash-only attestations (TESLA-style delayed key
@@ -33,6 +35,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod batch;
 pub mod codec;
 pub mod compact;
 pub mod crypto;
@@ -46,6 +49,7 @@ pub mod receipt;
 pub mod sample;
 pub mod signed;
 
+pub use batch::ReceiptBatch;
 pub use envelope::{Header, Kind, Message, Suite, decode};
 pub use error::{DecodeError, EncodeError, SignatureError};
 pub use event::{Event, Heard, Inception, Interaction, Rotation};

@@ -17,6 +17,23 @@ pub const MAX_HEARD: usize = 4;
 /// 64 KiB holds about 350 rotations. Proofs travel over libp2p, never on air.
 pub const MAX_PROOF: usize = 65_536;
 
+/// Largest number of entries in one batched witness receipt
+/// ([`crate::batch::ReceiptBatch`]). 256 entries is a few seconds of a busy gateway's
+/// receptions; the figure is a trade between one signature's cost spread over many
+/// receipts and the latency of waiting for a batch to fill.
+pub const MAX_BATCH_ENTRIES: usize = 256;
+
+/// Largest encoded size of one batch entry: short id 8, seq ≤ 5, event link 16, and an
+/// observation with every varint at its longest (rssi 3, snr 3, freq 5, foff 6, sf 1,
+/// time 10).
+pub const MAX_BATCH_ENTRY: usize = 57;
+
+/// Largest batched witness receipt in bytes. [`MAX_BATCH_ENTRIES`] entries of
+/// [`MAX_BATCH_ENTRY`] bytes plus header, witness, time, count and signature need
+/// 14 678 bytes; 16 KiB leaves room and stays far below a gossipsub message (64 KiB).
+/// Batches travel over libp2p, never on air.
+pub const MAX_RECEIPT_BATCH: usize = 16_384;
+
 /// Length of an ed25519 signature, appended raw to every signed frame.
 pub const SIGNATURE_LEN: usize = 64;
 

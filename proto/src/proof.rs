@@ -94,19 +94,7 @@ impl From<SignatureError> for ProofError {
 impl<'a> DivergenceProof<'a> {
     /// Decodes a proof's structure (not its signatures: see [`Self::verify`]).
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_PROOF {
-            return Err(DecodeError::Oversize {
-                len: bytes.len(),
-                max: MAX_PROOF,
-            });
-        }
-        let header = Header::parse(bytes)?;
-        if header.kind != Kind::Divergence {
-            return Err(DecodeError::UnexpectedKind {
-                expected: Kind::Divergence as u8,
-                found: header.kind as u8,
-            });
-        }
+        Header::expect(bytes, Kind::Divergence, MAX_PROOF)?;
         let mut rest = &bytes[HEADER_LEN..];
         let inception = take_bytes(&mut rest)?;
         let rotations = take_bytes(&mut rest)?;

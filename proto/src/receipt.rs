@@ -28,6 +28,16 @@ pub struct Observation {
     pub time_ms: u64,
 }
 
+impl Observation {
+    /// Rules of the format that the types alone do not express.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !(5..=12).contains(&self.sf) {
+            return Err("spreading factor outside 5..=12");
+        }
+        Ok(())
+    }
+}
+
 /// A witness receipt body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -42,10 +52,7 @@ pub struct Receipt {
 impl Body for Receipt {
     const KIND: Kind = Kind::Receipt;
     fn check(&self) -> Result<(), &'static str> {
-        if !(5..=12).contains(&self.observed.sf) {
-            return Err("spreading factor outside 5..=12");
-        }
-        Ok(())
+        self.observed.check()
     }
 }
 

@@ -4,6 +4,7 @@
 use ed25519_dalek::SigningKey;
 use heapless::Vec;
 
+use crate::batch::{Entry, ReceiptBatch};
 use crate::crypto;
 use crate::event::{Heard, Inception, Interaction, Rotation};
 use crate::ids::{DeviceId, Digest, LinkDigest, NeighbourId};
@@ -93,5 +94,43 @@ pub fn receipt(device: &DeviceId, seed: u8, seq: u32) -> Signed<Receipt> {
     match Signed::witness(body, &key(seed)) {
         Ok(s) => s,
         Err(e) => panic!("sample receipt must encode: {e}"),
+    }
+}
+
+/// `n` batch entries for events of `device` at positions `first_seq..first_seq + n`
+/// (already in batch order), with typical observations.
+pub fn batch_entries(
+    device: &DeviceId,
+    first_seq: u32,
+    n: usize,
+) -> impl Iterator<Item = Entry> + use<> {
+    let short = device.short();
+    (0..n).map(move |i| {
+        let seq = first_seq.wrapping_add(i as u32);
+        let mut event = [0x44; 16];
+        event[..4].copy_from_slice(&seq.to_le_bytes());
+        Entry {
+            device: short,
+            seq,
+            event: LinkDigest(event),
+            observed: Observation {
+                rssi_dbm: -100 - (i % 20) as i16,
+                snr_qdb: -((i % 40) as i16),
+                freq_hz: 868_100_000 + 200_000 * (i % 3) as u32,
+                foff_hz: Some(-1_250),
+                sf: 7 + (i % 6) as u8,
+                time_ms: 1_795_000_000_000 + 1_000 * i as u64,
+            },
+        }
+    })
+}
+
+/// A batched witness receipt by `key(seed)` of `n` entries (see [`batch_entries`]),
+/// written into `out` (sized [`crate::limits::MAX_RECEIPT_BATCH`]); returns its length.
+pub fn receipt_batch(device: &DeviceId, seed: u8, n: usize, out: &mut [u8]) -> usize {
+    let entries = batch_entries(device, 1, n);
+    match ReceiptBatch::sign_into(&key(seed), 1_795_000_600_000, entries, out) {
+        Ok(len) => len,
+        Err(e) => panic!("sample receipt batch must encode: {e}"),
     }
 }

@@ -41,19 +41,7 @@ impl<B: core::fmt::Debug> core::fmt::Debug for Signed<B> {
 impl<B: Body> Signed<B> {
     /// Decodes a frame of kind `B::KIND`: header, canonical body, signature, nothing else.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_FRAME {
-            return Err(DecodeError::Oversize {
-                len: bytes.len(),
-                max: MAX_FRAME,
-            });
-        }
-        let header = Header::parse(bytes)?;
-        if header.kind != B::KIND {
-            return Err(DecodeError::UnexpectedKind {
-                expected: B::KIND as u8,
-                found: header.kind as u8,
-            });
-        }
+        Header::expect(bytes, B::KIND, MAX_FRAME)?;
         if bytes.len() < HEADER_LEN + SIGNATURE_LEN {
             return Err(DecodeError::Truncated);
         }

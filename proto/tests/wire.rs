@@ -90,6 +90,7 @@ proptest! {
                 Message::Inception(e) => e.frame().to_vec(),
                 Message::Receipt(e) => e.frame().to_vec(),
                 Message::Divergence(_) => frame.clone(),
+                Message::ReceiptBatch(b) => b.frame().to_vec(),
             };
             prop_assert_eq!(again, frame);
         }
