@@ -59,6 +59,10 @@ enum Command {
         /// Print only the table (no progress bar).
         #[arg(long)]
         quiet: bool,
+        /// Threads (1 or 2): the second checks signatures ahead of the gateways. The
+        /// results and the trace digest do not depend on it.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// List the scenarios.
     List,
@@ -93,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             out,
             small,
             quiet,
+            threads,
         } => {
             let scenario = Scenario::from_name(&scenario)
                 .ok_or_else(|| slope_testnet::Error::UnknownScenario(scenario.clone()))?;
@@ -102,6 +107,7 @@ fn main() -> anyhow::Result<()> {
                 Params::defaults(scenario)
             };
             p.seed = seed;
+            p.threads = threads;
             if let Some(n) = devices {
                 p.devices = n;
             }

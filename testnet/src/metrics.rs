@@ -141,7 +141,16 @@ impl Quantiles {
 /// `/proc/self/stat`, at 100 ticks per second; `None` elsewhere). On a shared machine it
 /// is the honest measure of cost: wall time also counts other processes' turns.
 pub fn cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_s("/proc/self/stat")
+}
+
+/// CPU time of the calling thread so far, seconds (Linux `/proc/thread-self/stat`).
+pub fn thread_cpu_s() -> Option<f64> {
+    stat_cpu_s("/proc/thread-self/stat")
+}
+
+fn stat_cpu_s(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11)?.parse().ok()?;

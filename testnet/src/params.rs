@@ -61,6 +61,11 @@ pub struct Params {
     pub attack_at_ms: u64,
     /// Gossip between gateways.
     pub gossip: Gossip,
+    /// Threads the run may use (1: everything on one; 2: a second checks signatures
+    /// ahead, see `world::preverify`). Changes the wall time, never a figure or the
+    /// trace, so it is not part of the results.
+    #[serde(skip)]
+    pub threads: usize,
 }
 
 impl Params {
@@ -82,6 +87,7 @@ impl Params {
             attack_size: d.attack_size,
             attack_at_ms: d.hours * HOUR_MS / 3,
             gossip: Gossip::default(),
+            threads: 2,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::metrics::{cpu_s, peak_rss_mib};
+use crate::metrics::{cpu_s, peak_rss_mib, thread_cpu_s};
 use crate::params::Params;
 use crate::summary::{Perf, Summary};
 use crate::world::World;
@@ -13,9 +13,13 @@ use crate::world::World;
 pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary, Error> {
     let started = Instant::now();
     let cpu0 = cpu_s();
+    let thread0 = thread_cpu_s();
+    let threads = params.threads;
     let mut world = World::new(params)?;
     world.run(progress)?;
     let wall_s = started.elapsed().as_secs_f64();
+    let main_thread_cpu_s = thread_cpu_s().zip(thread0).map(|(b, a)| b - a);
+    let memo = world.memo_stats();
     let mut summary = Summary::of(&world, Perf::default());
     if world.params.scenario == crate::scenario::Scenario::Sybil {
         // The control: the same fleet, size and seed with no attack, so "honest devices
@@ -37,6 +41,11 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
         events_per_s: world.events as f64 / wall_s.max(1e-9),
         signature_checks_per_s: checks as f64 / wall_s.max(1e-9),
         peak_rss_mib: peak_rss_mib(),
+        threads,
+        main_thread_cpu_s,
+        memo_hits: memo.hits,
+        memo_misses: memo.misses,
+        preverified: world.pre_stats.checked,
     };
     Ok(summary)
 }

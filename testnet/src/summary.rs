@@ -60,6 +60,15 @@ pub struct Perf {
     pub events_per_s: f64,
     pub signature_checks_per_s: f64,
     pub peak_rss_mib: Option<f64>,
+    /// Threads the run used, and the CPU seconds of the event loop's thread alone.
+    pub threads: usize,
+    pub main_thread_cpu_s: Option<f64>,
+    /// Signature checks answered by the shared memo, and those it had to compute
+    /// (work, not outcomes: with two threads they depend on timing).
+    pub memo_hits: u64,
+    pub memo_misses: u64,
+    /// Signatures the second thread checked ahead of the gateways.
+    pub preverified: u64,
 }
 
 /// The results of one run.

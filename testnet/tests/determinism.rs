@@ -1,5 +1,5 @@
 //! One seed, one trace: a scenario run twice gives the same trace digest and the same
-//! figures; another seed gives another trace.
+//! figures; another seed gives another trace; the number of threads changes neither.
 
 use slope_testnet::{Params, Scenario, run};
 
@@ -19,4 +19,29 @@ fn same_seed_same_trace() {
     let mut other = p;
     other.seed += 1;
     assert_ne!(digest(other).0, a.0);
+}
+
+#[test]
+fn threads_do_not_change_the_trace() {
+    for scenario in [Scenario::Clone, Scenario::Forgery] {
+        let mut one = Params::small(scenario);
+        one.threads = 1;
+        let mut two = one.clone();
+        two.threads = 2;
+        let (a, b) = (digest(one), digest(two));
+        assert_eq!(a, b, "{scenario}");
+    }
+}
+
+#[test]
+fn the_shared_memo_saves_checks() {
+    let mut p = Params::small(Scenario::Baseline);
+    p.threads = 1;
+    let s = match run::simulate(p, &mut |_| {}) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    // Every attestation reaches several gateways: most checks are answered.
+    assert!(s.perf.memo_hits > 2 * s.perf.memo_misses, "{:?}", s.perf);
+    assert_eq!(s.perf.preverified, 0);
 }

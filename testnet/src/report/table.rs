@@ -90,16 +90,26 @@ pub fn render(s: &Summary) -> String {
         (
             "events per second",
             format!(
-                "{:.0} ({} events in {:.1} s wall, {} CPU)",
+                "{:.0} ({} events in {:.1} s wall, {} CPU, {} of it the event loop's; {} threads)",
                 s.perf.events_per_s,
                 s.events,
                 s.perf.wall_s,
-                s.perf.cpu_s.map_or("—".into(), |c| format!("{c:.1} s"))
+                s.perf.cpu_s.map_or("—".into(), |c| format!("{c:.1} s")),
+                s.perf
+                    .main_thread_cpu_s
+                    .map_or("—".into(), |c| format!("{c:.1} s")),
+                s.perf.threads,
             ),
         ),
         (
             "signature checks per second",
-            format!("{:.0}", s.perf.signature_checks_per_s),
+            format!(
+                "{:.0} (shared memo: {} answered, {} computed by gateways, {} ahead by the second thread)",
+                s.perf.signature_checks_per_s,
+                s.perf.memo_hits,
+                s.perf.memo_misses,
+                s.perf.preverified
+            ),
         ),
         ("trace digest", s.trace_digest.clone()),
     ];

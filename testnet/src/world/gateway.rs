@@ -14,6 +14,7 @@ use slope_node::verifier::{Config, Missing, Outcome, Verifier, VerifyError};
 use slope_proto::{DeviceId, Observation};
 use slope_radios::sim::{NodeId, Position};
 
+use super::memo::Memo;
 use super::trust::{Mode, Stage};
 
 /// Positions kept per device (a day at one attestation per 15 min), to compare a
@@ -115,12 +116,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(index: u16, node: NodeId, pos: Position, config: Config, stage: Stage) -> Self {
+    /// A gateway whose verifier shares signature checks through `memo`.
+    pub fn new(
+        index: u16,
+        node: NodeId,
+        pos: Position,
+        config: Config,
+        stage: Stage,
+        memo: &Memo,
+    ) -> Self {
+        let mut verifier = Verifier::new(config);
+        verifier.set_signature_memo(Box::new(memo.clone()));
         Self {
             index,
             node,
             pos,
-            verifier: Verifier::new(config),
+            verifier,
             stage,
             inbox: Vec::new(),
             flush_scheduled: false,

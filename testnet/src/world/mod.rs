@@ -14,7 +14,9 @@ pub mod attack;
 pub mod device;
 pub mod gateway;
 pub mod gossip;
+pub mod memo;
 pub mod mesh;
+pub mod preverify;
 pub mod queue;
 pub mod radio;
 pub mod setup;
@@ -118,8 +120,14 @@ pub struct World {
     end_us: u64,
     pub events: u64,
     pub partition_healed_ms: Option<u64>,
+    /// What the pre-verifier did (set at the end of the run).
+    pub pre_stats: preverify::Stats,
     /// The envelope of the last transmission received, shared by its receptions.
     last_rx: Option<(u64, Arc<[u8]>)>,
+    /// The signature memo every gateway's verifier shares.
+    memo: memo::Memo,
+    /// The second core's signature checks (see [`preverify`]).
+    pre: preverify::PreVerifier,
 }
 
 impl World {
@@ -149,6 +157,7 @@ impl World {
             }
         }
         self.now_us = self.end_us;
+        self.pre_stats = self.pre.finish();
         progress(1.0);
         Ok(())
     }
@@ -166,6 +175,11 @@ impl World {
     /// The radio channel (statistics).
     pub fn channel(&self) -> &Channel {
         &self.channel
+    }
+
+    /// The shared signature memo's counters.
+    pub fn memo_stats(&self) -> memo::Stats {
+        self.memo.stats()
     }
 
     /// Home gateway of honest device `i`.

@@ -149,6 +149,9 @@ impl World {
         match self.channel.transmit(self.now_us, node, &params, &frame) {
             Ok(tx) => {
                 self.trace.record(self.now_us, 6, &[i as u64, tx.id.0]);
+                if let Ok(envelope) = slope_radios::frame::parse_frame(&frame) {
+                    self.pre.submit(&Arc::from(envelope));
+                }
                 self.check_ledger(node.0 as usize, tx.airtime_us);
                 let now_ms = self.now_ms();
                 match role {

@@ -14,6 +14,8 @@ use super::attack::{Attack, Radio, Step};
 use super::device::{Device, Role};
 use super::gateway::Gateway;
 use super::gossip::Overlay;
+use super::memo::Memo;
+use super::preverify::PreVerifier;
 use super::queue::Queue;
 use super::radio::exp_us;
 use super::trace::Trace;
@@ -48,6 +50,8 @@ impl World {
             ..VerifierConfig::default()
         };
 
+        let memo = Memo::default();
+        let pre = PreVerifier::new(params.threads, &memo);
         let mut gateways = Vec::with_capacity(g_count);
         let mut side = Vec::with_capacity(g_count);
         for g in 0..g_count {
@@ -61,7 +65,7 @@ impl World {
             let author = ed25519_dalek::SigningKey::from_bytes(&rng.r#gen::<[u8; 32]>());
             let stage = Stage::new(author.verifying_key().to_bytes(), 0)
                 .map_err(|e| Error::Params(trust_error(e)))?;
-            gateways.push(Gateway::new(g as u16, node, pos, verifier, stage));
+            gateways.push(Gateway::new(g as u16, node, pos, verifier, stage, &memo));
         }
         let overlay = Overlay::new(g_count, params.gossip, side, &mut rng);
         let end_us = params.duration_ms * 1000;
@@ -88,7 +92,10 @@ impl World {
             end_us,
             events: 0,
             partition_healed_ms: None,
+            pre_stats: Default::default(),
             last_rx: None,
+            memo,
+            pre,
             params,
         };
         world.place_devices(width, height)?;

@@ -1,0 +1,214 @@
+//! The second core: a worker thread that checks the signature of every frame as it goes
+//! on the air and files the result in the shared [`Memo`], so that when the first
+//! gateway flushes (500 ms of simulated time later, thousands of events later in real
+//! time) its verifier finds the check done.
+//!
+//! Why this cannot change a trace: the memo holds the pure function (key, message,
+//! signature) → valid, and the verifier asks it for exactly that triple; whether the
+//! worker or the gateway computed an entry, or the worker's queue was full and it never
+//! saw the frame, only the work moves. The worker never touches the world, its RNG or
+//! its event queue. `tests/determinism.rs` compares the digest of one and two threads.
+//!
+//! The worker learns keys the way a verifier does, from the frames it sees: an
+//! inception's key, a rotation's new key (under the epoch it starts); an interaction is
+//! checked with the key its epoch names. A wrong belief (a forged rotation) costs a
+//! check nobody asks for, never a wrong answer. Batches of up to [`BATCH`] frames are
+//! checked with one `verify_batch` (what `Verifier::handle_batch` does), one by one
+//! (`crypto::verify`, strict) when a batch fails.
+//!
+//! Bounded: the queue holds [`QUEUE`] frames (a full queue drops the frame: the gateway
+//! checks it itself), the key table [`KEYS`] devices (cleared when full).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use slope_proto::{DeviceId, Event, ShortId, crypto};
+
+use super::memo::{Memo, Triple};
+
+/// Frames the worker checks with one batch verification at most.
+pub const BATCH: usize = 64;
+/// Frames waiting for the worker at most.
+pub const QUEUE: usize = 16_384;
+/// Devices whose keys the worker remembers at most.
+pub const KEYS: usize = 1 << 17;
+/// Key epochs remembered per device (the newest).
+const EPOCHS: usize = 4;
+
+/// What the worker did (work, not outcomes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames submitted, and those dropped because the queue was full.
+    pub submitted: u64,
+    pub dropped: u64,
+    /// Signatures the worker checked.
+    pub checked: u64,
+}
+
+/// The worker's handle; without a worker (one thread) it does nothing.
+pub struct PreVerifier {
+    tx: Option<SyncSender<Arc<[u8]>>>,
+    worker: Option<JoinHandle<u64>>,
+    stats: Stats,
+}
+
+impl PreVerifier {
+    /// A worker thread filling `memo` when `threads` > 1; nothing otherwise.
+    pub fn new(threads: usize, memo: &Memo) -> Self {
+        if threads <= 1 {
+            return Self {
+                tx: None,
+                worker: None,
+                stats: Stats::default(),
+            };
+        }
+        let (tx, rx) = sync_channel(QUEUE);
+        let memo = memo.clone();
+        let worker = std::thread::Builder::new()
+            .name("slope-testnet-preverify".into())
+            .spawn(move || Worker::default().run(&rx, &memo))
+            .ok();
+        Self {
+            tx: worker.as_ref().map(|_| tx),
+            worker,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Hands a frame (envelope) that just went on the air to the worker.
+    pub fn submit(&mut self, envelope: &Arc<[u8]>) {
+        let Some(tx) = &self.tx else { return };
+        self.stats.submitted += 1;
+        match tx.try_send(envelope.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.stats.dropped += 1,
+            Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped += 1;
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Stops the worker and returns what it did.
+    pub fn finish(&mut self) -> Stats {
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            self.stats.checked += w.join().unwrap_or(0);
+        }
+        self.stats
+    }
+}
+
+impl Drop for PreVerifier {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// One frame ready for a check.
+struct Job {
+    key: VerifyingKey,
+    message: [u8; 32],
+    signature: [u8; 64],
+}
+
+#[derive(Default)]
+struct Worker {
+    shorts: HashMap<ShortId, DeviceId>,
+    /// Newest key epochs of each device: (epoch, key).
+    keys: HashMap<DeviceId, Vec<(u32, VerifyingKey)>>,
+    checked: u64,
+}
+
+impl Worker {
+    fn run(mut self, rx: &Receiver<Arc<[u8]>>, memo: &Memo) -> u64 {
+        let mut jobs = Vec::with_capacity(BATCH);
+        while let Ok(first) = rx.recv() {
+            jobs.extend(self.job(&first));
+            while jobs.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(f) => jobs.extend(self.job(&f)),
+                    Err(_) => break,
+                }
+            }
+            self.check(&mut jobs, memo);
+        }
+        self.checked
+    }
+
+    /// The check a frame needs, when the worker knows its key and the memo lacks it.
+    fn job(&mut self, envelope: &[u8]) -> Option<Job> {
+        let event = Event::decode(envelope).ok()?;
+        let (device, key) = match &event {
+            Event::Inception(e) => {
+                let device = e.device_id();
+                let key = crypto::verifying_key(&e.body().key).ok()?;
+                self.learn(device, 0, key);
+                (device, key)
+            }
+            Event::Rotation(r) => {
+                let device = *self.shorts.get(&r.body().device)?;
+                let key = crypto::verifying_key(&r.body().key).ok()?;
+                self.learn(device, r.body().epoch, key);
+                (device, key)
+            }
+            Event::Interaction(i) => {
+                let device = *self.shorts.get(&i.body().device)?;
+                let epoch = i.body().epoch;
+                let key = self.keys.get(&device)?.iter().find(|(e, _)| *e == epoch)?.1;
+                (device, key)
+            }
+        };
+        Some(Job {
+            key,
+            message: event.message(&device),
+            signature: *event.signature(),
+        })
+    }
+
+    fn learn(&mut self, device: DeviceId, epoch: u32, key: VerifyingKey) {
+        if self.keys.len() >= KEYS && !self.keys.contains_key(&device) {
+            self.keys.clear();
+            self.shorts.clear();
+        }
+        self.shorts.entry(device.short()).or_insert(device);
+        let epochs = self.keys.entry(device).or_default();
+        if let Some(slot) = epochs.iter_mut().find(|(e, _)| *e == epoch) {
+            slot.1 = key;
+            return;
+        }
+        epochs.push((epoch, key));
+        epochs.sort_by_key(|(e, _)| std::cmp::Reverse(*e));
+        epochs.truncate(EPOCHS);
+    }
+
+    fn check(&mut self, jobs: &mut Vec<Job>, memo: &Memo) {
+        jobs.retain(|j| !memo.contains(Triple::new(&j.key.to_bytes(), &j.message, &j.signature)));
+        if jobs.is_empty() {
+            return;
+        }
+        self.checked += jobs.len() as u64;
+        let messages: Vec<&[u8]> = jobs.iter().map(|j| &j.message[..]).collect();
+        let signatures: Vec<Signature> = jobs
+            .iter()
+            .map(|j| Signature::from_bytes(&j.signature))
+            .collect();
+        let keys: Vec<VerifyingKey> = jobs.iter().map(|j| j.key).collect();
+        let all_valid = ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
+        let results: Vec<(Triple, bool)> = jobs
+            .iter()
+            .map(|j| {
+                let valid = all_valid || crypto::verify(&j.key, &j.message, &j.signature).is_ok();
+                (
+                    Triple::new(&j.key.to_bytes(), &j.message, &j.signature),
+                    valid,
+                )
+            })
+            .collect();
+        memo.put_many(results);
+        jobs.clear();
+    }
+}
