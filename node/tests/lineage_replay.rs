@@ -6,8 +6,8 @@
 #[path = "trust_support.rs"]
 mod support;
 
-use slope_node::lineage::{self, Checkpoint, Entry, Record, export::Export, record};
-use slope_node::proto::{Digest, sample};
+use slope_node::lineage::{self, Entry, Record, export::Export};
+use slope_node::proto::sample;
 use slope_node::trust::{Admission, Engine, Policy};
 use support::*;
 
@@ -25,28 +25,6 @@ fn honest() -> Vec<u8> {
     let mut dev = Device::new(31);
     run_honest(&mut e, &mut rng, &mut dev, &[&g2], 12, T0);
     e.lineage().export(&sample::key(AUTHOR)).expect("export")
-}
-
-/// Rewrites `records[at]` with `edit`, re-chains every later record and re-signs the
-/// checkpoint with the author's key: what a gateway lying about its own past could do.
-fn rewrite(log: &[u8], at: usize, edit: impl Fn(&mut Record<'_>)) -> Vec<u8> {
-    let ex: Export<'_> = postcard::from_bytes(log).expect("export decodes");
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut head = Digest([0; 32]);
-    for (i, raw) in ex.records.iter().enumerate() {
-        let mut rec: Record<'_> = postcard::from_bytes(raw).expect("record decodes");
-        if i == at {
-            edit(&mut rec);
-        }
-        if i > 0 {
-            rec.prev = head;
-        }
-        let bytes = postcard::to_extend(&rec, Vec::new()).expect("encode");
-        head = record::digest(&bytes);
-        out.push(bytes);
-    }
-    let cp = Checkpoint::sign(out.len() as u64, head, &sample::key(AUTHOR));
-    lineage::export::encode(&out, &cp).expect("encode export")
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Lineage: an export re-verifies from nothing but the author's key, and editing,
-//! dropping, inserting or reordering any record is detected (property test).
+//! dropping, inserting or reordering any record (batched receipts included) is
+//! detected (property test).
 
 #[path = "trust_support.rs"]
 mod support;
@@ -13,8 +14,8 @@ use support::*;
 
 const T0: u64 = 1_795_000_000_000;
 
-/// A log with observations, receipts, decisions, grants, a divergence proof, a
-/// revocation and operator actions.
+/// A log with observations, single and batched receipts, decisions, grants, a
+/// divergence proof, a revocation and operator actions.
 fn sample_log() -> Vec<u8> {
     let g2 = Gateway::new(102, 2, 1_800);
     let mut e = engine(Policy::default(), &[&g2], T0);
@@ -30,7 +31,30 @@ fn sample_log() -> Vec<u8> {
         now,
     );
     e.handle_operator(now, &pin).expect("pin");
-    let (_, now) = run_honest(&mut e, &mut rng, &mut dev, &[&g2], 2, now);
+    let (_, mut now) = run_honest(&mut e, &mut rng, &mut dev, &[&g2], 2, now);
+    // Two attestations whose receipts come in one batch, recorded once.
+    let atts: Vec<_> = (0..2)
+        .map(|k| {
+            let event = dev.next(&[]);
+            verified(
+                &dev,
+                event,
+                link_rf(&mut rng, 0, now + k * 900_000),
+                now + k * 900_000,
+                0,
+            )
+        })
+        .collect();
+    let heard: Vec<_> = atts
+        .iter()
+        .map(|a| (a, link_rf(&mut rng, 1, now)))
+        .collect();
+    let frame = g2.batch(&heard, now + 1_000_000);
+    for att in &atts {
+        let rs = batch_receipts(&e, &frame, att);
+        e.handle_attestation(now, att, &rs).expect("decides");
+        now += 900_000;
+    }
     let prev = dev.prev.link();
     let a = dev.next(&[]);
     let b = dev.fork(prev, dev.seq);
@@ -65,8 +89,9 @@ fn the_sample_log_verifies() {
     let r = lineage::verify(&log, &author()).expect("verifies");
     assert_eq!(r.unanchored, 0);
     assert_eq!(r.proofs, 1);
-    assert_eq!(r.frames, 8);
-    assert_eq!(r.receipts, 8);
+    assert_eq!(r.frames, 10);
+    assert_eq!(r.receipts, 10);
+    assert_eq!(r.batches, 1);
     assert!(r.operator_actions >= 2 && r.revocations >= 1 && r.grants >= 8);
     // Another author's key does not verify it.
     assert!(lineage::verify(&log, &sample::key(1).verifying_key().to_bytes()).is_err());

@@ -1,7 +1,7 @@
 //! Restart from the log: an engine restored from its lineage (`Engine::restore`) has the
 //! same per-device state as one that never stopped, and decides the same from then on
-//! (property test over random sequences of attestations, receipts, operator actions,
-//! divergence proofs, evictions and store failures). Also: `lineage::verify_replay`
+//! (property test over random sequences of attestations, single and batched receipts,
+//! operator actions, divergence proofs, evictions and store failures). Also: `lineage::verify_replay`
 //! catches a decision whose mode was edited in a re-chained, re-signed log.
 
 #[path = "trust_support.rs"]
@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use slope_node::Millis;
 use slope_node::lineage::{self, Memory, Storage, StorageError};
-use slope_node::proto::{Digest, DivergenceProof, sample};
+use slope_node::proto::{Digest, DivergenceProof, ReceiptBatch, sample};
 use slope_node::trust::operator::Action;
 use slope_node::trust::{Engine, Policy, Position, Scope, Zone};
 use slope_node::verifier::DivergenceEvidence;
@@ -57,6 +57,16 @@ enum Op {
         dev: usize,
         heard: u8,
     },
+    /// Devices `a` and `b` attest; each gateway that hears (bits as in `Attest`) signs
+    /// one batched receipt for both, which both decisions take their entry from. When
+    /// `again`, the batch of the previous `Pair` is offered too (a repeat: recorded
+    /// once, or again if the engine forgot it).
+    Pair {
+        a: usize,
+        b: usize,
+        heard: u8,
+        again: bool,
+    },
     Pin {
         dev: usize,
         full: bool,
@@ -83,6 +93,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         12 => (0usize..5, 0u8..8).prop_map(|(dev, heard)| Op::Attest { dev, heard }),
+        4 => (0usize..5, 0usize..5, 0u8..8, any::<bool>())
+            .prop_map(|(a, b, heard, again)| Op::Pair { a, b, heard, again }),
         1 => (0usize..5, any::<bool>()).prop_map(|(dev, full)| Op::Pin { dev, full }),
         1 => (0usize..5).prop_map(|dev| Op::Unpin { dev }),
         1 => (0usize..5).prop_map(|dev| Op::Enroll { dev }),
@@ -97,6 +109,8 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     devices: Vec<Device>,
     gateways: [Gateway; 2],
+    /// The batches signed by the last `Pair`.
+    last_batches: Vec<Vec<u8>>,
     rng: support::Rng,
     now: Millis,
 }
@@ -106,6 +120,7 @@ impl World {
         Self {
             devices: (0..5).map(|i| Device::new(40 + i)).collect(),
             gateways: [Gateway::new(102, 2, 1_800), Gateway::new(103, 3, -2_500)],
+            last_batches: Vec::new(),
             rng: support::Rng(seed),
             now: T0,
         }
@@ -146,6 +161,54 @@ impl World {
                             .filter_map(|r| e.verify_receipt(r).ok())
                             .collect();
                         format!("{:?}", e.handle_attestation(now, &att, &rs))
+                    })
+                    .collect()
+            }
+            Op::Pair { a, b, heard, again } => {
+                if a == b {
+                    return String::new();
+                }
+                let mut atts = Vec::new();
+                for dev in [*a, *b] {
+                    let d = &mut self.devices[dev];
+                    let event = if d.seq == 0 && engines[0].hot(&d.id).is_none() {
+                        d.incept()
+                    } else {
+                        d.next(&[])
+                    };
+                    let rx = link_rf(&mut self.rng, 0, now);
+                    atts.push(verified(d, event, rx, now, 0));
+                }
+                let mut batches: Vec<Vec<u8>> = (0..2)
+                    .filter(|g| heard & (2 << g) != 0)
+                    .map(|g| {
+                        let heard: Vec<_> = atts
+                            .iter()
+                            .map(|att| (att, link_rf(&mut self.rng, g + 1, now)))
+                            .collect();
+                        self.gateways[g].batch(&heard, now)
+                    })
+                    .collect();
+                if *again {
+                    batches.extend(self.last_batches.iter().cloned());
+                }
+                self.last_batches = batches.clone();
+                engines
+                    .iter_mut()
+                    .map(|e| {
+                        atts.iter()
+                            .map(|att| {
+                                let rs: Vec<_> = batches
+                                    .iter()
+                                    .flat_map(|f| {
+                                        let b = ReceiptBatch::decode(f).expect("decodes");
+                                        e.verify_receipt_batch(&b).unwrap_or_default()
+                                    })
+                                    .filter(|r| r.names(att))
+                                    .collect();
+                                format!("{:?}", e.handle_attestation(now, att, &rs))
+                            })
+                            .collect::<String>()
                     })
                     .collect()
             }

@@ -5,10 +5,12 @@
 
 use ed25519_dalek::SigningKey;
 use slope_node::Millis;
-use slope_node::lineage::{Genesis, Local, Memory};
+use slope_node::lineage::{self, Checkpoint, Genesis, Local, Memory, Record, export::Export};
+use slope_node::proto::batch::Entry;
+use slope_node::proto::limits::MAX_RECEIPT_BATCH;
 use slope_node::proto::{
     DeviceId, Digest, Event, Heard, Inception, Interaction, LinkDigest, Observation, Receipt,
-    Signed, crypto, sample,
+    ReceiptBatch, Signed, crypto, sample,
 };
 use slope_node::trust::operator::{self, Action};
 use slope_node::trust::{Engine, Policy, Position, VerifiedReceipt, Zone};
@@ -157,6 +159,40 @@ impl Gateway {
         };
         Signed::witness(body, &self.key).expect("receipt")
     }
+
+    /// A batched receipt (frame) for every attestation of `heard`, with what the
+    /// gateway observed of each; entries put in batch order.
+    pub fn batch(&self, heard: &[(&VerifiedAttestation, Observation)], time_ms: u64) -> Vec<u8> {
+        let mut entries: Vec<Entry> = heard
+            .iter()
+            .map(|(att, observed)| Entry {
+                device: att.device().short(),
+                seq: att.seq(),
+                event: att.digest().link(),
+                observed: *observed,
+            })
+            .collect();
+        entries.sort_by_key(Entry::order_key);
+        let mut out = vec![0u8; MAX_RECEIPT_BATCH];
+        let n = ReceiptBatch::sign_into(&self.key, time_ms, entries, &mut out).expect("batch");
+        out.truncate(n);
+        out
+    }
+}
+
+/// Verifies a batch frame through the engine (one signature) and keeps the receipts
+/// naming `att`.
+pub fn batch_receipts<S: slope_node::lineage::Storage>(
+    e: &Engine<S>,
+    frame: &[u8],
+    att: &VerifiedAttestation,
+) -> Vec<VerifiedReceipt> {
+    let batch = ReceiptBatch::decode(frame).expect("batch decodes");
+    e.verify_receipt_batch(&batch)
+        .expect("batch verifies")
+        .into_iter()
+        .filter(|r| r.names(att))
+        .collect()
 }
 
 pub const AUTHOR: u8 = 200;
@@ -251,4 +287,36 @@ pub fn run_honest(
         now = now.saturating_add_signed(900_000 + rng.range(-20_000, 20_000));
     }
     (last, now)
+}
+
+/// Rewrites `records[at]` of an export with `edit`, re-chains every later record and
+/// re-signs the checkpoint with the author's key: what a gateway lying about its own
+/// past could do (the chain and checkpoint then hold; only content checks remain).
+pub fn rewrite(log: &[u8], at: usize, edit: impl Fn(&mut Record<'_>)) -> Vec<u8> {
+    let ex: Export<'_> = postcard::from_bytes(log).expect("export decodes");
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut head = Digest([0; 32]);
+    for (i, raw) in ex.records.iter().enumerate() {
+        let mut rec: Record<'_> = postcard::from_bytes(raw).expect("record decodes");
+        if i == at {
+            edit(&mut rec);
+        }
+        if i > 0 {
+            rec.prev = head;
+        }
+        let bytes = postcard::to_extend(&rec, Vec::new()).expect("encode");
+        head = lineage::record::digest(&bytes);
+        out.push(bytes);
+    }
+    let cp = Checkpoint::sign(out.len() as u64, head, &sample::key(AUTHOR));
+    lineage::export::encode(&out, &cp).expect("encode export")
+}
+
+/// The decoded records of an export.
+pub fn records(log: &[u8]) -> Vec<Record<'_>> {
+    let ex: Export<'_> = postcard::from_bytes(log).expect("export decodes");
+    ex.records
+        .iter()
+        .map(|raw| postcard::from_bytes(raw).expect("record decodes"))
+        .collect()
 }

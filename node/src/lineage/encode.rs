@@ -1,5 +1,5 @@
 //! Fast canonical encoding of the records the engine writes on every decision
-//! (observation, weighting, decision, grant).
+//! (observation, weighting, decision, grant) and of batched receipts.
 //!
 //! The bytes are exactly postcard's (the tests compare the two on random records, and
 //! [`super::verify`] re-encodes every record with postcard and refuses any difference):
@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use super::record::{Entry, Record};
+use super::record::{Entry, ReceiptRef, Record};
 
 /// A write position in a fixed buffer; every write fails (`None`) rather than overflow.
 struct Cursor<'b> {
@@ -69,6 +69,13 @@ mod variant {
     pub const WEIGHTING: u64 = 2;
     pub const DECISION: u64 = 3;
     pub const GRANT: u64 = 4;
+    pub const RECEIPT_BATCH: u64 = 9;
+}
+
+/// Variant indices of [`ReceiptRef`].
+mod receipt_ref {
+    pub const FRAME: u64 = 0;
+    pub const BATCH: u64 = 1;
 }
 
 /// Encodes `rec` into `buf` and returns its length; `None` when the entry is not one of
@@ -87,7 +94,17 @@ pub fn encode(rec: &Record<'_>, buf: &mut [u8]) -> Option<usize> {
             c.value(&o.rx)?;
             c.varint(o.receipts.len() as u64)?;
             for r in &o.receipts {
-                c.seq(r)?;
+                match r {
+                    ReceiptRef::Frame(f) => {
+                        c.varint(receipt_ref::FRAME)?;
+                        c.seq(f)?;
+                    }
+                    ReceiptRef::Batch { record, entry } => {
+                        c.varint(receipt_ref::BATCH)?;
+                        c.varint(*record)?;
+                        c.varint(u64::from(*entry))?;
+                    }
+                }
             }
         }
         Entry::Weighting {
@@ -124,6 +141,10 @@ pub fn encode(rec: &Record<'_>, buf: &mut [u8]) -> Option<usize> {
             c.varint(g.expires)?;
             c.varint(g.decision)?;
         }
+        Entry::ReceiptBatch { frame } => {
+            c.varint(variant::RECEIPT_BATCH)?;
+            c.seq(frame)?;
+        }
         _ => return None,
     }
     Some(c.pos)
@@ -137,7 +158,7 @@ mod tests {
     use slope_proto::{DeviceId, Digest, Observation as Rx};
 
     use super::encode;
-    use crate::lineage::record::{Entry, Observation, Record};
+    use crate::lineage::record::{Entry, Observation, ReceiptRef, Record};
     use crate::trust::decision::{Admission, Quarantine, Reason, Refusal};
     use crate::trust::evidence::Evidence;
     use crate::trust::grant::{Grant, Scope};
@@ -146,8 +167,8 @@ mod tests {
 
     fn check(rec: &Record<'_>) {
         let slow = postcard::to_extend(rec, Vec::new()).expect("postcard encodes");
-        let mut buf = [0u8; 8192];
-        let n = encode(rec, &mut buf).expect("fast path encodes");
+        let mut buf = alloc::vec![0u8; 32_768];
+        let n = encode(rec, &mut buf[..]).expect("fast path encodes");
         assert_eq!(&buf[..n], &slow[..]);
         // Too small a buffer fails instead of truncating.
         if n > 0 {
@@ -201,7 +222,9 @@ mod tests {
             flag in any::<bool>(),
             frame in proptest::collection::vec(any::<u8>(), 0..300),
             receipts in proptest::collection::vec(
-                proptest::collection::vec(any::<u8>(), 0..200), 0..=16),
+                (proptest::collection::vec(any::<u8>(), 0..200), proptest::option::of((any::<u64>(), any::<u16>()))),
+                0..=16),
+            batch in proptest::collection::vec(any::<u8>(), 0..20_000),
         ) {
             let prev = Digest([(x >> 8) as u8; 32]);
             let device = DeviceId([x as u8; 32]);
@@ -214,8 +237,13 @@ mod tests {
                 sf: (x >> 56) as u8,
                 time_ms: x.rotate_left(17),
             };
-            let rs: heapless::Vec<&[u8], 16> =
-                receipts.iter().map(Vec::as_slice).collect();
+            let rs: heapless::Vec<ReceiptRef<'_>, 16> = receipts
+                .iter()
+                .map(|(f, r)| match r {
+                    None => ReceiptRef::Frame(f),
+                    Some((record, entry)) => ReceiptRef::Batch { record: *record, entry: *entry },
+                })
+                .collect();
             let mut reasons = heapless::Vec::new();
             let _ = reasons.push(Reason::Score { total: x as u16, full: 600, refuse: 100 });
             if flag {
@@ -249,6 +277,7 @@ mod tests {
             for entry in entries {
                 check(&Record { index, prev, at, entry });
             }
+            check(&Record { index, prev, at, entry: Entry::ReceiptBatch { frame: &batch } });
         }
     }
 }

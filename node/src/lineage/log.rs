@@ -50,9 +50,10 @@ impl From<StorageError> for AppendError {
 }
 
 /// Bytes of the reusable encoding buffer: every record the engine writes per decision
-/// fits (an observation with 16 receipts of the largest frame is about 4.2 KiB); larger
-/// ones (a genesis with a long policy) grow it.
-const SCRATCH: usize = 8 << 10;
+/// fits (an observation with 16 receipts of the largest frame is about 4.2 KiB), and so
+/// does a batched receipt (at most `MAX_RECEIPT_BATCH`, 16 KiB, plus the record head);
+/// larger ones (a genesis with a long policy) grow it.
+const SCRATCH: usize = 20 << 10;
 
 /// Encodes `rec` into `buf` (kept at least [`SCRATCH`] long, never shrunk) and returns
 /// the encoded length: the per-decision kinds through [`super::encode`], anything else

@@ -1,5 +1,6 @@
 //! Lineage: the append-only, hash-chained log of everything the trust engine saw and
-//! did — observations (with the attestation frame and the witness receipts), weightings,
+//! did — observations (with the attestation frame and the witness receipts, single
+//! frames or references to batched receipts recorded once), weightings,
 //! decisions, grants, revocations, divergence proofs and signed operator actions.
 //!
 //! Every [`Record`] commits to its predecessor's digest (blake3, context
@@ -28,6 +29,6 @@ pub mod verify;
 
 pub use export::Checkpoint;
 pub use log::{AppendError, Lineage};
-pub use record::{Entry, Genesis, Local, Observation, Record};
+pub use record::{Entry, Genesis, Local, Observation, ReceiptRef, Record};
 pub use storage::{Memory, Storage, StorageError};
 pub use verify::{Report, VerifyError, verify, verify_replay};

@@ -71,6 +71,20 @@ pub enum Entry<'a> {
     /// `devices` newcomers idle longer than `Bounds::newcomer_idle_ms` stopped being
     /// tracked (`Engine::evict_idle` at this record's `at`); their history stays here.
     Eviction { devices: u32 },
+    /// A batched witness receipt (encoded `slope_proto::ReceiptBatch`) whose signature
+    /// verified, recorded once, before the first observation that names one of its
+    /// entries ([`ReceiptRef::Batch`]).
+    ReceiptBatch { frame: &'a [u8] },
+}
+
+/// A receipt an observation considered: a single receipt's frame, or an entry of a
+/// batch recorded earlier in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReceiptRef<'a> {
+    /// A single witness receipt frame.
+    Frame(&'a [u8]),
+    /// Entry `entry` of the batch held by record `record` (an `Entry::ReceiptBatch`).
+    Batch { record: u64, entry: u16 },
 }
 
 /// The genesis record.
@@ -103,9 +117,10 @@ pub struct Observation<'a> {
     pub frame: &'a [u8],
     /// What the gateway's own radio observed.
     pub rx: slope_proto::Observation,
-    /// Receipt frames that were verified and considered.
+    /// Receipts that were verified and considered, in the order the engine took them:
+    /// single receipt frames, and references to entries of recorded batches.
     #[serde(borrow)]
-    pub receipts: heapless::Vec<&'a [u8], MAX_RECEIPTS>,
+    pub receipts: heapless::Vec<ReceiptRef<'a>, MAX_RECEIPTS>,
 }
 
 /// The pre-hashed derive-key context of record digests (saves one blake3 compression

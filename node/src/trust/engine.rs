@@ -4,9 +4,10 @@
 
 use alloc::vec::Vec;
 
-use slope_proto::{DeviceId, Digest, DivergenceProof, Event, Receipt, Signed};
+use slope_proto::{DeviceId, Digest, DivergenceProof, Event, Receipt, ReceiptBatch, Signed};
 
 use super::admission;
+use super::batch::{BatchFrame, Recorded};
 use super::decision::{Admission, Decision, MAX_REASONS, Quarantine, Reason, Refusal, push};
 use super::device::{Hot, flag, pin, scope_code};
 use super::error::Error;
@@ -19,7 +20,7 @@ use super::registry::Registry;
 use super::weighting::{self, Weights};
 use super::witness::{self, ReceiptError, RegisterError, VerifiedReceipt};
 use super::zone::Zone;
-use crate::lineage::{Entry, Genesis, Lineage, Observation, Storage};
+use crate::lineage::{Entry, Genesis, Lineage, Observation, ReceiptRef, Storage};
 use crate::time::Millis;
 use crate::verifier::{DivergenceEvidence, VerifiedAttestation};
 
@@ -31,6 +32,8 @@ pub struct Engine<S> {
     pub(super) witnesses: witness::Registry,
     pub(super) local: Option<u16>,
     pub(super) devices: Registry,
+    /// Batched receipts the lineage holds (record index by batch digest).
+    pub(super) batches: Recorded,
     pub(super) lineage: Lineage<S>,
 }
 
@@ -66,6 +69,7 @@ impl<S: Storage> Engine<S> {
         let lineage = open(genesis.clone())?;
         Ok(Self {
             devices: Registry::with_capacity(0),
+            batches: Recorded::default(),
             policy,
             operators,
             witnesses,
@@ -114,6 +118,19 @@ impl<S: Storage> Engine<S> {
         receipt: &Signed<Receipt>,
     ) -> Result<VerifiedReceipt, ReceiptError> {
         self.witnesses.verify(receipt)
+    }
+
+    /// Checks a batched receipt's one signature against the registered witness it
+    /// names (and the witness's status), then gives one [`VerifiedReceipt`] per entry,
+    /// in batch order, each usable by [`Engine::handle_attestation`] like a single
+    /// receipt's. A bad signature refuses every entry (`ReceiptError::BadSignature`
+    /// names the witness to blame). The lineage records the batch frame once, when a
+    /// decision first considers one of its entries.
+    pub fn verify_receipt_batch(
+        &self,
+        batch: &ReceiptBatch<'_>,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        self.witnesses.verify_batch(batch)
     }
 
     /// The grant in force for a device at `now`.
@@ -210,9 +227,17 @@ impl<S: Storage> Engine<S> {
             }
         };
 
-        let mut frames: heapless::Vec<&[u8], MAX_RECEIPTS> = heapless::Vec::new();
+        let mut frames: heapless::Vec<ReceiptRef<'_>, MAX_RECEIPTS> = heapless::Vec::new();
         for r in receipts.iter().take(MAX_RECEIPTS) {
-            let _ = frames.push(r.signed().frame());
+            let logged = match (r.signed(), r.batch()) {
+                (Some(single), _) => ReceiptRef::Frame(single.frame()),
+                (None, Some((batch, entry))) => ReceiptRef::Batch {
+                    record: self.record_batch(now, batch)?,
+                    entry,
+                },
+                (None, None) => continue,
+            };
+            let _ = frames.push(logged);
         }
         self.lineage.append(
             now,
@@ -269,6 +294,22 @@ impl<S: Storage> Engine<S> {
             revoked,
             record: decision,
         })
+    }
+
+    /// The record holding `batch`, appending it first when the lineage does not hold
+    /// it (or no longer remembers where).
+    pub(super) fn record_batch(&mut self, now: Millis, batch: &BatchFrame) -> Result<u64, Error> {
+        if let Some(record) = self.batches.get(&batch.digest()) {
+            return Ok(record);
+        }
+        let record = self.lineage.append(
+            now,
+            Entry::ReceiptBatch {
+                frame: batch.frame(),
+            },
+        )?;
+        self.batches.insert(batch.digest(), record);
+        Ok(record)
     }
 
     /// Quarantines a device on the verifier's divergence evidence: records the

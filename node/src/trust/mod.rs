@@ -2,7 +2,8 @@
 //! decision about what the device may do, and records everything in the lineage.
 //!
 //! Inputs: [`Engine::handle_attestation`] (a `VerifiedAttestation` and the receipts
-//! verified by [`Engine::verify_receipt`]), [`Engine::handle_divergence`] /
+//! verified by [`Engine::verify_receipt`] or, one signature per batch,
+//! [`Engine::verify_receipt_batch`]), [`Engine::handle_divergence`] /
 //! [`Engine::handle_proof`], and signed [`operator`] actions. Outputs: one [`Decision`]
 //! per attestation (tier, weights, reasons, grant issued, grant revoked), and the
 //! hash-chained [`crate::lineage`]. Time is an argument; nothing here reads a clock.
@@ -12,7 +13,8 @@
 //! - [`evidence`]: continuity, corroboration, context and authority measured for one
 //!   attestation; [`weighting`]: the four scores and the total.
 //! - [`quorum`]: the witness policy (groups and thresholds); [`witness`]: the witness
-//!   registry and [`VerifiedReceipt`]; [`zone`]: trust zones and positions.
+//!   registry and [`VerifiedReceipt`]; [`batch`]: batched receipts' shared frames and
+//!   which batches the lineage holds; [`zone`]: trust zones and positions.
 //! - [`profile`]: per-(device, witness) RF profiles; [`stat`]: quantised running
 //!   statistics; [`fixed`]: deterministic logarithms for free-space path loss.
 //! - [`admission`]: the admission ladder; [`decision`]: tiers, reasons, decisions.
@@ -22,6 +24,7 @@
 //! - [`restore`]: [`Engine::restore`], rebuilding an engine by replaying its lineage.
 
 pub mod admission;
+pub mod batch;
 pub mod decision;
 pub mod device;
 pub mod engine;
@@ -40,6 +43,7 @@ pub mod weighting;
 pub mod witness;
 pub mod zone;
 
+pub use batch::BatchFrame;
 pub use decision::{Admission, Decision, Quarantine, Reason, Refusal};
 pub use engine::Engine;
 pub use error::Error;

@@ -19,7 +19,11 @@
 //!   already recorded: that proof again;
 //! - a decision refusing for capacity or an id collision (logged without the frame):
 //!   checked against the registry as it stands;
-//! - an operator action; an eviction.
+//! - an operator action; an eviction;
+//! - a batched receipt: recorded by the attestation call that first considered one of
+//!   its entries, just before that call's observation; replayed as its own step (it
+//!   changes only which batches the engine knows are recorded), so that the call's
+//!   replay then finds it recorded, as the original call did once it had written it.
 //!
 //! A call that failed part-way in the original run (the store refused one of its
 //! records) left its first records and changed no state. Its replay stops at the same
@@ -30,17 +34,21 @@
 //! were verified before they were logged; the chain of digests is checked as records
 //! are read). A log one does not trust is checked with `lineage::verify` first.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use slope_proto::{Digest, Event, Receipt, Signed};
+use slope_proto::{Digest, Event, Receipt, ReceiptBatch, Signed};
 
+use super::batch::BatchFrame;
 use super::decision::{Admission, Refusal};
 use super::engine::Engine;
 use super::error::Error;
 use super::evidence::MAX_RECEIPTS;
 use super::witness::VerifiedReceipt;
-use crate::lineage::{AppendError, Entry, Lineage, Observation, Record, Storage, StorageError};
+use crate::lineage::{
+    AppendError, Entry, Lineage, Observation, ReceiptRef, Record, Storage, StorageError,
+};
 use crate::time::Millis;
 use crate::verifier::VerifiedAttestation;
 
@@ -200,6 +208,10 @@ impl<S: Storage> Engine<S> {
                 _ => return Err(RestoreError::Mismatch { record: i }),
             },
             Entry::Operator(a) => self.handle_operator(at, a).map(drop),
+            Entry::ReceiptBatch { frame } => {
+                let batch = logged_batch(i, frame)?;
+                self.record_batch(at, &batch).map(drop)
+            }
             Entry::Eviction { .. } => self.try_evict_idle(at).map(drop),
             _ => return Err(RestoreError::Mismatch { record: i }),
         };
@@ -227,14 +239,37 @@ impl<S: Storage> Engine<S> {
         excess: u8,
     ) -> Result<Vec<VerifiedReceipt>, RestoreError> {
         let mut out = Vec::with_capacity(o.receipts.len());
+        // The batch last read, by record: an observation's entries of one batch share it.
+        let mut shared: Option<(u64, Arc<BatchFrame>)> = None;
+        let mut buf = Vec::new();
         for r in &o.receipts {
-            let signed =
-                Signed::<Receipt>::decode(r).map_err(|_| RestoreError::Decode { record: i })?;
-            let slot = self
-                .witnesses
-                .slot_of(&signed.body().witness)
-                .ok_or(RestoreError::Mismatch { record: i })?;
-            out.push(VerifiedReceipt::from_log(signed, slot));
+            let verified = match r {
+                ReceiptRef::Frame(f) => {
+                    let signed = Signed::<Receipt>::decode(f)
+                        .map_err(|_| RestoreError::Decode { record: i })?;
+                    let slot = self.logged_witness(i, &signed.body().witness)?;
+                    VerifiedReceipt::from_log(signed, slot)
+                }
+                &ReceiptRef::Batch { record, entry } => {
+                    let batch = match &shared {
+                        Some((at, b)) if *at == record => b.clone(),
+                        _ => {
+                            let b = Arc::new(self.logged_batch_record(i, record, &mut buf)?);
+                            shared = Some((record, b.clone()));
+                            b
+                        }
+                    };
+                    let decoded = ReceiptBatch::decode(batch.frame())
+                        .map_err(|_| RestoreError::Decode { record })?;
+                    let body = decoded
+                        .entry(usize::from(entry))
+                        .ok_or(RestoreError::Mismatch { record: i })?
+                        .receipt(decoded.witness());
+                    let slot = self.logged_witness(i, &body.witness)?;
+                    VerifiedReceipt::from_log_batch(batch, entry, body, slot)
+                }
+            };
+            out.push(verified);
         }
         if out.len() == MAX_RECEIPTS {
             let max = usize::from(self.policy.bounds.max_receipts).min(MAX_RECEIPTS);
@@ -245,6 +280,44 @@ impl<S: Storage> Engine<S> {
         }
         Ok(out)
     }
+
+    /// The registry slot of a logged receipt's witness, as registered at this point.
+    fn logged_witness(
+        &self,
+        i: u64,
+        witness: &slope_proto::WitnessId,
+    ) -> Result<u16, RestoreError> {
+        self.witnesses
+            .slot_of(witness)
+            .ok_or(RestoreError::Mismatch { record: i })
+    }
+
+    /// The batch held by record `record`, named by the observation at record `i`: an
+    /// earlier record, and a batched receipt.
+    fn logged_batch_record(
+        &self,
+        i: u64,
+        record: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<BatchFrame, RestoreError> {
+        if record >= i {
+            return Err(RestoreError::Mismatch { record: i });
+        }
+        read(self.lineage.storage(), record, buf)?;
+        match postcard::from_bytes::<Record<'_>>(buf) {
+            Ok(Record {
+                entry: Entry::ReceiptBatch { frame },
+                ..
+            }) => logged_batch(record, frame),
+            _ => Err(RestoreError::Mismatch { record: i }),
+        }
+    }
+}
+
+/// A logged batch frame: it decodes (its signature was checked before it was logged).
+fn logged_batch(i: u64, frame: &[u8]) -> Result<BatchFrame, RestoreError> {
+    let batch = ReceiptBatch::decode(frame).map_err(|_| RestoreError::Decode { record: i })?;
+    Ok(BatchFrame::of(&batch))
 }
 
 /// The attestation of a logged observation: its frame decodes and has the logged

@@ -1,19 +1,24 @@
 //! The witness registry: gateways the operator registered (key, trust zone, position),
-//! and [`VerifiedReceipt`], the proof-carrying result of checking a receipt against it.
+//! and [`VerifiedReceipt`], the proof-carrying result of checking a receipt (or a batched
+//! receipt's entry) against it.
 //!
 //! Witnesses enter only through a signed operator action, so a remote party cannot grow
 //! the registry; it is bounded anyway (`Bounds::max_witnesses`, refuse new at the bound).
 //! A witness is never removed, only retired: its slot number stays stable because
 //! per-device RF profiles refer to it.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
 use ed25519_dalek::VerifyingKey;
-use slope_proto::{Receipt, Signed, WitnessId, crypto};
+use slope_proto::{Receipt, ReceiptBatch, Signed, WitnessId, crypto};
 
+use super::batch::BatchFrame;
 use super::zone::{Position, Zone};
+use crate::verifier::VerifiedAttestation;
 
 /// A registered witness.
 #[derive(Debug, Clone)]
@@ -25,33 +30,85 @@ pub struct Witness {
     pub retired: bool,
 }
 
-/// A receipt whose signature verified under a registered, active witness's key. Only
-/// [`Registry::verify`] builds one.
+/// A receipt whose signature verified under a registered, active witness's key: a
+/// single signed receipt, or one entry of a batched receipt whose one signature
+/// verified. Only [`Registry::verify`] and [`Registry::verify_batch`] build one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedReceipt {
-    receipt: Signed<Receipt>,
+    source: Source,
     slot: u16,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// Boxed: a single receipt carries its whole frame (336 bytes), a batch entry
+    /// only its body; one allocation beside a signature check is noise.
+    Single(Box<Signed<Receipt>>),
+    Batch {
+        batch: Arc<BatchFrame>,
+        entry: u16,
+        body: Receipt,
+    },
+}
+
 impl VerifiedReceipt {
-    /// The signed receipt (its frame goes into the lineage).
-    pub fn signed(&self) -> &Signed<Receipt> {
-        &self.receipt
+    /// The signed receipt, when it came as a single receipt (its frame goes into the
+    /// lineage); `None` for an entry of a batch (see [`Self::batch`]).
+    pub fn signed(&self) -> Option<&Signed<Receipt>> {
+        match &self.source {
+            Source::Single(r) => Some(r),
+            Source::Batch { .. } => None,
+        }
     }
-    /// The receipt body.
+    /// The batch frame and the entry index, when it came in a batch (the lineage
+    /// records the batch once and names the entry).
+    pub fn batch(&self) -> Option<(&Arc<BatchFrame>, u16)> {
+        match &self.source {
+            Source::Single(_) => None,
+            Source::Batch { batch, entry, .. } => Some((batch, *entry)),
+        }
+    }
+    /// The receipt body (for a batch entry: the entry with the batch's witness).
     pub fn body(&self) -> &Receipt {
-        self.receipt.body()
+        match &self.source {
+            Source::Single(r) => r.body(),
+            Source::Batch { body, .. } => body,
+        }
     }
     /// The witness's registry slot.
     pub fn slot(&self) -> u16 {
         self.slot
+    }
+    /// Whether the receipt names `att` (device, position, event link): the receipts to
+    /// hand to `Engine::handle_attestation` for `att`. Others are counted there as
+    /// mismatched, and logged, and `lineage::verify` refuses a log whose observation
+    /// holds a receipt for another event.
+    pub fn names(&self, att: &VerifiedAttestation) -> bool {
+        let b = self.body();
+        b.device == att.device().short() && b.seq == att.seq() && b.event == att.digest().link()
     }
     /// A receipt read back from the engine's own lineage during a restore: it was
     /// verified before it was logged, and the log's chain is checked as it is read.
     /// (A log one does not trust is checked with `lineage::verify`, signatures
     /// included.)
     pub(crate) fn from_log(receipt: Signed<Receipt>, slot: u16) -> Self {
-        Self { receipt, slot }
+        Self {
+            source: Source::Single(Box::new(receipt)),
+            slot,
+        }
+    }
+    /// Entry `entry` of a batch read back from the engine's own lineage (see
+    /// [`Self::from_log`]).
+    pub(crate) fn from_log_batch(
+        batch: Arc<BatchFrame>,
+        entry: u16,
+        body: Receipt,
+        slot: u16,
+    ) -> Self {
+        Self {
+            source: Source::Batch { batch, entry, body },
+            slot,
+        }
     }
 }
 
@@ -184,17 +241,44 @@ impl Registry {
     /// Checks a receipt's signature against the registered key of the witness it names.
     pub fn verify(&self, receipt: &Signed<Receipt>) -> Result<VerifiedReceipt, ReceiptError> {
         let id = receipt.body().witness;
+        let (slot, w) = self.signer(id)?;
+        receipt
+            .verify_witness(&w.key)
+            .map_err(|_| ReceiptError::BadSignature(id))?;
+        Ok(VerifiedReceipt {
+            source: Source::Single(Box::new(receipt.clone())),
+            slot,
+        })
+    }
+
+    /// Checks a batched receipt's one signature against the registered key of the
+    /// witness it names, then gives one [`VerifiedReceipt`] per entry, in batch order.
+    /// A bad signature refuses the whole batch: there is no per-entry signature to
+    /// fall back on, and the witness that signed it is to blame.
+    pub fn verify_batch(
+        &self,
+        batch: &ReceiptBatch<'_>,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        let id = batch.witness();
+        let (slot, w) = self.signer(id)?;
+        batch
+            .verify_witness(&w.key)
+            .map_err(|_| ReceiptError::BadSignature(id))?;
+        let shared = Arc::new(BatchFrame::of(batch));
+        Ok(batch
+            .receipts()
+            .zip(0u16..)
+            .map(|(body, entry)| VerifiedReceipt::from_log_batch(shared.clone(), entry, body, slot))
+            .collect())
+    }
+
+    /// The slot and record of the active witness `id`.
+    fn signer(&self, id: WitnessId) -> Result<(u16, &Witness), ReceiptError> {
         let slot = self.slot_of(&id).ok_or(ReceiptError::UnknownWitness(id))?;
         let w = self.get(slot).ok_or(ReceiptError::UnknownWitness(id))?;
         if w.retired {
             return Err(ReceiptError::Retired(id));
         }
-        receipt
-            .verify_witness(&w.key)
-            .map_err(|_| ReceiptError::BadSignature(id))?;
-        Ok(VerifiedReceipt {
-            receipt: receipt.clone(),
-            slot,
-        })
+        Ok((slot, w))
     }
 }
