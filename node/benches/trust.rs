@@ -19,6 +19,12 @@
 //! before each of their rounds, so their records are as cold as in the full-registry
 //! rows. `SLOPE_TRUST_DEVICES`, `SLOPE_TRUST_SAMPLE` and `SLOPE_TRUST_ROUNDS` shrink the
 //! run (for a profiler); the defaults are the documented figures.
+//!
+//! Receipts (printed first): receipts verified per second one by one
+//! (`Engine::verify_receipt`, decode included) against batched receipts of 64 and 256
+//! entries (`Engine::verify_receipt_batch`, one signature per batch, decode included),
+//! and the witness's signing cost per receipt, beside the ed25519 reference of the same
+//! run. `SLOPE_TRUST_ONLY=receipts` stops after that table.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock; the library never does
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -28,8 +34,11 @@ use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use slope_node::lineage::{Genesis, Local, Storage, StorageError};
+use slope_node::proto::batch::Entry;
+use slope_node::proto::limits::MAX_RECEIPT_BATCH;
 use slope_node::proto::{
-    DeviceId, Digest, Event, Interaction, LinkDigest, Observation, Receipt, Signed, crypto, sample,
+    DeviceId, Digest, Event, Interaction, LinkDigest, Observation, Receipt, ReceiptBatch, Signed,
+    crypto, sample,
 };
 use slope_node::trust::device::Hot;
 use slope_node::trust::operator::{self, Action};
@@ -265,6 +274,133 @@ impl Row {
     }
 }
 
+/// The median over `reps` repetitions of nanoseconds per item of `f`, which handles
+/// `items` items per call.
+fn median_per_item(reps: usize, items: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_nanos() as f64 / items as f64
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Receipt entries for 256 distinct events, in batch order.
+fn receipt_entries() -> Vec<Entry> {
+    let mut v: Vec<Entry> = (0..256u32)
+        .map(|i| Entry {
+            device: device_id(i).short(),
+            seq: 1_000 + i,
+            event: LinkDigest(
+                *blake3::hash(&i.to_be_bytes())
+                    .as_bytes()
+                    .first_chunk()
+                    .expect("16"),
+            ),
+            observed: rx(i, T0 + u64::from(i)),
+        })
+        .collect();
+    v.sort_by_key(Entry::order_key);
+    v
+}
+
+/// The receipts table: one-by-one against batched verification and signing.
+fn receipt_rows(ed: f64) {
+    const RECEIPTS: usize = 1_024;
+    const REPS: usize = 15;
+    let witness = sample::key(102);
+    let e = engine(Policy::default(), std::slice::from_ref(&witness));
+    let id = crypto::witness_id(witness.verifying_key().as_bytes());
+    let entries = receipt_entries();
+    let singles: Vec<Vec<u8>> = (0..RECEIPTS)
+        .map(|i| {
+            let body = entries[i % entries.len()].receipt(id);
+            Signed::witness(body, &witness)
+                .expect("receipt")
+                .frame()
+                .to_vec()
+        })
+        .collect();
+    let batches = |n: usize| -> Vec<Vec<u8>> {
+        (0..RECEIPTS / n)
+            .map(|b| {
+                let mut out = vec![0u8; MAX_RECEIPT_BATCH];
+                let len = ReceiptBatch::sign_into(
+                    &witness,
+                    T0 + b as u64,
+                    entries[..n].iter().copied(),
+                    &mut out,
+                )
+                .expect("batch");
+                out.truncate(len);
+                out
+            })
+            .collect()
+    };
+    let (b64, b256) = (batches(64), batches(256));
+
+    let one = median_per_item(REPS, RECEIPTS, || {
+        for f in &singles {
+            let r = Signed::<Receipt>::decode(f).expect("decodes");
+            black_box(e.verify_receipt(&r).expect("verifies"));
+        }
+    });
+    let batched = |frames: &[Vec<u8>]| {
+        median_per_item(REPS, RECEIPTS, || {
+            for f in frames {
+                let b = ReceiptBatch::decode(f).expect("decodes");
+                black_box(e.verify_receipt_batch(&b).expect("verifies"));
+            }
+        })
+    };
+    let (v64, v256) = (batched(&b64), batched(&b256));
+
+    let sign_one = median_per_item(REPS, 256, || {
+        for en in &entries {
+            black_box(Signed::witness(en.receipt(id), &witness).expect("receipt"));
+        }
+    });
+    let mut out = vec![0u8; MAX_RECEIPT_BATCH];
+    let mut sign_batch = |n: usize| {
+        median_per_item(REPS, 256, || {
+            for chunk in entries.chunks(n) {
+                black_box(
+                    ReceiptBatch::sign_into(&witness, T0, chunk.iter().copied(), &mut out)
+                        .expect("batch"),
+                );
+            }
+        })
+    };
+    let (s64, s256) = (sign_batch(64), sign_batch(256));
+
+    let rate = |ns: f64| 1e9 / ns;
+    println!("witness receipts, one thread ({RECEIPTS} receipts per repetition, median of {REPS})");
+    println!("| measure | per receipt | receipts/s | vs ed25519 verify |");
+    println!("|---|---|---|---|");
+    for (label, ns) in [
+        ("reference: ed25519 verify_strict (one signature)", ed),
+        ("verify one by one (decode + verify_receipt)", one),
+        ("verify batches of 64 (decode + verify_receipt_batch)", v64),
+        (
+            "verify batches of 256 (decode + verify_receipt_batch)",
+            v256,
+        ),
+        ("sign one receipt (Signed::witness)", sign_one),
+        ("sign batches of 64 (ReceiptBatch::sign_into)", s64),
+        ("sign batches of 256 (ReceiptBatch::sign_into)", s256),
+    ] {
+        println!(
+            "| {label} | {ns:.0} ns | {:.0} | {:.2}x |",
+            rate(ns),
+            ed / ns
+        );
+    }
+    println!();
+}
+
 fn main() {
     let devices = env("SLOPE_TRUST_DEVICES", 1_000_000);
     let sample_n = env("SLOPE_TRUST_SAMPLE", 1_024).min(devices);
@@ -278,6 +414,10 @@ fn main() {
     let ed = per_call(20_000, |_| {
         black_box(crypto::verify(&vk, black_box(&msg), &sig)).expect("verifies");
     });
+    receipt_rows(ed);
+    if std::env::var("SLOPE_TRUST_ONLY").is_ok_and(|v| v == "receipts") {
+        return;
+    }
     let data = [7u8; 100];
     let b3 = per_call(2_000_000, |i| {
         let mut d = data;
