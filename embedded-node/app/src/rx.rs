@@ -55,7 +55,9 @@ pub fn classify(frame: &[u8]) -> Heard {
             device: r.body().device,
             seq: r.body().seq,
         },
-        Ok(Message::Divergence(_)) | Err(_) => Heard::Other,
+        // Batched receipts travel between gateways (libp2p), never to a device: if one is
+        // heard on air it tells the device nothing it acts on.
+        Ok(Message::Divergence(_) | Message::ReceiptBatch(_)) | Err(_) => Heard::Other,
     }
 }
 
