@@ -19,6 +19,8 @@
 //!   `slope_radios::lora::LoraRadio`, lora-phy 3 under the Slope PHY profile).
 //! - [`relay`] (feature `relay`): the **relay role**, forwarding heard Slope frames to a
 //!   mesh node as Semtech UDP `PUSH_DATA` over embassy-net; [`gwmp`] is its encoder.
+//! - [`board`] (feature `embassy-time`): what every board's `main` does once its
+//!   peripherals are up: run the device role, reset after a fatal error.
 //! - [`sim`]: host doubles (flash with power cuts, virtual clock, recording radio).
 //!
 //! ## Guarantees
@@ -50,6 +52,8 @@
 pub(crate) mod log;
 
 pub mod air;
+#[cfg(feature = "embassy-time")]
+pub mod board;
 pub mod clock;
 pub mod flash;
 pub mod gwmp;

@@ -19,13 +19,13 @@ use embassy_stm32::gpio::{Level, Output, Speed};
 use embassy_stm32::rng::{self, Rng};
 use embassy_stm32::spi::Spi;
 use embassy_stm32::{bind_interrupts, dma, peripherals};
-use embassy_time::{Delay, Timer};
+use embassy_time::Delay;
 use lora_phy::LoRa;
 use lora_phy::sx126x::{self, Stm32wl, Sx126x, TcxoCtrlVoltage};
+use slope_firmware::board::{self, NoReceiveChannel, halt};
 use slope_firmware::clock::EmbassyClock;
 use slope_firmware::flash::FlashSlots;
-use slope_firmware::node::{Config, Node};
-use slope_firmware::sensor::NoSensor;
+use slope_firmware::node::Config;
 use slope_radios::lora::{LoraRadio, RxConfig};
 use slope_stm32wl_flash::EccFlash;
 use slope_stm32wl_subghz::{InterruptHandler, RfSwitch, SubGhz, SubGhzSpi};
@@ -123,32 +123,5 @@ async fn main(_spawner: Spawner) {
         modulation,
     };
     let radio = LoraRadio::new(lora, EmbassyClock::now, rx);
-
-    let node = Node::boot(config, slots, radio, EmbassyClock, sources, NoSensor);
-    let fatal = match node {
-        Ok(mut node) => node.run().await,
-        Err(f) => f,
-    };
-    // Nothing was released for the state that failed to commit; start over from flash.
-    log!(
-        error,
-        "device role stopped: {}; resetting",
-        defmt::Debug2Format(&fatal)
-    );
-    let _ = &fatal;
-    Timer::after_secs(5).await;
-    SCB::sys_reset();
-}
-
-/// The configured plan has no channel or data rate to listen on.
-#[derive(Debug)]
-struct NoReceiveChannel;
-
-/// A board wiring error: report it and stay put (resetting would loop).
-async fn halt<E: core::fmt::Debug>(e: E) -> ! {
-    log!(error, "board setup failed: {}", defmt::Debug2Format(&e));
-    let _ = &e;
-    loop {
-        Timer::after_secs(3600).await;
-    }
+    board::run(config, slots, radio, sources, SCB::sys_reset).await
 }
