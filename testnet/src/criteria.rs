@@ -25,9 +25,6 @@ fn needs(name: &str, what: &str) -> Criterion {
 pub fn evaluate(s: &Summary) -> Vec<Criterion> {
     let o = &s.outcomes;
     let c = &s.counters;
-    let receipts = "witness receipts exchanged between gateways (the default policy's \
-                    full_witnesses = 2; each gateway is one local witness), which neither \
-                    slope-mesh nor this model does yet";
     let mut v = vec![
         check(
             "duty-cycle violations = 0",
@@ -87,7 +84,8 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                 ),
                 None => needs(
                     "time to full scope reported (no device reached full scope)",
-                    receipts,
+                    "a run long enough for the default policy (24 attestations, 6 h, two \
+                     established witness profiles)",
                 ),
             });
         }
@@ -165,14 +163,22 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                     s.radio.lost_collision
                 ),
             ));
-            v.push(check(
-                "no Sybil identity reaches full scope",
-                s.sybil_full == 0,
-                format!(
-                    "{} Sybil identities at full scope anywhere (note: without receipts no device reaches full scope)",
-                    s.sybil_full
-                ),
-            ));
+            let honest_full = s.time_to_full_scope.map_or(0, |q| q.n);
+            v.push(if honest_full == 0 {
+                needs(
+                    "no Sybil identity reaches full scope",
+                    "an honest device at full scope in the same run (otherwise nothing could)",
+                )
+            } else {
+                check(
+                    "no Sybil identity reaches full scope",
+                    s.sybil_full == 0,
+                    format!(
+                        "{} Sybil identities at full scope anywhere, while {} honest devices reached it in the same run",
+                        s.sybil_full, honest_full
+                    ),
+                )
+            });
         }
         Scenario::RogueGateway => {
             v.push(check(
@@ -183,9 +189,18 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
                     c.fake_proofs_sent, o.proofs_rejected, o.proofs_accepted
                 ),
             ));
-            v.push(needs(
+            let r = &s.receipts;
+            v.push(check(
                 "false receipts move nothing past the rogue's trust zone",
-                receipts,
+                r.false_entries > 0 && c.rogue_receipted > 0 && c.rogue_over_one_witness == 0,
+                format!(
+                    "{} false receipts signed (for frames it only got by gossip, and for events that never happened); {} decisions carried a receipt of the rogue (true or false), the witness policy counted the rogue as more than one witness in {} of them; {} receipts matched nothing held; {} decisions reached full scope with the rogue as the only other witness (one registered witness in one zone is what the default policy's full_witnesses = 2 allows)",
+                    r.false_entries,
+                    c.rogue_receipted,
+                    c.rogue_over_one_witness,
+                    r.counters.unmatched,
+                    c.rogue_only_full
+                ),
             ));
         }
         Scenario::Duplicates => {

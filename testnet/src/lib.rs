@@ -4,8 +4,9 @@
 //! LoRa devices and tens to hundreds of gateways, running the real protocol code —
 //! devices run `slope_node::device::Slope` on simulated flash with power-cut injection,
 //! over the `slope_radios::sim` channel (path loss, shadowing, collisions, duty cycle);
-//! gateways run `slope_node::verifier::Verifier` (batch verification) and gossip
-//! verified attestations and divergence proofs over a modelled overlay — with scripted
+//! gateways run `slope_node::verifier::Verifier` (batch verification) and the trust
+//! engine, and gossip verified attestations, witness receipt batches and divergence
+//! proofs over a modelled overlay — with scripted
 //! attacks, each scenario's pass criteria, and a report (terminal table,
 //! `results.json`, self-contained `report.html` with SVG plots).
 //!

@@ -106,6 +106,21 @@ pub struct Counters {
     pub replayed_new: u64,
     /// Fake divergence proofs a rogue gateway sent.
     pub fake_proofs_sent: u64,
+    /// Receipt batches delivered to gateways (one per receiver), and their bytes
+    /// (payload and overhead, every hop).
+    pub receipt_deliveries: u64,
+    pub receipt_bytes: u64,
+    /// Trust-engine decisions on radio-heard attestations, and those that had at least
+    /// one other witness's receipt.
+    pub decisions: u64,
+    pub decisions_with_receipts: u64,
+    /// Decisions that had a receipt of the rogue gateway; of those, the ones where the
+    /// witness policy counted more than the local radio, the honest receipts and one
+    /// witness for the rogue (must be 0), and the ones at full scope with no honest
+    /// receipt (the rogue's word was the only corroboration).
+    pub rogue_receipted: u64,
+    pub rogue_over_one_witness: u64,
+    pub rogue_only_full: u64,
 }
 
 /// p50 / p99 / max of a sample, in seconds.

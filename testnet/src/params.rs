@@ -18,6 +18,9 @@ pub struct Gossip {
     pub latency_sigma: f64,
     /// Probability that one message on one hop is lost.
     pub loss: f64,
+    /// Interval between a gateway's receipt batches, milliseconds (a decision waits one
+    /// round and a margin for the other witnesses' receipts).
+    pub receipt_round_ms: u64,
 }
 
 impl Default for Gossip {
@@ -27,6 +30,7 @@ impl Default for Gossip {
             latency_median_ms: 40.0,
             latency_sigma: 0.5,
             loss: 0.01,
+            receipt_round_ms: 300_000,
         }
     }
 }
@@ -96,7 +100,7 @@ impl Params {
         let mut p = Self::defaults(scenario);
         p.devices = 40;
         p.gateways = 9;
-        p.duration_ms = 8 * HOUR_MS;
+        p.duration_ms = 12 * HOUR_MS;
         p.attack_at_ms = 2 * HOUR_MS;
         p.attack_size = match scenario {
             Scenario::Sybil => 400,
@@ -124,6 +128,9 @@ impl Params {
         }
         if !(0.0..1.0).contains(&self.frame_loss) || !(0.0..1.0).contains(&self.gossip.loss) {
             return bad("loss probabilities in [0, 1)");
+        }
+        if !(1_000..=3_600_000).contains(&self.gossip.receipt_round_ms) {
+            return bad("a receipt round between 1 s and 1 h");
         }
         if self.interval_s < 60 {
             return bad("an interval of at least 60 s");

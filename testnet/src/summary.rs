@@ -11,6 +11,7 @@ use crate::params::Params;
 use crate::scenario::Scenario;
 use crate::world::World;
 use crate::world::gateway::Counters as GatewayCounters;
+use crate::world::receipts::Counters as ReceiptCounters;
 
 /// One pass criterion: `held` is `None` when the run cannot evaluate it (the detail
 /// says what it needs).
@@ -39,6 +40,18 @@ pub struct Outcomes {
     pub proofs_accepted: u64,
     pub proofs_rejected: u64,
     pub batches: u64,
+}
+
+/// Witness receipts between gateways, summed over gateways.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Receipts {
+    #[serde(flatten)]
+    pub counters: ReceiptCounters,
+    /// False entries the rogue gateway signed.
+    pub false_entries: u64,
+    /// Receipts per batch, and mean receipts per decision on a radio-heard attestation.
+    pub entries_per_batch: f64,
+    pub receipts_per_decision: f64,
 }
 
 /// What the radio model did.
@@ -134,6 +147,7 @@ pub struct Summary {
     pub gateway_peak_escrow: usize,
     pub gateway_escrow_bound: usize,
     pub outcomes: Outcomes,
+    pub receipts: Receipts,
     pub radio: Radio,
     pub counters: Counters,
     pub criteria: Vec<Criterion>,
@@ -219,6 +233,15 @@ impl Summary {
             .iter()
             .filter_map(|t| Some(t.full_at_ms?.saturating_sub(t.first_tx_ms?)))
             .collect();
+        let mut r = Receipts::default();
+        for g in &world.gateways {
+            r.counters.add(&g.corroboration.counters);
+            r.false_entries += g.false_entries;
+        }
+        r.entries_per_batch =
+            r.counters.entries_signed as f64 / r.counters.batches_signed.max(1) as f64;
+        r.receipts_per_decision =
+            r.counters.attached as f64 / world.counters.decisions.max(1) as f64;
         let mut o = Outcomes::default();
         let mut peak_devices = 0;
         let mut peak_escrow = 0;
@@ -311,6 +334,7 @@ impl Summary {
             gateway_peak_escrow: peak_escrow,
             gateway_escrow_bound: vc.map_or(0, |v| v.escrow_total),
             outcomes: o,
+            receipts: r,
             radio: Radio {
                 transmitted: stats.transmitted,
                 delivered: stats.delivered,

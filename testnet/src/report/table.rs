@@ -67,6 +67,16 @@ pub fn render(s: &Summary) -> String {
             format!("{:.0} B", s.gossip_bytes_per_attestation),
         ),
         (
+            "witness receipts",
+            format!(
+                "{} batches of {:.1}, {:.2} receipts per decision, {:.0} B per attestation",
+                s.receipts.counters.batches_signed,
+                s.receipts.entries_per_batch,
+                s.receipts.receipts_per_decision,
+                s.counters.receipt_bytes as f64 / s.counters.honest_frames.max(1) as f64
+            ),
+        ),
+        (
             "duplicates per attestation",
             format!("{:.2}", s.duplicates_per_attestation),
         ),

@@ -15,7 +15,8 @@ use slope_proto::{DeviceId, Observation};
 use slope_radios::sim::{NodeId, Position};
 
 use super::memo::Memo;
-use super::trust::{Mode, Stage};
+use super::receipts::{Corroboration, Key, Pending};
+use super::trust::{Judged, Mode, Stage};
 
 /// Positions kept per device (a day at one attestation per 15 min), to compare a
 /// `Historic` event with: what the mesh's durable store does. A clone that speaks while
@@ -67,6 +68,16 @@ pub enum Action {
     Fetch { device: DeviceId, seq: u32 },
     /// The trust engine's decision on this device carried a context reason.
     Flagged(DeviceId),
+    /// The trust engine decided on a radio-heard attestation; `watched` receipts of
+    /// the watched witness (the rogue gateway) were among its receipts.
+    Decided {
+        device: DeviceId,
+        judged: Judged,
+        receipts: u8,
+        watched: u8,
+    },
+    /// Attestations wait for receipts: decide at this time (ms).
+    DecideAt(u64),
     /// A divergence proof this gateway built or verified for the first time: it has
     /// quarantined the device and floods the proof.
     Quarantined { device: DeviceId, proof: Arc<[u8]> },
@@ -113,6 +124,13 @@ pub struct Gateway {
     pub peak_devices: usize,
     pub peak_escrow: usize,
     pub peak_engine: usize,
+    /// Receipts to sign and decisions waiting for receipts.
+    pub corroboration: Corroboration,
+    /// The scenario's rogue: it also receipts what it only learned by gossip, and events
+    /// that never happened.
+    pub rogue: bool,
+    /// Fabricated entries the rogue signed.
+    pub false_entries: u64,
 }
 
 impl Gateway {
@@ -124,6 +142,7 @@ impl Gateway {
         config: Config,
         stage: Stage,
         memo: &Memo,
+        corroboration: Corroboration,
     ) -> Self {
         let mut verifier = Verifier::new(config);
         verifier.set_signature_memo(Box::new(memo.clone()));
@@ -145,7 +164,109 @@ impl Gateway {
             peak_devices: 0,
             peak_escrow: 0,
             peak_engine: 0,
+            corroboration,
+            rogue: false,
+            false_entries: 0,
         }
+    }
+
+    /// The gateway's witness id.
+    pub fn witness_id(&self) -> slope_proto::WitnessId {
+        self.corroboration.witness_id()
+    }
+
+    /// Signs what the radio witnessed since the last round (receipt batch frames).
+    pub fn seal(&mut self, now_ms: u64) -> Vec<Arc<[u8]>> {
+        self.corroboration
+            .seal(now_ms)
+            .into_iter()
+            .map(Arc::from)
+            .collect()
+    }
+
+    /// A receipt batch another gateway gossiped: its one signature is checked by the
+    /// trust engine against the registered witness it names, and its receipts wait
+    /// with the attestations they name.
+    pub fn handle_receipts(&mut self, frame: &[u8]) {
+        let c = &mut self.corroboration;
+        let verified = slope_proto::ReceiptBatch::decode(frame)
+            .ok()
+            .and_then(|b| self.stage.receipts(&b).ok());
+        match verified {
+            Some(receipts) => {
+                c.counters.batches_verified += 1;
+                c.attach(receipts);
+            }
+            None => c.counters.batches_refused += 1,
+        }
+    }
+
+    /// Decides on every attestation whose wait for receipts is over.
+    pub fn decide(&mut self, now_ms: u64) -> Vec<Action> {
+        self.corroboration.decide_scheduled = false;
+        let mut actions = Vec::new();
+        while let Some(p) = self.corroboration.due(now_ms) {
+            self.judge(now_ms, p, &mut actions);
+        }
+        if let Some(at) = self.corroboration.next_due() {
+            self.corroboration.decide_scheduled = true;
+            actions.push(Action::DecideAt(at));
+        }
+        actions
+    }
+
+    fn judge(&mut self, now_ms: u64, p: Pending, actions: &mut Vec<Action>) {
+        let device = *p.att.device();
+        let Some(judged) = self.stage.attested(now_ms, &p.att, &p.receipts) else {
+            return;
+        };
+        if judged.context {
+            actions.push(Action::Flagged(device));
+        }
+        actions.push(Action::Decided {
+            device,
+            judged,
+            receipts: u8::try_from(p.receipts.len()).unwrap_or(u8::MAX),
+            watched: p.watched,
+        });
+    }
+
+    /// The radio heard and the verifier committed `att`: an entry of the next receipt
+    /// batch, and a decision once the other witnesses' receipts can have arrived.
+    fn witnessed(
+        &mut self,
+        now_ms: u64,
+        att: &slope_node::verifier::VerifiedAttestation,
+        actions: &mut Vec<Action>,
+    ) {
+        self.corroboration.witness(key_of(att), *att.rx());
+        if let Some(early) = self.corroboration.hold(now_ms, att.clone()) {
+            self.judge(now_ms, early, actions);
+        }
+        if !self.corroboration.decide_scheduled {
+            self.corroboration.decide_scheduled = true;
+            actions.push(Action::DecideAt(now_ms + self.corroboration.wait_ms()));
+        }
+    }
+
+    /// The rogue's lies: a receipt for an attestation it only received by gossip, with
+    /// a made-up strong reception, and one for an event that never happened.
+    fn lie(&mut self, now_ms: u64, att: &slope_node::verifier::VerifiedAttestation) {
+        let observed = Observation {
+            rssi_dbm: -70,
+            snr_qdb: 32,
+            freq_hz: 868_100_000,
+            foff_hz: None,
+            sf: 7,
+            time_ms: now_ms,
+        };
+        let (short, seq, link) = key_of(att);
+        self.corroboration.witness((short, seq, link), observed);
+        let mut never = [0u8; 16];
+        never.copy_from_slice(&blake3::hash(&link.0).as_bytes()[..16]);
+        self.corroboration
+            .witness((short, seq + 1, slope_proto::LinkDigest(never)), observed);
+        self.false_entries += 2;
     }
 
     /// Queues a frame for the next flush.
@@ -296,14 +417,13 @@ impl Gateway {
                 self.remember(device, att.seq(), envelope.clone());
                 self.track(device, actions);
                 // The engine weighs the local radio's observation: only what this
-                // gateway's own radio heard goes to it (gossip carries no RF context).
-                if source == Source::Radio
-                    && self.stage.attested(now_ms, &att).is_some_and(|j| j.context)
-                {
-                    actions.push(Action::Flagged(device));
-                }
+                // gateway's own radio heard goes to it (gossip carries no RF context),
+                // with the other witnesses' receipts once they can have arrived.
                 if source == Source::Radio {
+                    self.witnessed(now_ms, &att, actions);
                     actions.push(Action::Gossip { device, envelope });
+                } else if self.rogue && source == Source::Gossip {
+                    self.lie(now_ms, &att);
                 }
             }
             Outcome::Historic(att) => {
@@ -315,11 +435,27 @@ impl Gateway {
                         .find(|(s, _)| *s == att.seq())
                         .map(|(_, f)| f.clone())
                 });
-                if let Some(held) = held
-                    && *held != *att.frame()
-                    && let Ok(proof) = self.verifier.prove(&device, &held, att.frame())
-                {
-                    self.quarantine(now_ms, device, proof.into(), actions);
+                match held {
+                    Some(held) => {
+                        if *held != *att.frame()
+                            && let Ok(proof) = self.verifier.prove(&device, &held, att.frame())
+                        {
+                            self.quarantine(now_ms, device, proof.into(), actions);
+                        }
+                    }
+                    // A position this gateway never held (it missed it, or a clone took
+                    // it while the original was silent): keep it, and ask the gateways
+                    // that track the device what they hold there — a sibling completes
+                    // a proof.
+                    None => {
+                        self.remember(device, att.seq(), att.frame().into());
+                        if source != Source::Sync {
+                            actions.push(Action::Fetch {
+                                device,
+                                seq: att.seq(),
+                            });
+                        }
+                    }
                 }
             }
             Outcome::Duplicate { .. } => c.duplicate += 1,
@@ -387,4 +523,9 @@ impl Gateway {
         }
         h.push_back((seq, envelope));
     }
+}
+
+/// What names `att` in a receipt.
+fn key_of(att: &slope_node::verifier::VerifiedAttestation) -> Key {
+    (att.device().short(), att.seq(), att.digest().link())
 }

@@ -28,7 +28,7 @@ impl World {
         }
     }
 
-    fn act(&mut self, g: u16, action: Action) {
+    pub(super) fn act(&mut self, g: u16, action: Action) {
         match action {
             Action::Gossip { device, envelope } => {
                 self.attack.accepted(&envelope, &mut self.counters);
@@ -42,6 +42,7 @@ impl World {
                         t.heard_before_attack = true;
                     }
                 }
+                self.heard(g, device.short());
                 self.gossip(g, device, envelope);
             }
             Action::Track(device) => {
@@ -69,6 +70,11 @@ impl World {
             Action::Quarantined { device, proof } => {
                 self.detected(g, device);
                 self.flood(g, None, proof);
+            }
+            Action::Decided { .. } => self.decided(&action),
+            Action::DecideAt(at_ms) => {
+                let at = (at_ms * 1000).max(self.now_us);
+                self.schedule(at, Ev::Decide(g));
             }
         }
     }

@@ -8,9 +8,14 @@
 //!   [`trust`]: the gateway's trust stage (integration point of the trust engine).
 //! - [`gossip`]: the overlay model; [`radio`]: transmissions and receptions;
 //!   [`mesh`]: what gateways do with each other (gossip, proofs, sync).
+//! - [`receipts`] and [`corroborate`]: witness receipt batches between gateways, and
+//!   the decisions that wait for them.
+//! - [`memo`]: the signature memo the gateways share; [`preverify`]: the second
+//!   thread that fills it.
 //! - [`attack`]: the scenarios' scripts; [`setup`]: building the world.
 
 pub mod attack;
+pub mod corroborate;
 pub mod device;
 pub mod gateway;
 pub mod gossip;
@@ -19,6 +24,7 @@ pub mod mesh;
 pub mod preverify;
 pub mod queue;
 pub mod radio;
+pub mod receipts;
 pub mod setup;
 pub mod trace;
 pub mod trust;
@@ -89,6 +95,12 @@ pub enum Ev {
     Partition(bool),
     /// Sample admissions and slopes.
     Sample,
+    /// A gateway's receipt round: it signs what its radio witnessed and gossips it.
+    Round(u16),
+    /// A receipt batch reaches a gateway.
+    Receipts { to: u16, batch: Arc<[u8]> },
+    /// A gateway decides on the attestations whose wait for receipts is over.
+    Decide(u16),
 }
 
 /// The world.
@@ -106,6 +118,8 @@ pub struct World {
     short: HashMap<ShortId, DeviceId>,
     /// Gateways tracking each device, ascending.
     interest: HashMap<DeviceId, Vec<u16>>,
+    /// Gateways whose radio verified a frame of each device, ascending: its witnesses.
+    heard_by: HashMap<ShortId, Vec<u16>>,
     /// Home gateway (nearest) of every honest device.
     home: Vec<u16>,
     /// Own airtime ledger of each radio node: (start µs, airtime µs).
@@ -212,6 +226,9 @@ impl World {
             Ev::Attack(step) => self.on_attack(step)?,
             Ev::Partition(split) => self.on_partition(split),
             Ev::Sample => self.on_sample(),
+            Ev::Round(g) => self.on_round(g),
+            Ev::Receipts { to, batch } => self.on_receipts(to, batch),
+            Ev::Decide(g) => self.on_decide(g),
         }
         Ok(())
     }

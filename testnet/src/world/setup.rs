@@ -18,16 +18,29 @@ use super::memo::Memo;
 use super::preverify::PreVerifier;
 use super::queue::Queue;
 use super::radio::exp_us;
+use super::receipts::Corroboration;
 use super::trace::Trace;
-use super::trust::Stage;
+use super::trust::{Operator, Stage, WitnessSite};
 use super::{Ev, NodeRole, SAMPLE_MS, World};
 use crate::error::Error;
 use crate::metrics::{Counters, Series, Truth};
 use crate::params::{HOUR_MS, Params};
 use crate::scenario::Scenario;
+use slope_node::trust::Position as TrustPosition;
 
 fn trust_error(_: slope_node::trust::Error) -> &'static str {
     "a trust engine that starts (its genesis was refused)"
+}
+
+/// Height of a gateway's antenna, metres (its registered position).
+const MAST_M: i32 = 30;
+
+/// The trust zone of gateway `g` on a grid of `cols` columns: its site, a 2 × 2 block of
+/// neighbouring gateways (one operator's word for four masts).
+fn site_zone(g: usize, cols: usize) -> slope_node::trust::Zone {
+    let (c, r) = (g % cols, g / cols);
+    let zone = 1 + c / 2 + (r / 2) * cols.div_ceil(2);
+    slope_node::trust::Zone(u16::try_from(zone).unwrap_or(u16::MAX))
 }
 
 /// Devices whose slopes the report plots (honest ones, then attacked ones).
@@ -54,6 +67,8 @@ impl World {
         let pre = PreVerifier::new(params.threads, &memo);
         let mut gateways = Vec::with_capacity(g_count);
         let mut side = Vec::with_capacity(g_count);
+        let operator = Operator::new(params.seed);
+        let mut sites = Vec::with_capacity(g_count);
         for g in 0..g_count {
             let pos = Position::new(
                 ((g % cols) as f64 + 0.5 + rng.gen_range(-0.2..0.2)) * s,
@@ -62,10 +77,40 @@ impl World {
             let node = channel.add_node(pos, NodeConfig::gateway());
             roles.push(NodeRole::Gateway(g as u16));
             side.push(pos.x_m >= width / 2.0);
-            let author = ed25519_dalek::SigningKey::from_bytes(&rng.r#gen::<[u8; 32]>());
-            let stage = Stage::new(author.verifying_key().to_bytes(), 0)
+            let key = ed25519_dalek::SigningKey::from_bytes(&rng.r#gen::<[u8; 32]>());
+            let site = WitnessSite {
+                key: key.verifying_key().to_bytes(),
+                zone: site_zone(g, cols),
+                position: TrustPosition {
+                    east_m: pos.x_m as i32,
+                    north_m: pos.y_m as i32,
+                    up_m: MAST_M,
+                },
+            };
+            let stage = Stage::new(&site, operator.public(), 0)
                 .map_err(|e| Error::Params(trust_error(e)))?;
-            gateways.push(Gateway::new(g as u16, node, pos, verifier, stage, &memo));
+            sites.push(site);
+            let round = params.gossip.receipt_round_ms;
+            let corroboration = Corroboration::new(key, round);
+            gateways.push(Gateway::new(
+                g as u16,
+                node,
+                pos,
+                verifier,
+                stage,
+                &memo,
+                corroboration,
+            ));
+        }
+        // The operator registers every gateway as a witness in its site's zone, at
+        // every gateway (its own registration comes from its genesis).
+        let actions: Vec<_> = sites.iter().filter_map(|w| operator.register(w)).collect();
+        for (g, gw) in gateways.iter_mut().enumerate() {
+            for (h, a) in actions.iter().enumerate() {
+                if h != g {
+                    gw.stage.operator(0, a);
+                }
+            }
         }
         let overlay = Overlay::new(g_count, params.gossip, side, &mut rng);
         let end_us = params.duration_ms * 1000;
@@ -80,6 +125,7 @@ impl World {
             identity: HashMap::new(),
             short: HashMap::new(),
             interest: HashMap::new(),
+            heard_by: HashMap::new(),
             home: Vec::with_capacity(params.devices),
             ledger: Vec::new(),
             truth: vec![Truth::default(); params.devices],
@@ -102,6 +148,12 @@ impl World {
         world.plan_attack(width, height);
         world.pick_plotted();
         world.schedule(SAMPLE_MS * 1000, Ev::Sample);
+        // Receipt rounds, spread over one round so gateways do not all sign at once.
+        let round_us = world.params.gossip.receipt_round_ms * 1000;
+        for g in 0..g_count {
+            let phase = round_us * g as u64 / g_count.max(1) as u64;
+            world.schedule(round_us + phase, Ev::Round(g as u16));
+        }
         Ok(world)
     }
 
@@ -228,6 +280,13 @@ impl World {
             Scenario::RogueGateway => {
                 let r = (p.gateways / 2) as u16;
                 self.attack.rogue = Some(r);
+                let watch = self.gateways.get_mut(usize::from(r)).map(|gw| {
+                    gw.rogue = true;
+                    gw.witness_id()
+                });
+                for gw in &mut self.gateways {
+                    gw.corroboration.watch = watch;
+                }
                 self.schedule(at, Ev::Attack(Step::FakeProof(r)));
             }
         }

@@ -3,20 +3,27 @@
 //! radio is its local witness, no operator, default policy), with a lineage store that
 //! chains every record (hashing and encoding included) without retaining them.
 //!
-//! - `attested` is `Engine::handle_attestation` with no receipts: gateways do not yet
-//!   exchange witness receipts (neither the mesh nor this model), so a device has one
-//!   witness profile per gateway, and the default policy's `full_witnesses = 2` is
-//!   never met — see `docs/testnet.md`, "What the testnet does not model".
+//! - Every gateway is a registered witness in its site's trust zone: the simulated
+//!   operator (one key, in every engine's genesis) signs one `RegisterWitness` action
+//!   per gateway, and every engine applies them (`Engine::handle_operator`).
+//! - `receipts` is `Engine::verify_receipt_batch`: the one signature of a batch that
+//!   another gateway gossiped, checked against the registered witness it names.
+//! - `attested` is `Engine::handle_attestation` with the verified receipts that name
+//!   the attestation (see `super::receipts` for when they are gathered).
 //! - `diverged` is `Engine::handle_proof`: the engine verifies the proof again.
 //! - `mode` is the admission of the device's latest decision at this gateway.
 
 use std::collections::HashMap;
 
+use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use slope_node::lineage::{Genesis, Local, Storage, StorageError};
-use slope_node::trust::{Admission, Decision, Engine, Policy, Reason, Zone};
+use slope_node::trust::operator::{self, Action};
+use slope_node::trust::{
+    Admission, Decision, Engine, Policy, Position, Reason, ReceiptError, VerifiedReceipt, Zone,
+};
 use slope_node::verifier::VerifiedAttestation;
-use slope_proto::{DeviceId, Digest};
+use slope_proto::{DeviceId, Digest, ReceiptBatch};
 
 /// A device's admission at one gateway, as the report counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -108,6 +115,51 @@ pub struct Judged {
     /// The decision carried a context reason (RF deviation, failed expectation, boot
     /// regression).
     pub context: bool,
+    /// Witnesses and zones the witness policy counted (the local radio included).
+    pub witnesses: u8,
+    pub zones: u8,
+    /// Receipts the engine discounted (implausible, mismatched, duplicate, excess).
+    pub discounted: u16,
+}
+
+/// A gateway as a witness: what its `RegisterWitness` action says.
+#[derive(Debug, Clone, Copy)]
+pub struct WitnessSite {
+    pub key: [u8; 32],
+    pub zone: Zone,
+    pub position: Position,
+}
+
+/// The simulated operator: the one key every engine's genesis lists.
+pub struct Operator {
+    key: SigningKey,
+}
+
+impl Operator {
+    /// The operator of a run with `seed` (derived, so it draws nothing from the world's
+    /// generator).
+    pub fn new(seed: u64) -> Self {
+        let bytes = blake3::derive_key("slope v1 testnet operator", &seed.to_le_bytes());
+        Self {
+            key: SigningKey::from_bytes(&bytes),
+        }
+    }
+
+    /// The operator's public key.
+    pub fn public(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// The signed action registering `site` as a witness.
+    pub fn register(&self, site: &WitnessSite) -> Option<operator::Signed> {
+        let action = Action::RegisterWitness {
+            key: site.key,
+            zone: site.zone,
+            position: Some(site.position),
+        };
+        let why = heapless::String::try_from("testnet gateway").unwrap_or_default();
+        operator::Signed::sign(action, why, 0, &self.key).ok()
+    }
 }
 
 /// The trust stage of one gateway.
@@ -119,14 +171,19 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// An engine with the gateway's key as lineage author and its radio as witness.
-    pub fn new(author: [u8; 32], now_ms: u64) -> Result<Self, slope_node::trust::Error> {
+    /// An engine with the gateway's key as lineage author, its radio as the local
+    /// witness in its site's zone, and `operator` as the one operator.
+    pub fn new(
+        site: &WitnessSite,
+        operator: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Self, slope_node::trust::Error> {
         let genesis = Genesis {
-            author,
-            operators: Vec::new(),
+            author: site.key,
+            operators: vec![operator],
             local: Some(Local {
-                zone: Zone::NONE,
-                position: None,
+                zone: site.zone,
+                position: Some(site.position),
             }),
             policy: Policy::default(),
         };
@@ -142,9 +199,28 @@ impl Stage {
         true
     }
 
-    /// Decides on a verified attestation.
-    pub fn attested(&mut self, now_ms: u64, att: &VerifiedAttestation) -> Option<Judged> {
-        match self.engine.handle_attestation(now_ms, att, &[]) {
+    /// Applies a signed operator action (witness registration).
+    pub fn operator(&mut self, now_ms: u64, action: &operator::Signed) -> bool {
+        let ok = self.engine.handle_operator(now_ms, action).is_ok();
+        if !ok {
+            self.errors += 1;
+        }
+        ok
+    }
+
+    /// Checks a gossiped receipt batch's one signature against the witness it names.
+    pub fn receipts(&self, batch: &ReceiptBatch<'_>) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        self.engine.verify_receipt_batch(batch)
+    }
+
+    /// Decides on a verified attestation with the verified receipts that name it.
+    pub fn attested(
+        &mut self,
+        now_ms: u64,
+        att: &VerifiedAttestation,
+        receipts: &[VerifiedReceipt],
+    ) -> Option<Judged> {
+        match self.engine.handle_attestation(now_ms, att, receipts) {
             Ok(d) => Some(self.record(&d)),
             Err(_) => {
                 self.errors += 1;
@@ -197,10 +273,29 @@ impl Stage {
                     | Reason::BootRegression { .. }
             )
         });
+        let (mut witnesses, mut zones, mut discounted) = (0, 0, 0);
+        for r in &d.reasons {
+            match r {
+                Reason::Quorum(v) => (witnesses, zones) = (v.witnesses, v.zones),
+                Reason::Discounted(x) => {
+                    discounted = [x.rssi, x.time, x.mismatch, x.duplicate, x.excess]
+                        .iter()
+                        .map(|n| u16::from(*n))
+                        .sum();
+                }
+                _ => {}
+            }
+        }
         let held = self.modes.get(&d.device) == Some(&Mode::Quarantined);
         if !held {
             self.modes.insert(d.device, mode);
         }
-        Judged { mode, context }
+        Judged {
+            mode,
+            context,
+            witnesses,
+            zones,
+            discounted,
+        }
     }
 }

@@ -1,0 +1,240 @@
+//! Witness receipts between gateways, one gateway's side: what its radio witnessed since
+//! its last batch, and the decisions it holds back until the other witnesses' receipts
+//! can arrive.
+//!
+//! - Every attestation this gateway's radio heard and its verifier committed (extended
+//!   or unlinked) becomes an entry of its next `ReceiptBatch` (device, position, event
+//!   link, what the radio observed). Once per receipt round the gateway signs its
+//!   entries (one signature per batch of up to 256) and the world gossips the batch to
+//!   the gateways whose radio heard any of those devices (`super::mesh`).
+//! - The trust engine decides on an attestation only with the receipts that name it, so
+//!   the gateway holds each radio-heard attestation for one round and a margin
+//!   ([`Corroboration::wait_ms`]) before `Engine::handle_attestation`; receipts that
+//!   arrive meanwhile (`Engine::verify_receipt_batch`, one signature check per batch)
+//!   are attached to it. A receipt naming nothing pending (late, or for an event this
+//!   gateway never heard) is counted and dropped.
+//!
+//! Bounded: [`WITNESSED_MAX`] entries wait for a batch (more are dropped, counted),
+//! [`PENDING_MAX`] decisions wait (at the bound the oldest is decided at once), at
+//! most [`slope_node::trust::evidence::MAX_RECEIPTS`] receipts per decision.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use slope_node::trust::VerifiedReceipt;
+use slope_node::trust::evidence::MAX_RECEIPTS;
+use slope_node::verifier::VerifiedAttestation;
+use slope_proto::batch::Entry;
+use slope_proto::limits::{MAX_BATCH_ENTRIES, MAX_RECEIPT_BATCH};
+use slope_proto::{LinkDigest, Observation, ShortId, WitnessId};
+
+/// Entries waiting for the next batch at most.
+pub const WITNESSED_MAX: usize = 4 * MAX_BATCH_ENTRIES;
+/// Attestations waiting for their receipts at most.
+pub const PENDING_MAX: usize = 8192;
+/// Margin past one round for a receipt to cross the overlay.
+const MARGIN_MS: u64 = 5_000;
+
+/// What names one witnessed event.
+pub type Key = (ShortId, u32, LinkDigest);
+
+/// An attestation waiting for its receipts.
+pub struct Pending {
+    pub due_ms: u64,
+    pub att: VerifiedAttestation,
+    pub receipts: Vec<VerifiedReceipt>,
+    /// Receipts from the watched witness (the scenario's rogue gateway; ground truth
+    /// for the oracle, the engine does not see it).
+    pub watched: u8,
+}
+
+/// Receipt counters of one gateway (or, summed, of all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Batches this gateway signed, and their entries.
+    pub batches_signed: u64,
+    pub entries_signed: u64,
+    /// Entries dropped because [`WITNESSED_MAX`] were waiting.
+    pub entries_dropped: u64,
+    /// Batches received whose signature verified, and those refused.
+    pub batches_verified: u64,
+    pub batches_refused: u64,
+    /// Receipts attached to a pending decision, and those naming nothing pending.
+    pub attached: u64,
+    pub unmatched: u64,
+    /// Decisions taken early because [`PENDING_MAX`] were waiting.
+    pub decided_early: u64,
+}
+
+impl Counters {
+    /// Adds another gateway's counters.
+    pub fn add(&mut self, o: &Self) {
+        self.batches_signed += o.batches_signed;
+        self.entries_signed += o.entries_signed;
+        self.entries_dropped += o.entries_dropped;
+        self.batches_verified += o.batches_verified;
+        self.batches_refused += o.batches_refused;
+        self.attached += o.attached;
+        self.unmatched += o.unmatched;
+        self.decided_early += o.decided_early;
+    }
+}
+
+/// One gateway's receipts: entries to sign, decisions to take.
+pub struct Corroboration {
+    /// The gateway's witness key (its lineage author key): signs its batches.
+    key: ed25519_dalek::SigningKey,
+    round_ms: u64,
+    witnessed: BTreeMap<Key, Observation>,
+    pending: VecDeque<Pending>,
+    /// Serial number of `pending`'s front.
+    base: u64,
+    index: BTreeMap<Key, u64>,
+    /// Whether a decision event is scheduled.
+    pub decide_scheduled: bool,
+    /// The witness whose receipts the oracles watch (the rogue gateway), if any.
+    pub watch: Option<WitnessId>,
+    pub counters: Counters,
+}
+
+impl Corroboration {
+    /// Receipts signed with `key` every `round_ms`.
+    pub fn new(key: ed25519_dalek::SigningKey, round_ms: u64) -> Self {
+        Self {
+            key,
+            round_ms,
+            witnessed: BTreeMap::new(),
+            pending: VecDeque::new(),
+            base: 0,
+            index: BTreeMap::new(),
+            decide_scheduled: false,
+            watch: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The witness id of the gateway's key.
+    pub fn witness_id(&self) -> WitnessId {
+        slope_proto::crypto::witness_id(self.key.verifying_key().as_bytes())
+    }
+
+    /// How long a decision waits for receipts.
+    pub fn wait_ms(&self) -> u64 {
+        self.round_ms + MARGIN_MS
+    }
+
+    /// The radio witnessed `key` with `observed`: an entry of the next batch.
+    pub fn witness(&mut self, key: Key, observed: Observation) {
+        if self.witnessed.len() >= WITNESSED_MAX && !self.witnessed.contains_key(&key) {
+            self.counters.entries_dropped += 1;
+            return;
+        }
+        self.witnessed.entry(key).or_insert(observed);
+    }
+
+    /// Signs everything witnessed since the last round, in batches of up to 256
+    /// entries. Returns the frames.
+    pub fn seal(&mut self, now_ms: u64) -> Vec<Vec<u8>> {
+        let witnessed = std::mem::take(&mut self.witnessed);
+        let entries: Vec<Entry> = witnessed
+            .into_iter()
+            .map(|((device, seq, event), observed)| Entry {
+                device,
+                seq,
+                event,
+                observed,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for chunk in entries.chunks(MAX_BATCH_ENTRIES) {
+            let mut buf = vec![0u8; MAX_RECEIPT_BATCH];
+            match slope_proto::ReceiptBatch::sign_into(
+                &self.key,
+                now_ms,
+                chunk.iter().copied(),
+                &mut buf,
+            ) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    self.counters.batches_signed += 1;
+                    self.counters.entries_signed += chunk.len() as u64;
+                    out.push(buf);
+                }
+                Err(_) => self.counters.entries_dropped += chunk.len() as u64,
+            }
+        }
+        out
+    }
+
+    /// Holds a radio-heard attestation for its receipts. Returns an attestation to
+    /// decide at once when the queue is at its bound.
+    pub fn hold(&mut self, now_ms: u64, att: VerifiedAttestation) -> Option<Pending> {
+        let early = if self.pending.len() >= PENDING_MAX {
+            self.counters.decided_early += 1;
+            self.pop()
+        } else {
+            None
+        };
+        let key = (att.device().short(), att.seq(), att.digest().link());
+        let serial = self.base + self.pending.len() as u64;
+        self.index.insert(key, serial);
+        self.pending.push_back(Pending {
+            due_ms: now_ms + self.wait_ms(),
+            att,
+            receipts: Vec::new(),
+            watched: 0,
+        });
+        early
+    }
+
+    /// Attaches verified receipts to the attestations they name.
+    pub fn attach(&mut self, receipts: Vec<VerifiedReceipt>) {
+        for r in receipts {
+            let b = r.body();
+            let key = (b.device, b.seq, b.event);
+            let slot = self
+                .index
+                .get(&key)
+                .and_then(|s| s.checked_sub(self.base))
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.pending.get_mut(i));
+            match slot {
+                Some(p) if p.receipts.len() < MAX_RECEIPTS && r.names(&p.att) => {
+                    if Some(b.witness) == self.watch {
+                        p.watched = p.watched.saturating_add(1);
+                    }
+                    p.receipts.push(r);
+                    self.counters.attached += 1;
+                }
+                _ => self.counters.unmatched += 1,
+            }
+        }
+    }
+
+    /// The next attestation whose wait is over at `now_ms`.
+    pub fn due(&mut self, now_ms: u64) -> Option<Pending> {
+        if self.pending.front()?.due_ms > now_ms {
+            return None;
+        }
+        self.pop()
+    }
+
+    /// When the next decision is due.
+    pub fn next_due(&self) -> Option<u64> {
+        self.pending.front().map(|p| p.due_ms)
+    }
+
+    /// Attestations waiting.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        let p = self.pending.pop_front()?;
+        let key = (p.att.device().short(), p.att.seq(), p.att.digest().link());
+        if self.index.get(&key) == Some(&self.base) {
+            self.index.remove(&key);
+        }
+        self.base += 1;
+        Some(p)
+    }
+}
