@@ -2,7 +2,7 @@
 //! (observation, weighting, decision, grant) and of batched receipts.
 //!
 //! The bytes are exactly postcard's (the tests compare the two on random records, and
-//! [`super::verify`] re-encodes every record with postcard and refuses any difference):
+//! [`super::verify()`] re-encodes every record with postcard and refuses any difference):
 //! postcard is a concatenation of fields, integers are LEB128 varints, an enum is its
 //! variant index as a varint, a sequence is its length then its elements, and a
 //! `[u8; N]` is its N bytes. What this module changes is only how they are produced:

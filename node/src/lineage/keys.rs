@@ -1,4 +1,4 @@
-//! Device key history replay for [`super::verify`]: the inceptions and rotations that a
+//! Device key history replay for [`super::verify()`]: the inceptions and rotations that a
 //! log carries as observations are enough to re-check every attestation frame in it.
 //!
 //! A frame whose key is not known yet (a rotation logged after an interaction it

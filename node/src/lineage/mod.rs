@@ -5,7 +5,7 @@
 //!
 //! Every [`Record`] commits to its predecessor's digest (blake3, context
 //! `slope v1 lineage record`), records are canonical postcard, and an export ends with
-//! a checkpoint signed by the gateway's key. [`verify`] re-checks an export from nothing
+//! a checkpoint signed by the gateway's key. [`verify()`] re-checks an export from nothing
 //! but the author's public key: the chain, every embedded signature (attestations
 //! against the key history the log itself carries, receipts against the witness keys
 //! registered in it, divergence proofs, operator signatures) and the checkpoint. The
@@ -16,8 +16,8 @@
 //! - [`log`]: [`Lineage`], appending and exporting.
 //! - [`encode`]: the fast path of record encoding (the same bytes as postcard).
 //! - [`export`]: the export container and the signed checkpoint.
-//! - [`verify`]: independent re-verification of an export.
-//! - [`keys`]: the device key history replay used by [`verify`].
+//! - [`mod@verify`]: independent re-verification of an export.
+//! - [`keys`]: the device key history replay used by [`verify()`].
 
 pub mod encode;
 pub mod export;
