@@ -25,7 +25,8 @@
 //! - [`params`]: run parameters; [`scenario`]: the scenarios; [`criteria`]: their
 //!   pass criteria.
 //! - [`world`]: the simulation (devices, gateways, channel, gossip, attacks).
-//! - [`metrics`]: counters and ground truth; [`summary`]: the results of a run.
+//! - [`metrics`]: counters and ground truth; [`summary`]: the results of a run;
+//!   [`suites`]: airtime and energy with either suite.
 //! - [`report`]: terminal table, `results.json`, `report.html`.
 //! - [`run`]: one run end to end; [`live`]: the live layer (`--live`).
 //!
@@ -40,6 +41,7 @@ pub mod params;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod suites;
 pub mod summary;
 pub mod world;
 

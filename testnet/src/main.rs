@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
                 );
                 b
             });
-            let summary = run::simulate(p, &mut |f| {
+            let mut summary = run::simulate(p, &mut |f| {
                 if let Some(b) = &bar {
                     b.set_position((f * 1000.0) as u64);
                 }
@@ -153,6 +153,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            // The reference beside the figure, measured now in this process.
+            summary.perf.reference = Some(slope_testnet::metrics::Reference::measure(4096));
             print!("{}", report::table::render(&summary));
             report::write(&out, &summary)
                 .with_context(|| format!("writing to {}", out.display()))?;

@@ -73,8 +73,9 @@ pub struct Counters {
     pub signed: u64,
     /// Frames put on the air by honest devices.
     pub honest_frames: u64,
-    /// Airtime of honest devices, µs.
+    /// Airtime of honest devices, µs, and their envelope bytes on the air.
     pub honest_airtime_us: u64,
+    pub honest_bytes: u64,
     /// Frames put on the air by attackers (clones, forgers, replayers, sybils).
     pub attack_frames: u64,
     /// Transmissions deferred by the duty-cycle tracker (waited, then sent).
@@ -149,6 +150,62 @@ impl Quantiles {
             p99_s: q(0.99),
             max_s: q(1.0),
         })
+    }
+}
+
+/// The reference measured beside a run: this machine's ed25519 rates, now, on this
+/// thread (sign with the `fast` tables; strict one-by-one verification, what a gateway's
+/// fallback does; batch verification of 64, what `handle_batch` does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Reference {
+    pub ed25519_sign_per_s: f64,
+    pub ed25519_verify_per_s: f64,
+    pub ed25519_batch64_verify_per_s: f64,
+}
+
+impl Reference {
+    /// Measures `n` signatures and checks (a fraction of a second).
+    pub fn measure(n: usize) -> Self {
+        use ed25519_dalek::{Signature, Signer, SigningKey};
+        let n = n.max(64);
+        let keys: Vec<SigningKey> = (0..64u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let msgs: Vec<[u8; 32]> = (0..n)
+            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect();
+        let t = std::time::Instant::now();
+        let sigs: Vec<Signature> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| keys[i % 64].sign(m))
+            .collect();
+        let sign = n as f64 / t.elapsed().as_secs_f64().max(1e-9);
+        let vks: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
+        let t = std::time::Instant::now();
+        let ok = msgs
+            .iter()
+            .zip(&sigs)
+            .enumerate()
+            .filter(|(i, (m, s))| vks[i % 64].verify_strict(&m[..], s).is_ok())
+            .count();
+        let verify = ok as f64 / t.elapsed().as_secs_f64().max(1e-9);
+        let t = std::time::Instant::now();
+        let mut batched = 0;
+        for (chunk, sc) in msgs.chunks(64).zip(sigs.chunks(64)) {
+            let m: Vec<&[u8]> = chunk.iter().map(|m| &m[..]).collect();
+            let k = &vks[..chunk.len()];
+            // Keys in the same order as signing (i % 64 with chunks of 64 aligned).
+            if ed25519_dalek::verify_batch(&m, sc, k).is_ok() {
+                batched += chunk.len();
+            }
+        }
+        let batch = batched as f64 / t.elapsed().as_secs_f64().max(1e-9);
+        Self {
+            ed25519_sign_per_s: sign,
+            ed25519_verify_per_s: verify,
+            ed25519_batch64_verify_per_s: batch,
+        }
     }
 }
 

@@ -46,6 +46,7 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
         memo_hits: memo.hits,
         memo_misses: memo.misses,
         preverified: world.pre_stats.checked,
+        reference: None,
     };
     Ok(summary)
 }

@@ -82,6 +82,9 @@ pub struct Perf {
     pub memo_misses: u64,
     /// Signatures the second thread checked ahead of the gateways.
     pub preverified: u64,
+    /// This machine's ed25519 rates measured in the same process (the command line
+    /// fills it in; `None` in tests).
+    pub reference: Option<crate::metrics::Reference>,
 }
 
 /// The results of one run.
@@ -141,6 +144,9 @@ pub struct Summary {
     pub gossip_bytes_per_attestation: f64,
     pub duplicates_per_attestation: f64,
     pub airtime_s_per_device_day: f64,
+    /// Airtime and transmit energy per device per day, suite 1 (this run) beside suite 2
+    /// (computed for the same fleet, see [`crate::suites`]).
+    pub suites: Option<crate::suites::Comparison>,
     pub duty_cycle_violations: u64,
     pub gateway_peak_devices: usize,
     pub gateway_device_bound: usize,
@@ -328,6 +334,27 @@ impl Summary {
                 / 1e6
                 / p.devices as f64
                 / days.max(1e-9),
+            suites: {
+                let fleet: Vec<_> = world.devices[..p.devices]
+                    .iter()
+                    .map(|d| (d.modulation, u64::from(d.wakes())))
+                    .collect();
+                crate::suites::compact_sizes(p.interval_s, 8).map(|sizes| {
+                    let per = p.devices as f64 * days.max(1e-9);
+                    let airtime_s = c.honest_airtime_us as f64 / 1e6 / per;
+                    crate::suites::Comparison {
+                        ed25519: crate::suites::Figures {
+                            frames: c.honest_frames as f64 / per,
+                            bytes_per_frame: c.honest_bytes as f64 / c.honest_frames.max(1) as f64,
+                            airtime_s,
+                            energy_j: crate::suites::energy_j(airtime_s),
+                        },
+                        compact: crate::suites::compact(&fleet, days, sizes),
+                        compact_attestation_bytes: sizes.0,
+                        compact_anchor_bytes: sizes.1,
+                    }
+                })
+            },
             duty_cycle_violations: c.duty_cycle_violations,
             gateway_peak_devices: peak_devices,
             gateway_device_bound: vc.map_or(0, |v| v.max_devices),

@@ -77,6 +77,14 @@ pub fn render(s: &Summary) -> String {
             ),
         ),
         (
+            "per device per day, ed25519 suite",
+            s.suites.map_or("—".into(), |x| suite(&x.ed25519)),
+        ),
+        (
+            "  …compact suite (computed)",
+            s.suites.map_or("—".into(), |x| suite(&x.compact)),
+        ),
+        (
             "duplicates per attestation",
             format!("{:.2}", s.duplicates_per_attestation),
         ),
@@ -121,6 +129,15 @@ pub fn render(s: &Summary) -> String {
                 s.perf.preverified
             ),
         ),
+        (
+            "reference (this machine, now)",
+            s.perf.reference.map_or("—".into(), |r| {
+                format!(
+                    "ed25519 {:.0} signs/s, {:.0} strict verifies/s, {:.0} batch-of-64 verifies/s (one thread)",
+                    r.ed25519_sign_per_s, r.ed25519_verify_per_s, r.ed25519_batch64_verify_per_s
+                )
+            }),
+        ),
         ("trace digest", s.trace_digest.clone()),
     ];
     if let Some(r) = s.reconvergence_s {
@@ -147,4 +164,11 @@ pub fn render(s: &Summary) -> String {
     let verdict = if s.passed() { "PASSED" } else { "FAILED" };
     let _ = writeln!(out, "\n  {} {verdict}", s.scenario);
     out
+}
+
+fn suite(f: &crate::suites::Figures) -> String {
+    format!(
+        "{:.1} frames of {:.0} B, {:.2} s on air, {:.2} J to transmit",
+        f.frames, f.bytes_per_frame, f.airtime_s, f.energy_j
+    )
 }

@@ -208,6 +208,11 @@ impl Device {
         }
     }
 
+    /// Wake-ups that released frames (attestations made).
+    pub fn wakes(&self) -> u32 {
+        self.wakes
+    }
+
     /// The device's configuration.
     pub fn config(&self) -> Config {
         self.config

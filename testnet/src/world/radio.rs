@@ -158,6 +158,8 @@ impl World {
                     Role::Honest => {
                         self.counters.honest_frames += 1;
                         self.counters.honest_airtime_us += u64::from(tx.airtime_us);
+                        self.counters.honest_bytes +=
+                            frame.len().saturating_sub(slope_radios::frame::OVERHEAD) as u64;
                         if let Some(t) = self.truth.get_mut(i) {
                             t.first_tx_ms.get_or_insert(now_ms);
                         }
