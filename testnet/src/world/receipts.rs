@@ -18,7 +18,7 @@
 //! [`PENDING_MAX`] decisions wait (at the bound the oldest is decided at once), at
 //! most [`slope_node::trust::evidence::MAX_RECEIPTS`] receipts per decision.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use slope_node::trust::VerifiedReceipt;
 use slope_node::trust::evidence::MAX_RECEIPTS;
@@ -88,7 +88,8 @@ pub struct Corroboration {
     pending: VecDeque<Pending>,
     /// Serial number of `pending`'s front.
     base: u64,
-    index: BTreeMap<Key, u64>,
+    /// Serial of the pending attestation each key names (looked up, never iterated).
+    index: HashMap<Key, u64>,
     /// Whether a decision event is scheduled.
     pub decide_scheduled: bool,
     /// The witness whose receipts the oracles watch (the rogue gateway), if any.
@@ -105,7 +106,7 @@ impl Corroboration {
             witnessed: BTreeMap::new(),
             pending: VecDeque::new(),
             base: 0,
-            index: BTreeMap::new(),
+            index: HashMap::new(),
             decide_scheduled: false,
             watch: None,
             counters: Counters::default(),
