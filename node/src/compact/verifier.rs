@@ -21,15 +21,16 @@
 //! per device (3: previous, current, next; the oldest dropped), events (oldest dropped,
 //! counted in [`Verifier::dropped_events`]).
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use core::fmt;
 
 use ed25519_dalek::VerifyingKey;
-use heapless::Vec;
+use slope_proto::compact::attestation::View;
 use slope_proto::compact::crypto::{self, ChainKey};
-use slope_proto::compact::frame::MacedBody;
-use slope_proto::compact::params::MAX_COMPACT_FRAME;
-use slope_proto::compact::{self as c2, Anchor, Attestation, Maced, Renewal, SignedAnchor};
+use slope_proto::compact::frame::{self, Kind};
+use slope_proto::compact::params::{MAC_LEN, MAX_COMPACT_FRAME};
+use slope_proto::compact::{Anchor, Maced, Renewal, SignedAnchor};
 use slope_proto::{DecodeError, DeviceId, ShortId, SignatureError};
 
 /// Verifier bounds and the clock bound.
@@ -41,6 +42,13 @@ pub struct Config {
     pub max_devices: usize,
     /// Frames waiting for their key, per device (default 32).
     pub max_pending: usize,
+    /// Frames waiting for their key, all devices together (default 65,536: about
+    /// 8 MiB of buffered frames).
+    pub max_pending_total: usize,
+    /// How long a frame may wait for its key before [`Verifier::expire`] drops it
+    /// (default 1 day: a device that attests at least daily always drains its own
+    /// frames first).
+    pub max_pending_age_ms: u64,
     /// Authenticated frames remembered per device (default 8).
     pub recent: usize,
     /// Events waiting to be polled (default 65,536).
@@ -53,6 +61,8 @@ impl Default for Config {
             max_skew_ms: 10_000,
             max_devices: 1_000_000,
             max_pending: 32,
+            max_pending_total: 65_536,
+            max_pending_age_ms: 86_400_000,
             recent: 8,
             max_events: 65_536,
         }
@@ -132,16 +142,24 @@ impl std::error::Error for Reject {}
 #[cfg(feature = "std")]
 impl std::error::Error for AnchorError {}
 
-/// What happened to a frame on arrival.
+/// What happened to a frame on arrival (the device and interval it names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
     /// Kept until its key is disclosed; `released` earlier frames were checked.
-    Buffered { released: usize },
+    Buffered {
+        device: DeviceId,
+        interval: u32,
+        released: usize,
+    },
     /// Its key was already known: checked at once (result in the events).
-    Checked { released: usize },
+    Checked {
+        device: DeviceId,
+        interval: u32,
+        released: usize,
+    },
     /// Byte-identical to a frame already held.
-    Duplicate,
+    Duplicate { device: DeviceId, interval: u32 },
 }
 
 /// An attestation whose MAC verified under a disclosed key and that arrived in time.
@@ -151,7 +169,7 @@ pub struct VerifiedCompact {
     device: DeviceId,
     interval: u32,
     rx_ms: u64,
-    frame: Vec<u8, MAX_COMPACT_FRAME>,
+    frame: FrameBuf,
 }
 
 impl VerifiedCompact {
@@ -165,15 +183,70 @@ impl VerifiedCompact {
         self.rx_ms
     }
     pub fn frame(&self) -> &[u8] {
-        &self.frame
+        self.frame.as_slice()
     }
 }
 
 /// A frame with the time it was received.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
-    pub frame: Vec<u8, MAX_COMPACT_FRAME>,
-    pub rx_ms: u64,
+    frame: FrameBuf,
+    rx_ms: u64,
+}
+
+impl Received {
+    /// The exact frame.
+    pub fn frame(&self) -> &[u8] {
+        self.frame.as_slice()
+    }
+    /// When the receiving gateway stamped it (Unix ms, gateway clock).
+    pub fn rx_ms(&self) -> u64 {
+        self.rx_ms
+    }
+}
+
+/// A suite-2 MAC'd frame held inline (at most [`MAX_COMPACT_FRAME`] bytes): copied
+/// with one `memcpy`, no allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FrameBuf {
+    len: u8,
+    bytes: [u8; MAX_COMPACT_FRAME],
+}
+
+impl FrameBuf {
+    fn new(frame: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; MAX_COMPACT_FRAME];
+        bytes.get_mut(..frame.len())?.copy_from_slice(frame);
+        Some(Self {
+            len: u8::try_from(frame.len()).ok()?,
+            bytes,
+        })
+    }
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for FrameBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.as_slice() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Two different frames that verify under one disclosed key for one interval, both
+/// received in time (boxed in [`Event::Divergence`] to keep events small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub device: DeviceId,
+    pub interval: u32,
+    /// The disclosed key of `interval`, under which both MACs verify.
+    pub key: ChainKey,
+    /// The frame authenticated first, and the other one.
+    pub first: Received,
+    pub second: Received,
 }
 
 /// Results of checks, in order.
@@ -191,13 +264,7 @@ pub enum Event {
     /// Two different frames verify under one disclosed key for one interval, both
     /// received in time. With the gateways' receipts this is a
     /// [`slope_proto::compact::CompactProof`].
-    Divergence {
-        device: DeviceId,
-        interval: u32,
-        key: ChainKey,
-        first: Received,
-        second: Received,
-    },
+    Divergence(Box<Conflict>),
     /// A second, different renewal of one chain verified (evidence of duplicity that
     /// the renewal chain cannot attribute to one interval): the first one is kept.
     RenewalConflict { device: DeviceId, interval: u32 },
@@ -205,35 +272,55 @@ pub enum Event {
     BadMac { device: DeviceId, interval: u32 },
 }
 
-enum Frame {
-    Attestation(Maced<Attestation>),
+/// A frame waiting for its key: its bytes (the one copy the verifier makes of a frame
+/// on arrival), its interval and kind.
+struct Pending {
+    received: Received,
+    interval: u32,
+    renewal: bool,
+}
+
+/// A suite-2 frame checked for form, borrowed from the input.
+enum Parsed<'a> {
+    /// The hot path: fixed-layout view, no copy.
+    Attestation(View<'a>),
     Renewal(Maced<Renewal>),
 }
 
-impl Frame {
+impl Parsed<'_> {
+    fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Reject> {
+        match frame::parse_header(bytes).map_err(Reject::Decode)? {
+            Kind::Attestation => View::parse(bytes)
+                .map(Parsed::Attestation)
+                .map_err(Reject::Decode),
+            Kind::Renewal => Maced::decode(bytes)
+                .map(Parsed::Renewal)
+                .map_err(Reject::Decode),
+            _ => Err(Reject::UnexpectedKind),
+        }
+    }
+    fn device(&self) -> ShortId {
+        match self {
+            Self::Attestation(v) => v.device(),
+            Self::Renewal(m) => m.body().device,
+        }
+    }
     fn interval(&self) -> u32 {
         match self {
-            Self::Attestation(m) => m.body().interval(),
-            Self::Renewal(m) => m.body().interval(),
-        }
-    }
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Self::Attestation(m) => m.frame(),
-            Self::Renewal(m) => m.frame(),
-        }
-    }
-    fn verify(&self, mac_key: &[u8; 32]) -> bool {
-        match self {
-            Self::Attestation(m) => m.verify(mac_key),
-            Self::Renewal(m) => m.verify(mac_key),
+            Self::Attestation(v) => v.interval(),
+            Self::Renewal(m) => m.body().interval,
         }
     }
 }
 
-struct Pending {
-    frame: Frame,
-    rx_ms: u64,
+/// Whether the MAC at the end of `frame` verifies under `mac_key`.
+fn mac_ok(frame: &[u8], mac_key: &[u8; 32]) -> bool {
+    let Some(end) = frame.len().checked_sub(MAC_LEN) else {
+        return false;
+    };
+    let mut tag = [0u8; MAC_LEN];
+    tag.copy_from_slice(&frame[end..]);
+    crypto::mac_eq(&crypto::mac(mac_key, &frame[..end]), &tag)
 }
 
 struct Chain {
@@ -264,7 +351,8 @@ struct Done {
 struct State {
     device: DeviceId,
     schedule: Anchor,
-    chains: VecDeque<Chain>,
+    /// Previous, current and next chain, oldest first (a slice: cheap to scan).
+    chains: heapless::Vec<Chain, MAX_CHAINS>,
     pending: VecDeque<Pending>,
     recent: VecDeque<Done>,
 }
@@ -277,6 +365,8 @@ pub struct Verifier {
     devices: BTreeMap<ShortId, State>,
     events: VecDeque<Event>,
     dropped_events: u64,
+    /// Frames waiting for their key, all devices together.
+    pending_total: usize,
 }
 
 impl Verifier {
@@ -286,6 +376,7 @@ impl Verifier {
             devices: BTreeMap::new(),
             events: VecDeque::new(),
             dropped_events: 0,
+            pending_total: 0,
         }
     }
 
@@ -316,8 +407,9 @@ impl Verifier {
         if self.devices.len() >= self.config.max_devices {
             return Err(AnchorError::Full);
         }
-        let mut chains = VecDeque::new();
-        chains.push_back(Chain {
+        let mut chains = heapless::Vec::new();
+        // Capacity MAX_CHAINS ≥ 1: cannot fail.
+        let _ = chains.push(Chain {
             first: body.first,
             len: body.len,
             known_l: 0,
@@ -337,6 +429,61 @@ impl Verifier {
         Ok(())
     }
 
+    /// Drops frames that have waited for their key longer than
+    /// [`Config::max_pending_age_ms`] (a device that never discloses, or a forgery
+    /// whose interval the device skipped). Visits every device: call it periodically
+    /// (the one verifier does in `handle_timeout`), not per frame. Returns how many
+    /// frames were dropped.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let max_age = self.config.max_pending_age_ms;
+        let mut dropped = 0;
+        for state in self.devices.values_mut() {
+            let before = state.pending.len();
+            state
+                .pending
+                .retain(|p| p.received.rx_ms.saturating_add(max_age) >= now_ms);
+            dropped += before - state.pending.len();
+        }
+        self.pending_total -= dropped;
+        dropped
+    }
+
+    /// Drops everything held for `device` (its anchor, chains and buffered frames).
+    /// Returns whether it was tracked.
+    pub fn forget(&mut self, device: &DeviceId) -> bool {
+        match self.devices.get(&device.short()) {
+            Some(s) if s.device == *device => {}
+            _ => return false,
+        }
+        if let Some(s) = self.devices.remove(&device.short()) {
+            self.pending_total = self.pending_total.saturating_sub(s.pending.len());
+        }
+        true
+    }
+
+    /// Whether `device` has an anchor here.
+    pub fn is_anchored(&self, device: &DeviceId) -> bool {
+        self.devices
+            .get(&device.short())
+            .is_some_and(|s| s.device == *device)
+    }
+
+    /// Devices tracked.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Frames waiting for their key, all devices together (bounded by
+    /// [`Config::max_pending_total`]).
+    pub fn pending_total(&self) -> usize {
+        self.pending_total
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -349,23 +496,18 @@ impl Verifier {
 
     /// Handles one suite-2 frame received at `rx_ms` (gateway clock, Unix ms).
     pub fn handle_frame(&mut self, rx_ms: u64, bytes: &[u8]) -> Result<Outcome, Reject> {
-        let frame = match c2::decode(bytes).map_err(Reject::Decode)? {
-            c2::Message::Attestation(m) => Frame::Attestation(m),
-            c2::Message::Renewal(m) => Frame::Renewal(m),
-            _ => return Err(Reject::UnexpectedKind),
-        };
-        let short = match &frame {
-            Frame::Attestation(m) => m.body().device,
-            Frame::Renewal(m) => m.body().device,
-        };
+        let frame = Parsed::parse(bytes)?;
         let config = self.config;
         let Self {
             devices,
             events,
             dropped_events,
+            pending_total,
             ..
         } = self;
-        let state = devices.get_mut(&short).ok_or(Reject::UnknownDevice)?;
+        let state = devices
+            .get_mut(&frame.device())
+            .ok_or(Reject::UnknownDevice)?;
         let i = frame.interval();
         if state.schedule.start_of(i) > rx_ms.saturating_add(config.max_skew_ms) {
             return Err(Reject::Future { interval: i });
@@ -373,40 +515,83 @@ impl Verifier {
         if !state.schedule.in_time(i, rx_ms, config.max_skew_ms) {
             return Err(Reject::Late { interval: i });
         }
-        if state.chains.front().is_some_and(|c| i < c.first) {
+        if state.chains.first().is_some_and(|c| i < c.first) {
             return Err(Reject::BeforeChain { interval: i });
         }
-        if state.pending.iter().any(|p| p.frame.bytes() == bytes)
-            || state.recent.iter().any(|d| d.received.frame == bytes)
+        let same = |r: &Received| r.frame() == bytes;
+        if state
+            .pending
+            .iter()
+            .any(|p| p.interval == i && same(&p.received))
+            || state
+                .recent
+                .iter()
+                .any(|d| d.interval == i && same(&d.received))
         {
-            return Ok(Outcome::Duplicate);
+            return Ok(Outcome::Duplicate {
+                device: state.device,
+                interval: i,
+            });
         }
 
         // The disclosed key, if any, must hash to the last known key of its chain.
-        if let Frame::Attestation(m) = &frame {
+        if let Parsed::Attestation(v) = &frame {
             let d = u32::from(state.schedule.delay);
             if let Some(j) = i.checked_sub(d).filter(|j| *j >= state.schedule.first) {
-                disclose(state, j, &m.body().disclosed)?;
+                disclose(state, j, &v.disclosed())?;
             }
         }
 
-        let known_now = is_known(state, i);
-        if !known_now && state.pending.len() >= config.max_pending {
-            return Err(Reject::PendingFull);
-        }
-        state.pending.push_back(Pending { frame, rx_ms });
         let mut sink = Sink {
             events,
             dropped: dropped_events,
             max: config.max_events,
         };
-        let released = release(state, &config, &mut sink);
+        let known_now = is_known(state, i);
+        let mut released = 0;
+        if !known_now {
+            // The disclosure this frame carried may free room before the bound is
+            // checked, so a full buffer never blocks the frame that would drain it.
+            let freed = release(state, &config, &mut sink);
+            *pending_total -= freed;
+            released += freed;
+            if state.pending.len() >= config.max_pending
+                || *pending_total >= config.max_pending_total
+            {
+                return Err(Reject::PendingFull);
+            }
+        }
+        let Some(frame_bytes) = FrameBuf::new(bytes) else {
+            // Cannot happen: both parsers bound the frame to MAX_COMPACT_FRAME.
+            return Err(Reject::Decode(DecodeError::Oversize {
+                len: bytes.len(),
+                max: MAX_COMPACT_FRAME,
+            }));
+        };
+        state.pending.push_back(Pending {
+            received: Received {
+                frame: frame_bytes,
+                rx_ms,
+            },
+            interval: i,
+            renewal: matches!(frame, Parsed::Renewal(_)),
+        });
+        *pending_total += 1;
+        let checked = release(state, &config, &mut sink);
+        *pending_total -= checked;
+        released += checked;
         Ok(if known_now {
             Outcome::Checked {
+                device: state.device,
+                interval: i,
                 released: released.saturating_sub(1),
             }
         } else {
-            Outcome::Buffered { released }
+            Outcome::Buffered {
+                device: state.device,
+                interval: i,
+                released,
+            }
         })
     }
 }
@@ -463,14 +648,15 @@ fn key_of(state: &State, i: u32) -> Option<ChainKey> {
     (l <= c.known_l).then(|| crypto::walk(&state.device, c.first, c.known_l, &c.known, l))
 }
 
-/// Checks every waiting frame whose key is now known. Returns how many were checked.
+/// Checks every waiting frame whose key is now known. Returns how many were checked
+/// (and so left the buffer).
 fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
     let mut checked = 0;
     loop {
         let Some(idx) = state
             .pending
             .iter()
-            .position(|p| is_known(state, p.frame.interval()))
+            .position(|p| is_known(state, p.interval))
         else {
             return checked;
         };
@@ -478,41 +664,40 @@ fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
             return checked;
         };
         checked += 1;
-        let i = p.frame.interval();
+        let i = p.interval;
         let Some(key) = key_of(state, i) else {
             continue;
         };
-        if !p.frame.verify(&crypto::mac_key(&key)) {
+        if !mac_ok(p.received.frame(), &crypto::mac_key(&key)) {
             events.push(Event::BadMac {
                 device: state.device,
                 interval: i,
             });
             continue;
         }
-        let received = Received {
-            frame: Vec::from_slice(p.frame.bytes()).unwrap_or_default(),
-            rx_ms: p.rx_ms,
-        };
         if let Some(prev) = state.recent.iter().find(|d| d.interval == i) {
-            if prev.received.frame != received.frame {
-                events.push(Event::Divergence {
+            if prev.received.frame != p.received.frame {
+                events.push(Event::Divergence(Box::new(Conflict {
                     device: state.device,
                     interval: i,
                     key: prev.key.clone(),
-                    first: prev.received.clone(),
-                    second: received,
-                });
+                    first: prev.received,
+                    second: p.received,
+                })));
             }
             continue;
         }
-        if let Frame::Renewal(r) = &p.frame {
-            renewed(state, i, r.body(), events);
+        if p.renewal {
+            // It decoded on arrival, so it decodes again.
+            if let Ok(r) = Maced::<Renewal>::decode(p.received.frame()) {
+                renewed(state, i, r.body(), events);
+            }
         } else {
             events.push(Event::Authenticated(VerifiedCompact {
                 device: state.device,
                 interval: i,
-                rx_ms: p.rx_ms,
-                frame: received.frame.clone(),
+                rx_ms: p.received.rx_ms,
+                frame: p.received.frame,
             }));
         }
         if state.recent.len() >= config.recent {
@@ -521,7 +706,7 @@ fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
         state.recent.push_back(Done {
             interval: i,
             key,
-            received,
+            received: p.received,
         });
     }
 }
@@ -551,10 +736,11 @@ fn renewed(state: &mut State, i: u32, r: &Renewal, events: &mut Sink<'_>) {
     if first.checked_add(r.len).is_none() || pos + 1 != state.chains.len() {
         return;
     }
-    if state.chains.len() >= MAX_CHAINS {
-        state.chains.pop_front();
+    if state.chains.is_full() {
+        state.chains.remove(0);
     }
-    state.chains.push_back(Chain {
+    // Room was made above: cannot fail.
+    let _ = state.chains.push(Chain {
         first,
         len: r.len,
         known_l: 0,

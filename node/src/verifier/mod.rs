@@ -15,6 +15,7 @@
 //! than the window are verified and returned as [`Outcome::Historic`] for the caller to
 //! compare with its durable history.
 
+pub mod compact;
 mod escrow;
 mod outcome;
 mod slope;
@@ -89,6 +90,8 @@ pub struct Verifier {
     released: VecDeque<Outcome>,
     released_dropped: u64,
     memo: Option<Box<dyn SignatureMemo + Send>>,
+    /// Suite 2: chains anchored under keys this verifier holds ([`compact`]).
+    compact: crate::compact::verifier::Verifier,
 }
 
 /// A memo of signature checks that several verifiers checking the same frames can share
@@ -126,7 +129,13 @@ fn signature_ok(
 }
 
 impl Verifier {
+    /// A verifier with the default suite-2 bounds and clock bound.
     pub fn new(config: Config) -> Self {
+        Self::with_compact(config, compact::Config::default())
+    }
+
+    /// A verifier with explicit suite-2 bounds and clock bound.
+    pub fn with_compact(config: Config, compact: compact::Config) -> Self {
         Self {
             config,
             devices: BTreeMap::new(),
@@ -138,6 +147,7 @@ impl Verifier {
             released: VecDeque::new(),
             released_dropped: 0,
             memo: None,
+            compact: crate::compact::verifier::Verifier::new(compact),
         }
     }
 
@@ -167,12 +177,24 @@ impl Verifier {
         self.released_dropped
     }
 
-    /// Verifies one frame received at `now` with the radio's observation `rx`.
+    /// The suite-2 state, read-only (device count, buffered frames, dropped events).
+    pub fn compact(&self) -> &crate::compact::verifier::Verifier {
+        &self.compact
+    }
+
+    /// Verifies one frame received at `now` with the radio's observation `rx`. A
+    /// suite-2 frame (suite byte 2) goes to the compact verifier, with `now` as its
+    /// receive time for the security condition (so `now` must be the gateway's Unix
+    /// time in ms, stamped at reception).
     pub fn handle_attestation(&mut self, now: Millis, frame: &[u8], rx: Observation) -> Outcome {
         self.escrow.expire(now);
-        let outcome = match Event::decode(frame) {
-            Ok(event) => self.process(now, event, rx, None),
-            Err(e) => Outcome::Rejected(VerifyError::Decode(e)),
+        let outcome = if compact::is_compact(frame) {
+            self.handle_compact(now, frame)
+        } else {
+            match Event::decode(frame) {
+                Ok(event) => self.process(now, event, rx, None),
+                Err(e) => Outcome::Rejected(VerifyError::Decode(e)),
+            }
         };
         self.drain_ready(now);
         outcome
@@ -231,8 +253,9 @@ impl Verifier {
             }
         }
         let mut out = Vec::with_capacity(frames.len());
-        for ((decoded, (_, rx)), pre) in decoded.into_iter().zip(frames).zip(pre) {
+        for ((decoded, (frame, rx)), pre) in decoded.into_iter().zip(frames).zip(pre) {
             let outcome = match decoded {
+                _ if compact::is_compact(frame) => self.handle_compact(now, frame),
                 Ok(event) => self.process(now, event, *rx, pre),
                 Err(e) => Outcome::Rejected(e),
             };
@@ -242,9 +265,16 @@ impl Verifier {
         out
     }
 
-    /// Outcomes of escrowed frames released by an establishment event, oldest first.
+    /// Outcomes that arrive after their frame, oldest first within each kind: escrowed
+    /// suite-1 frames released by an establishment event, then suite-2 results
+    /// ([`compact::Outcome::Event`]: a buffered frame checked once its key was
+    /// disclosed, a renewal, a suite-2 divergence).
     pub fn poll_outcome(&mut self) -> Option<Outcome> {
-        self.released.pop_front()
+        self.released.pop_front().or_else(|| {
+            self.compact
+                .poll_event()
+                .map(|e| Outcome::Compact(compact::Outcome::Event(e)))
+        })
     }
 
     /// When [`Self::handle_timeout`] should next be called (escrow expiry).
@@ -252,9 +282,12 @@ impl Verifier {
         self.escrow.next_expiry()
     }
 
-    /// Expires escrowed frames.
+    /// Expires escrowed frames, and suite-2 frames that waited too long for their key
+    /// (this visits every suite-2 device: call it periodically, for example once a
+    /// minute, not per frame).
     pub fn handle_timeout(&mut self, now: Millis) {
         self.escrow.expire(now);
+        self.compact.expire(now);
     }
 
     /// The verifier's view of `device`.
@@ -316,7 +349,56 @@ impl Verifier {
     /// Drops everything held for `device` (for example when the gateway evicts an idle
     /// identity); its next event is escrowed until its inception is seen again.
     pub fn forget(&mut self, device: &DeviceId) -> bool {
-        self.devices.remove(device).is_some()
+        let compact = self.compact.forget(device);
+        self.devices.remove(device).is_some() || compact
+    }
+
+    /// Routes a suite-2 frame: anchors are checked here against the key history,
+    /// attestations and renewals go to the compact verifier.
+    fn handle_compact(&mut self, now: Millis, frame: &[u8]) -> Outcome {
+        if compact::kind(frame) == Some(slope_proto::compact::Kind::Anchor) {
+            return self.handle_anchor(frame);
+        }
+        match self.compact.handle_frame(now, frame) {
+            Ok(o) => Outcome::Compact(compact::Outcome::Frame(o)),
+            Err(r) => Outcome::Rejected(VerifyError::Compact(r)),
+        }
+    }
+
+    /// Checks an anchor under the current suite-1 key of each device with its short
+    /// id (more than one only on a collision).
+    fn handle_anchor(&mut self, frame: &[u8]) -> Outcome {
+        let anchor = match slope_proto::compact::SignedAnchor::decode(frame) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Rejected(VerifyError::Decode(e)),
+        };
+        let body = anchor.body();
+        let mut error = VerifyError::UnknownKey;
+        for id in self.candidates(body.device) {
+            let Some(d) = self.devices.get(&id) else {
+                continue;
+            };
+            if body.epoch < d.epoch() {
+                error = VerifyError::RetiredKey;
+                continue;
+            }
+            if body.epoch > d.epoch() {
+                // The rotation to that epoch has not arrived here.
+                continue;
+            }
+            match self.compact.add_anchor(id, &d.key, frame) {
+                Ok(()) => {
+                    return Outcome::Compact(compact::Outcome::Anchored {
+                        device: id,
+                        first: body.first,
+                        len: body.len,
+                    });
+                }
+                Err(compact::AnchorError::Signature(_)) => error = VerifyError::BadSignature,
+                Err(e) => return Outcome::Rejected(compact::anchor_error(e)),
+            }
+        }
+        Outcome::Rejected(error)
     }
 
     /// The devices whose short id is `short` (more than one only on a collision).

@@ -8,6 +8,7 @@ use core::fmt;
 use slope_proto::proof::ProofError;
 use slope_proto::{DecodeError, DeviceId, Digest, Event, Observation, ShortId, SignatureError};
 
+use crate::compact::verifier::{AnchorError, Reject};
 use crate::time::Millis;
 
 /// An event whose signature, key epoch and links the verifier has checked.
@@ -157,6 +158,9 @@ pub enum Outcome {
     Divergence(Box<DivergenceEvidence>),
     /// Refused, with the reason.
     Rejected(VerifyError),
+    /// A suite-2 (compact, hash-only) frame: see [`super::compact`]. Its verdicts
+    /// arrive later, through [`super::Verifier::poll_outcome`].
+    Compact(super::compact::Outcome),
 }
 
 /// Why a frame was refused.
@@ -185,6 +189,12 @@ pub enum VerifyError {
     Unexpected,
     /// The proof does not hold (for [`crate::verifier::verify_divergence_proof`]).
     Proof(ProofError),
+    /// A suite-2 attestation or renewal refused on arrival (late, from the future,
+    /// unknown device, bad disclosure, buffer full, ...).
+    Compact(Reject),
+    /// A suite-2 anchor refused for a reason other than its signature or its form
+    /// (short id taken, conflicting anchor, device bound).
+    Anchor(AnchorError),
 }
 
 impl fmt::Display for VerifyError {
@@ -198,6 +208,8 @@ impl fmt::Display for VerifyError {
             Self::Capacity => f.write_str("verifier at device capacity"),
             Self::Unexpected => f.write_str("unexpected event"),
             Self::Proof(e) => write!(f, "proof: {e}"),
+            Self::Compact(e) => write!(f, "compact frame: {e}"),
+            Self::Anchor(e) => write!(f, "compact anchor: {e}"),
         }
     }
 }

@@ -84,20 +84,29 @@ pub fn seed(chain_state: &[u8; 32], device: &DeviceId, first: u32) -> ChainKey {
 
 /// One step down the chain: K(l−1) from K(l), for the chain starting at `first`.
 pub fn step(device: &DeviceId, first: u32, l: u32, key: &ChainKey) -> ChainKey {
+    let mut k = ChainKey(key.0);
+    step_in_place(device, first, l, &mut k.0);
+    k
+}
+
+/// The step on raw bytes, overwriting K(l) with K(l−1) (no intermediate `ChainKey`
+/// to zeroize on every step of a walk). The input block holds K(l) and is wiped.
+fn step_in_place(device: &DeviceId, first: u32, l: u32, key: &mut [u8; KEY_LEN]) {
     let mut input = [0u8; 32 + 4 + 4 + KEY_LEN];
     input[..32].copy_from_slice(&device.0);
     input[32..36].copy_from_slice(&first.to_le_bytes());
     input[36..40].copy_from_slice(&l.to_le_bytes());
-    input[40..].copy_from_slice(&key.0);
-    truncate(*blake3::keyed_hash(&STEP_KEY, &input).as_bytes())
+    input[40..].copy_from_slice(key);
+    key.copy_from_slice(&blake3::keyed_hash(&STEP_KEY, &input).as_bytes()[..KEY_LEN]);
+    input[40..].zeroize();
 }
 
 /// K(to) from K(from), `to ≤ from`: `from − to` steps.
 pub fn walk(device: &DeviceId, first: u32, from: u32, key: &ChainKey, to: u32) -> ChainKey {
-    let mut k = key.clone();
+    let mut k = ChainKey(key.0);
     let mut l = from;
     while l > to {
-        k = step(device, first, l, &k);
+        step_in_place(device, first, l, &mut k.0);
         l -= 1;
     }
     k

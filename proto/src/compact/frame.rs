@@ -80,6 +80,31 @@ pub trait MacedBody: Serialize + DeserializeOwned {
     fn interval(&self) -> u32;
     /// Field rules beyond the encoding.
     fn check(&self) -> Result<(), &'static str>;
+
+    /// Decodes the body bytes (between header and MAC) canonically and checks the
+    /// field rules. The default is the canonical postcard codec; a body with a fixed
+    /// layout may decode it by hand, with exactly the same accepted inputs and errors.
+    fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
+        let value: Self = codec::decode_exact(body)?;
+        value.check().map_err(DecodeError::InvalidField)?;
+        Ok(value)
+    }
+}
+
+/// Checks the header (`expected` kind), the size bounds and the room for a MAC, and
+/// returns where the body ends (where the MAC starts).
+pub(crate) fn maced_body_end(bytes: &[u8], expected: Kind) -> Result<usize, DecodeError> {
+    expect_kind(bytes, expected)?;
+    if bytes.len() > MAX_COMPACT_FRAME {
+        return Err(DecodeError::Oversize {
+            len: bytes.len(),
+            max: MAX_COMPACT_FRAME,
+        });
+    }
+    match bytes.len().checked_sub(MAC_LEN) {
+        Some(end) if end >= HEADER_LEN => Ok(end),
+        _ => Err(DecodeError::Truncated),
+    }
 }
 
 /// A decoded MAC'd frame: its typed body and its exact bytes. The MAC is not checked
@@ -93,21 +118,8 @@ pub struct Maced<B> {
 impl<B: MacedBody> Maced<B> {
     /// Decodes a frame of kind `B::KIND`, canonically. Never panics.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        expect_kind(bytes, B::KIND)?;
-        if bytes.len() > MAX_COMPACT_FRAME {
-            return Err(DecodeError::Oversize {
-                len: bytes.len(),
-                max: MAX_COMPACT_FRAME,
-            });
-        }
-        let Some(body_end) = bytes.len().checked_sub(MAC_LEN) else {
-            return Err(DecodeError::Truncated);
-        };
-        if body_end < HEADER_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        let body: B = codec::decode_exact(&bytes[HEADER_LEN..body_end])?;
-        body.check().map_err(DecodeError::InvalidField)?;
+        let body_end = maced_body_end(bytes, B::KIND)?;
+        let body = B::decode_body(&bytes[HEADER_LEN..body_end])?;
         let frame = Vec::from_slice(bytes).map_err(|_| DecodeError::Oversize {
             len: bytes.len(),
             max: MAX_COMPACT_FRAME,
