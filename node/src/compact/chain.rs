@@ -70,6 +70,10 @@ impl Traversal {
         }
     }
 
+    /// The chain's top key K(len) (secret: the seed the traversal is rebuilt from).
+    pub fn seed(&self) -> &ChainKey {
+        &self.top[((self.len - 1) / TOP_SEGMENT) as usize]
+    }
     /// The public end K(0).
     pub fn anchor(&self) -> &ChainKey {
         &self.anchor
@@ -143,6 +147,7 @@ mod tests {
             let seed = ChainKey([len as u8; KEY_LEN]);
             let mut t = Traversal::new(d, seed.clone(), 5, len);
             assert_eq!(t.anchor(), &crypto::walk(&d, 5, len, &seed, 0));
+            assert_eq!(t.seed(), &seed);
             let probes = [
                 5,
                 6,

@@ -10,9 +10,10 @@
 //! verifier's `max_skew_ms` of true time (minus the gateways' own error): a device whose
 //! clock runs ahead discloses keys early, which is exactly what the bound covers.
 //!
-//! Persist before transmit (integration, not done here): the firmware must store
-//! `last_interval()` (and the chain seeds) before releasing a frame, so that a reboot
-//! never signs two frames for one interval; the traversal is rebuilt from the seed.
+//! Persist before transmit: [`super::persist::Persistent`] stores the state (the last
+//! used interval, the chain seeds, the tail keys) before it returns a frame, so that a
+//! reboot never MACs two frames for one interval; the traversal is rebuilt from the
+//! seed on restore.
 
 use heapless::Vec;
 use slope_proto::DeviceId;
@@ -71,23 +72,24 @@ impl core::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The next chain, committed before it is used.
-struct Next {
-    seed: ChainKey,
-    len: u32,
-    anchor: ChainKey,
+pub(super) struct Next {
+    pub(super) seed: ChainKey,
+    pub(super) len: u32,
+    pub(super) anchor: ChainKey,
 }
 
-/// A device's compact-suite state.
+/// A device's compact-suite state. [`super::persist::Persistent`] binds it to storage
+/// (persist before transmit).
 pub struct Device {
-    device: DeviceId,
-    schedule: Schedule,
-    chain: Traversal,
-    next: Option<Next>,
+    pub(super) device: DeviceId,
+    pub(super) schedule: Schedule,
+    pub(super) chain: Traversal,
+    pub(super) next: Option<Next>,
     /// Keys of the previous chain's last `delay` intervals: (interval, key).
-    tail: Vec<(u32, ChainKey), { MAX_DELAY as usize }>,
+    pub(super) tail: Vec<(u32, ChainKey), { MAX_DELAY as usize }>,
     /// First interval of the very first chain (nothing to disclose before it).
-    origin: u32,
-    last: u32,
+    pub(super) origin: u32,
+    pub(super) last: u32,
 }
 
 impl Device {
@@ -144,7 +146,7 @@ impl Device {
         &self.chain
     }
 
-    fn interval_at(&self, now_ms: u64) -> u32 {
+    pub(super) fn interval_at(&self, now_ms: u64) -> u32 {
         if now_ms < self.schedule.start_ms {
             return 0;
         }
@@ -214,6 +216,11 @@ impl Device {
             payload,
         };
         Maced::seal(body, &crypto::mac_key(&key)).map_err(Error::Encode)
+    }
+
+    /// Whether a next chain is prepared (and so committed to by any renewal sent).
+    pub fn has_next(&self) -> bool {
+        self.next.is_some()
     }
 
     /// Commits to the next chain, made from a fresh 32-byte chain state (costs `len`

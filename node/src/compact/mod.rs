@@ -2,15 +2,18 @@
 //!
 //! - [`chain`]: device-side traversal of a 2^16 hash chain in 1.3 KiB (checkpoints).
 //! - [`device`]: one MAC'd frame per interval, delayed key disclosure, renewal.
+//! - [`persist`]: the device bound to storage, persist before transmit.
 //! - [`verifier`] (alloc): buffering until disclosure, the security condition, lost
 //!   frames bridged by hashing forward, renewals, divergence detection.
 //! - [`verify_proof`]: the stateless check of a suite-2 divergence proof.
 //!
-//! Not yet wired into `verifier::Verifier`, the trust engine, the mesh, the firmware or
-//! the testnet: see docs/compact-suite.md, "Integration".
+//! Routed inside the one verifier by `verifier::compact`. Not yet wired into the trust
+//! engine, the mesh, the firmware or the testnet: see docs/compact-suite.md,
+//! "Integration".
 
 pub mod chain;
 pub mod device;
+pub mod persist;
 #[cfg(feature = "alloc")]
 pub mod verifier;
 
