@@ -660,7 +660,13 @@ fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
         else {
             return checked;
         };
-        let Some(p) = state.pending.remove(idx) else {
+        // Usually the oldest frame: `pop_front` is far cheaper than a middle removal.
+        let taken = if idx == 0 {
+            state.pending.pop_front()
+        } else {
+            state.pending.remove(idx)
+        };
+        let Some(p) = taken else {
             return checked;
         };
         checked += 1;

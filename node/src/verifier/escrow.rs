@@ -99,6 +99,9 @@ impl Escrow {
     /// predicate.
     pub fn take(&mut self, mut wanted: impl FnMut(&Missing) -> bool) -> Vec<Entry> {
         let mut out = Vec::new();
+        if self.entries.is_empty() {
+            return out;
+        }
         let mut kept = VecDeque::with_capacity(self.entries.len());
         for e in self.entries.drain(..) {
             if wanted(&e.missing) {

@@ -187,14 +187,16 @@ impl Verifier {
     /// receive time for the security condition (so `now` must be the gateway's Unix
     /// time in ms, stamped at reception).
     pub fn handle_attestation(&mut self, now: Millis, frame: &[u8], rx: Observation) -> Outcome {
+        if compact::is_compact(frame) {
+            // Suite-2 frames establish no suite-1 key: nothing in the escrow can wait
+            // for them, so the escrow is left alone (it expires on suite-1 frames and
+            // in `handle_timeout`).
+            return self.handle_compact(now, frame);
+        }
         self.escrow.expire(now);
-        let outcome = if compact::is_compact(frame) {
-            self.handle_compact(now, frame)
-        } else {
-            match Event::decode(frame) {
-                Ok(event) => self.process(now, event, rx, None),
-                Err(e) => Outcome::Rejected(VerifyError::Decode(e)),
-            }
+        let outcome = match Event::decode(frame) {
+            Ok(event) => self.process(now, event, rx, None),
+            Err(e) => Outcome::Rejected(VerifyError::Decode(e)),
         };
         self.drain_ready(now);
         outcome
