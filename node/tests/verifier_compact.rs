@@ -107,6 +107,8 @@ fn a_suite_one_device_speaks_compact_through_the_one_verifier() {
     for e in &events {
         if let CompactEvent::Authenticated(a) = e {
             assert_eq!(a.device(), &f.id);
+            // The radio's observation travels with the verified frame.
+            assert_eq!(a.rx().map(|o| o.time_ms), Some(a.rx_ms()));
         }
     }
     // The suite-1 view of the device is untouched.

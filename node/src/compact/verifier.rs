@@ -31,7 +31,7 @@ use slope_proto::compact::crypto::{self, ChainKey};
 use slope_proto::compact::frame::{self, Kind};
 use slope_proto::compact::params::{MAC_LEN, MAX_COMPACT_FRAME};
 use slope_proto::compact::{Anchor, Maced, Renewal, SignedAnchor};
-use slope_proto::{DecodeError, DeviceId, ShortId, SignatureError};
+use slope_proto::{DecodeError, DeviceId, Observation, ShortId, SignatureError};
 
 /// Verifier bounds and the clock bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,10 +169,16 @@ pub struct VerifiedCompact {
     device: DeviceId,
     interval: u32,
     rx_ms: u64,
+    rx: Option<Observation>,
     frame: FrameBuf,
 }
 
 impl VerifiedCompact {
+    /// What the receiving radio observed, when the caller passed it
+    /// ([`Verifier::handle_observed`]; the one verifier always does).
+    pub fn rx(&self) -> Option<&Observation> {
+        self.rx.as_ref()
+    }
     pub fn device(&self) -> &DeviceId {
         &self.device
     }
@@ -276,6 +282,7 @@ pub enum Event {
 /// on arrival), its interval and kind.
 struct Pending {
     received: Received,
+    rx: Option<Observation>,
     interval: u32,
     renewal: bool,
 }
@@ -496,6 +503,26 @@ impl Verifier {
 
     /// Handles one suite-2 frame received at `rx_ms` (gateway clock, Unix ms).
     pub fn handle_frame(&mut self, rx_ms: u64, bytes: &[u8]) -> Result<Outcome, Reject> {
+        self.handle(rx_ms, bytes, None)
+    }
+
+    /// [`Self::handle_frame`] with the receiving radio's observation, which the
+    /// resulting [`VerifiedCompact`] carries (for the trust engine's RF context).
+    pub fn handle_observed(
+        &mut self,
+        rx_ms: u64,
+        bytes: &[u8],
+        rx: Observation,
+    ) -> Result<Outcome, Reject> {
+        self.handle(rx_ms, bytes, Some(rx))
+    }
+
+    fn handle(
+        &mut self,
+        rx_ms: u64,
+        bytes: &[u8],
+        rx: Option<Observation>,
+    ) -> Result<Outcome, Reject> {
         let frame = Parsed::parse(bytes)?;
         let config = self.config;
         let Self {
@@ -573,6 +600,7 @@ impl Verifier {
                 frame: frame_bytes,
                 rx_ms,
             },
+            rx,
             interval: i,
             renewal: matches!(frame, Parsed::Renewal(_)),
         });
@@ -703,6 +731,7 @@ fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
                 device: state.device,
                 interval: i,
                 rx_ms: p.received.rx_ms,
+                rx: p.rx,
                 frame: p.received.frame,
             }));
         }

@@ -191,7 +191,7 @@ impl Verifier {
             // Suite-2 frames establish no suite-1 key: nothing in the escrow can wait
             // for them, so the escrow is left alone (it expires on suite-1 frames and
             // in `handle_timeout`).
-            return self.handle_compact(now, frame);
+            return self.handle_compact(now, frame, rx);
         }
         self.escrow.expire(now);
         let outcome = match Event::decode(frame) {
@@ -257,7 +257,7 @@ impl Verifier {
         let mut out = Vec::with_capacity(frames.len());
         for ((decoded, (frame, rx)), pre) in decoded.into_iter().zip(frames).zip(pre) {
             let outcome = match decoded {
-                _ if compact::is_compact(frame) => self.handle_compact(now, frame),
+                _ if compact::is_compact(frame) => self.handle_compact(now, frame, *rx),
                 Ok(event) => self.process(now, event, *rx, pre),
                 Err(e) => Outcome::Rejected(e),
             };
@@ -357,11 +357,11 @@ impl Verifier {
 
     /// Routes a suite-2 frame: anchors are checked here against the key history,
     /// attestations and renewals go to the compact verifier.
-    fn handle_compact(&mut self, now: Millis, frame: &[u8]) -> Outcome {
+    fn handle_compact(&mut self, now: Millis, frame: &[u8], rx: Observation) -> Outcome {
         if compact::kind(frame) == Some(slope_proto::compact::Kind::Anchor) {
             return self.handle_anchor(frame);
         }
-        match self.compact.handle_frame(now, frame) {
+        match self.compact.handle_observed(now, frame, rx) {
             Ok(o) => Outcome::Compact(compact::Outcome::Frame(o)),
             Err(r) => Outcome::Rejected(VerifyError::Compact(r)),
         }
