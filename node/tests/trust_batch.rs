@@ -284,3 +284,38 @@ fn verify_checks_the_batch_signature_once_and_every_entry_reference() {
         })
     );
 }
+
+#[test]
+fn receipts_for_other_events_are_dropped_not_logged() {
+    let g2 = Gateway::new(102, 2, 1_800);
+    let mut filtered = engine(Policy::default(), &[&g2], T0);
+    let mut unfiltered = engine(Policy::default(), &[&g2], T0);
+    let mut rng = Rng(77);
+    let (mut dev, mut decoy) = (Device::new(61), Device::new(62));
+    let mut now = T0;
+    for _ in 0..6 {
+        let att = attest(filtered.hot(&dev.id).is_some(), &mut dev, &mut rng, now);
+        let other = attest(true, &mut decoy, &mut rng, now);
+        let rf = link_rf(&mut rng, 1, now);
+        let frame = g2.batch(&[(&att, rf), (&other, rf)], now + 1_000);
+        let batch = ReceiptBatch::decode(&frame).expect("batch decodes");
+        // Every entry of the batch, the decoy's included, as a careless caller would.
+        let all = unfiltered.verify_receipt_batch(&batch).expect("verifies");
+        assert_eq!(all.iter().filter(|r| !r.names(&att)).count(), 1);
+        let a = filtered
+            .handle_attestation(now, &att, &batch_receipts(&filtered, &frame, &att))
+            .expect("decides");
+        let b = unfiltered
+            .handle_attestation(now, &att, &all)
+            .expect("decides");
+        assert_eq!(gist(&a), gist(&b), "the decoy's receipt moved nothing");
+        now += 900_000;
+    }
+    let log = unfiltered
+        .lineage()
+        .export(&sample::key(AUTHOR))
+        .expect("export");
+    let report = lineage::verify(&log, &author()).expect("the log verifies");
+    assert_eq!(report.receipts, 6, "only the receipts naming their event");
+    assert_eq!(lineage::verify_replay(&log, &author()), Ok(report));
+}

@@ -2,6 +2,7 @@
 //! device's hot record, written to the lineage, and only then committed: no decision,
 //! grant or revocation exists without its record.
 
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use slope_proto::{DeviceId, Digest, DivergenceProof, Event, Receipt, ReceiptBatch, Signed};
@@ -208,6 +209,15 @@ impl<S: Storage> Engine<S> {
             zone: enrolment.zone.unwrap_or(Zone::NONE),
             certified: enrolment.certificate_until.is_some_and(|t| now < t),
         };
+        // A receipt naming another device, position or event moves no score, and a log
+        // holding one would not pass `lineage::verify` (every logged receipt must name
+        // its observation): dropped here, whatever the caller passed.
+        let named: Cow<'_, [VerifiedReceipt]> = if receipts.iter().all(|r| r.names(att)) {
+            Cow::Borrowed(receipts)
+        } else {
+            Cow::Owned(receipts.iter().filter(|r| r.names(att)).cloned().collect())
+        };
+        let receipts = &*named;
         let previous = (h.depth > 0).then_some(h.corroboration);
         let ev = evidence::gather(&mut h, att, receipts, now, &inputs);
         let w = weighting::weigh(&ev, previous, &self.policy);

@@ -80,9 +80,8 @@ impl VerifiedReceipt {
         self.slot
     }
     /// Whether the receipt names `att` (device, position, event link): the receipts to
-    /// hand to `Engine::handle_attestation` for `att`. Others are counted there as
-    /// mismatched, and logged, and `lineage::verify` refuses a log whose observation
-    /// holds a receipt for another event.
+    /// hand to `Engine::handle_attestation` for `att` (it drops any other: they move no
+    /// score and are not logged).
     pub fn names(&self, att: &VerifiedAttestation) -> bool {
         let b = self.body();
         b.device == att.device().short() && b.seq == att.seq() && b.event == att.digest().link()
