@@ -10,6 +10,7 @@ fn attack_criteria_hold_on_other_seeds() {
         Scenario::BatchCompromise,
         Scenario::Partition,
         Scenario::Sybil,
+        Scenario::RogueGateway,
     ] {
         for seed in [2, 3] {
             let mut p = Params::small(scenario);
