@@ -319,3 +319,67 @@ fn receipts_for_other_events_are_dropped_not_logged() {
     assert_eq!(report.receipts, 6, "only the receipts naming their event");
     assert_eq!(lineage::verify_replay(&log, &author()), Ok(report));
 }
+
+/// (key, message, signature)
+type Check = ([u8; 32], [u8; 32], [u8; 64]);
+
+/// Counts the memo's writes; remembers everything.
+#[derive(Default)]
+struct CountingMemo {
+    known: std::collections::HashMap<Check, bool>,
+    puts: usize,
+}
+
+impl slope_node::verifier::SignatureMemo for CountingMemo {
+    fn get(&self, key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> Option<bool> {
+        self.known.get(&(*key, *message, *signature)).copied()
+    }
+    fn put(&mut self, key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64], valid: bool) {
+        self.puts += 1;
+        self.known.insert((*key, *message, *signature), valid);
+    }
+}
+
+#[test]
+fn a_memo_and_an_entry_filter_change_no_token() {
+    let g2 = Gateway::new(102, 2, 1_800);
+    let e = engine(Policy::default(), &[&g2], T0);
+    let (atts, frame) = first_attestations_in_one_batch(&g2, 70..76, 11);
+    let batch = ReceiptBatch::decode(&frame).expect("batch decodes");
+    let plain = e.verify_receipt_batch(&batch).expect("verifies");
+    let mut memo = CountingMemo::default();
+    for round in 0..3 {
+        let all = e
+            .verify_receipt_batch_with(&batch, Some(&mut memo), |_| true)
+            .expect("verifies through the memo");
+        assert_eq!(all, plain, "round {round}");
+    }
+    assert_eq!(
+        memo.puts, 1,
+        "one signature check, then answers from the memo"
+    );
+    // Only the entries of two devices: the same tokens, batch indices kept.
+    let wanted = [atts[1].device().short(), atts[4].device().short()];
+    let some = e
+        .verify_receipt_batch_with(&batch, Some(&mut memo), |en| wanted.contains(&en.device))
+        .expect("verifies");
+    let expected: Vec<_> = plain
+        .iter()
+        .filter(|r| wanted.contains(&r.body().device))
+        .cloned()
+        .collect();
+    assert_eq!(some.len(), 2);
+    assert_eq!(some, expected);
+    // A forged batch stays refused, and its result is remembered as invalid.
+    let mut forged = frame.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x40;
+    let forged = ReceiptBatch::decode(&forged).expect("still well-formed");
+    for _ in 0..2 {
+        assert!(matches!(
+            e.verify_receipt_batch_with(&forged, Some(&mut memo), |_| true),
+            Err(ReceiptError::BadSignature(_))
+        ));
+    }
+    assert_eq!(memo.puts, 2);
+}

@@ -23,6 +23,7 @@ use super::witness::{self, ReceiptError, RegisterError, VerifiedReceipt};
 use super::zone::Zone;
 use crate::lineage::{Entry, Genesis, Lineage, Observation, ReceiptRef, Storage};
 use crate::time::Millis;
+use crate::verifier::SignatureMemo;
 use crate::verifier::{DivergenceEvidence, VerifiedAttestation};
 
 /// The trust engine of one gateway.
@@ -132,6 +133,20 @@ impl<S: Storage> Engine<S> {
         batch: &ReceiptBatch<'_>,
     ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
         self.witnesses.verify_batch(batch)
+    }
+
+    /// [`Engine::verify_receipt_batch`] for a gateway that sees many batches more than
+    /// once or cares about few of their entries (the testnet's simulated gateways): the
+    /// one signature check goes through `memo` (see `verifier::SignatureMemo`; validity
+    /// is pure, so the result is the same), and only the entries `keep` selects become
+    /// tokens, with their batch indices unchanged.
+    pub fn verify_receipt_batch_with(
+        &self,
+        batch: &ReceiptBatch<'_>,
+        memo: Option<&mut dyn SignatureMemo>,
+        keep: impl FnMut(&slope_proto::batch::Entry) -> bool,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        self.witnesses.verify_batch_with(batch, memo, keep)
     }
 
     /// The grant in force for a device at `now`.

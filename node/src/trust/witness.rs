@@ -14,11 +14,12 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use ed25519_dalek::VerifyingKey;
+use slope_proto::batch::Entry;
 use slope_proto::{Receipt, ReceiptBatch, Signed, WitnessId, crypto};
 
 use super::batch::BatchFrame;
 use super::zone::{Position, Zone};
-use crate::verifier::VerifiedAttestation;
+use crate::verifier::{SignatureMemo, VerifiedAttestation};
 
 /// A registered witness.
 #[derive(Debug, Clone)]
@@ -258,16 +259,47 @@ impl Registry {
         &self,
         batch: &ReceiptBatch<'_>,
     ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        self.verify_batch_with(batch, None, |_| true)
+    }
+
+    /// [`Self::verify_batch`], answering the one signature check from `memo` when it
+    /// holds it (and filling it otherwise), and giving tokens only for the entries
+    /// `keep` selects (entry indices stay those of the batch). Signature validity is
+    /// pure, so a memo changes no result, only the work.
+    pub fn verify_batch_with(
+        &self,
+        batch: &ReceiptBatch<'_>,
+        memo: Option<&mut dyn SignatureMemo>,
+        mut keep: impl FnMut(&Entry) -> bool,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
         let id = batch.witness();
         let (slot, w) = self.signer(id)?;
-        batch
-            .verify_witness(&w.key)
-            .map_err(|_| ReceiptError::BadSignature(id))?;
+        let check = || batch.verify_witness(&w.key).is_ok();
+        let valid = match memo {
+            None => check(),
+            Some(m) => {
+                let (key, message) = (w.key.to_bytes(), batch.message());
+                match m.get(&key, &message, batch.signature()) {
+                    Some(valid) => valid,
+                    None => {
+                        let valid = check();
+                        m.put(&key, &message, batch.signature(), valid);
+                        valid
+                    }
+                }
+            }
+        };
+        if !valid {
+            return Err(ReceiptError::BadSignature(id));
+        }
         let shared = Arc::new(BatchFrame::of(batch));
         Ok(batch
-            .receipts()
+            .entries()
             .zip(0u16..)
-            .map(|(body, entry)| VerifiedReceipt::from_log_batch(shared.clone(), entry, body, slot))
+            .filter(|(e, _)| keep(e))
+            .map(|(e, entry)| {
+                VerifiedReceipt::from_log_batch(shared.clone(), entry, e.receipt(id), slot)
+            })
             .collect())
     }
 
