@@ -6,7 +6,11 @@
 //! Inputs: [`Verifier::handle_attestation`] (one frame) and [`Verifier::handle_batch`]
 //! (many frames, one ed25519 batch verification with one-by-one fallback). Outputs: the
 //! returned [`Outcome`]s, and [`Verifier::poll_outcome`] for escrowed frames that an
-//! arriving establishment event released.
+//! arriving establishment event released and for suite-2 verdicts.
+//!
+//! Suite 2 (compact, hash-only frames, docs/compact-suite.md): a frame whose envelope
+//! suite byte is 2 is routed to [`compact`] before the suite-1 decoder sees it; its
+//! anchor is checked against the key history held here.
 //!
 //! Bounds (see [`Config`]): devices tracked (new inceptions refused at the bound), the
 //! window of recent positions per device, and the escrow (per missing event, in total,
