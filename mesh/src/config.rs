@@ -65,6 +65,32 @@ pub struct Ingest {
     pub batch_max: usize,
     /// Frames kept per device in the store (establishment events are always kept).
     pub frames_per_device: u32,
+    /// Peers' receipts held while their attestation has not arrived, at most (the oldest
+    /// is dropped, and counted, at the bound).
+    pub pending_receipts: usize,
+    /// How long such a receipt is held, milliseconds.
+    pub pending_receipt_ttl_ms: u64,
+    /// How long an attestation that came by gossip waits before it is decided, so that
+    /// the receipts its witnesses gossip with it are decided with it, milliseconds.
+    pub receipt_wait_ms: u64,
+}
+
+/// A peer gateway whose witness receipts count (see [`Trust::witnesses`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Witness {
+    /// Its public key, 64 hex digits (`witness_key` in its `slope status`).
+    pub key: String,
+    /// The operator's trust zone it stands in (0: none).
+    #[serde(default)]
+    pub zone: u16,
+}
+
+impl Witness {
+    /// The key as bytes, if it is 32 bytes of hex.
+    pub fn key_bytes(&self) -> Option<[u8; 32]> {
+        hex::decode(self.key.trim()).ok()?.try_into().ok()
+    }
 }
 
 /// Where frames from the air come from.
@@ -94,6 +120,12 @@ pub struct Trust {
     pub monitor_rssi_db: i16,
     /// Lifetime of a grant, seconds.
     pub grant_ttl_s: u64,
+    /// Peer gateways whose witness receipts count, like KERI's configured witness list.
+    /// Registered with the trust engine through signed operator actions (so a restore
+    /// replays them); receipts from any other gateway are ignored and counted
+    /// (`slope_dropped_total{kind="receipt_unlisted"}`): anyone can start a gateway
+    /// and sign receipts, so an unlisted witness is a Sybil until an operator says not.
+    pub witnesses: Vec<Witness>,
 }
 
 impl Default for Network {
@@ -128,6 +160,9 @@ impl Default for Ingest {
             queue_capacity: 8192,
             batch_max: 256,
             frames_per_device: 256,
+            pending_receipts: 65_536,
+            pending_receipt_ttl_ms: 600_000,
+            receipt_wait_ms: 250,
         }
     }
 }
@@ -149,6 +184,7 @@ impl Default for Trust {
             full_witnesses: 2,
             monitor_rssi_db: 20,
             grant_ttl_s: 3600,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -220,6 +256,13 @@ queue_capacity = 8192
 batch_max = 256
 # Frames kept per device (establishment events are always kept).
 frames_per_device = 256
+# Peers' receipts waiting for their attestation: at most this many (oldest dropped),
+# for at most this long.
+pending_receipts = 65536
+pending_receipt_ttl_ms = 600000
+# An attestation from gossip waits this long before it is decided, so that the receipts
+# its witnesses gossip with it count in the decision.
+receipt_wait_ms = 250
 
 [radio]
 # Semtech UDP packet forwarder: point the gateway's `server_address` here
@@ -238,6 +281,11 @@ full_witnesses = 2
 monitor_rssi_db = 20
 # Grant lifetime, seconds.
 grant_ttl_s = 3600
+# Peer gateways whose witness receipts count (their `witness_key` from `slope status`)
+# and the trust zone each stands in. Receipts from unlisted gateways are ignored.
+# [[trust.witnesses]]
+# key = "<64 hex digits>"
+# zone = 1
 
 [verifier]
 # Devices tracked at most (new inceptions refused beyond it), the window of recent

@@ -8,7 +8,10 @@
 //! ## Map
 //! - [`node`]: the running gateway — one event loop owning the swarm and the pipeline;
 //!   [`node::Handle`] to inject frames, query and stop it.
-//! - [`pipeline`]: decode → verify (batch) → trust decision → commit → receipt → gossip.
+//! - [`pipeline`]: decode → verify (batch, [`pipeline::shards`] across cores) → trust
+//!   decision → commit → one signed receipt batch → gossip; [`pipeline::Overlapped`]
+//!   commits batch n while batch n+1 is verified; peers' receipts from listed witnesses
+//!   ([`pipeline::pending`] holds those that arrive before their attestation).
 //! - [`trust`]: the trust stage (admission tiers, grants) behind [`trust::Decide`].
 //! - [`store`]: redb tables for devices, frames, establishment events, divergence
 //!   proofs, lineage; `slope db check`.

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trust::{Admission, Grant, Scope};
+use crate::trust::{Admission, Grant, Reasons, Scope};
 
 /// Derivation context of record digests.
 pub const CONTEXT: &str = "slope v1 mesh lineage record";
@@ -25,19 +25,23 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entry {
-    /// A verified attestation was committed.
+    /// A verified attestation was committed, and the trust stage's decision on it (one
+    /// record per attestation; with the trust engine, `reasons` is its typed decision
+    /// and names the engine lineage record that holds it in full).
     Observed {
         device: [u8; 32],
         seq: u32,
         digest: [u8; 32],
         source: Source,
+        admission: Admission,
+        reasons: Reasons,
     },
-    /// The trust stage's decision for it.
+    /// A decision not tied to a new observation (an operator pin, a peer's receipt).
     Decided {
         device: [u8; 32],
         seq: u32,
         admission: Admission,
-        reasons: Vec<String>,
+        reasons: Reasons,
     },
     /// A grant was issued or changed scope.
     Granted { device: [u8; 32], grant: Grant },

@@ -49,8 +49,12 @@ pub struct Metrics {
     pub divergences: Counter,
     /// Decisions by admission mode.
     pub admissions: Family<Kind, Counter>,
-    /// Witness receipts signed by this gateway.
+    /// Witness receipts signed by this gateway (entries of its receipt batches).
     pub receipts_signed: Counter,
+    /// Peers' receipts, by fate: `decided_with` (given to the trust engine with their
+    /// attestation), `late` (their attestation was already decided: counted in the
+    /// device record only), `pending` (held for an attestation not yet here).
+    pub receipts_in: Family<Kind, Counter>,
     /// Sync requests, by kind (summary, fetch) and direction.
     pub sync: Family<Kind, Counter>,
 }
@@ -85,6 +89,7 @@ impl Metrics {
             divergences: Counter::default(),
             admissions: Family::default(),
             receipts_signed: Counter::default(),
+            receipts_in: Family::default(),
             sync: Family::default(),
         };
         r.register(
@@ -147,6 +152,11 @@ impl Metrics {
             "receipts_signed",
             "Witness receipts signed",
             m.receipts_signed.clone(),
+        );
+        r.register(
+            "receipts_in",
+            "Peers' witness receipts, by fate",
+            m.receipts_in.clone(),
         );
         r.register("sync", "Sync protocol messages, by kind", m.sync.clone());
         Self {

@@ -27,7 +27,7 @@ use crate::lineage::Source;
 use crate::metrics::{Metrics, kind};
 use crate::net::sync::{self, Action, Entry, Request, Response};
 use crate::net::{Behaviour, BehaviourEvent, topics};
-use crate::pipeline::{Effect, Input, Pipeline, Verdict};
+use crate::pipeline::{Effect, Input, Output, Overlapped, Pipeline, Verdict};
 use crate::source::{RadioSink, now_ms};
 use crate::store::{DB_FILE, Store, StoreError};
 use crate::trust::{Policy, Scope};
@@ -43,7 +43,21 @@ const MAX_INFLIGHT_FETCH: usize = 256;
 pub struct PeerInfo {
     pub peer_id: String,
     pub score: Option<f64>,
+    /// Where it listens, as it announced through identify (at most
+    /// [`MAX_PEER_ADDRS`]), then the remote address of each live connection.
     pub addresses: Vec<String>,
+}
+
+/// Addresses remembered per connected peer (identify and connection endpoints), each.
+pub const MAX_PEER_ADDRS: usize = 8;
+
+/// What the node knows of a connected peer's addresses (dropped when it disconnects).
+#[derive(Debug, Default)]
+struct PeerAddrs {
+    /// From identify: where it listens.
+    listen: Vec<Multiaddr>,
+    /// Remote addresses of its live connections.
+    connections: Vec<Multiaddr>,
 }
 
 /// Operator and diagnostic commands.
@@ -108,6 +122,24 @@ impl Node {
             config.ingest.frames_per_device,
             config.trust.engine.then(|| config.trust.policy.clone()),
         )?;
+        let mut pipeline = pipeline;
+        let mut witnesses = Vec::new();
+        for w in &config.trust.witnesses {
+            match w.key_bytes() {
+                Some(k) => witnesses.push((k, w.zone)),
+                None => {
+                    return Err(Error::Config {
+                        path: config.data_dir.clone(),
+                        message: format!("[[trust.witnesses]] key {:?}: not 64 hex digits", w.key),
+                    });
+                }
+            }
+        }
+        pipeline.set_receipts(crate::pipeline::Receipts {
+            witnesses,
+            pending: config.ingest.pending_receipts,
+            pending_ttl_ms: config.ingest.pending_receipt_ttl_ms,
+        })?;
         let swarm = build_swarm(&config, &identity)?;
         let peer_id = *swarm.local_peer_id();
         let radio = RadioSink::new(config.ingest.queue_capacity, metrics.clone());
@@ -116,12 +148,14 @@ impl Node {
         let mut runtime = Runtime {
             swarm,
             pipeline,
+            overlap: Overlapped::new(),
             radio: radio.clone(),
             gossip: VecDeque::new(),
             synced: VecDeque::new(),
             config: config.clone(),
             metrics: metrics.clone(),
             requests: HashMap::new(),
+            peer_addrs: HashMap::new(),
             inflight: HashSet::new(),
             sync_cursor: 0,
         };
@@ -143,6 +177,7 @@ impl Node {
                 token: config.api.token.clone(),
                 peer_id: peer_id.to_string(),
                 witness: hex::encode(identity.witness_id().0),
+                witness_key: hex::encode(identity.signing_key().verifying_key().as_bytes()),
             };
             let mut stop = stop_rx;
             let server = tokio::spawn(async move {
@@ -320,12 +355,16 @@ fn build_swarm(config: &Config, identity: &Identity) -> Result<Swarm<Behaviour>,
 struct Runtime {
     swarm: Swarm<Behaviour>,
     pipeline: Pipeline,
+    /// The batch verified and not yet committed (see [`Overlapped`]).
+    overlap: Overlapped<Tag>,
     radio: RadioSink,
     gossip: VecDeque<Input<Tag>>,
     synced: VecDeque<Input<Tag>>,
     config: Config,
     metrics: Metrics,
     requests: HashMap<OutboundRequestId, PeerId>,
+    /// Connected peers only (bounded by the connections the swarm holds).
+    peer_addrs: HashMap<PeerId, PeerAddrs>,
     inflight: HashSet<Vec<u8>>,
     sync_cursor: usize,
 }
@@ -371,7 +410,14 @@ impl Runtime {
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let radio = self.radio.clone();
         loop {
-            let work = !self.gossip.is_empty() || !self.synced.is_empty() || !radio.is_empty();
+            let now = now_ms();
+            let gossip_wait = self.gossip_wait(now);
+            let work = gossip_wait == Some(0)
+                || !self.synced.is_empty()
+                || !radio.is_empty()
+                || self.overlap.is_pending();
+            let ripe =
+                tokio::time::sleep(std::time::Duration::from_millis(gossip_wait.unwrap_or(0)));
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
@@ -382,10 +428,22 @@ impl Runtime {
                 ev = self.swarm.select_next_some() => self.swarm_event(ev),
                 _ = std::future::ready(()), if work => self.process_batch(),
                 _ = radio.notified(), if !work => {}
+                _ = ripe, if !work && gossip_wait.is_some() => {}
                 _ = sync_tick.tick() => self.sync_round(),
             }
         }
         tracing::info!("gateway stopped");
+    }
+
+    /// Milliseconds until the oldest gossip attestation may be decided (see
+    /// `ingest.receipt_wait_ms`): `Some(0)` when it may now, `None` when none waits.
+    fn gossip_wait(&self, now: u64) -> Option<u64> {
+        let front = self.gossip.front()?;
+        let ripe_at = front
+            .rx
+            .time_ms
+            .saturating_add(self.config.ingest.receipt_wait_ms);
+        Some(ripe_at.saturating_sub(now))
     }
 
     fn command(&mut self, c: Command) {
@@ -398,7 +456,16 @@ impl Runtime {
                     .map(|p| PeerInfo {
                         peer_id: p.to_string(),
                         score: b.gossipsub.peer_score(p),
-                        addresses: Vec::new(),
+                        addresses: self.peer_addrs.get(p).map_or_else(Vec::new, |a| {
+                            let mut out: Vec<String> = Vec::new();
+                            for m in a.listen.iter().chain(&a.connections) {
+                                let m = m.to_string();
+                                if !out.contains(&m) {
+                                    out.push(m);
+                                }
+                            }
+                            out
+                        }),
                     })
                     .collect();
                 let _ = tx.send(peers);
@@ -424,9 +491,11 @@ impl Runtime {
                 }
             }
             Command::Release(device, note, tx) => {
+                self.flush();
                 let _ = tx.send(self.pipeline.release(now_ms(), &device, note));
             }
             Command::Pin(device, scope, note, tx) => {
+                self.flush();
                 let _ = tx.send(self.pipeline.pin(now_ms(), &device, scope, note));
             }
             Command::PublishRaw(topic, data) => {
@@ -446,6 +515,11 @@ impl Runtime {
                 peer_id, endpoint, ..
             } => {
                 tracing::debug!(%peer_id, "connected");
+                let addrs = self.peer_addrs.entry(peer_id).or_default();
+                let remote = endpoint.get_remote_address();
+                if addrs.connections.len() < MAX_PEER_ADDRS && !addrs.connections.contains(remote) {
+                    addrs.connections.push(remote.clone());
+                }
                 self.metrics
                     .peers
                     .set(self.swarm.connected_peers().count() as i64);
@@ -456,8 +530,18 @@ impl Runtime {
                 // A new peer: compare summaries right away (late joiners catch up).
                 self.request_summary(peer_id, None);
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 tracing::debug!(%peer_id, "disconnected");
+                if num_established == 0 {
+                    self.peer_addrs.remove(&peer_id);
+                } else if let Some(a) = self.peer_addrs.get_mut(&peer_id) {
+                    a.connections.retain(|m| m != endpoint.get_remote_address());
+                }
                 self.metrics
                     .peers
                     .set(self.swarm.connected_peers().count() as i64);
@@ -475,6 +559,14 @@ impl Runtime {
                 message,
             }) => self.gossip_message(propagation_source, message_id, message),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if let Some(a) = self.peer_addrs.get_mut(&peer_id) {
+                    a.listen = info
+                        .listen_addrs
+                        .iter()
+                        .take(MAX_PEER_ADDRS)
+                        .cloned()
+                        .collect();
+                }
                 for addr in info.listen_addrs.into_iter().take(16) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
@@ -620,7 +712,15 @@ impl Runtime {
             })
             .collect();
         while inputs.len() < max {
-            match self.synced.pop_front().or_else(|| self.gossip.pop_front()) {
+            match self.synced.pop_front() {
+                Some(i) => inputs.push(i),
+                None => break,
+            }
+        }
+        // Gossip attestations once they waited `receipt_wait_ms` for their receipts.
+        let now = now_ms();
+        while inputs.len() < max && self.gossip_wait(now) == Some(0) {
+            match self.gossip.pop_front() {
                 Some(i) => inputs.push(i),
                 None => break,
             }
@@ -629,8 +729,27 @@ impl Runtime {
             .queue_depth
             .get_or_create(&kind("gossip"))
             .set(self.gossip.len() as i64);
-        let tags: Vec<Tag> = inputs.iter().map(|i| i.tag.clone()).collect();
-        match self.pipeline.ingest(now_ms(), inputs) {
+        // Verify this batch while the previous one commits; with nothing new, commit
+        // what waits.
+        let out = if inputs.is_empty() {
+            self.overlap.flush(&mut self.pipeline)
+        } else {
+            self.overlap.push(&mut self.pipeline, now_ms(), inputs)
+        };
+        if let Some(out) = out {
+            self.committed(out);
+        }
+    }
+
+    /// Commits the batch waiting in the overlap, if any.
+    fn flush(&mut self) {
+        if let Some(out) = self.overlap.flush(&mut self.pipeline) {
+            self.committed(out);
+        }
+    }
+
+    fn committed(&mut self, out: Result<Output<Tag>, crate::pipeline::Failed<Tag>>) {
+        match out {
             Ok(out) => {
                 for (tag, v) in out.verdicts {
                     self.report(tag, v);
@@ -639,9 +758,9 @@ impl Runtime {
                     self.effect(e);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "ingest batch failed");
-                for tag in tags {
+            Err(failed) => {
+                tracing::error!(error = %failed.error, "ingest batch failed");
+                for tag in failed.tags {
                     self.report(tag, Verdict::Ignore);
                 }
             }

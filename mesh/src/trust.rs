@@ -76,8 +76,57 @@ pub struct Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub admission: Admission,
-    pub reasons: Vec<String>,
+    pub reasons: Reasons,
     pub grant: Option<Grant>,
+}
+
+/// Why a decision was made, kept in a compact form: the trust engine's typed reasons are
+/// stored as they are (a few dozen bytes) and only turned into text when read
+/// ([`Reasons::lines`]: the API, `slope device`), never once per attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reasons {
+    /// The built-in policy's and the mesh's own reasons, as text.
+    Text(Vec<String>),
+    /// The trust engine's decision: its tier, typed reasons, weights and the index of
+    /// its record in the engine lineage (which holds all of it, signed into the chain).
+    Engine {
+        admission: slope_node::trust::Admission,
+        reasons: Vec<slope_node::trust::Reason>,
+        weights: slope_node::trust::Weights,
+        record: u64,
+    },
+}
+
+impl Default for Reasons {
+    fn default() -> Self {
+        Self::Text(Vec::new())
+    }
+}
+
+impl Reasons {
+    /// One reason as text.
+    pub fn text(line: impl Into<String>) -> Self {
+        Self::Text(vec![line.into()])
+    }
+
+    /// The reasons as readable lines.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Text(lines) => lines.clone(),
+            Self::Engine {
+                admission,
+                reasons,
+                weights,
+                record,
+            } => {
+                let mut out = vec![admission.to_string()];
+                out.extend(reasons.iter().map(|r| format!("{r:?}")));
+                out.push(format!("weights {weights:?}"));
+                out.push(format!("engine lineage record {record}"));
+                out
+            }
+        }
+    }
 }
 
 /// The trust stage.
@@ -99,7 +148,7 @@ impl Decide for Policy {
         if r.quarantine.is_some() {
             return Decision {
                 admission: Admission::Quarantined,
-                reasons: vec!["a verified divergence proof exists for this device".into()],
+                reasons: Reasons::text("a verified divergence proof exists for this device"),
                 grant: None,
             };
         }
@@ -120,7 +169,7 @@ impl Decide for Policy {
             };
             return Decision {
                 admission,
-                reasons,
+                reasons: Reasons::Text(reasons),
                 grant: grant(scope),
             };
         }
@@ -128,7 +177,7 @@ impl Decide for Policy {
             reasons.push("no gateway has witnessed this device on the air".into());
             return Decision {
                 admission: Admission::Deferred,
-                reasons,
+                reasons: Reasons::Text(reasons),
                 grant: None,
             };
         }
@@ -140,7 +189,7 @@ impl Decide for Policy {
                 ));
                 return Decision {
                     admission: Admission::Monitored,
-                    reasons,
+                    reasons: Reasons::Text(reasons),
                     grant: grant(Scope::Restricted),
                 };
             }
@@ -152,7 +201,7 @@ impl Decide for Policy {
             ));
             Decision {
                 admission: Admission::Full,
-                reasons,
+                reasons: Reasons::Text(reasons),
                 grant: grant(Scope::Full),
             }
         } else {
@@ -162,7 +211,7 @@ impl Decide for Policy {
             ));
             Decision {
                 admission: Admission::Restricted,
-                reasons,
+                reasons: Reasons::Text(reasons),
                 grant: grant(Scope::Restricted),
             }
         }
@@ -338,15 +387,69 @@ impl Engine {
         self.engine.devices()
     }
 
-    /// Decides on a verified attestation.
+    /// Decides on a verified attestation, with the peers' receipts for it.
     pub fn attestation(
         &mut self,
         now: u64,
         att: &slope_node::verifier::VerifiedAttestation,
+        receipts: &[slope_node::trust::VerifiedReceipt],
     ) -> Result<Decision, slope_node::trust::Error> {
         self.engine
-            .handle_attestation(now, att, &[])
+            .handle_attestation(now, att, receipts)
             .map(|d| convert(&d))
+    }
+
+    /// Checks a peer's receipt or receipt batch against the registered witnesses: one
+    /// signature check, one [`slope_node::trust::VerifiedReceipt`] per receipt.
+    pub fn verify_receipts(
+        &self,
+        message: &slope_proto::Message<'_>,
+    ) -> Option<Result<Vec<slope_node::trust::VerifiedReceipt>, slope_node::trust::ReceiptError>>
+    {
+        Some(match message {
+            slope_proto::Message::Receipt(r) => self.engine.verify_receipt(r).map(|v| vec![v]),
+            slope_proto::Message::ReceiptBatch(b) => self.engine.verify_receipt_batch(b),
+            _ => return None,
+        })
+    }
+
+    /// Brings the engine's witness registry in line with the configured list: each
+    /// witness that is new (or in another zone) is registered, each one no longer
+    /// listed is retired, through operator actions signed by the gateway key, so that a
+    /// restore replays them. `previous` is what the last call registered (kept by the
+    /// store). Returns the list now registered.
+    pub fn register_witnesses(
+        &mut self,
+        now: u64,
+        listed: &[([u8; 32], u16)],
+        previous: &[([u8; 32], u16)],
+    ) -> Result<Vec<([u8; 32], u16)>, slope_node::trust::Error> {
+        use slope_node::trust::operator::{Action, Signed};
+        let mut actions = Vec::new();
+        for (key, zone) in listed {
+            if !previous.contains(&(*key, *zone)) {
+                actions.push(Action::RegisterWitness {
+                    key: *key,
+                    zone: slope_node::trust::Zone(*zone),
+                    position: None,
+                });
+            }
+        }
+        for (key, _) in previous {
+            if !listed.iter().any(|(k, _)| k == key) {
+                actions.push(Action::RetireWitness {
+                    witness: slope_proto::crypto::witness_id(key),
+                });
+            }
+        }
+        for action in actions {
+            let mut why = heapless::String::new();
+            let _ = why.push_str("slope.toml [[trust.witnesses]]");
+            let signed = Signed::sign(action, why, now, &self.key)
+                .map_err(slope_node::trust::Error::Operator)?;
+            self.engine.handle_operator(now, &signed)?;
+        }
+        Ok(listed.to_vec())
     }
 
     /// Quarantines on locally found divergence evidence.
@@ -364,7 +467,7 @@ impl Engine {
     }
 }
 
-/// The engine's decision in the mesh's terms (tier, readable reasons, grant).
+/// The engine's decision in the mesh's terms (tier, its typed reasons, grant).
 pub fn convert(d: &slope_node::trust::Decision) -> Decision {
     use slope_node::trust::Admission as A;
     let admission = match d.admission {
@@ -376,10 +479,12 @@ pub fn convert(d: &slope_node::trust::Decision) -> Decision {
         A::Quarantined(_) => Admission::Quarantined,
         _ => Admission::Deferred,
     };
-    let mut reasons: Vec<String> = vec![format!("{}", d.admission)];
-    reasons.extend(d.reasons.iter().map(|r| format!("{r:?}")));
-    reasons.push(format!("weights {:?}", d.weights));
-    reasons.push(format!("engine lineage record {}", d.record));
+    let reasons = Reasons::Engine {
+        admission: d.admission,
+        reasons: d.reasons.iter().copied().collect(),
+        weights: d.weights,
+        record: d.record,
+    };
     let grant = d.grant.map(|g| Grant {
         scope: match g.scope {
             slope_node::trust::Scope::Full => Scope::Full,

@@ -22,6 +22,16 @@ async fn five_gateways_converge_and_all_quarantine_a_clone() {
         })
         .await;
     }
+    // `/v1/peers` names where each peer is: the first gateway knows the others' loopback
+    // addresses (their connections to it, then what identify announced).
+    eventually(20, "peer addresses are listed", || async {
+        let peers = gws[0].peers().await.unwrap();
+        peers.len() >= 4
+            && peers
+                .iter()
+                .all(|p| p.addresses.iter().any(|a| a.starts_with("/ip4/127.0.0.1/")))
+    })
+    .await;
 
     let (mut dev, mut rng, inception) = incepted(7);
     let id = device_id(&dev);
@@ -283,11 +293,16 @@ async fn summary_comparison_finds_a_fork_between_gateways_that_never_gossiped_it
 
 /// The depth the trust engine reported in a decision's reasons (`Depth { depth, .. }`),
 /// if it reported one (it does while the depth is below what full scope needs).
-fn engine_depth(reasons: &[String]) -> Option<u32> {
-    reasons.iter().find_map(|r| {
-        let rest = r.strip_prefix("Depth { depth: ")?;
-        rest.split(',').next()?.trim().parse().ok()
-    })
+fn engine_depth(reasons: &slope_mesh::trust::Reasons) -> Option<u32> {
+    match reasons {
+        slope_mesh::trust::Reasons::Engine { reasons, .. } => {
+            reasons.iter().find_map(|r| match r {
+                slope_node::trust::Reason::Depth { depth, .. } => Some(*depth),
+                _ => None,
+            })
+        }
+        slope_mesh::trust::Reasons::Text(_) => None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

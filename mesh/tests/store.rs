@@ -27,7 +27,8 @@ fn truncated_database_never_panics() {
     let path = dir.path().join(DB_FILE);
     {
         let store = Store::open(&path).unwrap();
-        let mut b = store.begin().unwrap();
+        let mut txn = store.begin().unwrap();
+        let mut b = txn.batch().unwrap();
         for i in 0..200u64 {
             b.append(
                 i,
@@ -38,7 +39,8 @@ fn truncated_database_never_panics() {
             )
             .unwrap();
         }
-        b.commit().unwrap();
+        drop(b);
+        txn.commit().unwrap();
         assert!(
             Store::check(&path)
                 .problems

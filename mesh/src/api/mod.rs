@@ -30,6 +30,8 @@ pub struct State {
     pub token: String,
     pub peer_id: String,
     pub witness: String,
+    /// The gateway's public key (hex), what peers list in `[[trust.witnesses]]`.
+    pub witness_key: String,
 }
 
 /// The router.
@@ -175,6 +177,7 @@ async fn status(AxState(s): AxState<State>) -> ApiResult<Json<serde_json::Value>
     Ok(Json(json!({
         "peer_id": s.peer_id,
         "witness": s.witness,
+        "witness_key": s.witness_key,
         "devices": s.store.device_count()?,
         "divergences": s.store.divergences()?.len(),
         "peers": peers,
@@ -216,7 +219,7 @@ async fn device(
     Ok(Json(json!({
         "device": hex::encode(id.0),
         "admission": r.admission,
-        "reasons": r.reasons,
+        "reasons": r.reasons.lines(),
         "slope": {
             "head_seq": r.head_seq,
             "head_digest": hex::encode(r.head_digest),

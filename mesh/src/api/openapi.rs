@@ -72,7 +72,7 @@ pub const DOCUMENT: &str = r##"{
       }
     },
     "/v1/divergences": { "get": { "summary": "Every divergence proof held, re-verified on read", "responses": { "200": { "description": "proofs" } } } },
-    "/v1/peers": { "get": { "summary": "Connected gateways with their gossipsub scores", "responses": { "200": { "description": "peers" } } } },
+    "/v1/peers": { "get": { "summary": "Connected gateways: peer id, gossipsub score, addresses (listen addresses from identify, then the remote address of each live connection)", "responses": { "200": { "description": "peers" } } } },
     "/v1/lineage/verify": { "get": { "summary": "Re-verifies the whole hash-chained lineage", "responses": { "200": { "description": "result" } } } },
     "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition" } } } },
     "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }

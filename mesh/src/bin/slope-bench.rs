@@ -4,7 +4,15 @@
 //! tracked device.
 //!
 //! `cargo run --release -p slope-mesh --bin slope-bench -- [--devices N] [--frames K]
-//! [--mem-devices M] [--batch B] [--engine 0|1]`
+//! [--mem-devices M] [--batch B] [--engine 0|1] [--overlap 0|1] [--mem-engine 0|1]`
+//!
+//! `--mem-engine 1` also feeds the memory measurement's attestations to a trust engine
+//! (its lineage records discarded, as a gateway's are written to redb), so the figure
+//! is the verifier's and the engine's RAM per device together.
+//!
+//! `--overlap 1` (default) runs the pipeline as the node does: the commit of batch n
+//! (decide, redb commit with fsync, receipt signing) on one core while batch n+1 is
+//! verified by the sharded verifier; `--overlap 0` runs the stages one after the other.
 
 #![forbid(unsafe_code)]
 
@@ -16,7 +24,7 @@ use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use slope_mesh::identity::Identity;
 use slope_mesh::lineage::Source;
 use slope_mesh::metrics::Metrics;
-use slope_mesh::pipeline::{Input, Pipeline};
+use slope_mesh::pipeline::{Input, Output, Overlapped, Pipeline};
 use slope_mesh::store::{DB_FILE, Store};
 use slope_mesh::trust::Policy;
 use slope_node::verifier::{Config as VerifierConfig, Verifier};
@@ -28,6 +36,8 @@ struct Args {
     mem_devices: u32,
     batch: usize,
     engine: bool,
+    overlap: bool,
+    mem_engine: bool,
 }
 
 fn args() -> Result<Args> {
@@ -37,6 +47,8 @@ fn args() -> Result<Args> {
         mem_devices: 100_000,
         batch: 256,
         engine: true,
+        overlap: true,
+        mem_engine: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -51,6 +63,8 @@ fn args() -> Result<Args> {
             "--mem-devices" => a.mem_devices = v as u32,
             "--batch" => a.batch = v as usize,
             "--engine" => a.engine = v != 0,
+            "--overlap" => a.overlap = v != 0,
+            "--mem-engine" => a.mem_engine = v != 0,
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -108,6 +122,39 @@ fn rx(t: u64) -> Observation {
     }
 }
 
+/// Lineage storage that keeps nothing (the memory measurement counts the engine's
+/// in-memory state, not its log, which a gateway writes to redb).
+#[derive(Default)]
+struct Discard {
+    len: u64,
+    head: Option<slope_proto::Digest>,
+}
+
+impl slope_node::lineage::Storage for Discard {
+    fn append(
+        &mut self,
+        index: u64,
+        digest: &slope_proto::Digest,
+        _record: &[u8],
+    ) -> Result<(), slope_node::lineage::StorageError> {
+        if index != self.len {
+            return Err(slope_node::lineage::StorageError::OutOfOrder);
+        }
+        self.len += 1;
+        self.head = Some(*digest);
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn head(&self) -> Option<slope_proto::Digest> {
+        self.head
+    }
+    fn read(&self, _: u64, _: &mut Vec<u8>) -> Result<bool, slope_node::lineage::StorageError> {
+        Ok(false)
+    }
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -141,10 +188,11 @@ fn main() -> Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "slope-bench: {} devices x {} frames (+ inception), batch {}, trust engine {}, {cores} cores",
+        "slope-bench: {} devices x {} frames (+ inception), batch {}, stages {}, trust engine {}, {cores} cores",
         a.devices,
         a.frames,
         a.batch,
+        if a.overlap { "overlapped" } else { "serial" },
         if a.engine {
             "on"
         } else {
@@ -191,6 +239,7 @@ fn main() -> Result<()> {
     // End to end through the real pipeline and a real redb file (fsync per batch).
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(&dir.path().join(DB_FILE))?);
+    let metrics = Metrics::new();
     let mut pipeline = Pipeline::new(
         store.clone(),
         VerifierConfig::default(),
@@ -198,13 +247,32 @@ fn main() -> Result<()> {
             config: slope_mesh::config::Trust::default(),
         }),
         Identity::from_seed([7; 32]),
-        Metrics::new(),
+        metrics.clone(),
         256,
         a.engine.then(slope_node::trust::Policy::default),
     )?;
     let t = Instant::now();
     let mut accepted = 0usize;
     let mut receipts = 0usize;
+    let mut receipt_batches = 0usize;
+    let mut count = |out: Output<()>| {
+        accepted += out
+            .verdicts
+            .iter()
+            .filter(|(_, v)| *v == slope_mesh::pipeline::Verdict::Accept)
+            .count();
+        // Receipts: the entries of the signed receipt batches.
+        for e in &out.effects {
+            if let slope_mesh::pipeline::Effect::PublishReceipt(m) = e {
+                receipt_batches += 1;
+                receipts += slope_mesh::pipeline::parse_receipt_message(m)
+                    .and_then(|(_, f)| slope_proto::ReceiptBatch::decode(f).ok())
+                    .map_or(0, |b| b.len());
+            }
+        }
+    };
+    let (mut verify_s, mut commit_s) = (0.0f64, 0.0f64);
+    let mut overlap = Overlapped::new();
     for (n, chunk) in frames.chunks(a.batch).enumerate() {
         let inputs: Vec<Input<()>> = chunk
             .iter()
@@ -215,17 +283,22 @@ fn main() -> Result<()> {
                 tag: (),
             })
             .collect();
-        let out = pipeline.ingest(1_700_000_000_000 + n as u64, inputs)?;
-        accepted += out
-            .verdicts
-            .iter()
-            .filter(|(_, v)| *v == slope_mesh::pipeline::Verdict::Accept)
-            .count();
-        receipts += out
-            .effects
-            .iter()
-            .filter(|e| matches!(e, slope_mesh::pipeline::Effect::PublishReceipt(_)))
-            .count();
+        let now = 1_700_000_000_000 + n as u64;
+        if a.overlap {
+            if let Some(out) = overlap.push(&mut pipeline, now, inputs) {
+                count(out.map_err(|f| f.error)?);
+            }
+        } else {
+            let t = Instant::now();
+            let v = pipeline.verify(now, inputs);
+            verify_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            count(pipeline.commit(v).map_err(|f| f.error)?);
+            commit_s += t.elapsed().as_secs_f64();
+        }
+    }
+    if let Some(out) = overlap.flush(&mut pipeline) {
+        count(out.map_err(|f| f.error)?);
     }
     let e2e = frames.len() as f64 / t.elapsed().as_secs_f64();
     anyhow::ensure!(
@@ -245,7 +318,7 @@ fn main() -> Result<()> {
     println!("| raw ed25519 batch verify, 1 core | {raw1:.0} |");
     println!("| raw ed25519 batch verify, {cores} cores | {raw_n:.0} |");
     println!(
-        "| end-to-end ingest (decode, verify, decide, commit+fsync, sign receipt), 1 pipeline | {e2e:.0} |"
+        "| end-to-end ingest (decode, verify, decide, commit+fsync, sign receipt batch) | {e2e:.0} |"
     );
     println!(
         "| end-to-end / raw on {cores} cores | {:.0} % |",
@@ -255,8 +328,26 @@ fn main() -> Result<()> {
         "| end-to-end / raw on 1 core | {:.0} % |",
         100.0 * e2e / raw1
     );
+    let commit_fsync_s = metrics.encode().lines().find_map(|l| {
+        l.strip_prefix("slope_commit_seconds_sum ")?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    });
+    if let Some(c) = commit_fsync_s {
+        println!("of which redb commit (write-out + fsync): {c:.2} s");
+    }
+    if !a.overlap {
+        println!(
+            "stages (serial): verify {:.2} s ({:.1} us/attestation), decide+commit+sign {:.2} s ({:.1} us/attestation)",
+            verify_s,
+            1e6 * verify_s / frames.len() as f64,
+            commit_s,
+            1e6 * commit_s / frames.len() as f64
+        );
+    }
     println!(
-        "every accepted attestation committed: {accepted} accepted, {receipts} receipts, {lineage} lineage records, {:.1} MB on disk",
+        "every accepted attestation committed: {accepted} accepted, {receipts} receipts in {receipt_batches} signed batches, {lineage} lineage records, {:.1} MB on disk",
         db_bytes as f64 / 1e6
     );
 
@@ -272,6 +363,22 @@ fn main() -> Result<()> {
         .map(|d| chain(u64::from(d) + 1_000_000_000, 1))
         .collect();
     drop(warm);
+    let mut engine = a.mem_engine.then(|| {
+        let key = key(7, 7);
+        let mut policy = slope_node::trust::Policy::default();
+        policy.bounds.max_devices = a.mem_devices.max(1);
+        policy.bounds.max_newcomers = a.mem_devices.max(1);
+        let genesis = slope_node::lineage::Genesis {
+            author: key.verifying_key().to_bytes(),
+            operators: Vec::new(),
+            local: Some(slope_node::lineage::Local {
+                zone: slope_node::trust::Zone::NONE,
+                position: None,
+            }),
+            policy,
+        };
+        slope_node::trust::Engine::new(genesis, Discard::default(), 0).expect("engine starts")
+    });
     let base = rss_bytes();
     let t = Instant::now();
     let mut done = 0u32;
@@ -284,7 +391,14 @@ fn main() -> Result<()> {
             let batch: Vec<(&[u8], Observation)> =
                 cs.iter().map(|c| (c[step].as_slice(), rx(0))).collect();
             for b in batch.chunks(256) {
-                verifier.handle_batch(0, b);
+                let outcomes = verifier.handle_batch(0, b);
+                if let Some(e) = engine.as_mut() {
+                    for o in outcomes {
+                        if let slope_node::verifier::Outcome::Extended(att) = o {
+                            let _ = e.handle_attestation(0, &att, &[]);
+                        }
+                    }
+                }
             }
         }
         done += n;
@@ -292,8 +406,12 @@ fn main() -> Result<()> {
     let grown = rss_bytes().saturating_sub(base);
     println!();
     println!(
-        "memory: {} devices tracked by the verifier in {:.1} s; resident set grew {:.1} MB = {:.0} bytes/device",
+        "memory: {} devices tracked by the verifier{} in {:.1} s; resident set grew {:.1} MB = {:.0} bytes/device",
         verifier.device_count(),
+        engine.as_ref().map_or(String::new(), |e| format!(
+            " and {} by the trust engine",
+            e.devices()
+        )),
         t.elapsed().as_secs_f64(),
         grown as f64 / 1e6,
         grown as f64 / f64::from(a.mem_devices.max(1))

@@ -168,6 +168,10 @@ fn init(dir: &Path) -> Result<()> {
     println!("peer id:    {}", identity.peer_id());
     println!("witness id: {}", hex::encode(identity.witness_id().0));
     println!(
+        "witness key: {} (peers list it in [[trust.witnesses]])",
+        hex::encode(identity.signing_key().verifying_key().as_bytes())
+    );
+    println!(
         "next: edit {} (bootstrap peers), then `slope gateway`",
         config_path.display()
     );

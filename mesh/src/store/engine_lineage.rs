@@ -2,7 +2,7 @@
 //! the `engine_lineage` table.
 //!
 //! The engine appends while the pipeline decides a batch; appends are held in memory
-//! (shared with the pipeline) and written by [`super::Batch::put_engine_lineage`] in the
+//! (shared with the pipeline) and written by [`super::Txn::put_engine_lineage`] in the
 //! batch's own transaction, so they become durable in the same fsync as the observations
 //! they describe — and before any receipt or gossip verdict for them leaves the node
 //! (the trait's "durable before acting" rule, at batch granularity). If a commit fails
@@ -14,7 +14,7 @@ use redb::ReadableDatabase;
 use slope_node::lineage::{Storage, StorageError};
 use slope_proto::Digest;
 
-use super::tables::{ENGINE_LINEAGE, K_ENGINE_HEAD, META};
+use super::tables::{ENGINE_LINEAGE, K_ENGINE_HEAD, K_WITNESSES, META};
 use super::{Store, StoreError, db};
 
 /// What the engine's store and the pipeline share: records appended and not yet
@@ -22,6 +22,8 @@ use super::{Store, StoreError, db};
 #[derive(Debug, Default)]
 pub struct Shared {
     pending: Vec<(u64, Digest, Vec<u8>)>,
+    /// Bytes in `pending` (kept, not summed per append: that was quadratic in a batch).
+    pending_bytes: usize,
     committed: (u64, Option<Digest>),
 }
 
@@ -55,6 +57,7 @@ impl RedbLineage {
         let committed = store.engine_lineage_head()?;
         let pending = Arc::new(Mutex::new(Shared {
             pending: Vec::new(),
+            pending_bytes: 0,
             committed,
         }));
         Ok((
@@ -74,10 +77,10 @@ impl Storage for RedbLineage {
         if index != next {
             return Err(StorageError::OutOfOrder);
         }
-        let bytes: usize = p.pending.iter().map(|(_, _, r)| r.len()).sum();
-        if bytes + record.len() > MAX_PENDING_BYTES {
+        if p.pending_bytes + record.len() > MAX_PENDING_BYTES {
             return Err(StorageError::Full);
         }
+        p.pending_bytes += record.len();
         p.pending.push((index, *digest, record.to_vec()));
         Ok(())
     }
@@ -94,13 +97,13 @@ impl Storage for RedbLineage {
 
     fn read(&self, index: u64, out: &mut Vec<u8>) -> Result<bool, StorageError> {
         out.clear();
-        if let Some((_, _, r)) = lock(&self.pending)
-            .pending
-            .iter()
-            .find(|(i, _, _)| *i == index)
         {
-            out.extend_from_slice(r);
-            return Ok(true);
+            // Pending records are consecutive by index.
+            let p = lock(&self.pending);
+            if let Ok(at) = p.pending.binary_search_by_key(&index, |(i, _, _)| *i) {
+                out.extend_from_slice(&p.pending[at].2);
+                return Ok(true);
+            }
         }
         match self.store.engine_record(index) {
             Ok(Some(r)) => {
@@ -114,6 +117,16 @@ impl Storage for RedbLineage {
 }
 
 impl Store {
+    /// The configured witnesses the engine has registered (empty when none).
+    pub fn registered_witnesses(&self) -> Result<Vec<([u8; 32], u16)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        match meta.get(K_WITNESSES).map_err(db)? {
+            Some(v) => super::decode("meta", v.value()),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// (records, digest of the last) of the engine lineage.
     pub fn engine_lineage_head(&self) -> Result<(u64, Option<Digest>), StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
@@ -152,13 +165,23 @@ impl Store {
     }
 }
 
-impl super::Batch {
+impl super::Txn {
+    /// Records which configured witnesses the engine has registered (see
+    /// [`crate::trust::Engine::register_witnesses`]).
+    pub fn put_registered_witnesses(&mut self, list: &[([u8; 32], u16)]) -> Result<(), StoreError> {
+        let mut meta = self.txn.open_table(META).map_err(db)?;
+        meta.insert(K_WITNESSES, super::encode(&list).as_slice())
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// Writes the engine's pending records in this transaction. (If the commit then
     /// fails, the pipeline reopens the engine from the committed head.)
     pub fn put_engine_lineage(&mut self, pending: &Pending) -> Result<(), StoreError> {
         let records = {
             let mut p = lock(pending);
             let records = std::mem::take(&mut p.pending);
+            p.pending_bytes = 0;
             if let Some((last, digest, _)) = records.last() {
                 p.committed = (last + 1, Some(*digest));
             }

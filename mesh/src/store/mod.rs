@@ -1,11 +1,13 @@
 //! The durable store: one redb file in the data directory holding device records,
 //! frames, establishment events, divergence proofs and the lineage.
 //!
-//! Writes go through a [`Batch`] (one redb write transaction, committed with immediate
-//! durability), so everything the pipeline decides about one batch of frames lands
-//! atomically, before any receipt for it is signed. Reads take their own read
+//! Writes go through a [`Txn`] (one redb write transaction, committed with immediate
+//! durability) and the [`Batch`] of its tables, each opened once per transaction, so
+//! everything the pipeline decides about one batch of frames lands atomically, before
+//! any receipt for it is signed. Reads take their own read
 //! transactions and may run concurrently with the writer (the API does).
 
+mod batch;
 mod check;
 mod engine_lineage;
 mod records;
@@ -16,20 +18,22 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use slope_proto::DeviceId;
 
+pub use batch::{Batch, Txn};
 pub use check::{Check, Problem};
 pub use engine_lineage::{Pending, RedbLineage};
 pub use records::{
     DeviceRecord, FrameRecord, MAX_WITNESSES, QuarantineInfo, RfProfile, WitnessStat,
 };
 
-use crate::lineage::{self, Entry, Record};
+use crate::lineage::{self, Record};
 use tables::*;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "slope.redb";
 
-/// The schema version this build reads and writes.
-pub const SCHEMA: u32 = 1;
+/// The schema version this build reads and writes (2: decisions keep the trust
+/// engine's typed reasons, one lineage record per observation).
+pub const SCHEMA: u32 = 2;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,23 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    fsync: bool,
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Commit every write transaction durably (fsync before `commit` returns). `true`
+    /// for a gateway, always. `false` is for simulations and tests only: commits are
+    /// atomic and visible but not durable until a later durable commit, so a crash loses
+    /// them while receipts for them may already be out; `slope gateway` never sets it.
+    pub fsync: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { fsync: true }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -82,10 +103,16 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens the database at `path`, creating it (and its tables) if missing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// [`Self::open`] with [`Options`].
+    pub fn open_with(path: &Path, options: Options) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(|e| open_error(path, e))?;
         let store = Self {
             db,
             path: path.to_owned(),
+            fsync: options.fsync,
         };
         store.init()?;
         Ok(store)
@@ -339,14 +366,17 @@ impl Store {
         Ok(chain.finish(head))
     }
 
-    /// Starts a write batch.
-    pub fn begin(&self) -> Result<Batch, StoreError> {
-        let txn = self.db.begin_write().map_err(db)?;
+    /// Starts a write transaction; [`Txn::batch`] opens its tables.
+    pub fn begin(&self) -> Result<Txn, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db)?;
+        if !self.fsync {
+            txn.set_durability(redb::Durability::None).map_err(db)?;
+        }
         let head = {
             let meta = txn.open_table(META).map_err(db)?;
             read_head(&meta)?
         };
-        Ok(Batch { txn, head })
+        Ok(Txn { txn, head })
     }
 
     /// Runs every check of `slope db check` (see [`Check`]).
@@ -397,125 +427,5 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
             path: path.to_owned(),
             detail: other.to_string(),
         },
-    }
-}
-
-/// One write transaction.
-pub struct Batch {
-    txn: redb::WriteTransaction,
-    head: (u64, [u8; 32]),
-}
-
-impl Batch {
-    /// Reads a device record inside the transaction (sees this batch's writes).
-    pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
-        let t = self.txn.open_table(DEVICES).map_err(db)?;
-        match t.get(&id.0).map_err(db)? {
-            Some(v) => Ok(Some(decode("devices", v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The committed (or batched) frame of `id` at `seq`.
-    pub fn frame(&self, id: &DeviceId, seq: u32) -> Result<Option<FrameRecord>, StoreError> {
-        let t = self.txn.open_table(FRAMES).map_err(db)?;
-        match t.get(&frame_key(id, seq)).map_err(db)? {
-            Some(v) => Ok(Some(decode("frames", v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The establishment frames of `id` (inception, then rotations by epoch), this
-    /// batch's included.
-    pub fn establishments(&self, id: &DeviceId) -> Result<Vec<Vec<u8>>, StoreError> {
-        let lo = frame_key(id, 0);
-        let hi = frame_key(id, u32::MAX);
-        let t = self.txn.open_table(ESTABLISHMENTS).map_err(db)?;
-        let mut out = Vec::new();
-        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)? {
-            let (_, v) = item.map_err(db)?;
-            out.push(v.value().to_vec());
-        }
-        Ok(out)
-    }
-
-    pub fn put_device(&mut self, id: &DeviceId, record: &DeviceRecord) -> Result<(), StoreError> {
-        let mut t = self.txn.open_table(DEVICES).map_err(db)?;
-        t.insert(&id.0, encode(record).as_slice()).map_err(db)?;
-        Ok(())
-    }
-
-    /// Stores a frame and prunes the one `retain` positions below it. Returns false
-    /// (and stores nothing) when a frame is already stored at that position.
-    pub fn put_frame(
-        &mut self,
-        id: &DeviceId,
-        record: &FrameRecord,
-        retain: u32,
-    ) -> Result<bool, StoreError> {
-        let mut t = self.txn.open_table(FRAMES).map_err(db)?;
-        let key = frame_key(id, record.seq);
-        if t.get(&key).map_err(db)?.is_some() {
-            return Ok(false);
-        }
-        t.insert(&key, encode(record).as_slice()).map_err(db)?;
-        if let Some(old) = record.seq.checked_sub(retain.max(1)) {
-            t.remove(&frame_key(id, old)).map_err(db)?;
-        }
-        Ok(true)
-    }
-
-    pub fn put_establishment(
-        &mut self,
-        id: &DeviceId,
-        epoch: u32,
-        frame: &[u8],
-    ) -> Result<(), StoreError> {
-        let mut t = self.txn.open_table(ESTABLISHMENTS).map_err(db)?;
-        t.insert(&frame_key(id, epoch), frame).map_err(db)?;
-        Ok(())
-    }
-
-    pub fn put_divergence(&mut self, id: &DeviceId, proof: &[u8]) -> Result<(), StoreError> {
-        let mut t = self.txn.open_table(DIVERGENCES).map_err(db)?;
-        t.insert(&id.0, proof).map_err(db)?;
-        Ok(())
-    }
-
-    pub fn remove_divergence(&mut self, id: &DeviceId) -> Result<(), StoreError> {
-        let mut t = self.txn.open_table(DIVERGENCES).map_err(db)?;
-        t.remove(&id.0).map_err(db)?;
-        Ok(())
-    }
-
-    /// Appends a lineage entry; returns its index.
-    pub fn append(&mut self, time_ms: u64, entry: Entry) -> Result<u64, StoreError> {
-        let index = self.head.0;
-        let device = DeviceId(*entry.device());
-        let record = Record {
-            index,
-            prev: self.head.1,
-            time_ms,
-            entry,
-        };
-        let bytes = encode(&record);
-        let mut t = self.txn.open_table(LINEAGE).map_err(db)?;
-        t.insert(index, bytes.as_slice()).map_err(db)?;
-        let mut idx = self.txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
-        idx.insert(&lineage_key(&device, index), ()).map_err(db)?;
-        self.head = (index + 1, lineage::digest(&bytes));
-        Ok(index)
-    }
-
-    /// Commits everything durably (fsync before returning).
-    pub fn commit(self) -> Result<(), StoreError> {
-        {
-            let mut meta = self.txn.open_table(META).map_err(db)?;
-            let mut head = Vec::with_capacity(40);
-            head.extend_from_slice(&self.head.0.to_le_bytes());
-            head.extend_from_slice(&self.head.1);
-            meta.insert(K_LINEAGE_HEAD, head.as_slice()).map_err(db)?;
-        }
-        self.txn.commit().map_err(db)
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use slope_proto::Observation;
 
 use crate::lineage::Source;
-use crate::trust::{Admission, Grant, Scope};
+use crate::trust::{Admission, Grant, Reasons, Scope};
 
 /// Distinct witnesses remembered per device; beyond it the least-seen is replaced.
 pub const MAX_WITNESSES: usize = 16;
@@ -64,7 +64,7 @@ pub struct DeviceRecord {
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
     pub admission: Admission,
-    pub reasons: Vec<String>,
+    pub reasons: Reasons,
     pub grant: Option<Grant>,
     pub pinned: Option<Scope>,
     pub quarantine: Option<QuarantineInfo>,
@@ -85,7 +85,7 @@ impl DeviceRecord {
             first_seen_ms: now_ms,
             last_seen_ms: now_ms,
             admission: Admission::Deferred,
-            reasons: Vec::new(),
+            reasons: Reasons::default(),
             grant: None,
             pinned: None,
             quarantine: None,

@@ -26,6 +26,9 @@ pub const ENGINE_LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("en
 pub const K_SCHEMA: &str = "schema";
 pub const K_ENGINE_HEAD: &str = "engine_lineage_head";
 pub const K_LINEAGE_HEAD: &str = "lineage_head";
+/// postcard `Vec<([u8; 32], u16)>`: the witnesses registered with the trust engine from
+/// the config (key, zone).
+pub const K_WITNESSES: &str = "registered_witnesses";
 
 pub fn frame_key(id: &DeviceId, n: u32) -> [u8; 36] {
     let mut k = [0u8; 36];

@@ -1,0 +1,852 @@
+//! The commit stage: the trust decision for each verified outcome, the batch's writes in
+//! one redb transaction (tables opened once), its commit, then the witness receipts for
+//! what it committed. Also the other writers: peers' receipts and proofs, operator
+//! actions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use slope_node::trust::{ReceiptError, VerifiedReceipt};
+use slope_node::verifier::{
+    DivergenceEvidence, Outcome, VerifiedAttestation, VerifyError, build_proof,
+    verify_divergence_proof,
+};
+use slope_proto::batch::Entry as BatchEntry;
+use slope_proto::limits::{MAX_BATCH_ENTRIES, MAX_RECEIPT_BATCH};
+use slope_proto::{DeviceId, Message, Observation, Receipt, ReceiptBatch, WitnessId};
+
+use super::pending::Pending;
+use super::{
+    Effect, Failed, Input, Output, Verdict, Verified, blame, parse_receipt_message, quiet_rx,
+    receipt_message,
+};
+use crate::identity::Identity;
+use crate::lineage::{Entry, Source};
+use crate::metrics::{Metrics, kind};
+use crate::store::{Batch, DeviceRecord, FrameRecord, QuarantineInfo, Store, StoreError};
+use crate::trust::{Admission, Decide, Decision, Reasons};
+
+/// A receipt to sign once the batch is committed.
+struct PendingReceipt {
+    device: DeviceId,
+    seq: u32,
+    digest: slope_proto::Digest,
+    rx: Observation,
+}
+
+/// The commit stage's state: everything but the verifier.
+pub(super) struct Stage {
+    pub(super) store: Arc<Store>,
+    decide: Box<dyn Decide>,
+    identity: Identity,
+    witness: WitnessId,
+    metrics: Metrics,
+    frames_per_device: u32,
+    /// The trust engine stage, and the policy it is (re)opened with.
+    engine: Option<crate::trust::Engine>,
+    engine_policy: Option<slope_node::trust::Policy>,
+    /// Peer gateways whose receipts count (key, zone), from the config.
+    listed: Vec<([u8; 32], u16)>,
+    /// Peers' receipts waiting for their attestation.
+    pending: Pending,
+    /// Whether [`Self::set_receipts`] was called (until then the registry is left as
+    /// the lineage has it).
+    configured: bool,
+}
+
+impl Stage {
+    pub(super) fn new(
+        store: Arc<Store>,
+        decide: Box<dyn Decide>,
+        identity: Identity,
+        metrics: Metrics,
+        frames_per_device: u32,
+        engine_policy: Option<slope_node::trust::Policy>,
+    ) -> Self {
+        Self {
+            witness: identity.witness_id(),
+            store,
+            decide,
+            identity,
+            metrics,
+            frames_per_device,
+            engine: None,
+            engine_policy,
+            listed: Vec::new(),
+            pending: Pending::new(0, 0),
+            configured: false,
+        }
+    }
+
+    /// Sets the witness list and the pending-receipt bounds; registers the list with
+    /// the engine.
+    pub(super) fn set_receipts(&mut self, r: super::Receipts) -> Result<(), StoreError> {
+        self.listed = r.witnesses;
+        self.pending = Pending::new(r.pending, r.pending_ttl_ms);
+        self.configured = true;
+        self.register_witnesses()
+    }
+
+    /// Registers the listed witnesses with the engine (and retires those no longer
+    /// listed), committed with the engine's records.
+    fn register_witnesses(&mut self) -> Result<(), StoreError> {
+        let Some(engine) = self.engine.as_mut().filter(|_| self.configured) else {
+            return Ok(());
+        };
+        let previous = self.store.registered_witnesses()?;
+        if previous == self.listed {
+            return Ok(());
+        }
+        let now = crate::source::now_ms();
+        let registered = match engine.register_witnesses(now, &self.listed, &previous) {
+            Ok(r) => r,
+            Err(e) => {
+                // A lineage begun before the gateway key was its operator: its receipts
+                // policy stays as it was; say so.
+                tracing::error!(error = %e, "trust engine did not register the configured witnesses");
+                return Ok(());
+            }
+        };
+        let mut txn = self.store.begin()?;
+        txn.put_engine_lineage(engine.pending())?;
+        txn.put_registered_witnesses(&registered)?;
+        txn.commit()
+    }
+
+    /// Receipts held for attestations not yet here.
+    pub(super) fn pending_receipts(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// (Re)opens the trust engine from its committed lineage.
+    pub(super) fn reopen_engine(&mut self) -> Result<(), StoreError> {
+        self.engine = None;
+        if let Some(policy) = self.engine_policy.clone() {
+            let engine = crate::trust::Engine::open(
+                self.store.clone(),
+                self.identity.signing_key(),
+                policy,
+                0,
+            )
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+            let mut txn = self.store.begin()?;
+            txn.put_engine_lineage(engine.pending())?;
+            txn.commit()?;
+            self.engine = Some(engine);
+            self.register_witnesses()?;
+        }
+        Ok(())
+    }
+
+    /// Decides and commits a verified batch, then signs its receipts.
+    pub(super) fn commit<T>(&mut self, v: Verified<T>) -> Result<Output<T>, Failed<T>> {
+        let Verified {
+            now,
+            inputs,
+            outcomes,
+            released,
+        } = v;
+        match self.commit_outcomes(now, &inputs, outcomes, released) {
+            Ok((verdicts, effects)) => Ok(Output {
+                verdicts: inputs.into_iter().map(|i| i.tag).zip(verdicts).collect(),
+                effects,
+            }),
+            Err(error) => Err(Failed {
+                error,
+                tags: inputs.into_iter().map(|i| i.tag).collect(),
+            }),
+        }
+    }
+
+    fn commit_outcomes<T>(
+        &mut self,
+        now: u64,
+        inputs: &[Input<T>],
+        outcomes: Vec<Outcome>,
+        released: Vec<Outcome>,
+    ) -> Result<(Vec<Verdict>, Vec<Effect>), StoreError> {
+        let mut pending = Vec::new();
+        let mut effects = Vec::new();
+        let mut verdicts = Vec::with_capacity(inputs.len());
+        let mut txn = self.store.begin()?;
+        {
+            let mut batch = txn.batch()?;
+            for (input, outcome) in inputs.iter().zip(outcomes) {
+                let v = self.apply(
+                    &mut batch,
+                    now,
+                    outcome,
+                    input.source,
+                    input.rx,
+                    &mut pending,
+                    &mut effects,
+                )?;
+                verdicts.push(v);
+            }
+            for outcome in released {
+                self.apply(
+                    &mut batch,
+                    now,
+                    outcome,
+                    Source::Escrow,
+                    quiet_rx(),
+                    &mut pending,
+                    &mut effects,
+                )?;
+            }
+        }
+        if let Some(e) = &self.engine {
+            txn.put_engine_lineage(e.pending())?;
+        }
+        let t = Instant::now();
+        txn.commit()?;
+        self.metrics
+            .commit_seconds
+            .observe(t.elapsed().as_secs_f64());
+        // Committed: now sign and publish, one receipt batch per (up to 256) receipts.
+        self.metrics.receipts_signed.inc_by(pending.len() as u64);
+        effects.extend(
+            sign_receipts(&self.identity, now, pending)
+                .into_iter()
+                .map(Effect::PublishReceipt),
+        );
+        Ok((verdicts, effects))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        batch: &mut Batch<'_>,
+        now: u64,
+        outcome: Outcome,
+        source: Source,
+        rx: Observation,
+        pending: &mut Vec<PendingReceipt>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Verdict, StoreError> {
+        let label = match &outcome {
+            Outcome::Extended(_) => "extended",
+            Outcome::Historic(_) => "historic",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Unlinked(_) => "unlinked",
+            Outcome::Escrowed(_) => "escrowed",
+            Outcome::Divergence(_) => "divergence",
+            Outcome::Rejected(_) => "rejected",
+            _ => "other",
+        };
+        self.metrics.outcomes.get_or_create(&kind(label)).inc();
+        Ok(match outcome {
+            Outcome::Extended(att) => self.extended(batch, now, att, source, pending, effects)?,
+            Outcome::Historic(att) => {
+                let stored = batch.frame(att.device(), att.seq())?;
+                match stored {
+                    Some(s) if s.digest != att.digest().0 => {
+                        match self.prove_stored(batch, att.device(), &s.frame, att.frame())? {
+                            Some(proof) => {
+                                let device = *att.device();
+                                self.quarantine(
+                                    batch,
+                                    now,
+                                    &device,
+                                    att.seq(),
+                                    &proof,
+                                    effects,
+                                    false,
+                                )?;
+                                effects.push(Effect::PublishProof(proof));
+                                Verdict::Accept
+                            }
+                            None => Verdict::Ignore,
+                        }
+                    }
+                    _ => Verdict::Ignore,
+                }
+            }
+            Outcome::Duplicate {
+                device,
+                seq,
+                digest,
+            } => {
+                if source == Source::Radio {
+                    if let Some(mut rec) = batch.device(&device)? {
+                        if rec.quarantine.is_none() && rec.witnessed_seq.is_none_or(|w| w < seq) {
+                            // Heard on our radio after it arrived by gossip: witness it.
+                            rec.witnessed_seq = Some(seq);
+                            self.observe_radio(&mut rec, &rx);
+                            batch.put_device(&device, &rec)?;
+                            pending.push(PendingReceipt {
+                                device,
+                                seq,
+                                digest,
+                                rx,
+                            });
+                        }
+                    }
+                }
+                Verdict::Ignore
+            }
+            // Validly signed by the device but not linking with what we hold: the other
+            // branch of a fork whose sibling we have not heard. The verifier holds it;
+            // forwarding it lets the gateway that holds the sibling build the proof.
+            Outcome::Unlinked(_) => Verdict::Accept,
+            Outcome::Escrowed(missing) => {
+                effects.push(Effect::Missing(missing));
+                Verdict::Ignore
+            }
+            Outcome::Divergence(ev) => {
+                if let Some(engine) = &mut self.engine {
+                    if let Err(e) = engine.divergence(now, &ev) {
+                        tracing::warn!(error = %e, "trust engine refused local divergence evidence");
+                    }
+                }
+                let DivergenceEvidence {
+                    device, seq, proof, ..
+                } = *ev;
+                self.quarantine(batch, now, &device, seq, &proof, effects, true)?;
+                effects.push(Effect::PublishProof(proof));
+                Verdict::Accept
+            }
+            Outcome::Rejected(e) => {
+                self.metrics
+                    .dropped
+                    .get_or_create(&kind(reject_label(&e)))
+                    .inc();
+                blame(&e)
+            }
+            _ => Verdict::Ignore,
+        })
+    }
+
+    fn extended(
+        &mut self,
+        batch: &mut Batch<'_>,
+        now: u64,
+        att: VerifiedAttestation,
+        source: Source,
+        pending: &mut Vec<PendingReceipt>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Verdict, StoreError> {
+        let device = *att.device();
+        let mut rec = batch
+            .device(&device)?
+            .unwrap_or_else(|| DeviceRecord::new(now, att.seq()));
+        if rec.quarantine.is_some() {
+            return Ok(Verdict::Ignore);
+        }
+        let record = FrameRecord {
+            seq: att.seq(),
+            digest: att.digest().0,
+            frame: att.frame().to_vec(),
+            rx: *att.rx(),
+            source,
+        };
+        if !batch.put_frame(&device, &record, self.frames_per_device)? {
+            // Already durable (the verifier forgot it, e.g. beyond its window after a
+            // restart): identical is a duplicate, different is a fork.
+            if let Some(stored) = batch.frame(&device, att.seq())? {
+                if stored.digest != record.digest {
+                    if let Some(proof) =
+                        self.prove_stored(batch, &device, &stored.frame, &record.frame)?
+                    {
+                        self.quarantine(batch, now, &device, att.seq(), &proof, effects, false)?;
+                        effects.push(Effect::PublishProof(proof));
+                        return Ok(Verdict::Accept);
+                    }
+                }
+            }
+            return Ok(Verdict::Ignore);
+        }
+        if att.event().is_establishment() {
+            batch.put_establishment(&device, att.event().epoch(), att.frame())?;
+        }
+        if att.advanced_head() || rec.depth == 0 {
+            rec.head_seq = att.seq();
+            rec.head_digest = att.digest().0;
+            rec.epoch = att.event().epoch();
+        }
+        rec.depth = rec.depth.saturating_add(1);
+        rec.last_seen_ms = now;
+        if source == Source::Radio {
+            rec.witnessed_seq = Some(rec.witnessed_seq.map_or(att.seq(), |w| w.max(att.seq())));
+            self.observe_radio(&mut rec, att.rx());
+            pending.push(PendingReceipt {
+                device,
+                seq: att.seq(),
+                digest: *att.digest(),
+                rx: *att.rx(),
+            });
+            effects.push(Effect::PublishAttestation(att.frame().to_vec()));
+        }
+        let receipts = match self.engine {
+            Some(_) if !self.pending.is_empty() => {
+                self.pending
+                    .take(&(device.short(), att.seq(), att.digest().link()))
+            }
+            _ => Vec::new(),
+        };
+        for r in &receipts {
+            rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
+        }
+        if !receipts.is_empty() {
+            self.metrics
+                .receipts_in
+                .get_or_create(&kind("decided_with"))
+                .inc_by(receipts.len() as u64);
+        }
+        let engine = self.engine.as_mut().map(|e| {
+            e.attestation(now, &att, &receipts)
+                .unwrap_or_else(|e| Decision {
+                    // Fail closed: no decision without its lineage record.
+                    admission: Admission::Deferred,
+                    reasons: Reasons::text(format!("trust engine: {e}")),
+                    grant: None,
+                })
+        });
+        let observed = Some((att.digest().0, source));
+        self.decide_and_record(batch, now, &device, &mut rec, att.seq(), engine, observed)?;
+        batch.put_device(&device, &rec)?;
+        Ok(Verdict::Accept)
+    }
+
+    /// A divergence proof for two conflicting frames of `device`, built from the
+    /// establishment frames in the store alone (`verifier::build_proof`), so that it
+    /// does not depend on what the verifier still holds in memory.
+    fn prove_stored(
+        &self,
+        batch: &Batch<'_>,
+        device: &DeviceId,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let establishments = batch.establishments(device)?;
+        let refs: Vec<&[u8]> = establishments.iter().map(Vec::as_slice).collect();
+        Ok(build_proof(&refs, a, b).ok())
+    }
+
+    fn observe_radio(&self, rec: &mut DeviceRecord, rx: &Observation) {
+        rec.rf.observe(rx);
+        rec.last_rssi = rx.rssi_dbm;
+        rec.add_witness(self.witness.0, rx.rssi_dbm);
+    }
+
+    /// Decides (the engine's decision `engine`, unless the mesh's own state overrides
+    /// it) and records the decision: with `observed` (digest, source) as the one
+    /// `Observed` lineage record of a newly committed attestation, else as `Decided`.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_and_record(
+        &self,
+        batch: &mut Batch<'_>,
+        now: u64,
+        device: &DeviceId,
+        rec: &mut DeviceRecord,
+        seq: u32,
+        engine: Option<Decision>,
+        observed: Option<([u8; 32], Source)>,
+    ) -> Result<(), StoreError> {
+        // The engine decides, except where the operator pinned a scope or a proof
+        // quarantined the device (both are the mesh's own durable state).
+        // An engine quarantine the operator released in the mesh but the engine could
+        // not record (a lineage older than the gateway key as operator) yields too.
+        let decision = match engine {
+            Some(d)
+                if rec.pinned.is_none()
+                    && rec.quarantine.is_none()
+                    && d.admission != Admission::Quarantined =>
+            {
+                d
+            }
+            _ => self.decide.decide(rec, now),
+        };
+        self.metrics
+            .admissions
+            .get_or_create(&kind(decision.admission.as_str()))
+            .inc();
+        let entry = match observed {
+            Some((digest, source)) => Entry::Observed {
+                device: device.0,
+                seq,
+                digest,
+                source,
+                admission: decision.admission,
+                reasons: decision.reasons.clone(),
+            },
+            None => Entry::Decided {
+                device: device.0,
+                seq,
+                admission: decision.admission,
+                reasons: decision.reasons.clone(),
+            },
+        };
+        batch.append(now, entry)?;
+        let scope_changed = rec.grant.map(|g| g.scope) != decision.grant.map(|g| g.scope);
+        if let Some(grant) = decision.grant {
+            if scope_changed {
+                batch.append(
+                    now,
+                    Entry::Granted {
+                        device: device.0,
+                        grant,
+                    },
+                )?;
+            }
+        }
+        rec.admission = decision.admission;
+        rec.reasons = decision.reasons;
+        rec.grant = decision.grant;
+        Ok(())
+    }
+
+    /// Quarantines `device` with a proof the caller verified; revokes its grant.
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine(
+        &mut self,
+        batch: &mut Batch<'_>,
+        now: u64,
+        device: &DeviceId,
+        seq: u32,
+        proof: &[u8],
+        effects: &mut Vec<Effect>,
+        engine_told: bool,
+    ) -> Result<bool, StoreError> {
+        if !engine_told {
+            if let Some(engine) = &mut self.engine {
+                if let Err(e) = engine.proof(now, proof) {
+                    tracing::warn!(error = %e, "trust engine refused a verified proof");
+                }
+            }
+        }
+        let mut rec = batch
+            .device(device)?
+            .unwrap_or_else(|| DeviceRecord::new(now, seq));
+        if rec.quarantine.is_some() {
+            return Ok(false);
+        }
+        let proof_digest = *blake3::hash(proof).as_bytes();
+        let index = batch.append(
+            now,
+            Entry::Quarantined {
+                device: device.0,
+                seq,
+                proof_digest,
+            },
+        )?;
+        if rec.grant.take().is_some() {
+            batch.append(
+                now,
+                Entry::Revoked {
+                    device: device.0,
+                    reason: format!("divergence at position {seq}"),
+                },
+            )?;
+        }
+        rec.quarantine = Some(QuarantineInfo {
+            seq,
+            proof_digest,
+            lineage_index: index,
+        });
+        rec.admission = Admission::Quarantined;
+        rec.reasons = Reasons::text(format!("divergence proof at position {seq}, verified here"));
+        batch.put_divergence(device, proof)?;
+        batch.put_device(device, &rec)?;
+        self.metrics.divergences.inc();
+        self.metrics
+            .admissions
+            .get_or_create(&kind(Admission::Quarantined.as_str()))
+            .inc();
+        effects.push(Effect::Quarantined(*device));
+        tracing::warn!(device = %hex::encode(device.0), seq, "divergence: device quarantined");
+        Ok(true)
+    }
+
+    /// A divergence proof from gossip or sync: verified here, independently of who sent
+    /// it, before anything is quarantined.
+    pub(super) fn ingest_proof(
+        &mut self,
+        now: u64,
+        bytes: &[u8],
+    ) -> Result<(Verdict, Vec<Effect>), StoreError> {
+        let Ok(d) = verify_divergence_proof(bytes) else {
+            return Ok((Verdict::Reject, Vec::new()));
+        };
+        if self
+            .store
+            .device(&d.device)?
+            .is_some_and(|r| r.quarantine.is_some())
+        {
+            return Ok((Verdict::Ignore, Vec::new()));
+        }
+        let mut effects = Vec::new();
+        let mut txn = self.store.begin()?;
+        self.quarantine(
+            &mut txn.batch()?,
+            now,
+            &d.device,
+            d.seq,
+            bytes,
+            &mut effects,
+            false,
+        )?;
+        if let Some(engine) = &self.engine {
+            txn.put_engine_lineage(engine.pending())?;
+        }
+        txn.commit()?;
+        Ok((Verdict::Accept, effects))
+    }
+
+    /// Another gateway's witness receipt or receipt batch (see
+    /// [`super::receipt_message`]): one signature check per message; only listed
+    /// witnesses count. Each receipt whose attestation is committed is counted in the
+    /// device record (`late`); each one whose attestation has not arrived waits for it
+    /// in the pending map and goes to the trust engine with it.
+    pub(super) fn ingest_receipt(&mut self, now: u64, bytes: &[u8]) -> Result<Verdict, StoreError> {
+        let Some((key, frame)) = parse_receipt_message(bytes) else {
+            return Ok(Verdict::Reject);
+        };
+        let Ok(message) = slope_proto::decode(frame) else {
+            return Ok(Verdict::Reject);
+        };
+        let named = match &message {
+            Message::Receipt(r) => r.body().witness,
+            Message::ReceiptBatch(b) => b.witness(),
+            _ => return Ok(Verdict::Reject),
+        };
+        // The key in the message must be the witness's own.
+        if slope_proto::crypto::witness_id(&key) != named {
+            return Ok(Verdict::Reject);
+        }
+        if named == self.witness {
+            return Ok(Verdict::Ignore);
+        }
+        if !self.listed.iter().any(|(k, _)| *k == key) {
+            self.metrics
+                .dropped
+                .get_or_create(&kind("receipt_unlisted"))
+                .inc();
+            return Ok(Verdict::Ignore);
+        }
+        // Verified once, by the engine's registry when there is one (its receipts are
+        // what decisions take), else with the listed key.
+        let (bodies, verified): (Vec<Receipt>, Vec<Option<VerifiedReceipt>>) = match &self.engine {
+            Some(engine) => match engine.verify_receipts(&message) {
+                Some(Ok(v)) => (
+                    v.iter().map(|r| r.body().clone()).collect(),
+                    v.into_iter().map(Some).collect(),
+                ),
+                Some(Err(ReceiptError::BadSignature(_))) | None => {
+                    return Ok(Verdict::Reject);
+                }
+                Some(Err(_)) => {
+                    self.metrics
+                        .dropped
+                        .get_or_create(&kind("receipt_unlisted"))
+                        .inc();
+                    return Ok(Verdict::Ignore);
+                }
+            },
+            None => {
+                let Ok(vk) = slope_proto::crypto::verifying_key(&key) else {
+                    return Ok(Verdict::Reject);
+                };
+                let bodies: Vec<Receipt> = match &message {
+                    Message::Receipt(r) if r.verify_witness(&vk).is_ok() => vec![r.body().clone()],
+                    Message::ReceiptBatch(b) if b.verify_witness(&vk).is_ok() => {
+                        b.receipts().collect()
+                    }
+                    _ => return Ok(Verdict::Reject),
+                };
+                let n = bodies.len();
+                (bodies, (0..n).map(|_| None).collect())
+            }
+        };
+        let mut late = Vec::new();
+        for (body, verified) in bodies.iter().zip(verified) {
+            match self.committed_device(body)? {
+                Some(device) => late.push((device, body)),
+                None => {
+                    if let Some(v) = verified {
+                        let dropped = self.pending.hold(now, v);
+                        self.metrics
+                            .receipts_in
+                            .get_or_create(&kind("pending"))
+                            .inc();
+                        if dropped > 0 {
+                            self.metrics
+                                .dropped
+                                .get_or_create(&kind("pending_receipt"))
+                                .inc_by(dropped as u64);
+                        }
+                    }
+                }
+            }
+        }
+        self.metrics
+            .queue_depth
+            .get_or_create(&kind("pending_receipts"))
+            .set(self.pending.len() as i64);
+        if late.is_empty() {
+            return Ok(Verdict::Accept);
+        }
+        self.metrics
+            .receipts_in
+            .get_or_create(&kind("late"))
+            .inc_by(late.len() as u64);
+        let mut txn = self.store.begin()?;
+        {
+            let mut batch = txn.batch()?;
+            for (device, body) in late {
+                let Some(mut rec) = batch.device(&device)? else {
+                    continue;
+                };
+                if rec.quarantine.is_some() {
+                    continue;
+                }
+                rec.add_witness(body.witness.0, body.observed.rssi_dbm);
+                batch.append(
+                    now,
+                    Entry::Witnessed {
+                        device: device.0,
+                        seq: body.seq,
+                        witness: body.witness.0,
+                    },
+                )?;
+                if self.engine.is_none() {
+                    let seq = body.seq;
+                    self.decide_and_record(&mut batch, now, &device, &mut rec, seq, None, None)?;
+                }
+                batch.put_device(&device, &rec)?;
+            }
+        }
+        txn.commit()?;
+        Ok(Verdict::Accept)
+    }
+
+    /// The device whose committed frame a receipt names, if that frame is committed.
+    fn committed_device(&self, body: &Receipt) -> Result<Option<DeviceId>, StoreError> {
+        for device in self.store.devices_with_prefix(&body.device.0)? {
+            if let Some(f) = self.store.frame(&device, body.seq)? {
+                if slope_proto::Digest(f.digest).link() == body.event {
+                    return Ok(Some(device));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Operator release (see [`super::Pipeline::release`]): the store and the engine.
+    pub(super) fn release(
+        &mut self,
+        now: u64,
+        device: &DeviceId,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        let mut txn = self.store.begin()?;
+        {
+            let mut batch = txn.batch()?;
+            let Some(mut rec) = batch.device(device)? else {
+                return Ok(false);
+            };
+            if rec.quarantine.take().is_none() {
+                return Ok(false);
+            }
+            if let Some(engine) = &mut self.engine {
+                match engine.release(now, device, &note) {
+                    Ok(true) => {}
+                    Ok(false) => {}
+                    // A lineage begun before the gateway key was its operator: the mesh's
+                    // own record releases the device (see `decide_and_record`).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "trust engine did not record the release")
+                    }
+                }
+            }
+            batch.append(
+                now,
+                Entry::Released {
+                    device: device.0,
+                    note,
+                },
+            )?;
+            rec.admission = Admission::Deferred;
+            rec.reasons = Reasons::text("released from quarantine by the operator");
+            batch.remove_divergence(device)?;
+            batch.put_device(device, &rec)?;
+        }
+        if let Some(engine) = &self.engine {
+            txn.put_engine_lineage(engine.pending())?;
+        }
+        txn.commit()?;
+        Ok(true)
+    }
+
+    /// Operator: pins (or with `None` unpins) the scope of `device`.
+    pub(super) fn pin(
+        &mut self,
+        now: u64,
+        device: &DeviceId,
+        scope: Option<crate::trust::Scope>,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        let mut txn = self.store.begin()?;
+        {
+            let mut batch = txn.batch()?;
+            let Some(mut rec) = batch.device(device)? else {
+                return Ok(false);
+            };
+            rec.pinned = scope;
+            batch.append(
+                now,
+                Entry::Pinned {
+                    device: device.0,
+                    scope,
+                    note,
+                },
+            )?;
+            let seq = rec.head_seq;
+            self.decide_and_record(&mut batch, now, device, &mut rec, seq, None, None)?;
+            batch.put_device(device, &rec)?;
+        }
+        txn.commit()?;
+        Ok(true)
+    }
+}
+
+/// Signs the witness receipts of a committed batch: entries in the wire order (by
+/// device, position, event; one per event), [`MAX_BATCH_ENTRIES`] per signed
+/// `ReceiptBatch`; the gossip messages ([`receipt_message`]). One signature per batch
+/// instead of one per receipt: at 256 entries signing costs about 1/256 of what it did.
+fn sign_receipts(identity: &Identity, now: u64, pending: Vec<PendingReceipt>) -> Vec<Vec<u8>> {
+    let mut entries: Vec<BatchEntry> = pending
+        .iter()
+        .map(|p| BatchEntry {
+            device: p.device.short(),
+            seq: p.seq,
+            event: p.digest.link(),
+            observed: p.rx,
+        })
+        .filter(|e| e.observed.check().is_ok())
+        .collect();
+    entries.sort_by_key(BatchEntry::order_key);
+    entries.dedup_by_key(|e| e.order_key());
+    let key = identity.signing_key();
+    let public = key.verifying_key().to_bytes();
+    let mut buf = vec![0u8; MAX_RECEIPT_BATCH];
+    let mut out = Vec::new();
+    for chunk in entries.chunks(MAX_BATCH_ENTRIES) {
+        match ReceiptBatch::sign_into(key, now, chunk.iter().copied(), &mut buf) {
+            Ok(n) => out.push(receipt_message(&public, &buf[..n])),
+            // Cannot happen for checked, ordered, bounded entries; never sign half.
+            Err(e) => tracing::error!(error = %e, "receipt batch not signed"),
+        }
+    }
+    out
+}
+
+fn reject_label(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::Decode(_) => "rejected_malformed",
+        VerifyError::BadSignature => "rejected_bad_signature",
+        VerifyError::UnknownKey => "rejected_unknown_key",
+        VerifyError::Capacity => "rejected_capacity",
+        _ => "rejected_other",
+    }
+}

@@ -1,0 +1,434 @@
+//! The one ingest pipeline for frames from the radio, from gossip and from sync:
+//! decode → verify (batch ed25519 with one-by-one fallback, [`shards`] across cores) →
+//! trust decision → commit (one redb transaction per batch) → witness receipts →
+//! gossip.
+//!
+//! Two stages: the verify stage ([`Pipeline::verify`], the sharded verifier) and the
+//! commit stage ([`Pipeline::commit`]: decide, write, commit, sign). [`Pipeline::ingest`]
+//! runs them one after the other; [`Overlapped`] runs the commit of batch n on one core
+//! while batch n+1 is verified on the others.
+//!
+//! Ordering guarantee: outputs (gossip verdicts, receipts, proofs) of a batch exist only
+//! after that batch's commit returned, so nothing this gateway signs or forwards is
+//! ahead of its durable state. The verifier may be one batch ahead of the store while
+//! overlapping; if a commit fails, the verifier and the trust engine are rebuilt from
+//! the store and the batch verified in the meantime is verified again against it.
+//!
+//! The pipeline is synchronous and owns no socket: the node drives it from its event
+//! loop, the benchmark drives it directly.
+
+mod commit;
+pub mod pending;
+pub mod shards;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use slope_node::verifier::{Missing, Outcome, VerifyError};
+use slope_proto::{DeviceId, Observation};
+
+use crate::identity::Identity;
+use crate::lineage::Source;
+use crate::metrics::{Metrics, kind};
+use crate::store::{Store, StoreError};
+use crate::trust::Decide;
+use commit::Stage;
+use shards::Shards;
+
+/// One frame entering the pipeline, with a caller's tag (e.g. the gossip message id).
+#[derive(Debug, Clone)]
+pub struct Input<T> {
+    pub frame: Vec<u8>,
+    pub rx: Observation,
+    pub source: Source,
+    pub tag: T,
+}
+
+/// The gossip validation verdict for a frame, receipt or proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It verifies: deliver and forward.
+    Accept,
+    /// Stale, duplicate, escrowed or otherwise not the sender's fault: drop silently.
+    Ignore,
+    /// The sender can be blamed (malformed, bad signature): drop and penalise.
+    Reject,
+}
+
+/// Something the node must do after a committed batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Gossip this frame (heard on our radio and committed).
+    PublishAttestation(Vec<u8>),
+    /// Gossip this witness receipt message ([`receipt_message`]).
+    PublishReceipt(Vec<u8>),
+    /// Gossip this divergence proof (found here).
+    PublishProof(Vec<u8>),
+    /// An escrowed frame waits for this: ask peers.
+    Missing(Missing),
+    /// The device was quarantined.
+    Quarantined(DeviceId),
+}
+
+/// What one ingest call produced.
+#[derive(Debug)]
+pub struct Output<T> {
+    pub verdicts: Vec<(T, Verdict)>,
+    pub effects: Vec<Effect>,
+}
+
+/// How peers' receipts are taken (see [`Pipeline::set_receipts`]).
+#[derive(Debug, Clone, Default)]
+pub struct Receipts {
+    /// Peer gateways whose receipts count: (public key, trust zone).
+    pub witnesses: Vec<([u8; 32], u16)>,
+    /// Receipts held for attestations not yet here, at most ([`pending`]).
+    pub pending: usize,
+    /// How long such a receipt is held, milliseconds.
+    pub pending_ttl_ms: u64,
+}
+
+/// A batch whose commit failed: the error, and the tags of its inputs (nothing of it was
+/// committed, signed or forwarded).
+#[derive(Debug)]
+pub struct Failed<T> {
+    pub error: StoreError,
+    pub tags: Vec<T>,
+}
+
+/// A batch through the verify stage, waiting for the commit stage.
+#[derive(Debug)]
+pub struct Verified<T> {
+    now: u64,
+    inputs: Vec<Input<T>>,
+    outcomes: Vec<Outcome>,
+    released: Vec<Outcome>,
+}
+
+/// Builds the gossip message for a receipt: the witness's 32-byte public key, then the
+/// signed receipt frame.
+pub fn receipt_message(key: &[u8; 32], receipt: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + receipt.len());
+    out.extend_from_slice(key);
+    out.extend_from_slice(receipt);
+    out
+}
+
+/// Splits a receipt gossip message (see [`receipt_message`]).
+pub fn parse_receipt_message(bytes: &[u8]) -> Option<([u8; 32], &[u8])> {
+    let key: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    Some((key, bytes.get(32..)?))
+}
+
+/// The pipeline.
+pub struct Pipeline {
+    verifier: Shards,
+    metrics: Metrics,
+    stage: Stage,
+}
+
+impl Pipeline {
+    /// A pipeline over `store`, with the verifier rebuilt from what the store holds (one
+    /// verifier shard per available core).
+    pub fn new(
+        store: Arc<Store>,
+        verifier_config: slope_node::verifier::Config,
+        decide: Box<dyn Decide>,
+        identity: Identity,
+        metrics: Metrics,
+        frames_per_device: u32,
+        engine_policy: Option<slope_node::trust::Policy>,
+    ) -> Result<Self, StoreError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut p = Self {
+            verifier: Shards::new(verifier_config, cores),
+            stage: Stage::new(
+                store,
+                decide,
+                identity,
+                metrics.clone(),
+                frames_per_device,
+                engine_policy,
+            ),
+            metrics,
+        };
+        p.rebuild()?;
+        Ok(p)
+    }
+
+    /// Which peers' receipts count, and the bounds of the receipts waiting for their
+    /// attestation; registers the witnesses with the trust engine (signed operator
+    /// actions in its lineage) and retires those no longer listed. Until it is called no
+    /// peer receipt counts.
+    pub fn set_receipts(&mut self, receipts: Receipts) -> Result<(), StoreError> {
+        self.stage.set_receipts(receipts)
+    }
+
+    /// Peers' receipts held for attestations not yet here.
+    pub fn pending_receipts(&self) -> usize {
+        self.stage.pending_receipts()
+    }
+
+    /// The verifier (read-only), for heads.
+    pub fn verifier(&self) -> &Shards {
+        &self.verifier
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.stage.store
+    }
+
+    /// Rebuilds the verifier from the store: for every device, its establishment events
+    /// and its last `window` frames. (The verifier has no import of its state; replaying
+    /// what was committed reproduces it, since every replayed frame verified before.)
+    /// The trust engine, when enabled, is restored by replaying its committed lineage
+    /// (see [`crate::trust::Engine::open`]).
+    pub fn rebuild(&mut self) -> Result<usize, StoreError> {
+        let config = *self.verifier.config();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.verifier = Shards::new(config, cores);
+        self.stage.reopen_engine()?;
+        let store = self.stage.store.clone();
+        let window = config.window.max(1);
+        let mut after: Option<DeviceId> = None;
+        let mut n = 0;
+        loop {
+            let page = store.devices(after.as_ref(), 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(*last);
+            let mut frames: Vec<(Vec<u8>, Observation)> = Vec::new();
+            for (id, _) in &page {
+                let rx = quiet_rx();
+                for f in store.establishments(id)? {
+                    frames.push((f, rx));
+                }
+                for f in store.recent_frames(id, window)? {
+                    frames.push((f.frame, f.rx));
+                }
+                n += 1;
+            }
+            let refs: Vec<(&[u8], Observation)> =
+                frames.iter().map(|(f, rx)| (f.as_slice(), *rx)).collect();
+            for chunk in refs.chunks(512) {
+                let now = chunk.iter().map(|(_, rx)| rx.time_ms).max().unwrap_or(0);
+                self.verifier.handle_batch(now, chunk);
+            }
+            while self.verifier.poll_outcome().is_some() {}
+        }
+        Ok(n)
+    }
+
+    /// The verify stage: decodes and verifies a batch (the verifier's state advances).
+    pub fn verify<T>(&mut self, now: u64, inputs: Vec<Input<T>>) -> Verified<T> {
+        verify(&mut self.verifier, &self.metrics, now, inputs)
+    }
+
+    /// The commit stage for a verified batch: decide, commit, then sign receipts. On a
+    /// failed commit the verifier and engine are rebuilt from the store.
+    pub fn commit<T>(&mut self, verified: Verified<T>) -> Result<Output<T>, Failed<T>> {
+        let out = self.stage.commit(verified);
+        if out.is_err() {
+            self.recover();
+        }
+        out
+    }
+
+    /// Verifies, decides and commits a batch of frames.
+    pub fn ingest<T>(&mut self, now: u64, inputs: Vec<Input<T>>) -> Result<Output<T>, StoreError> {
+        let v = self.verify(now, inputs);
+        self.commit(v).map_err(|f| f.error)
+    }
+
+    fn recover(&mut self) {
+        tracing::error!("commit failed; rebuilding the verifier and engine from the store");
+        if let Err(e) = self.rebuild() {
+            tracing::error!(error = %e, "rebuild failed");
+        }
+    }
+
+    /// A divergence proof from gossip or sync: verified here, independently of who sent
+    /// it, before anything is quarantined.
+    pub fn ingest_proof(
+        &mut self,
+        now: u64,
+        bytes: &[u8],
+    ) -> Result<(Verdict, Vec<Effect>), StoreError> {
+        self.stage.ingest_proof(now, bytes)
+    }
+
+    /// Another gateway's witness receipt message (see [`receipt_message`]).
+    pub fn ingest_receipt(&mut self, now: u64, bytes: &[u8]) -> Result<Verdict, StoreError> {
+        self.stage.ingest_receipt(now, bytes)
+    }
+
+    /// Operator: releases `device` from quarantine: the verifier forgets the divergence
+    /// (`Verifier::release`), and the trust engine records the release in its lineage
+    /// (signed by the gateway key), in the same transaction. Returns false if it was not
+    /// quarantined.
+    pub fn release(
+        &mut self,
+        now: u64,
+        device: &DeviceId,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        match self.stage.release(now, device, note) {
+            Ok(true) => {
+                self.verifier.release(device);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                self.recover();
+                Err(e)
+            }
+        }
+    }
+
+    /// Operator: pins (or with `None` unpins) the scope of `device`.
+    pub fn pin(
+        &mut self,
+        now: u64,
+        device: &DeviceId,
+        scope: Option<crate::trust::Scope>,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        self.stage.pin(now, device, scope, note)
+    }
+}
+
+fn verify<T>(
+    verifier: &mut Shards,
+    metrics: &Metrics,
+    now: u64,
+    inputs: Vec<Input<T>>,
+) -> Verified<T> {
+    for i in &inputs {
+        metrics
+            .ingest
+            .get_or_create(&kind(source_str(i.source)))
+            .inc();
+    }
+    let started = Instant::now();
+    let frames: Vec<(&[u8], Observation)> =
+        inputs.iter().map(|i| (i.frame.as_slice(), i.rx)).collect();
+    let outcomes = verifier.handle_batch(now, &frames);
+    let mut released = Vec::new();
+    while let Some(o) = verifier.poll_outcome() {
+        released.push(o);
+    }
+    metrics
+        .verify_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.batch_size.observe(inputs.len() as f64);
+    Verified {
+        now,
+        inputs,
+        outcomes,
+        released,
+    }
+}
+
+/// Runs the two stages overlapped: [`Overlapped::push`] commits the batch verified by the
+/// previous call on this thread while the new batch is verified on other threads, and
+/// returns the committed batch's output. A batch's output therefore comes out one call
+/// later: call [`Overlapped::flush`] when no more input is waiting.
+#[derive(Debug)]
+pub struct Overlapped<T> {
+    pending: Option<Verified<T>>,
+}
+
+impl<T> Default for Overlapped<T> {
+    fn default() -> Self {
+        Self { pending: None }
+    }
+}
+
+impl<T: Send> Overlapped<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a verified batch waits for its commit.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Verifies `inputs` while committing the previously verified batch; returns that
+    /// batch's output (`None` when there was none).
+    pub fn push(
+        &mut self,
+        p: &mut Pipeline,
+        now: u64,
+        inputs: Vec<Input<T>>,
+    ) -> Option<Result<Output<T>, Failed<T>>> {
+        let Some(previous) = self.pending.take() else {
+            self.pending = Some(p.verify(now, inputs));
+            return None;
+        };
+        let Pipeline {
+            verifier,
+            metrics,
+            stage,
+        } = p;
+        let (committed, next) = std::thread::scope(|s| {
+            let commit = s.spawn(|| stage.commit(previous));
+            let next = verify(verifier, metrics, now, inputs);
+            (
+                commit
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                next,
+            )
+        });
+        let next = if committed.is_err() {
+            // The new batch was verified against state that did not become durable.
+            p.recover();
+            p.verify(next.now, next.inputs)
+        } else {
+            next
+        };
+        self.pending = Some(next);
+        Some(committed)
+    }
+
+    /// Commits the batch still waiting, if any.
+    pub fn flush(&mut self, p: &mut Pipeline) -> Option<Result<Output<T>, Failed<T>>> {
+        self.pending.take().map(|v| p.commit(v))
+    }
+}
+
+/// Who is to blame for a rejected frame: only the sender of bytes that are malformed or
+/// whose signature fails is penalised; everything that a valid device signature backs
+/// (retired keys) or that depends on our own state
+/// (unknown key, capacity) is ignored.
+pub fn blame(e: &VerifyError) -> Verdict {
+    match e {
+        VerifyError::Decode(_)
+        | VerifyError::BadSignature
+        | VerifyError::KeyCommitmentMismatch
+        | VerifyError::Unexpected => Verdict::Reject,
+        _ => Verdict::Ignore,
+    }
+}
+
+fn source_str(s: Source) -> &'static str {
+    match s {
+        Source::Radio => "radio",
+        Source::Gossip => "gossip",
+        Source::Sync => "sync",
+        Source::Escrow => "escrow",
+    }
+}
+
+/// The observation used when replaying stored establishment frames.
+fn quiet_rx() -> Observation {
+    Observation {
+        rssi_dbm: 0,
+        snr_qdb: 0,
+        freq_hz: 0,
+        foff_hz: None,
+        sf: 7,
+        time_ms: 0,
+    }
+}

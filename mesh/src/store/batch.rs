@@ -1,0 +1,161 @@
+//! Writing: a [`Txn`] is one redb write transaction; its [`Batch`] holds every table the
+//! pipeline writes, opened once for the whole transaction (opening a table is a B-tree
+//! root lookup and an allocation: per record it cost more than the insert itself).
+
+use redb::{ReadableTable, Table};
+use slope_proto::DeviceId;
+
+use super::tables::*;
+use super::{DeviceRecord, FrameRecord, StoreError, db, decode, encode};
+use crate::lineage::{self, Entry, Record};
+
+/// One write transaction: open its tables with [`Txn::batch`], drop the batch, then
+/// [`Txn::commit`].
+pub struct Txn {
+    pub(super) txn: redb::WriteTransaction,
+    pub(super) head: (u64, [u8; 32]),
+}
+
+/// The tables of one [`Txn`], open until dropped. Reads see this transaction's writes.
+pub struct Batch<'t> {
+    devices: Table<'t, &'static [u8; 32], &'static [u8]>,
+    frames: Table<'t, &'static [u8; 36], &'static [u8]>,
+    establishments: Table<'t, &'static [u8; 36], &'static [u8]>,
+    divergences: Table<'t, &'static [u8; 32], &'static [u8]>,
+    lineage: Table<'t, u64, &'static [u8]>,
+    by_device: Table<'t, &'static [u8; 40], ()>,
+    head: &'t mut (u64, [u8; 32]),
+}
+
+impl Txn {
+    /// Opens the tables (once for the whole transaction).
+    pub fn batch(&mut self) -> Result<Batch<'_>, StoreError> {
+        let txn = &self.txn;
+        Ok(Batch {
+            devices: txn.open_table(DEVICES).map_err(db)?,
+            frames: txn.open_table(FRAMES).map_err(db)?,
+            establishments: txn.open_table(ESTABLISHMENTS).map_err(db)?,
+            divergences: txn.open_table(DIVERGENCES).map_err(db)?,
+            lineage: txn.open_table(LINEAGE).map_err(db)?,
+            by_device: txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?,
+            head: &mut self.head,
+        })
+    }
+
+    /// Commits everything durably (fsync before returning, unless the store was opened
+    /// without it, see [`super::Options::fsync`]).
+    pub fn commit(self) -> Result<(), StoreError> {
+        {
+            let mut meta = self.txn.open_table(META).map_err(db)?;
+            let mut head = Vec::with_capacity(40);
+            head.extend_from_slice(&self.head.0.to_le_bytes());
+            head.extend_from_slice(&self.head.1);
+            meta.insert(K_LINEAGE_HEAD, head.as_slice()).map_err(db)?;
+        }
+        self.txn.commit().map_err(db)
+    }
+}
+
+impl Batch<'_> {
+    /// A device record (sees this transaction's writes).
+    pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        match self.devices.get(&id.0).map_err(db)? {
+            Some(v) => Ok(Some(decode("devices", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The committed (or batched) frame of `id` at `seq`.
+    pub fn frame(&self, id: &DeviceId, seq: u32) -> Result<Option<FrameRecord>, StoreError> {
+        match self.frames.get(&frame_key(id, seq)).map_err(db)? {
+            Some(v) => Ok(Some(decode("frames", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The establishment frames of `id` (inception, then rotations by epoch), this
+    /// transaction's included.
+    pub fn establishments(&self, id: &DeviceId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let lo = frame_key(id, 0);
+        let hi = frame_key(id, u32::MAX);
+        let mut out = Vec::new();
+        for item in self
+            .establishments
+            .range::<&[u8; 36]>(&lo..=&hi)
+            .map_err(db)?
+        {
+            let (_, v) = item.map_err(db)?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    pub fn put_device(&mut self, id: &DeviceId, record: &DeviceRecord) -> Result<(), StoreError> {
+        self.devices
+            .insert(&id.0, encode(record).as_slice())
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Stores a frame and prunes the one `retain` positions below it. Returns false
+    /// (and stores nothing) when a frame is already stored at that position.
+    pub fn put_frame(
+        &mut self,
+        id: &DeviceId,
+        record: &FrameRecord,
+        retain: u32,
+    ) -> Result<bool, StoreError> {
+        let key = frame_key(id, record.seq);
+        if self.frames.get(&key).map_err(db)?.is_some() {
+            return Ok(false);
+        }
+        self.frames
+            .insert(&key, encode(record).as_slice())
+            .map_err(db)?;
+        if let Some(old) = record.seq.checked_sub(retain.max(1)) {
+            self.frames.remove(&frame_key(id, old)).map_err(db)?;
+        }
+        Ok(true)
+    }
+
+    pub fn put_establishment(
+        &mut self,
+        id: &DeviceId,
+        epoch: u32,
+        frame: &[u8],
+    ) -> Result<(), StoreError> {
+        self.establishments
+            .insert(&frame_key(id, epoch), frame)
+            .map_err(db)?;
+        Ok(())
+    }
+
+    pub fn put_divergence(&mut self, id: &DeviceId, proof: &[u8]) -> Result<(), StoreError> {
+        self.divergences.insert(&id.0, proof).map_err(db)?;
+        Ok(())
+    }
+
+    pub fn remove_divergence(&mut self, id: &DeviceId) -> Result<(), StoreError> {
+        self.divergences.remove(&id.0).map_err(db)?;
+        Ok(())
+    }
+
+    /// Appends a lineage entry; returns its index.
+    pub fn append(&mut self, time_ms: u64, entry: Entry) -> Result<u64, StoreError> {
+        let index = self.head.0;
+        let device = DeviceId(*entry.device());
+        let record = Record {
+            index,
+            prev: self.head.1,
+            time_ms,
+            entry,
+        };
+        let bytes = encode(&record);
+        self.lineage.insert(index, bytes.as_slice()).map_err(db)?;
+        self.by_device
+            .insert(&lineage_key(&device, index), ())
+            .map_err(db)?;
+        *self.head = (index + 1, lineage::digest(&bytes));
+        Ok(index)
+    }
+}
