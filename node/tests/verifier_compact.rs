@@ -346,3 +346,21 @@ fn a_batch_with_both_suites_equals_one_by_one() {
     assert_eq!(ea, eb);
     assert_eq!(authenticated(&ea), vec![1, 2, 3, 4]);
 }
+
+proptest::proptest! {
+    /// Arbitrary suite-2 frames through the one verifier: never a panic, never an
+    /// anchor or a verified frame, and nothing buffered for an unanchored device.
+    #[test]
+    fn suite_two_garbage_never_panics_or_authenticates(
+        kind in 0u8..6,
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+    ) {
+        let mut f = fixture(compact::Config::default());
+        let mut frame = vec![1u8, 2, kind];
+        frame.extend(&body);
+        let o = f.verifier.handle_attestation(START, &frame, rx(START));
+        proptest::prop_assert!(matches!(o, Outcome::Rejected(_)), "{:?}", o);
+        proptest::prop_assert!(polled(&mut f.verifier).is_empty());
+        proptest::prop_assert_eq!(f.verifier.compact().pending_total(), 0);
+    }
+}
