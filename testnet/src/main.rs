@@ -59,6 +59,10 @@ enum Command {
         /// Print only the table (no progress bar).
         #[arg(long)]
         quiet: bool,
+        /// Interval between a gateway's witness receipt batches, e.g. 5m, 60s (a
+        /// decision waits one round for receipts; every receiver checks every batch).
+        #[arg(long)]
+        receipt_round: Option<String>,
         /// Threads (1 or 2): the second checks signatures ahead of the gateways. The
         /// results and the trace digest do not depend on it.
         #[arg(long, default_value_t = 2)]
@@ -97,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             out,
             small,
             quiet,
+            receipt_round,
             threads,
         } => {
             let scenario = Scenario::from_name(&scenario)
@@ -117,6 +122,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = duration {
                 p.duration_ms = parse_duration(&d)?;
                 p.attack_at_ms = p.duration_ms / 3;
+            }
+            if let Some(r) = receipt_round {
+                p.gossip.receipt_round_ms = parse_duration(&r)?;
             }
             if let Some(a) = attack_size {
                 p.attack_size = a;
