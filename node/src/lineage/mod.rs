@@ -29,6 +29,6 @@ pub mod verify;
 
 pub use export::Checkpoint;
 pub use log::{AppendError, Lineage};
-pub use record::{Entry, Genesis, Local, Observation, ReceiptRef, Record};
+pub use record::{CompactObservation, Entry, Genesis, Local, Observation, ReceiptRef, Record};
 pub use storage::{Memory, Storage, StorageError};
 pub use verify::{Report, VerifyError, verify, verify_replay};

@@ -75,6 +75,10 @@ pub enum Entry<'a> {
     /// verified, recorded once, before the first observation that names one of its
     /// entries ([`ReceiptRef::Batch`]).
     ReceiptBatch { frame: &'a [u8] },
+    /// A verified compact (suite-2) attestation as received, with its receipts
+    /// (docs/trust-model.md, "Compact attestations").
+    #[serde(borrow)]
+    Compact(CompactObservation<'a>),
 }
 
 /// A receipt an observation considered: a single receipt's frame, or an entry of a
@@ -119,6 +123,27 @@ pub struct Observation<'a> {
     pub rx: slope_proto::Observation,
     /// Receipts that were verified and considered, in the order the engine took them:
     /// single receipt frames, and references to entries of recorded batches.
+    #[serde(borrow)]
+    pub receipts: heapless::Vec<ReceiptRef<'a>, MAX_RECEIPTS>,
+}
+
+/// A compact (suite-2) attestation the verifier authenticated, as the engine received
+/// it. What `lineage::verify` can re-check: the frame decodes as a compact attestation
+/// of `interval` for `device`, and every receipt is signed by a witness registered
+/// before it and names this frame (`trust::compact::receipt_digest`). What it cannot:
+/// the MAC (its key is disclosed by a later frame of the device, and the chain anchor,
+/// signed by the device's suite-1 key, is not in the log) and the receive-time
+/// condition (it rests on the gateway's clock at `rx_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactObservation<'a> {
+    pub device: DeviceId,
+    pub interval: u32,
+    /// The exact compact attestation frame.
+    pub frame: &'a [u8],
+    /// When the receiving gateway stamped the frame (its clock).
+    pub rx_ms: u64,
+    /// What the gateway's own radio observed, when the verifier was given it.
+    pub rx: Option<slope_proto::Observation>,
     #[serde(borrow)]
     pub receipts: heapless::Vec<ReceiptRef<'a>, MAX_RECEIPTS>,
 }

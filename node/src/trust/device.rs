@@ -24,6 +24,8 @@ pub mod flag {
     pub const ANCHORED: u8 = 1 << 3;
     /// The current grant is under monitoring.
     pub const MONITORED: u8 = 1 << 4;
+    /// The device has spoken suite 2 (compact): `Hot::compact_head` is set.
+    pub const COMPACT: u8 = 1 << 5;
 }
 
 /// Pin values.
@@ -45,6 +47,9 @@ pub struct Hot {
     pub grant_decision: u64,
     pub interval: Interval,
     pub head_seq: u32,
+    /// Highest compact (suite-2) interval number seen, when `flag::COMPACT` is set:
+    /// compact intervals are positions of their own, apart from suite-1 `seq`.
+    pub compact_head: u32,
     /// Attestations received.
     pub depth: u32,
     /// Positions never received (lost frames), net of late fills.
@@ -90,6 +95,7 @@ impl Hot {
             grant_decision: 0,
             interval: Interval::default(),
             head_seq: 0,
+            compact_head: 0,
             depth: 0,
             lost: 0,
             last_link: LinkDigest([0; 16]),

@@ -12,7 +12,7 @@ use super::batch::{BatchFrame, Recorded};
 use super::decision::{Admission, Decision, MAX_REASONS, Quarantine, Reason, Refusal, push};
 use super::device::{Hot, flag, pin, scope_code};
 use super::error::Error;
-use super::evidence::{self, Inputs, MAX_RECEIPTS};
+use super::evidence::{self, Inputs, MAX_RECEIPTS, Subject};
 use super::grant::{Cause, Grant, Revocation, Scope};
 use super::operator::{self, Action};
 use super::policy::Policy;
@@ -191,22 +191,62 @@ impl<S: Storage> Engine<S> {
         att: &VerifiedAttestation,
         receipts: &[VerifiedReceipt],
     ) -> Result<Decision, Error> {
-        let id = *att.device();
+        // A receipt naming another device, position or event moves no score, and a log
+        // holding one would not pass `lineage::verify` (every logged receipt must name
+        // its observation): dropped here, whatever the caller passed.
+        let named: Cow<'_, [VerifiedReceipt]> = if receipts.iter().all(|r| r.names(att)) {
+            Cow::Borrowed(receipts)
+        } else {
+            Cow::Owned(receipts.iter().filter(|r| r.names(att)).cloned().collect())
+        };
+        let (decision, slot) = self.decide(
+            now,
+            *att.device(),
+            &Subject::of(att, now),
+            &named,
+            |receipts| {
+                Entry::Observation(Observation {
+                    device: *att.device(),
+                    digest: *att.digest(),
+                    frame: att.frame(),
+                    rx: *att.rx(),
+                    receipts,
+                })
+            },
+        )?;
+        if let Some(slot) = slot {
+            self.credit_neighbours(slot, att);
+        }
+        Ok(decision)
+    }
+
+    /// Decides on `subject` of device `id` with its receipts (already filtered to those
+    /// naming it), recording first the observation `observe` builds around the logged
+    /// receipt references. Gives the device's slot too when its admission lets it
+    /// credit the neighbours it reports.
+    pub(super) fn decide<'r>(
+        &mut self,
+        now: Millis,
+        id: DeviceId,
+        subject: &Subject<'_>,
+        receipts: &'r [VerifiedReceipt],
+        observe: impl FnOnce(heapless::Vec<ReceiptRef<'r>, MAX_RECEIPTS>) -> Entry<'r>,
+    ) -> Result<(Decision, Option<u32>), Error> {
+        let (seq, digest) = (subject.seq, subject.digest);
+        let refused = |e: &mut Self, r| e.refuse(now, id, seq, digest, r).map(|d| (d, None));
         // A new device is tracked only once its records are stored (fail closed).
         let slot = match self.devices.find(&id) {
             Ok(Some(s)) => Some(s),
             Ok(None) if self.devices.full(&self.policy.bounds) => {
-                return self.refuse(now, id, att.seq(), *att.digest(), Refusal::Capacity);
+                return refused(self, Refusal::Capacity);
             }
             Ok(None) => None,
-            Err(r) => return self.refuse(now, id, att.seq(), *att.digest(), r),
+            Err(r) => return refused(self, r),
         };
         let old = match slot {
             Some(s) => match self.devices.get(s).copied() {
                 Some(h) => h,
-                None => {
-                    return self.refuse(now, id, att.seq(), *att.digest(), Refusal::Capacity);
-                }
+                None => return refused(self, Refusal::Capacity),
             },
             None => self.devices.fresh(id, now),
         };
@@ -224,26 +264,17 @@ impl<S: Storage> Engine<S> {
             zone: enrolment.zone.unwrap_or(Zone::NONE),
             certified: enrolment.certificate_until.is_some_and(|t| now < t),
         };
-        // A receipt naming another device, position or event moves no score, and a log
-        // holding one would not pass `lineage::verify` (every logged receipt must name
-        // its observation): dropped here, whatever the caller passed.
-        let named: Cow<'_, [VerifiedReceipt]> = if receipts.iter().all(|r| r.names(att)) {
-            Cow::Borrowed(receipts)
-        } else {
-            Cow::Owned(receipts.iter().filter(|r| r.names(att)).cloned().collect())
-        };
-        let receipts = &*named;
         let previous = (h.depth > 0).then_some(h.corroboration);
-        let ev = evidence::gather(&mut h, att, receipts, now, &inputs);
+        let ev = evidence::gather(&mut h, subject, receipts, now, &inputs);
         let w = weighting::weigh(&ev, previous, &self.policy);
         h.corroboration = w.corroboration;
-        h.last_link = att.digest().link();
-        h.last_seq = att.seq();
+        h.last_link = digest.link();
+        h.last_seq = seq;
 
         let (admission, reasons) = match slot.and_then(|s| self.devices.quarantine(s)) {
             Some(q) => {
                 let mut r = heapless::Vec::new();
-                push(&mut r, Reason::Diverged { seq: att.seq() });
+                push(&mut r, Reason::Diverged { seq });
                 (Admission::Quarantined(*q), r)
             }
             None => {
@@ -252,7 +283,7 @@ impl<S: Storage> Engine<S> {
             }
         };
 
-        let mut frames: heapless::Vec<ReceiptRef<'_>, MAX_RECEIPTS> = heapless::Vec::new();
+        let mut frames: heapless::Vec<ReceiptRef<'r>, MAX_RECEIPTS> = heapless::Vec::new();
         for r in receipts.iter().take(MAX_RECEIPTS) {
             let logged = match (r.signed(), r.batch()) {
                 (Some(single), _) => ReceiptRef::Frame(single.frame()),
@@ -264,21 +295,12 @@ impl<S: Storage> Engine<S> {
             };
             let _ = frames.push(logged);
         }
-        self.lineage.append(
-            now,
-            Entry::Observation(Observation {
-                device: id,
-                digest: *att.digest(),
-                frame: att.frame(),
-                rx: *att.rx(),
-                receipts: frames,
-            }),
-        )?;
+        self.lineage.append(now, observe(frames))?;
         self.lineage.append(
             now,
             Entry::Weighting {
                 device: id,
-                seq: att.seq(),
+                seq,
                 evidence: ev,
                 weights: w,
             },
@@ -287,8 +309,8 @@ impl<S: Storage> Engine<S> {
             now,
             Entry::Decision {
                 device: id,
-                seq: att.seq(),
-                digest: *att.digest(),
+                seq,
+                digest,
                 admission,
                 reasons: reasons.clone(),
             },
@@ -303,22 +325,20 @@ impl<S: Storage> Engine<S> {
                 .map_err(|_| Error::UnknownDevice)?,
         };
         self.devices.put(slot, h);
-        if matches!(admission, Admission::Full)
+        let credits = matches!(admission, Admission::Full)
             || (!self.policy.corroboration.neighbour_reporter_full_only
-                && matches!(admission, Admission::Restricted | Admission::Monitored))
-        {
-            self.credit_neighbours(slot, att);
-        }
-        Ok(Decision {
+                && matches!(admission, Admission::Restricted | Admission::Monitored));
+        let decision = Decision {
             device: id,
-            seq: att.seq(),
+            seq,
             admission,
             weights: w,
             reasons,
             grant,
             revoked,
             record: decision,
-        })
+        };
+        Ok((decision, credits.then_some(slot)))
     }
 
     /// The record holding `batch`, appending it first when the lineage does not hold

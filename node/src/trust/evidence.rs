@@ -7,7 +7,7 @@
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
-use slope_proto::{Event, WitnessId};
+use slope_proto::{Digest, Event, Observation, WitnessId};
 
 use super::device::{Hot, flag};
 use super::fixed;
@@ -104,10 +104,45 @@ struct Obs {
     sample: Sample,
 }
 
+/// What a decision is about: a suite-1 attestation or a suite-2 (compact) one.
+pub(crate) struct Subject<'a> {
+    /// The position in the device's sequence: a suite-1 `seq`, or a compact interval
+    /// number (a separate sequence: see [`Subject::compact`]).
+    pub seq: u32,
+    /// The digest receipts name (`event` = its link): a suite-1 event digest, or the
+    /// compact frame's receipt digest (`compact::receipt_digest`).
+    pub digest: Digest,
+    /// What the gateway's own radio observed.
+    pub rx: Option<&'a Observation>,
+    /// The suite-1 event (inception, interaction...); `None` for a compact attestation.
+    pub event: Option<&'a Event>,
+    /// When the attestation was received, for continuity (silence, intervals, age): the
+    /// decision's `now` for suite 1; a compact frame is decided one disclosure delay
+    /// after it was received, so its receive time (never later than `now`).
+    pub seen: Millis,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(att: &'a VerifiedAttestation, now: Millis) -> Self {
+        Self {
+            seq: att.seq(),
+            digest: *att.digest(),
+            rx: Some(att.rx()),
+            event: Some(att.event()),
+            seen: now,
+        }
+    }
+    /// Whether this is a compact attestation (its interval numbers are positions of
+    /// their own, tracked apart from suite-1 sequence numbers).
+    pub fn compact(&self) -> bool {
+        self.event.is_none()
+    }
+}
+
 /// Measures the evidence of `att` and updates `h` with it.
 pub(crate) fn gather(
     h: &mut Hot,
-    att: &VerifiedAttestation,
+    att: &Subject<'_>,
     receipts: &[VerifiedReceipt],
     now: Millis,
     inp: &Inputs<'_>,
@@ -146,7 +181,7 @@ pub(crate) fn gather(
         certified: inp.certified,
         profiled: 0,
     };
-    continuity(h, att, now, p, &mut ev);
+    continuity(h, att, att.seen.min(now), p, &mut ev);
     let obs = observations(h, att, receipts, inp, &mut ev);
     context(h, &obs, p, &mut ev);
     // Heard-neighbour credits accumulated since the last attestation.
@@ -159,20 +194,38 @@ pub(crate) fn gather(
     ev
 }
 
-fn continuity(h: &mut Hot, att: &VerifiedAttestation, now: Millis, p: &Policy, ev: &mut Evidence) {
+fn continuity(h: &mut Hot, att: &Subject<'_>, now: Millis, p: &Policy, ev: &mut Evidence) {
     let c = &p.continuity;
-    let seq = att.seq();
+    let seq = att.seq;
     let first = h.depth == 0;
-    if matches!(att.event(), Event::Inception(_)) {
+    if matches!(att.event, Some(Event::Inception(_))) {
         h.set(flag::ANCHORED, true);
+    }
+    // Compact intervals are positions of their own: the first compact attestation of a
+    // device starts that sequence (no loss counted across the switch of suite).
+    let compact_first = att.compact() && !h.has(flag::COMPACT);
+    if att.compact() {
+        h.set(flag::COMPACT, true);
+    }
+    let head = if att.compact() {
+        &mut h.compact_head
+    } else {
+        &mut h.head_seq
+    };
+    let ahead = first || compact_first || seq > *head;
+    let positions = if first || compact_first {
+        1
+    } else {
+        seq.saturating_sub(*head)
+    };
+    if ahead {
+        *head = seq;
     }
     if first {
         h.first_seen = now;
         h.last_seen = now;
-        h.head_seq = seq;
         ev.head = true;
-    } else if seq > h.head_seq {
-        let positions = seq - h.head_seq;
+    } else if ahead {
         h.lost = h.lost.saturating_add(positions - 1);
         let silent = now.saturating_sub(h.last_seen);
         ev.silent_ms = silent;
@@ -189,14 +242,13 @@ fn continuity(h: &mut Hot, att: &VerifiedAttestation, now: Millis, p: &Policy, e
                 .update(silent / u64::from(positions), h.depth, c.window_log2);
             h.dormancy_left = h.dormancy_left.saturating_sub(1);
         }
-        h.head_seq = seq;
         h.last_seen = h.last_seen.max(now);
         ev.head = true;
     } else {
         // Fills a hole below the head, or is historic: no longer lost.
         h.lost = h.lost.saturating_sub(1);
     }
-    if let Event::Interaction(i) = att.event() {
+    if let Some(Event::Interaction(i)) = att.event {
         let b = i.body();
         if ev.head {
             if !first && b.boot < h.boot {
@@ -226,7 +278,7 @@ fn continuity(h: &mut Hot, att: &VerifiedAttestation, now: Millis, p: &Policy, e
 /// that name this event, from distinct witnesses, in time and within free-space bounds.
 fn observations(
     h: &Hot,
-    att: &VerifiedAttestation,
+    att: &Subject<'_>,
     receipts: &[VerifiedReceipt],
     inp: &Inputs<'_>,
     ev: &mut Evidence,
@@ -238,16 +290,17 @@ fn observations(
     let mut candidates: Vec<(&VerifiedReceipt, u16), MAX_RECEIPTS> = Vec::new();
     if let Some(slot) = inp.local
         && let Some(w) = inp.witnesses.get(slot)
+        && let Some(rx) = att.rx
     {
-        let _ = times.push(att.rx().time_ms);
+        let _ = times.push(rx.time_ms);
         let _ = obs.push(Obs {
             slot,
             id: w.id,
             zone: w.zone,
-            sample: Sample::of(att.rx()),
+            sample: Sample::of(rx),
         });
     }
-    let link = att.digest().link();
+    let link = att.digest.link();
     let short = h.id.short();
     for (i, r) in receipts.iter().enumerate() {
         if i >= max {
@@ -255,7 +308,7 @@ fn observations(
             continue;
         }
         let b = r.body();
-        if b.device != short || b.seq != att.seq() || b.event != link {
+        if b.device != short || b.seq != att.seq || b.event != link {
             ev.discounts.mismatch = ev.discounts.mismatch.saturating_add(1);
             continue;
         }

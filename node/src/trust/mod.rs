@@ -25,6 +25,7 @@
 
 pub mod admission;
 pub mod batch;
+pub mod compact;
 pub mod decision;
 pub mod device;
 pub mod engine;

@@ -3,7 +3,7 @@
 //! exactly as an engine that never stopped.
 //!
 //! The log holds every input the engine took (the genesis policy, attestation frames
-//! with their radio observations and receipts, divergence proofs, signed operator
+//! — suite 1 and compact — with their radio observations and receipts, divergence proofs, signed operator
 //! actions, evictions) and the `now` of each call. Replay feeds each input to the same
 //! handler, with the lineage in replay mode: every record the handler would append is
 //! encoded and compared, byte for byte, with the stored one, and nothing is written.
@@ -13,6 +13,8 @@
 //!
 //! Inputs are recognised by the record that starts them:
 //! - an observation followed by a weighting of the same device: an attestation;
+//! - a compact observation (`Entry::Compact`): a compact attestation (only
+//!   `Engine::handle_compact` writes one, always before its weighting);
 //! - any other observation: the frame of divergence evidence, or of a call whose next
 //!   record the store refused; it changed no state and is stepped over;
 //! - a divergence record: its proof; a decision quarantining a device whose proof is
@@ -41,6 +43,7 @@ use core::fmt;
 use slope_proto::{Digest, Event, Receipt, ReceiptBatch, Signed};
 
 use super::batch::BatchFrame;
+use super::compact::Parts;
 use super::decision::{Admission, Refusal};
 use super::engine::Engine;
 use super::error::Error;
@@ -167,11 +170,24 @@ impl<S: Storage> Engine<S> {
                         device, evidence, ..
                     }) if device == o.device => {
                         let att = logged_attestation(i, o, at)?;
-                        let receipts = self.logged_receipts(i, o, evidence.discounts.excess)?;
+                        let receipts =
+                            self.logged_receipts(i, &o.receipts, evidence.discounts.excess)?;
                         self.handle_attestation(at, &att, &receipts).map(drop)
                     }
                     _ => self.lineage.skip().map(drop).map_err(Error::Lineage),
                 }
+            }
+            Entry::Compact(o) => {
+                // Only a compact decision writes one (always followed by its weighting).
+                let receipts = self.logged_receipts(i, &o.receipts, self.logged_excess(i)?)?;
+                let parts = Parts {
+                    device: o.device,
+                    interval: o.interval,
+                    rx_ms: o.rx_ms,
+                    rx: o.rx.as_ref(),
+                    frame: o.frame,
+                };
+                self.decide_compact(at, &parts, &receipts).map(drop)
             }
             Entry::Divergence { proof, .. } => self.handle_proof(at, proof).map(drop),
             Entry::Decision {
@@ -235,14 +251,14 @@ impl<S: Storage> Engine<S> {
     fn logged_receipts(
         &self,
         i: u64,
-        o: &Observation<'_>,
+        logged: &[ReceiptRef<'_>],
         excess: u8,
     ) -> Result<Vec<VerifiedReceipt>, RestoreError> {
-        let mut out = Vec::with_capacity(o.receipts.len());
+        let mut out = Vec::with_capacity(logged.len());
         // The batch last read, by record: an observation's entries of one batch share it.
         let mut shared: Option<(u64, Arc<BatchFrame>)> = None;
         let mut buf = Vec::new();
-        for r in &o.receipts {
+        for r in logged {
             let verified = match r {
                 ReceiptRef::Frame(f) => {
                     let signed = Signed::<Receipt>::decode(f)
@@ -279,6 +295,24 @@ impl<S: Storage> Engine<S> {
             }
         }
         Ok(out)
+    }
+
+    /// The excess receipts counted by the weighting that follows the observation at
+    /// record `i` (0 when the next record is not a weighting: the replay then stops
+    /// where the original call did, or reports the mismatch).
+    fn logged_excess(&self, i: u64) -> Result<u8, RestoreError> {
+        if i + 1 >= self.lineage.storage().len() {
+            return Ok(0);
+        }
+        let mut buf = Vec::new();
+        read(self.lineage.storage(), i + 1, &mut buf)?;
+        Ok(match postcard::from_bytes::<Record<'_>>(&buf) {
+            Ok(Record {
+                entry: Entry::Weighting { evidence, .. },
+                ..
+            }) => evidence.discounts.excess,
+            _ => 0,
+        })
     }
 
     /// The registry slot of a logged receipt's witness, as registered at this point.

@@ -15,10 +15,11 @@ use core::fmt;
 
 use ed25519_dalek::VerifyingKey;
 use slope_proto::batch::Entry;
-use slope_proto::{Receipt, ReceiptBatch, Signed, WitnessId, crypto};
+use slope_proto::{DeviceId, Digest, Receipt, ReceiptBatch, Signed, WitnessId, crypto};
 
 use super::batch::BatchFrame;
 use super::zone::{Position, Zone};
+use crate::verifier::compact::VerifiedCompact;
 use crate::verifier::{SignatureMemo, VerifiedAttestation};
 
 /// A registered witness.
@@ -84,8 +85,20 @@ impl VerifiedReceipt {
     /// hand to `Engine::handle_attestation` for `att` (it drops any other: they move no
     /// score and are not logged).
     pub fn names(&self, att: &VerifiedAttestation) -> bool {
+        self.names_event(att.device(), att.seq(), att.digest())
+    }
+    /// Whether the receipt names the compact attestation `att`: its device, its
+    /// interval as `seq`, and the frame's digest (`compact::receipt_digest`) as `event`.
+    pub fn names_compact(&self, att: &VerifiedCompact) -> bool {
+        self.names_event(
+            att.device(),
+            att.interval(),
+            &super::compact::receipt_digest(att.frame()),
+        )
+    }
+    pub(crate) fn names_event(&self, device: &DeviceId, seq: u32, digest: &Digest) -> bool {
         let b = self.body();
-        b.device == att.device().short() && b.seq == att.seq() && b.event == att.digest().link()
+        b.device == device.short() && b.seq == seq && b.event == digest.link()
     }
     /// A receipt read back from the engine's own lineage during a restore: it was
     /// verified before it was logged, and the log's chain is checked as it is read.

@@ -1,0 +1,107 @@
+//! Compact (suite-2) attestations in the trust engine (docs/trust-model.md, "Compact
+//! attestations").
+//!
+//! A compact attestation is decided like a suite-1 one, on the same hot record (the
+//! compact chain is anchored by the device's suite-1 key, so it is the same identity):
+//! - continuity: interval numbers are positions of their own (`Hot::compact_head`),
+//!   lost intervals between two compact attestations count as loss; the switch from
+//!   suite 1 to suite 2 counts none;
+//! - context: the gateway's radio observation of the frame (when the verifier had it);
+//! - corroboration: witness receipts naming the frame — `seq` = the interval, `event`
+//!   = the link of [`receipt_digest`] (the suite-2 frame digest, `derive_key("slope v2
+//!   compact frame digest", frame)`, the digest suite-2 timestamp receipts name);
+//! - weight: the same as a suite-1 attestation. The engine only ever sees a
+//!   [`VerifiedCompact`], i.e. a frame whose MAC verified *and* that was stamped
+//!   before its key's disclosure by the receiving gateway's clock: its authenticity is
+//!   exactly as good as that gateway's clock (within `max_skew_ms`), which is the
+//!   engine's own gateway for frames it heard, the same trust it already places in its
+//!   own radio observation. Receipts from other gateways corroborate presence as for
+//!   suite 1; they do not re-check the MAC.
+//!
+//! The lineage records each one as [`Entry::Compact`] (frame, receive time, radio
+//! observation, receipts), followed by the usual weighting and decision records;
+//! restore replays it through the same code.
+
+use alloc::borrow::Cow;
+
+use slope_proto::{DeviceId, Digest, Observation};
+
+use super::Engine;
+use super::decision::Decision;
+use super::error::Error;
+use super::evidence::Subject;
+use super::witness::VerifiedReceipt;
+use crate::lineage::{CompactObservation, Entry, Storage};
+use crate::time::Millis;
+use crate::verifier::compact::VerifiedCompact;
+
+/// The digest a witness receipt names (as its `event` link) for a compact frame: the
+/// suite-2 frame digest.
+pub fn receipt_digest(frame: &[u8]) -> Digest {
+    Digest(slope_proto::compact::crypto::frame_digest(frame))
+}
+
+/// The parts of a compact attestation a decision reads (from a [`VerifiedCompact`],
+/// or from the lineage on restore).
+pub(super) struct Parts<'a> {
+    pub device: DeviceId,
+    pub interval: u32,
+    pub rx_ms: u64,
+    pub rx: Option<&'a Observation>,
+    pub frame: &'a [u8],
+}
+
+impl<S: Storage> Engine<S> {
+    /// Decides on one compact attestation the verifier authenticated, with the verified
+    /// receipts gathered for it (those not naming it — [`VerifiedReceipt::names_compact`]
+    /// — are dropped, as for suite 1).
+    pub fn handle_compact(
+        &mut self,
+        now: Millis,
+        att: &VerifiedCompact,
+        receipts: &[VerifiedReceipt],
+    ) -> Result<Decision, Error> {
+        let parts = Parts {
+            device: *att.device(),
+            interval: att.interval(),
+            rx_ms: att.rx_ms(),
+            rx: att.rx(),
+            frame: att.frame(),
+        };
+        self.decide_compact(now, &parts, receipts)
+    }
+
+    pub(super) fn decide_compact(
+        &mut self,
+        now: Millis,
+        p: &Parts<'_>,
+        receipts: &[VerifiedReceipt],
+    ) -> Result<Decision, Error> {
+        let digest = receipt_digest(p.frame);
+        let names = |r: &VerifiedReceipt| r.names_event(&p.device, p.interval, &digest);
+        let named: Cow<'_, [VerifiedReceipt]> = if receipts.iter().all(names) {
+            Cow::Borrowed(receipts)
+        } else {
+            Cow::Owned(receipts.iter().filter(|r| names(r)).cloned().collect())
+        };
+        let subject = Subject {
+            seq: p.interval,
+            digest,
+            rx: p.rx,
+            event: None,
+            seen: p.rx_ms,
+        };
+        // A compact frame reports no neighbours: nothing to credit.
+        let (decision, _) = self.decide(now, p.device, &subject, &named, |receipts| {
+            Entry::Compact(CompactObservation {
+                device: p.device,
+                interval: p.interval,
+                frame: p.frame,
+                rx_ms: p.rx_ms,
+                rx: p.rx.copied(),
+                receipts,
+            })
+        })?;
+        Ok(decision)
+    }
+}

@@ -1,0 +1,375 @@
+//! Compact (suite-2) attestations in the trust engine: a device climbs with suite-1
+//! attestations, anchors a compact chain with its suite-1 key and keeps its scope
+//! speaking compact frames (through the one verifier, then `Engine::handle_compact`);
+//! lost intervals count as loss; receipts name the compact frame; the lineage records
+//! compact observations that `lineage::verify` re-checks (frame, receipts) and that
+//! `verify_replay` and `Engine::restore` replay (property test: restore ≡ never-stopped
+//! at any cut point); edits to compact records are caught.
+
+#[path = "trust_support.rs"]
+mod support;
+
+use proptest::prelude::*;
+use slope_node::Millis;
+use slope_node::compact::device::{Device as Chain, Schedule};
+use slope_node::lineage::{self, Entry, Memory};
+use slope_node::proto::compact::SignedAnchor;
+use slope_node::proto::{Observation, Receipt, Signed, crypto, sample};
+use slope_node::trust::compact::receipt_digest;
+use slope_node::trust::{Admission, Engine, Policy, Scope, VerifiedReceipt};
+use slope_node::verifier::compact::{self as vc, Event as CompactEvent, VerifiedCompact};
+use slope_node::verifier::{Config, Outcome, Verifier};
+use support::*;
+
+const T0: Millis = 1_795_000_000_000;
+/// Compact interval: the suite-1 attestation period of `run_honest`.
+const T: u64 = 900_000;
+
+/// A signed receipt by `g` naming the compact attestation `att`.
+fn compact_receipt(g: &Gateway, att: &VerifiedCompact, observed: Observation) -> Signed<Receipt> {
+    let body = Receipt {
+        witness: crypto::witness_id(g.key.verifying_key().as_bytes()),
+        device: att.device().short(),
+        seq: att.interval(),
+        event: receipt_digest(att.frame()).link(),
+        observed,
+    };
+    Signed::witness(body, &g.key).expect("receipt")
+}
+
+/// One input of a run, as the engine takes it.
+#[allow(clippy::large_enum_variant)] // a test's list of inputs
+enum Input {
+    Suite1(
+        slope_node::verifier::VerifiedAttestation,
+        Vec<Signed<Receipt>>,
+    ),
+    Compact(VerifiedCompact, Vec<Signed<Receipt>>),
+}
+
+/// A device that climbs with `n1` suite-1 attestations (heard by the local radio and
+/// both gateways), anchors a compact chain and sends a compact frame in each interval
+/// `sent` allows (heard by the gateways `heard(i)` selects: bit 0 = gateway 1, bit 1 =
+/// gateway 2). Gives the inputs in order, with the `now` of each; the frames go through
+/// the one verifier, so every `VerifiedCompact` is a real one.
+fn scenario(
+    seed: u64,
+    n1: u32,
+    intervals: u32,
+    sent: impl Fn(u32) -> bool,
+    heard: impl Fn(u32) -> u8,
+) -> (Vec<(Millis, Input)>, Vec<Gateway>, slope_proto::DeviceId) {
+    let gws = vec![Gateway::new(11, 2, 300), Gateway::new(12, 3, -450)];
+    let mut rng = Rng(seed);
+    let mut dev = Device::new(7);
+    let mut now = T0;
+    let mut out = Vec::new();
+    let mut v = Verifier::with_compact(Config::default(), vc::Config::default());
+    // The verifier learns the suite-1 key from the inception.
+    let o = v.handle_attestation(now, dev.inception.frame(), link_rf(&mut rng, 0, now));
+    assert!(matches!(o, Outcome::Extended(_)), "{o:?}");
+    for k in 0..n1 {
+        let event = if k == 0 { dev.incept() } else { dev.next(&[]) };
+        let att = verified(&dev, event, link_rf(&mut rng, 0, now), now, 0);
+        let rs = gws
+            .iter()
+            .enumerate()
+            .map(|(i, g)| g.receipt(&att, link_rf(&mut rng, i + 1, now)))
+            .collect();
+        out.push((now, Input::Suite1(att, rs)));
+        now += T;
+    }
+    // The compact chain, anchored by the suite-1 key; interval 1 starts now.
+    let schedule = Schedule {
+        start_ms: now,
+        interval_ms: T as u32,
+        delay: 2,
+    };
+    let mut chain = Chain::new(dev.id, &[seed as u8; 32], schedule, 1, 4096).expect("chain");
+    let anchor =
+        SignedAnchor::sign(chain.anchor(0), &dev.id, &sample::key(dev.seed)).expect("anchor");
+    let o = v.handle_attestation(now, anchor.frame(), link_rf(&mut rng, 0, now));
+    assert!(
+        matches!(o, Outcome::Compact(vc::Outcome::Anchored { .. })),
+        "{o:?}"
+    );
+    for i in 1..=intervals {
+        let start = schedule.start_ms + u64::from(i - 1) * T;
+        let rx = start + 3_000;
+        if sent(i) {
+            let frame = chain.attest(start + 1_000, &[i as u8; 6]).expect("attest");
+            let o = v.handle_attestation(rx, frame.frame(), link_rf(&mut rng, 0, rx));
+            assert!(
+                matches!(o, Outcome::Compact(vc::Outcome::Frame(_))),
+                "{o:?}"
+            );
+        }
+        while let Some(o) = v.poll_outcome() {
+            let Outcome::Compact(vc::Outcome::Event(CompactEvent::Authenticated(a))) = o else {
+                panic!("unexpected {o:?}");
+            };
+            let bits = heard(a.interval());
+            let rs = gws
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| bits & (1 << k) != 0)
+                .map(|(k, g)| compact_receipt(g, &a, link_rf(&mut rng, k + 1, a.rx_ms())))
+                .collect();
+            out.push((rx, Input::Compact(a, rs)));
+        }
+    }
+    (out, gws, dev.id)
+}
+
+fn fresh(gws: &[Gateway]) -> Engine<Memory> {
+    let refs: Vec<&Gateway> = gws.iter().collect();
+    engine(Policy::default(), &refs, T0 - 1)
+}
+
+fn verify_all<S: lineage::Storage>(e: &Engine<S>, rs: &[Signed<Receipt>]) -> Vec<VerifiedReceipt> {
+    rs.iter()
+        .map(|r| e.verify_receipt(r).expect("receipt verifies"))
+        .collect()
+}
+
+fn feed<S: lineage::Storage>(
+    e: &mut Engine<S>,
+    now: Millis,
+    input: &Input,
+) -> slope_node::trust::Decision {
+    match input {
+        Input::Suite1(att, rs) => {
+            let rs = verify_all(e, rs);
+            e.handle_attestation(now, att, &rs).expect("decision")
+        }
+        Input::Compact(att, rs) => {
+            let rs = verify_all(e, rs);
+            e.handle_compact(now, att, &rs).expect("decision")
+        }
+    }
+}
+
+fn export(e: &Engine<Memory>) -> Vec<u8> {
+    e.lineage().export(&sample::key(AUTHOR)).expect("export")
+}
+
+fn author() -> [u8; 32] {
+    sample::key(AUTHOR).verifying_key().to_bytes()
+}
+
+#[test]
+fn a_device_climbs_in_suite_one_and_keeps_its_scope_in_compact() {
+    let (inputs, gws, id) = scenario(0xc0_ffee, 60, 40, |_| true, |_| 0b11);
+    let mut e = fresh(&gws);
+    let mut compact = 0;
+    let mut last = 0;
+    for (now, input) in &inputs {
+        let d = feed(&mut e, *now, input);
+        last = *now;
+        if let Input::Compact(..) = input {
+            compact += 1;
+            assert_eq!(
+                d.admission,
+                Admission::Full,
+                "compact decision {compact}: {d:?}"
+            );
+            assert!(d.grant.is_some_and(|g| g.scope == Scope::Full), "{d:?}");
+            assert!(d.weights.corroboration > 0);
+        }
+    }
+    // Frames 39 and 40 wait for the frames that disclose their keys.
+    assert_eq!(compact, 38);
+    assert_eq!(e.grant(&id, last).map(|g| g.scope), Some(Scope::Full));
+    let h = e.hot(&id).expect("tracked");
+    assert_eq!(h.depth, 60 + 38);
+    assert_eq!(h.lost, 0);
+    assert_eq!(h.compact_head, 38);
+    assert_eq!(h.head_seq, 59);
+    let report = lineage::verify(&export(&e), &author()).expect("verifies");
+    assert_eq!(report.compact, 38);
+    assert_eq!(report.observations, 60);
+    assert_eq!(report.receipts, 2 * (60 + 38));
+    lineage::verify_replay(&export(&e), &author()).expect("replays");
+}
+
+#[test]
+fn lost_compact_intervals_count_as_loss() {
+    // Intervals 10..=14 never sent: five positions lost.
+    let (inputs, gws, id) = scenario(3, 30, 30, |i| !(10..15).contains(&i), |_| 0b11);
+    let mut e = fresh(&gws);
+    for (now, input) in &inputs {
+        feed(&mut e, *now, input);
+    }
+    let h = e.hot(&id).expect("tracked");
+    assert_eq!(h.lost, 5);
+    assert_eq!(h.compact_head, 28);
+}
+
+#[test]
+fn only_receipts_naming_the_compact_frame_count_and_are_logged() {
+    let (inputs, gws, id) = scenario(5, 20, 6, |_| true, |_| 0b11);
+    let mut e = fresh(&gws);
+    let mut compact = inputs
+        .iter()
+        .filter_map(|(now, i)| match i {
+            Input::Compact(a, rs) => Some((*now, a.clone(), rs.clone())),
+            Input::Suite1(..) => None,
+        })
+        .collect::<Vec<_>>();
+    for (now, input) in &inputs {
+        if let Input::Suite1(..) = input {
+            feed(&mut e, *now, input);
+        }
+    }
+    // The receipts of interval 2 handed with interval 1: they name another frame.
+    let (now, a1, _) = compact.remove(0);
+    let (_, _, rs2) = compact.remove(0);
+    let rs = verify_all(&e, &rs2);
+    assert!(rs.iter().all(|r| !r.names_compact(&a1)));
+    let d = e.handle_compact(now, &a1, &rs).expect("decision");
+    assert_eq!(d.device, id);
+    let ex = export(&e);
+    let logged = records(&ex)
+        .into_iter()
+        .find_map(|r| match r.entry {
+            Entry::Compact(o) => Some(o.receipts.len()),
+            _ => None,
+        })
+        .expect("a compact record");
+    assert_eq!(logged, 0, "receipts naming another frame are not logged");
+    lineage::verify_replay(&ex, &author()).expect("replays");
+}
+
+/// An engine run over `inputs`, and the index of every compact observation record.
+fn run(inputs: &[(Millis, Input)], gws: &[Gateway]) -> (Engine<Memory>, Vec<usize>) {
+    let mut e = fresh(gws);
+    for (now, input) in inputs {
+        feed(&mut e, *now, input);
+    }
+    let ex = export(&e);
+    let at = records(&ex)
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.entry, Entry::Compact(_)))
+        .map(|(i, _)| i)
+        .collect();
+    (e, at)
+}
+
+#[test]
+fn edits_to_compact_records_are_caught() {
+    let (inputs, gws, _) = scenario(9, 12, 10, |_| true, |_| 0b11);
+    let (e, at) = run(&inputs, &gws);
+    let ex = export(&e);
+    let k = at[3];
+    // Another interval: the frame does not say it.
+    let edited = rewrite(&ex, k, |r| {
+        if let Entry::Compact(o) = &mut r.entry {
+            o.interval += 1;
+        }
+    });
+    assert!(matches!(
+        lineage::verify(&edited, &author()),
+        Err(lineage::VerifyError::Frame { record, .. }) if record == k as u64
+    ));
+    // A payload byte changed: the receipts no longer name the frame.
+    let mut frame = match &records(&ex)[k].entry {
+        Entry::Compact(o) => o.frame.to_vec(),
+        _ => unreachable!(),
+    };
+    let last = frame.len() - 9; // the last payload byte, before the 8-byte MAC
+    frame[last] ^= 1;
+    let frame: &'static [u8] = Vec::leak(frame);
+    let edited = rewrite(&ex, k, |r| {
+        if let Entry::Compact(o) = &mut r.entry {
+            o.frame = frame;
+        }
+    });
+    assert_eq!(
+        lineage::verify(&edited, &author()),
+        Err(lineage::VerifyError::Receipt { record: k as u64 })
+    );
+    // A receipt dropped: every remaining check holds, the replay does not.
+    let edited = rewrite(&ex, k, |r| {
+        if let Entry::Compact(o) = &mut r.entry {
+            o.receipts.pop();
+        }
+    });
+    lineage::verify(&edited, &author()).expect("content checks hold");
+    assert!(matches!(
+        lineage::verify_replay(&edited, &author()),
+        Err(lineage::VerifyError::Replay { .. })
+    ));
+    // The decision after a compact observation made wider.
+    let edited = rewrite(&ex, k + 2, |r| {
+        if let Entry::Decision { admission, .. } = &mut r.entry {
+            *admission = if *admission == Admission::Full {
+                Admission::Restricted
+            } else {
+                Admission::Full
+            };
+        }
+    });
+    assert_eq!(
+        lineage::verify_replay(&edited, &author()),
+        Err(lineage::VerifyError::Replay {
+            record: k as u64 + 2
+        })
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Restore ≡ never stopped, with compact records: an engine restored from its log
+    /// at any input has the same device state, grant and head as one that never
+    /// stopped, and decides the rest the same; the log verifies and replays.
+    #[test]
+    fn restore_with_compact_records_equals_never_stopped(
+        seed in any::<u64>(),
+        n1 in 1u32..30,
+        lost in any::<u64>(),
+        heard in any::<u64>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let (inputs, gws, id) = scenario(
+            seed,
+            n1,
+            24,
+            |i| lost & (1 << (i % 64)) == 0 || i % 5 == 0,
+            |i| ((heard >> ((2 * i) % 64)) & 0b11) as u8,
+        );
+        let (never, _) = run(&inputs, &gws);
+        let cut = cut.index(inputs.len() + 1);
+        let mut e = fresh(&gws);
+        for (now, input) in &inputs[..cut] {
+            feed(&mut e, *now, input);
+        }
+        let mut e = Engine::restore(e.into_storage()).expect("restores");
+        let mut decisions = Vec::new();
+        for (now, input) in &inputs[cut..] {
+            decisions.push(feed(&mut e, *now, input));
+        }
+        let end = inputs.last().map_or(T0, |(n, _)| *n);
+        prop_assert_eq!(e.hot(&id), never.hot(&id));
+        prop_assert_eq!(e.grant(&id, end), never.grant(&id, end));
+        prop_assert_eq!(e.lineage().head(), never.lineage().head());
+        let ex = export(&never);
+        let report = lineage::verify(&ex, &author()).expect("verifies");
+        let compact = inputs.iter().filter(|(_, i)| matches!(i, Input::Compact(..))).count();
+        prop_assert_eq!(report.compact, compact as u64);
+        lineage::verify_replay(&ex, &author()).expect("replays");
+        // Never refused, never quarantined: an honest device.
+        for d in decisions {
+            prop_assert!(!matches!(d.admission, Admission::Refused(_) | Admission::Quarantined(_)));
+        }
+    }
+}
+
+#[test]
+fn the_compact_head_fits_the_hot_record() {
+    // docs/trust-model.md, "Hot state": the compact head takes padding or 8 bytes.
+    let size = std::mem::size_of::<slope_node::trust::device::Hot>();
+    println!("Hot: {size} B");
+    assert_eq!(size, 216);
+}
