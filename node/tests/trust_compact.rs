@@ -9,11 +9,15 @@
 #[path = "trust_support.rs"]
 mod support;
 
+use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use slope_node::Millis;
 use slope_node::compact::device::{Device as Chain, Schedule};
 use slope_node::lineage::{self, Entry, Memory};
-use slope_node::proto::compact::SignedAnchor;
+use slope_node::proto::compact::proof::Parts;
+use slope_node::proto::compact::{
+    CompactProof, Receipt as CompactReceipt, SignedAnchor, crypto as pcrypto,
+};
 use slope_node::proto::{Observation, Receipt, Signed, crypto, sample};
 use slope_node::trust::compact::receipt_digest;
 use slope_node::trust::{Admission, Engine, Policy, Scope, VerifiedReceipt};
@@ -372,4 +376,119 @@ fn the_compact_head_fits_the_hot_record() {
     let size = std::mem::size_of::<slope_node::trust::device::Hot>();
     println!("Hot: {size} B");
     assert_eq!(size, 216);
+}
+
+/// A compact divergence proof for device `Device::new(7)`: a clone of its chain sends
+/// another frame for interval 4; the two frames are dated by receipts of `signers`.
+fn compact_proof(signers: [&SigningKey; 2], start_ms: Millis) -> Vec<u8> {
+    let dev = Device::new(7);
+    let mut v = Verifier::with_compact(Config::default(), vc::Config::default());
+    let r0 = obs(-100, -20, 0, start_ms);
+    assert!(matches!(
+        v.handle_attestation(start_ms, dev.inception.frame(), r0),
+        Outcome::Extended(_)
+    ));
+    let schedule = Schedule {
+        start_ms,
+        interval_ms: T as u32,
+        delay: 2,
+    };
+    let mut chain = Chain::new(dev.id, &[1; 32], schedule, 1, 4096).expect("chain");
+    let mut clone = Chain::new(dev.id, &[1; 32], schedule, 1, 4096).expect("clone");
+    let anchor =
+        SignedAnchor::sign(chain.anchor(0), &dev.id, &sample::key(dev.seed)).expect("anchor");
+    v.handle_attestation(start_ms, anchor.frame(), r0);
+    let at = |i: u32| start_ms + u64::from(i - 1) * T;
+    for i in 1..=6 {
+        let (t, rx) = (at(i) + 1_000, at(i) + 3_000);
+        let frame = chain.attest(t, b"").expect("attest");
+        v.handle_attestation(rx, frame.frame(), obs(-100, -20, 0, rx));
+        let other = clone.attest(t, b"clone").expect("clone");
+        if i == 4 {
+            v.handle_attestation(rx + 700, other.frame(), obs(-100, -20, 0, rx));
+        }
+    }
+    let conflict = std::iter::from_fn(|| v.poll_outcome())
+        .find_map(|o| match o {
+            Outcome::Compact(vc::Outcome::Event(CompactEvent::Divergence(c))) => Some(c),
+            _ => None,
+        })
+        .expect("a conflict");
+    let stamp = |k: &SigningKey, r: &vc::Received| {
+        CompactReceipt::sign(k, pcrypto::frame_digest(r.frame()), r.rx_ms()).expect("stamp")
+    };
+    let (r1, r2) = (
+        stamp(signers[0], &conflict.first),
+        stamp(signers[1], &conflict.second),
+    );
+    let mut out = vec![0u8; 8192];
+    let n = CompactProof::encode(
+        &Parts {
+            inception: dev.inception.frame(),
+            rotations: &[],
+            anchor: anchor.frame(),
+            renewals: &[],
+            key: &conflict.key,
+            a: (conflict.first.frame(), r1.frame()),
+            b: (conflict.second.frame(), r2.frame()),
+        },
+        &mut out,
+    )
+    .expect("encode");
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn a_compact_divergence_quarantines_through_the_divergence_path() {
+    let (inputs, gws, id) = scenario(21, 50, 0, |_| true, |_| 0b11);
+    let mut e = fresh(&gws);
+    let mut now = T0;
+    for (t, input) in &inputs {
+        feed(&mut e, *t, input);
+        now = *t;
+    }
+    now += 1_000;
+    assert!(e.grant(&id, now).is_some(), "the device holds a grant");
+    // Dated by a gateway that is not a witness here: refused, nothing recorded.
+    let stranger = sample::key(99);
+    let weak = compact_proof([&gws[0].key, &stranger], T0);
+    let records = e.lineage().next_index();
+    assert_eq!(
+        e.handle_compact_proof(now, &weak, 10_000),
+        Err(slope_node::trust::Error::UnknownWitness)
+    );
+    assert_eq!(e.lineage().next_index(), records);
+    // Dated by two registered witnesses: quarantined, grant revoked in this call.
+    let proof = compact_proof([&gws[0].key, &gws[1].key], T0);
+    let d = e
+        .handle_compact_proof(now, &proof, 10_000)
+        .expect("decision");
+    assert!(matches!(d.admission, Admission::Quarantined(_)), "{d:?}");
+    assert!(d.revoked.is_some());
+    assert_eq!(e.grant(&id, now), None);
+    assert!(
+        e.hot(&id)
+            .is_some_and(|h| h.has(slope_node::trust::device::flag::QUARANTINED))
+    );
+    // The same proof again changes nothing more (no second divergence record).
+    let again = e
+        .handle_compact_proof(now + 1, &proof, 10_000)
+        .expect("decision");
+    assert!(again.revoked.is_none());
+    let ex = export(&e);
+    let report = lineage::verify(&ex, &author()).expect("verifies");
+    assert_eq!(report.proofs, 1);
+    lineage::verify_replay(&ex, &author()).expect("replays");
+    // Garbage is refused, not panicked on.
+    assert!(matches!(
+        e.handle_compact_proof(now + 2, &proof[..proof.len() / 2], 10_000),
+        Err(slope_node::trust::Error::CompactProof(_))
+    ));
+    let restored = Engine::restore(e.into_storage()).expect("restores");
+    assert!(
+        restored
+            .hot(&id)
+            .is_some_and(|h| h.has(slope_node::trust::device::flag::QUARANTINED))
+    );
 }

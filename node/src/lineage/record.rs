@@ -79,6 +79,15 @@ pub enum Entry<'a> {
     /// (docs/trust-model.md, "Compact attestations").
     #[serde(borrow)]
     Compact(CompactObservation<'a>),
+    /// A suite-2 divergence proof (encoded `slope_proto::compact::CompactProof`), checked
+    /// under the clock bound `max_skew_ms` the engine was given, with both receipt
+    /// signers registered, active witnesses at this point of the log.
+    CompactDivergence {
+        device: DeviceId,
+        interval: u32,
+        max_skew_ms: u64,
+        proof: &'a [u8],
+    },
 }
 
 /// A receipt an observation considered: a single receipt's frame, or an entry of a

@@ -10,7 +10,8 @@
 //! receipt verifies under a witness key registered in the log before it and names the
 //! observed event (a batched receipt's one signature is checked once, at its own
 //! record, and each observation's reference to one of its entries is checked against
-//! that entry); every divergence proof verifies on its own; every operator action is
+//! that entry); every divergence proof verifies on its own (a suite-2 one under its
+//! recorded clock bound, dated by two witnesses registered and active before it); every operator action is
 //! signed by a genesis operator; every grant names an earlier decision of its device and
 //! every revocation an earlier grant; and the checkpoint's count, head and signature.
 
@@ -309,6 +310,24 @@ impl<'a> State<'a> {
                     .ok()
                     .and_then(|p| p.verify().ok())
                     .is_some_and(|d| d.device == *device);
+                if !ok {
+                    return Err(VerifyError::Proof { record: i });
+                }
+                self.report.proofs += 1;
+            }
+            Entry::CompactDivergence {
+                device,
+                interval,
+                max_skew_ms,
+                proof,
+            } => {
+                let ok = crate::compact::verify_proof(proof, *max_skew_ms).is_ok_and(|d| {
+                    d.device == *device
+                        && d.interval == *interval
+                        && d.witnesses.iter().all(|k| {
+                            matches!(self.witnesses.get(&crypto::witness_id(k)), Some((_, true)))
+                        })
+                });
                 if !ok {
                     return Err(VerifyError::Proof { record: i });
                 }

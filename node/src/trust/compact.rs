@@ -104,4 +104,42 @@ impl<S: Storage> Engine<S> {
         })?;
         Ok(decision)
     }
+
+    /// Quarantines a device on a suite-2 divergence proof (a `CompactProof`: two frames
+    /// for one interval under one disclosed key, each dated by a gateway receipt before
+    /// the key's disclosure), through the same path as a suite-1 proof (records the
+    /// proof, revokes the grant in this call). The proof is checked under
+    /// `max_skew_ms` (the verifier's clock bound; recorded with it) and, since it is only
+    /// as strong as the gateways whose receipts date it, both must be registered, active
+    /// witnesses ([`Error::UnknownWitness`] otherwise: nothing recorded).
+    pub fn handle_compact_proof(
+        &mut self,
+        now: Millis,
+        proof: &[u8],
+        max_skew_ms: u64,
+    ) -> Result<Decision, Error> {
+        let d = crate::compact::verify_proof(proof, max_skew_ms).map_err(Error::CompactProof)?;
+        let registered = |k: &[u8; 32]| {
+            self.witnesses
+                .active(&slope_proto::crypto::witness_id(k))
+                .is_some()
+        };
+        if !d.witnesses.iter().all(registered) {
+            return Err(Error::UnknownWitness);
+        }
+        let digest = Digest(*blake3::hash(proof).as_bytes());
+        let divergence = slope_proto::Divergence {
+            device: d.device,
+            seq: d.interval,
+            first: digest,
+            second: digest,
+        };
+        let entry = Entry::CompactDivergence {
+            device: d.device,
+            interval: d.interval,
+            max_skew_ms,
+            proof,
+        };
+        self.quarantine(now, proof, divergence, entry)
+    }
 }

@@ -384,7 +384,12 @@ impl<S: Storage> Engine<S> {
                 }),
             )?;
         }
-        self.quarantine(now, &evidence.proof, proof)
+        let entry = Entry::Divergence {
+            device: proof.device,
+            seq: proof.seq,
+            proof: &evidence.proof,
+        };
+        self.quarantine(now, &evidence.proof, proof, entry)
     }
 
     /// Quarantines a device on a divergence proof received from elsewhere (gossip);
@@ -393,14 +398,22 @@ impl<S: Storage> Engine<S> {
         let d = DivergenceProof::decode(proof)
             .map_err(slope_proto::ProofError::Decode)?
             .verify()?;
-        self.quarantine(now, proof, d)
+        let entry = Entry::Divergence {
+            device: d.device,
+            seq: d.seq,
+            proof,
+        };
+        self.quarantine(now, proof, d, entry)
     }
 
-    fn quarantine(
+    /// Quarantines `d.device` on the verified `proof`, recording it as `entry` (a
+    /// divergence record) unless the device is already quarantined on this proof.
+    pub(super) fn quarantine(
         &mut self,
         now: Millis,
         proof: &[u8],
         d: slope_proto::Divergence,
+        entry: Entry<'_>,
     ) -> Result<Decision, Error> {
         let device = d.device;
         let digest = Digest(*blake3::hash(proof).as_bytes());
@@ -415,14 +428,7 @@ impl<S: Storage> Engine<S> {
         let q = match existing {
             Some(q) if q.proof == digest => q,
             _ => {
-                let record = self.lineage.append(
-                    now,
-                    Entry::Divergence {
-                        device,
-                        seq: d.seq,
-                        proof,
-                    },
-                )?;
+                let record = self.lineage.append(now, entry)?;
                 existing.unwrap_or(Quarantine {
                     proof: digest,
                     record,

@@ -25,6 +25,11 @@ pub enum Error {
     UnknownDevice,
     /// A release names a device that is not quarantined.
     NotQuarantined,
+    /// A suite-2 divergence proof does not verify.
+    CompactProof(slope_proto::compact::ProofError),
+    /// A suite-2 divergence proof is dated by a gateway that is not a registered,
+    /// active witness of this engine.
+    UnknownWitness,
 }
 
 impl fmt::Display for Error {
@@ -36,6 +41,10 @@ impl fmt::Display for Error {
             Self::Witness(e) => write!(f, "witness: {e}"),
             Self::UnknownDevice => f.write_str("unknown device"),
             Self::NotQuarantined => f.write_str("device is not quarantined"),
+            Self::CompactProof(e) => write!(f, "compact divergence proof: {e:?}"),
+            Self::UnknownWitness => {
+                f.write_str("compact divergence proof dated by an unregistered witness")
+            }
         }
     }
 }

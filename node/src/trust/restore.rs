@@ -17,8 +17,8 @@
 //!   `Engine::handle_compact` writes one, always before its weighting);
 //! - any other observation: the frame of divergence evidence, or of a call whose next
 //!   record the store refused; it changed no state and is stepped over;
-//! - a divergence record: its proof; a decision quarantining a device whose proof is
-//!   already recorded: that proof again;
+//! - a divergence record (suite 1 or compact): its proof; a decision quarantining a
+//!   device whose proof is already recorded: that proof again;
 //! - a decision refusing for capacity or an id collision (logged without the frame):
 //!   checked against the registry as it stands;
 //! - an operator action; an eviction;
@@ -190,6 +190,9 @@ impl<S: Storage> Engine<S> {
                 self.decide_compact(at, &parts, &receipts).map(drop)
             }
             Entry::Divergence { proof, .. } => self.handle_proof(at, proof).map(drop),
+            Entry::CompactDivergence {
+                proof, max_skew_ms, ..
+            } => self.handle_compact_proof(at, proof, *max_skew_ms).map(drop),
             Entry::Decision {
                 device,
                 seq,
@@ -199,14 +202,20 @@ impl<S: Storage> Engine<S> {
             } => match admission {
                 Admission::Quarantined(q) if q.record < i => {
                     read(self.lineage.storage(), q.record, peek)?;
-                    let proof = match postcard::from_bytes::<Record<'_>>(peek) {
+                    match postcard::from_bytes::<Record<'_>>(peek) {
                         Ok(Record {
                             entry: Entry::Divergence { proof, .. },
                             ..
-                        }) => proof,
+                        }) => self.handle_proof(at, proof).map(drop),
+                        Ok(Record {
+                            entry:
+                                Entry::CompactDivergence {
+                                    proof, max_skew_ms, ..
+                                },
+                            ..
+                        }) => self.handle_compact_proof(at, proof, max_skew_ms).map(drop),
                         _ => return Err(RestoreError::Mismatch { record: i }),
-                    };
-                    self.handle_proof(at, proof).map(drop)
+                    }
                 }
                 Admission::Refused(r @ (Refusal::Capacity | Refusal::IdCollision)) => {
                     let refused = match self.devices.find(device) {
