@@ -22,6 +22,8 @@ pub enum Error<S> {
     CorruptState,
     /// The storage failed: nothing was released, the previous state stands.
     Storage(S),
+    /// The compact chain could not be created (its parameters).
+    Compact(crate::compact::device::Error),
 }
 
 impl<S: fmt::Debug> fmt::Display for Error<S> {
@@ -37,6 +39,7 @@ impl<S: fmt::Debug> fmt::Display for Error<S> {
             Self::Encode(e) => write!(f, "encode: {e}"),
             Self::CorruptState => f.write_str("stored device state is corrupt"),
             Self::Storage(e) => write!(f, "storage: {e:?}"),
+            Self::Compact(e) => write!(f, "compact chain: {e}"),
         }
     }
 }

@@ -295,6 +295,51 @@ impl<S: Storage> Slope<S> {
         Ok(frame)
     }
 
+    /// Hands the device over to the compact suite (docs/compact-suite.md): creates its
+    /// compact chain for global intervals `first..first + len` under `schedule`, and the
+    /// anchor that commits to it, signed with the live suite-1 key of the current epoch
+    /// (the one verifier checks it against that key). Send the anchor before the first
+    /// compact frame; persist the returned device with `compact::persist`.
+    ///
+    /// The chain state is derived from the current key seed, the device and `first`
+    /// (`derive_key("slope v1 compact chain state", key seed ‖ first)`), never from the
+    /// entropy pool's unpersisted state: calling this again for the same epoch and
+    /// `first` — after a power cut, say — gives the same chain and the same anchor, so a
+    /// device can never anchor two chains over one interval in one epoch (which would
+    /// look like a compact divergence). After a rotation the new key gives a new chain;
+    /// re-anchor then. Nothing is written to storage. Costs `len` hashes.
+    pub fn anchor_compact(
+        &self,
+        schedule: crate::compact::device::Schedule,
+        first: u32,
+        len: u32,
+    ) -> Result<
+        (
+            crate::compact::device::Device,
+            slope_proto::compact::SignedAnchor,
+        ),
+        Error<S::Error>,
+    > {
+        let Some(s) = &self.state else {
+            return Err(Error::NotIncepted);
+        };
+        let mut chain_state: [u8; 32] =
+            *blake3::Hasher::new_derive_key("slope v1 compact chain state")
+                .update(&s.key_seed)
+                .update(&first.to_le_bytes())
+                .finalize()
+                .as_bytes();
+        let device =
+            crate::compact::device::Device::new(s.device, &chain_state, schedule, first, len);
+        chain_state.zeroize();
+        let device = device.map_err(Error::Compact)?;
+        let key = SigningKey::from_bytes(&s.key_seed);
+        let anchor =
+            slope_proto::compact::SignedAnchor::sign(device.anchor(s.epoch), &s.device, &key)
+                .map_err(Error::Encode)?;
+        Ok((device, anchor))
+    }
+
     /// Persists `state` atomically, then adopts it. On a storage error the in-memory
     /// state stays as it was and nothing is released.
     fn commit(&mut self, state: State) -> Result<(), Error<S::Error>> {
