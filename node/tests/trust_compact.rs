@@ -492,3 +492,56 @@ fn a_compact_divergence_quarantines_through_the_divergence_path() {
             .is_some_and(|h| h.has(slope_node::trust::device::flag::QUARANTINED))
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Tamper detection with compact records: an edit of a compact observation's
+    /// interval, payload or receipts, or of the decision after it, in a log re-chained
+    /// and re-signed by its author, fails `verify_replay` (which runs `verify` first).
+    #[test]
+    fn edits_of_compact_records_are_caught(
+        seed in any::<u64>(),
+        pick in any::<prop::sample::Index>(),
+        edit in 0u8..4,
+    ) {
+        let (inputs, gws, _) = scenario(seed, 8, 10, |_| true, |_| 0b11);
+        let (e, at) = run(&inputs, &gws);
+        let ex = export(&e);
+        let k = at[pick.index(at.len())];
+        let edited = match edit {
+            0 => rewrite(&ex, k, |r| {
+                if let Entry::Compact(o) = &mut r.entry {
+                    o.interval ^= 1 << 7;
+                }
+            }),
+            1 => {
+                let mut frame = match &records(&ex)[k].entry {
+                    Entry::Compact(o) => o.frame.to_vec(),
+                    _ => unreachable!(),
+                };
+                let last = frame.len() - 9;
+                frame[last] = frame[last].wrapping_add(1);
+                let frame: &'static [u8] = Vec::leak(frame);
+                rewrite(&ex, k, |r| {
+                    if let Entry::Compact(o) = &mut r.entry {
+                        o.frame = frame;
+                    }
+                })
+            }
+            2 => rewrite(&ex, k, |r| {
+                if let Entry::Compact(o) = &mut r.entry {
+                    o.receipts.pop();
+                }
+            }),
+            _ => rewrite(&ex, k + 2, |r| {
+                if let Entry::Decision { admission, .. } = &mut r.entry {
+                    let refused = Admission::Refused(slope_node::trust::Refusal::InsufficientScore);
+                    *admission = if *admission == refused { Admission::Full } else { refused };
+                }
+            }),
+        };
+        prop_assert!(lineage::verify_replay(&edited, &author()).is_err());
+        prop_assert!(lineage::verify_replay(&ex, &author()).is_ok());
+    }
+}
