@@ -91,6 +91,8 @@ pub struct Verifier {
     config: Config,
     devices: BTreeMap<DeviceId, DeviceSlope>,
     escrow: Escrow,
+    /// Establishment events applied since the escrow was last drained.
+    established: Vec<Missing>,
     released: VecDeque<Outcome>,
     released_dropped: u64,
     memo: Option<Box<dyn SignatureMemo + Send>>,
@@ -148,6 +150,7 @@ impl Verifier {
                 config.escrow_total,
                 config.escrow_ttl_ms,
             ),
+            established: Vec::new(),
             released: VecDeque::new(),
             released_dropped: 0,
             memo: None,
@@ -442,26 +445,17 @@ impl Verifier {
         }
     }
 
-    /// Releases escrowed frames whose missing event has arrived.
+    /// Releases escrowed frames whose missing event has arrived: only those waiting for
+    /// the establishment events applied since the last call (`self.established`), so a
+    /// full escrow costs nothing to frames that establish nothing.
     fn drain_ready(&mut self, now: Millis) {
-        loop {
-            let devices = &self.devices;
-            let ready = self.escrow.take(|m| match m {
-                Missing::Inception(short) => {
-                    let mut lo = [0u8; 32];
-                    lo[..8].copy_from_slice(&short.0);
-                    devices
-                        .range(DeviceId(lo)..)
-                        .next()
-                        .is_some_and(|(id, _)| id.short() == *short)
-                }
-                Missing::Rotation { device, epoch } => {
-                    devices.get(device).is_some_and(|d| d.epoch() >= *epoch)
-                }
-            });
-            if ready.is_empty() {
-                return;
-            }
+        while let Some(done) = self.established.pop() {
+            let ready = match done {
+                Missing::Inception(_) => self.escrow.take(done..=done),
+                Missing::Rotation { device, epoch } => self.escrow.take(
+                    Missing::Rotation { device, epoch: 0 }..=Missing::Rotation { device, epoch },
+                ),
+            };
             for entry in ready {
                 let outcome = match Event::decode(&entry.frame) {
                     Ok(event) => self.process(now, event, entry.rx, None),
@@ -553,6 +547,7 @@ impl Verifier {
         };
         slope.insert(held_of(&event, digest), self.config.window);
         self.devices.insert(device, slope);
+        self.established.push(Missing::Inception(device.short()));
         Outcome::Extended(VerifiedAttestation::new(
             device, event, digest, rx, now, 0, true,
         ))
@@ -673,8 +668,11 @@ impl Verifier {
             .map(|h| (h.frame.clone(), h.seq))
             .collect();
         if !conflicts.is_empty() {
-            if applies_rotation {
-                apply_rotation(d, event);
+            if applies_rotation && apply_rotation(d, event) {
+                self.established.push(Missing::Rotation {
+                    device,
+                    epoch: d.epoch(),
+                });
             }
             d.insert(held_of(event, digest), window_cap);
             // Every conflict is recorded (the device keeps the lowest proof, so the
@@ -728,8 +726,11 @@ impl Verifier {
         let head = d.head().map_or(0, |h| h.seq);
         let advanced = seq > head;
         let gap = if advanced { seq - head - 1 } else { 0 };
-        if applies_rotation {
-            apply_rotation(d, event);
+        if applies_rotation && apply_rotation(d, event) {
+            self.established.push(Missing::Rotation {
+                device,
+                epoch: d.epoch(),
+            });
         }
         d.insert(held_of(event, digest), window_cap);
         let verified =
@@ -787,15 +788,18 @@ fn held_seq(frame: &[u8]) -> u32 {
     Event::decode(frame).map_or(0, |e| e.seq())
 }
 
-fn apply_rotation(d: &mut DeviceSlope, event: &Event) {
+/// Applies a rotation that establishes the next epoch; whether it did.
+fn apply_rotation(d: &mut DeviceSlope, event: &Event) -> bool {
     if let Event::Rotation(r) = event {
         if r.body().epoch == d.epoch() + 1 {
             if let Ok(key) = crypto::verifying_key(&r.body().key) {
                 d.key = key;
                 d.rotations.push(Establishment::rotation(r));
+                return true;
             }
         }
     }
+    false
 }
 
 /// Encodes the proof that `a` and `b` conflict, with the key history up to the later
