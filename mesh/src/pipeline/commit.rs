@@ -48,7 +48,7 @@ pub(super) struct Stage {
     /// Peer gateways whose receipts count (key, zone), from the config.
     listed: Vec<([u8; 32], u16)>,
     /// Peers' receipts waiting for their attestation.
-    pending: Pending,
+    pending: Pending<VerifiedReceipt>,
     /// Whether [`Self::set_receipts`] was called (until then the registry is left as
     /// the lineage has it).
     configured: bool,
@@ -664,7 +664,8 @@ impl Stage {
                 Some(device) => late.push((device, body)),
                 None => {
                     if let Some(v) = verified {
-                        let dropped = self.pending.hold(now, v);
+                        let key = (body.device, body.seq, body.event);
+                        let dropped = self.pending.hold(now, key, v.slot(), v);
                         self.metrics
                             .receipts_in
                             .get_or_create(&kind("pending"))

@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use slope_node::trust::VerifiedReceipt;
 use slope_proto::{LinkDigest, ShortId};
 
 /// Receipts held per event at most (distinct witnesses beyond it add little).
@@ -19,11 +18,13 @@ pub const PER_EVENT: usize = 16;
 /// The event a receipt names.
 pub type Key = (ShortId, u32, LinkDigest);
 
-/// The pending receipts.
+/// The pending receipts (`R`: a verified receipt; generic so that the bounds are tested
+/// without signing anything).
 #[derive(Debug)]
-pub struct Pending {
-    /// Receipts per event, with the generation the event's entry was created in.
-    by_event: HashMap<Key, (u64, Vec<VerifiedReceipt>)>,
+pub struct Pending<R> {
+    /// Receipts per event (with their witness slot), and the generation the event's
+    /// entry was created in.
+    by_event: HashMap<Key, (u64, Vec<(u16, R)>)>,
     /// Arrival order: (time, event, generation), one per held receipt; entries of an
     /// event taken since are stale and skipped (compacted at twice the capacity).
     order: VecDeque<(u64, Key, u64)>,
@@ -33,7 +34,7 @@ pub struct Pending {
     ttl_ms: u64,
 }
 
-impl Pending {
+impl<R> Pending<R> {
     pub fn new(capacity: usize, ttl_ms: u64) -> Self {
         Self {
             by_event: HashMap::new(),
@@ -57,24 +58,22 @@ impl Pending {
     /// Holds `r` until its event is decided; returns how many receipts were dropped
     /// (expired, or the oldest at the bound, or `r` itself when its event is full or
     /// already holds a receipt from the same witness).
-    pub fn hold(&mut self, now: u64, r: VerifiedReceipt) -> usize {
+    pub fn hold(&mut self, now: u64, key: Key, witness: u16, r: R) -> usize {
         let mut dropped = self.expire(now);
         if self.capacity == 0 {
             return dropped + 1;
         }
-        let b = r.body();
-        let key = (b.device, b.seq, b.event);
         let next = self.generation + 1;
         let (generation, held) = self.by_event.entry(key).or_insert((next, Vec::new()));
-        if held.len() >= PER_EVENT || held.iter().any(|h| h.slot() == r.slot()) {
+        if held.len() >= PER_EVENT || held.iter().any(|(w, _)| *w == witness) {
             return dropped + 1;
         }
-        held.push(r);
+        held.push((witness, r));
         let generation = *generation;
         self.generation = self.generation.max(generation);
         self.order.push_back((now, key, generation));
         self.live += 1;
-        while self.live > self.capacity {
+        while self.live > self.capacity && !self.order.is_empty() {
             dropped += usize::from(self.pop_oldest());
         }
         if self.order.len() > 2 * self.capacity.max(64) {
@@ -86,14 +85,14 @@ impl Pending {
     }
 
     /// The receipts waiting for this event (removed).
-    pub fn take(&mut self, key: &Key) -> Vec<VerifiedReceipt> {
+    pub fn take(&mut self, key: &Key) -> Vec<R> {
         let taken = self
             .by_event
             .remove(key)
             .map(|(_, v)| v)
             .unwrap_or_default();
         self.live -= taken.len();
-        taken
+        taken.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Drops receipts older than the time to live; returns how many.
@@ -125,5 +124,53 @@ impl Pending {
             self.by_event.remove(&key);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(n: u8) -> Key {
+        (ShortId([n; 8]), u32::from(n), LinkDigest([n; 16]))
+    }
+
+    proptest! {
+        /// Whatever arrives: never more than the capacity held, never more than
+        /// PER_EVENT per event nor two from one witness, and every receipt is either
+        /// held, taken or counted as dropped.
+        #[test]
+        fn bounded_and_accounted(
+            ops in proptest::collection::vec((0u8..6, 0u16..20, 0u64..50, any::<bool>()), 0..300),
+            capacity in 0usize..40,
+        ) {
+            let mut p: Pending<u32> = Pending::new(capacity, 100);
+            let (mut now, mut arrived, mut dropped, mut taken) = (0u64, 0usize, 0usize, 0usize);
+            for (i, (event, witness, dt, take)) in ops.into_iter().enumerate() {
+                now += dt;
+                if take {
+                    let t = p.take(&key(event));
+                    prop_assert!(t.len() <= PER_EVENT);
+                    taken += t.len();
+                } else {
+                    arrived += 1;
+                    dropped += p.hold(now, key(event), witness, i as u32);
+                }
+                prop_assert!(p.len() <= capacity);
+                prop_assert_eq!(arrived, p.len() + dropped + taken);
+                for (_, held) in p.by_event.values() {
+                    let mut w: Vec<u16> = held.iter().map(|(w, _)| *w).collect();
+                    w.sort_unstable();
+                    w.dedup();
+                    prop_assert_eq!(w.len(), held.len());
+                }
+                prop_assert!(p.order.len() <= 2 * capacity.max(64) + 1);
+            }
+            // Everything held expires after the time to live.
+            let left = p.len();
+            prop_assert_eq!(p.expire(now + 101), left);
+            prop_assert!(p.is_empty());
+        }
     }
 }
