@@ -493,3 +493,47 @@ fn the_memo_serves_batches_too() {
     }
     assert!(shared.lock().unwrap().1 >= 2 * (frames.len() - 1));
 }
+
+/// Counts the checks a verifier computed (every computed check is remembered).
+struct Puts(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl slope_node::verifier::SignatureMemo for Puts {
+    fn get(&self, _: &[u8; 32], _: &[u8; 32], _: &[u8; 64]) -> Option<bool> {
+        None
+    }
+    fn put(&mut self, _: &[u8; 32], _: &[u8; 32], _: &[u8; 64], _: bool) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_batch_checks_no_frame_it_holds_or_has_already_queued() {
+    let (mut d, inc) = incepted(50, 4);
+    let mut frames = vec![inc];
+    // Fewer frames than the window (8 positions): every one stays held.
+    frames.extend(run(&mut d, &mut Rng(51), 6, 0));
+    // Every frame twice in a row (two RF chains, say).
+    let twice: Vec<(&[u8], _)> = frames
+        .iter()
+        .flat_map(|f| [(&f[..], rx(0)), (&f[..], rx(0))])
+        .collect();
+    let mut sequential = verifier();
+    let expected: Vec<Outcome> = twice
+        .iter()
+        .map(|(f, r)| sequential.handle_attestation(0, f, *r))
+        .collect();
+    let checks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut v = verifier();
+    v.set_signature_memo(Box::new(Puts(checks.clone())));
+    assert_eq!(v.handle_batch(0, &twice), expected);
+    let first = checks.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        first <= frames.len(),
+        "{first} checks for {} distinct frames",
+        frames.len()
+    );
+    // The same frames again: all held, none checked.
+    let again = v.handle_batch(1, &twice);
+    assert!(again.iter().all(|o| matches!(o, Outcome::Duplicate { .. })));
+    assert_eq!(checks.load(std::sync::atomic::Ordering::Relaxed), first);
+}

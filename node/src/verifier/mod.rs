@@ -25,7 +25,7 @@ mod outcome;
 mod slope;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -224,8 +224,14 @@ impl Verifier {
         let mut keys = Vec::new();
         let mut slots = Vec::new();
         let mut pre: Vec<PreVerified> = vec![None; frames.len()];
+        // Frames held already, or met earlier in this batch, are answered without a
+        // signature check (`Duplicate`, or processed after their twin): not batched.
+        let mut queued: BTreeSet<&[u8]> = BTreeSet::new();
         for (i, event) in decoded.iter().enumerate() {
             let Ok(event) = event else { continue };
+            if self.holds_identical(event) || !queued.insert(event.frame()) {
+                continue;
+            }
             if let Some((device, key)) = self.batchable_key(event) {
                 let message = event.message(&device);
                 let remembered = self
@@ -420,6 +426,25 @@ impl Verifier {
             .range(DeviceId(lo)..=DeviceId(hi))
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Whether the verifier holds these exact bytes (a second reception, a replay): the
+    /// frame will come back `Duplicate` with no signature check.
+    fn holds_identical(&self, event: &Event) -> bool {
+        match event {
+            Event::Inception(e) => self
+                .devices
+                .get(&e.device_id())
+                .is_some_and(|d| *d.inception.frame == *e.frame()),
+            _ => {
+                let (seq, frame) = (event.seq(), event.frame());
+                self.candidates(event.short_id()).iter().any(|device| {
+                    self.devices.get(device).is_some_and(|d| {
+                        d.window.iter().any(|h| h.seq == seq && *h.frame == *frame)
+                    })
+                })
+            }
+        }
     }
 
     /// The key a batch can check `event` with, when it is known without processing
