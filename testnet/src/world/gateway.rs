@@ -120,6 +120,8 @@ pub struct Gateway {
     /// Digests of frames this gateway's radio heard that went to escrow: when the
     /// escrow releases them they are radio receptions again (gossiped, judged).
     escrowed_radio: HashSet<[u8; 32]>,
+    /// The shared signature memo (receipt batches; the verifier holds its own handle).
+    memo: Memo,
     pub counters: Counters,
     pub peak_devices: usize,
     pub peak_escrow: usize,
@@ -147,6 +149,7 @@ impl Gateway {
         let mut verifier = Verifier::new(config);
         verifier.set_signature_memo(Box::new(memo.clone()));
         Self {
+            memo: memo.clone(),
             index,
             node,
             pos,
@@ -185,17 +188,19 @@ impl Gateway {
     }
 
     /// A receipt batch another gateway gossiped: its one signature is checked by the
-    /// trust engine against the registered witness it names, and its receipts wait
-    /// with the attestations they name.
+    /// trust engine against the registered witness it names (through the shared memo),
+    /// and the receipts naming attestations pending here wait with them.
     pub fn handle_receipts(&mut self, frame: &[u8]) {
         let c = &mut self.corroboration;
-        let verified = slope_proto::ReceiptBatch::decode(frame)
-            .ok()
-            .and_then(|b| self.stage.receipts(&b).ok());
+        let verified = slope_proto::ReceiptBatch::decode(frame).ok().and_then(|b| {
+            let wanted = |e: &slope_proto::batch::Entry| c.waits_for(e);
+            let receipts = self.stage.receipts(&b, &mut self.memo, wanted).ok()?;
+            Some((b.len() - receipts.len(), receipts))
+        });
         match verified {
-            Some(receipts) => {
+            Some((skipped, receipts)) => {
                 c.counters.batches_verified += 1;
-                c.attach(receipts);
+                c.attach(receipts, skipped);
             }
             None => c.counters.batches_refused += 1,
         }

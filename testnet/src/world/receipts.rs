@@ -10,9 +10,11 @@
 //! - The trust engine decides on an attestation only with the receipts that name it, so
 //!   the gateway holds each radio-heard attestation for one round and a margin
 //!   ([`Corroboration::wait_ms`]) before `Engine::handle_attestation`; receipts that
-//!   arrive meanwhile (`Engine::verify_receipt_batch`, one signature check per batch)
-//!   are attached to it. A receipt naming nothing pending (late, or for an event this
-//!   gateway never heard) is counted and dropped.
+//!   arrive meanwhile are attached to it (`Engine::verify_receipt_batch_with`: the
+//!   batch's one signature check goes through the shared signature memo, so the ~80
+//!   gateways a batch reaches pay for one check between them, and only the entries
+//!   naming an attestation pending here become receipts). An entry naming nothing
+//!   pending (late, or for an event this gateway never heard) is counted and dropped.
 //!
 //! Bounded: [`WITNESSED_MAX`] entries wait for a batch (more are dropped, counted),
 //! [`PENDING_MAX`] decisions wait (at the bound the oldest is decided at once), at
@@ -187,17 +189,28 @@ impl Corroboration {
         early
     }
 
-    /// Attaches verified receipts to the attestations they name.
-    pub fn attach(&mut self, receipts: Vec<VerifiedReceipt>) {
+    /// The pending attestation `key` names, if any.
+    fn slot(&self, key: &Key) -> Option<usize> {
+        let serial = self.index.get(key)?;
+        let i = usize::try_from(serial.checked_sub(self.base)?).ok()?;
+        (i < self.pending.len()).then_some(i)
+    }
+
+    /// Whether a batch entry names an attestation waiting here: only those become
+    /// receipts (`Engine::verify_receipt_batch_with`'s `keep`); the others would be
+    /// counted as unmatched by [`Corroboration::attach`] and dropped.
+    pub fn waits_for(&self, e: &Entry) -> bool {
+        self.slot(&(e.device, e.seq, e.event)).is_some()
+    }
+
+    /// Attaches verified receipts to the attestations they name; `skipped` entries of
+    /// their batch named nothing pending and were never made receipts (unmatched).
+    pub fn attach(&mut self, receipts: Vec<VerifiedReceipt>, skipped: usize) {
+        self.counters.unmatched += skipped as u64;
         for r in receipts {
             let b = r.body();
             let key = (b.device, b.seq, b.event);
-            let slot = self
-                .index
-                .get(&key)
-                .and_then(|s| s.checked_sub(self.base))
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| self.pending.get_mut(i));
+            let slot = self.slot(&key).and_then(|i| self.pending.get_mut(i));
             match slot {
                 Some(p) if p.receipts.len() < MAX_RECEIPTS && r.names(&p.att) => {
                     if Some(b.witness) == self.watch {

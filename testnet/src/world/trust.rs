@@ -6,8 +6,10 @@
 //! - Every gateway is a registered witness in its site's trust zone: the simulated
 //!   operator (one key, in every engine's genesis) signs one `RegisterWitness` action
 //!   per gateway, and every engine applies them (`Engine::handle_operator`).
-//! - `receipts` is `Engine::verify_receipt_batch`: the one signature of a batch that
-//!   another gateway gossiped, checked against the registered witness it names.
+//! - `receipts` is `Engine::verify_receipt_batch_with`: the one signature of a batch
+//!   that another gateway gossiped, checked against the registered witness it names
+//!   through the shared signature memo, and receipts made of the entries the gateway
+//!   waits for only.
 //! - `attested` is `Engine::handle_attestation` with the verified receipts that name
 //!   the attestation (see `super::receipts` for when they are gathered).
 //! - `diverged` is `Engine::handle_proof`: the engine verifies the proof again.
@@ -23,7 +25,10 @@ use slope_node::trust::{
     Admission, Decision, Engine, Policy, Position, Reason, ReceiptError, VerifiedReceipt, Zone,
 };
 use slope_node::verifier::VerifiedAttestation;
+use slope_proto::batch::Entry;
 use slope_proto::{DeviceId, Digest, ReceiptBatch};
+
+use super::memo::Memo;
 
 /// A device's admission at one gateway, as the report counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -208,9 +213,17 @@ impl Stage {
         ok
     }
 
-    /// Checks a gossiped receipt batch's one signature against the witness it names.
-    pub fn receipts(&self, batch: &ReceiptBatch<'_>) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
-        self.engine.verify_receipt_batch(batch)
+    /// Checks a gossiped receipt batch's one signature against the witness it names,
+    /// through `memo` (validity is pure: the same answer, one check per batch for all
+    /// gateways); only the entries `keep` selects become receipts.
+    pub fn receipts(
+        &self,
+        batch: &ReceiptBatch<'_>,
+        memo: &mut Memo,
+        keep: impl FnMut(&Entry) -> bool,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        self.engine
+            .verify_receipt_batch_with(batch, Some(memo), keep)
     }
 
     /// Decides on a verified attestation with the verified receipts that name it.
