@@ -22,6 +22,17 @@
 //! - [`api`]: axum HTTP API, OpenAPI document, Prometheus `/metrics`.
 //! - [`config`], [`identity`], [`metrics`], [`error`].
 //!
+//! ## Embedding (simulations, tests)
+//! [`Node::start_with`] runs a gateway inside another program: several in one process
+//! (each with its own data directory and identity), on loopback TCP
+//! (`network.listen = ["/ip4/127.0.0.1/tcp/0"]`, `network.mdns = false`, peers given in
+//! `network.bootstrap` or with [`Handle::dial`]), with [`node::Options`]: a clock the
+//! caller drives ([`clock::Manual`]) and, for simulations only, commits without fsync.
+//! Per node, [`Handle::radio`] injects radio frames, [`Handle::store`] answers queries
+//! (a device's admission, slope, grant), [`Handle::metrics`] its counters, and
+//! [`Handle::peers`] its connections. Not provided yet: libp2p's memory transport, and
+//! a stream of the node's outputs (what it gossips) other than by a peer subscribing.
+//!
 //! ## Guarantees
 //! - A witness receipt is signed, and a gossip message forwarded, only after the
 //!   observation it concerns is committed (fsync) to the store.
@@ -42,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod identity;

@@ -28,7 +28,7 @@ use crate::metrics::{Metrics, kind};
 use crate::net::sync::{self, Action, Entry, Request, Response};
 use crate::net::{Behaviour, BehaviourEvent, topics};
 use crate::pipeline::{Effect, Input, Output, Overlapped, Pipeline, Verdict};
-use crate::source::{RadioSink, now_ms};
+use crate::source::RadioSink;
 use crate::store::{DB_FILE, Store, StoreError};
 use crate::trust::{Policy, Scope};
 
@@ -96,6 +96,33 @@ impl std::fmt::Debug for Handle {
     }
 }
 
+/// How a node runs when it is embedded (a simulation, a test) rather than started by
+/// `slope gateway`, which uses the defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Serve the HTTP API on `config.api.listen`. Default: false.
+    pub serve_api: bool,
+    /// Where the node reads the time (pipeline `now`, gossip receive times, receipt
+    /// waits, operator actions). Default: the system clock. A simulation passes a
+    /// [`crate::clock::Manual`] it advances itself. (libp2p's own timers — heartbeats,
+    /// idle timeouts — and the sync interval still run on tokio time.)
+    pub clock: crate::clock::Shared,
+    /// Commit each batch durably. Default: true, always for a gateway. `false` is for
+    /// simulations only (see [`crate::store::Options::fsync`]): a crash may lose
+    /// batches whose receipts were already gossiped.
+    pub fsync: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            serve_api: false,
+            clock: crate::clock::system(),
+            fsync: true,
+        }
+    }
+}
+
 /// The gateway (namespace for [`Node::start`]).
 #[derive(Debug)]
 pub struct Node;
@@ -108,8 +135,29 @@ impl Node {
         identity: Identity,
         serve_api: bool,
     ) -> Result<Handle, Error> {
+        let options = Options {
+            serve_api,
+            ..Options::default()
+        };
+        Self::start_with(config, identity, options).await
+    }
+
+    /// [`Self::start`] with [`Options`]: a node embedded in a simulation or a test.
+    pub async fn start_with(
+        config: Config,
+        identity: Identity,
+        options: Options,
+    ) -> Result<Handle, Error> {
+        let Options {
+            serve_api,
+            clock,
+            fsync,
+        } = options;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
-        let store = Arc::new(Store::open(&config.data_dir.join(DB_FILE))?);
+        let store = Arc::new(Store::open_with(
+            &config.data_dir.join(DB_FILE),
+            crate::store::Options { fsync },
+        )?);
         let metrics = Metrics::new();
         let pipeline = Pipeline::new(
             store.clone(),
@@ -123,6 +171,7 @@ impl Node {
             config.trust.engine.then(|| config.trust.policy.clone()),
         )?;
         let mut pipeline = pipeline;
+        pipeline.set_clock(clock.clone());
         let mut witnesses = Vec::new();
         for w in &config.trust.witnesses {
             match w.key_bytes() {
@@ -156,6 +205,7 @@ impl Node {
             metrics: metrics.clone(),
             requests: HashMap::new(),
             peer_addrs: HashMap::new(),
+            clock,
             inflight: HashSet::new(),
             sync_cursor: 0,
         };
@@ -365,6 +415,7 @@ struct Runtime {
     requests: HashMap<OutboundRequestId, PeerId>,
     /// Connected peers only (bounded by the connections the swarm holds).
     peer_addrs: HashMap<PeerId, PeerAddrs>,
+    clock: crate::clock::Shared,
     inflight: HashSet<Vec<u8>>,
     sync_cursor: usize,
 }
@@ -410,7 +461,7 @@ impl Runtime {
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let radio = self.radio.clone();
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let gossip_wait = self.gossip_wait(now);
             let work = gossip_wait == Some(0)
                 || !self.synced.is_empty()
@@ -492,11 +543,11 @@ impl Runtime {
             }
             Command::Release(device, note, tx) => {
                 self.flush();
-                let _ = tx.send(self.pipeline.release(now_ms(), &device, note));
+                let _ = tx.send(self.pipeline.release(self.clock.now_ms(), &device, note));
             }
             Command::Pin(device, scope, note, tx) => {
                 self.flush();
-                let _ = tx.send(self.pipeline.pin(now_ms(), &device, scope, note));
+                let _ = tx.send(self.pipeline.pin(self.clock.now_ms(), &device, scope, note));
             }
             Command::PublishRaw(topic, data) => {
                 let t = gossipsub::IdentTopic::new(topic);
@@ -631,7 +682,7 @@ impl Runtime {
             .get_or_create(&kind("in"))
             .inc_by(m.data.len() as u64);
         let topic = m.topic.as_str();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let verdict = if topic == topics::ATTESTATIONS {
             if m.data.len() > slope_proto::limits::MAX_FRAME {
                 Verdict::Reject
@@ -718,7 +769,7 @@ impl Runtime {
             }
         }
         // Gossip attestations once they waited `receipt_wait_ms` for their receipts.
-        let now = now_ms();
+        let now = self.clock.now_ms();
         while inputs.len() < max && self.gossip_wait(now) == Some(0) {
             match self.gossip.pop_front() {
                 Some(i) => inputs.push(i),
@@ -734,7 +785,8 @@ impl Runtime {
         let out = if inputs.is_empty() {
             self.overlap.flush(&mut self.pipeline)
         } else {
-            self.overlap.push(&mut self.pipeline, now_ms(), inputs)
+            self.overlap
+                .push(&mut self.pipeline, self.clock.now_ms(), inputs)
         };
         if let Some(out) = out {
             self.committed(out);
@@ -935,7 +987,7 @@ impl Runtime {
                 frames,
                 proofs,
             } => {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 for p in proofs.into_iter().take(8) {
                     if let Err(e) = self.pipeline.ingest_proof(now, &p) {
                         tracing::error!(error = %e, "store error on synced proof");

@@ -49,6 +49,8 @@ pub(super) struct Stage {
     listed: Vec<([u8; 32], u16)>,
     /// Peers' receipts waiting for their attestation.
     pending: Pending<VerifiedReceipt>,
+    /// Where operator actions the stage signs itself read the time.
+    pub(super) clock: crate::clock::Shared,
     /// Whether [`Self::set_receipts`] was called (until then the registry is left as
     /// the lineage has it).
     configured: bool,
@@ -75,6 +77,7 @@ impl Stage {
             listed: Vec::new(),
             pending: Pending::new(0, 0),
             configured: false,
+            clock: crate::clock::system(),
         }
     }
 
@@ -97,7 +100,7 @@ impl Stage {
         if previous == self.listed {
             return Ok(());
         }
-        let now = crate::source::now_ms();
+        let now = self.clock.now_ms();
         let registered = match engine.register_witnesses(now, &self.listed, &previous) {
             Ok(r) => r,
             Err(e) => {

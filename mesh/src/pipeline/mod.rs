@@ -164,6 +164,12 @@ impl Pipeline {
         self.stage.set_receipts(receipts)
     }
 
+    /// Where the pipeline reads the time for the operator actions it signs itself
+    /// (witness registration); the system clock unless set.
+    pub fn set_clock(&mut self, clock: crate::clock::Shared) {
+        self.stage.clock = clock;
+    }
+
     /// Peers' receipts held for attestations not yet here.
     pub fn pending_receipts(&self) -> usize {
         self.stage.pending_receipts()
