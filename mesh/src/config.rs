@@ -63,6 +63,10 @@ pub struct Ingest {
     pub queue_capacity: usize,
     /// Frames verified and committed together (one batch verification, one commit).
     pub batch_max: usize,
+    /// Group commit: verified batches waiting for the store are committed together, up
+    /// to this many attestations in one write transaction (one fsync); receipts are
+    /// signed after that commit. A lone batch commits at once.
+    pub commit_max: usize,
     /// Frames kept per device in the store (establishment events are always kept).
     pub frames_per_device: u32,
     /// Peers' receipts held while their attestation has not arrived, at most (the oldest
@@ -159,6 +163,7 @@ impl Default for Ingest {
         Self {
             queue_capacity: 8192,
             batch_max: 256,
+            commit_max: crate::pipeline::DEFAULT_COMMIT_MAX,
             frames_per_device: 256,
             pending_receipts: 65_536,
             pending_receipt_ttl_ms: 600_000,
@@ -254,6 +259,10 @@ token = "{token}"
 queue_capacity = 8192
 # Frames verified in one ed25519 batch and committed in one transaction.
 batch_max = 256
+# Group commit: when several verified batches wait for the store (under load), up to
+# this many attestations go into one transaction and one fsync. Receipts are still
+# signed only after their commit; an idle node commits each batch at once.
+commit_max = 4096
 # Frames kept per device (establishment events are always kept).
 frames_per_device = 256
 # Peers' receipts waiting for their attestation: at most this many (oldest dropped),

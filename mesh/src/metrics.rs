@@ -35,6 +35,9 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds per durable commit.
     pub commit_seconds: Histogram,
+    /// Verified batches per ingest commit (group commit: several waiting batches, one
+    /// transaction, one fsync).
+    pub group_batches: Histogram,
     /// Queue depth, by queue.
     pub queue_depth: Family<Kind, Gauge>,
     /// Items dropped, by queue or reason.
@@ -81,6 +84,7 @@ impl Metrics {
             verify_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             queue_depth: Family::default(),
             dropped: Family::default(),
             peers: Gauge::default(),
@@ -116,6 +120,11 @@ impl Metrics {
             "commit_seconds",
             "Seconds per durable store commit",
             m.commit_seconds.clone(),
+        );
+        r.register(
+            "commit_group_batches",
+            "Verified batches per ingest commit (group commit)",
+            m.group_batches.clone(),
         );
         r.register(
             "queue_depth",

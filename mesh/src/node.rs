@@ -197,7 +197,7 @@ impl Node {
         let mut runtime = Runtime {
             swarm,
             pipeline,
-            overlap: Overlapped::new(),
+            overlap: Overlapped::new(config.ingest.commit_max),
             radio: radio.clone(),
             gossip: VecDeque::new(),
             synced: VecDeque::new(),
@@ -400,6 +400,42 @@ fn build_swarm(config: &Config, identity: &Identity) -> Result<Swarm<Behaviour>,
         .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(120)))
         .build();
     Ok(swarm)
+}
+
+/// The next batch of at most `max` inputs: radio first, then synced frames, then gossip
+/// attestations that waited `receipt_wait_ms` for their receipts.
+fn next_inputs(
+    radio: &RadioSink,
+    synced: &mut VecDeque<Input<Tag>>,
+    gossip: &mut VecDeque<Input<Tag>>,
+    max: usize,
+    now: u64,
+    receipt_wait_ms: u64,
+) -> Vec<Input<Tag>> {
+    let mut inputs: Vec<Input<Tag>> = radio
+        .drain(max)
+        .into_iter()
+        .map(|u| Input {
+            frame: u.frame,
+            rx: u.rx,
+            source: Source::Radio,
+            tag: None,
+        })
+        .collect();
+    while inputs.len() < max {
+        match synced.pop_front() {
+            Some(i) => inputs.push(i),
+            None => break,
+        }
+    }
+    while inputs.len() < max
+        && gossip
+            .front()
+            .is_some_and(|f| f.rx.time_ms.saturating_add(receipt_wait_ms) <= now)
+    {
+        inputs.extend(gossip.pop_front());
+    }
+    inputs
 }
 
 struct Runtime {
@@ -751,51 +787,41 @@ impl Runtime {
 
     fn process_batch(&mut self) {
         let max = self.config.ingest.batch_max.max(1);
-        let mut inputs: Vec<Input<Tag>> = self
-            .radio
-            .drain(max)
-            .into_iter()
-            .map(|u| Input {
-                frame: u.frame,
-                rx: u.rx,
-                source: Source::Radio,
-                tag: None,
-            })
-            .collect();
-        while inputs.len() < max {
-            match self.synced.pop_front() {
-                Some(i) => inputs.push(i),
-                None => break,
-            }
-        }
-        // Gossip attestations once they waited `receipt_wait_ms` for their receipts.
+        let wait = self.config.ingest.receipt_wait_ms;
         let now = self.clock.now_ms();
-        while inputs.len() < max && self.gossip_wait(now) == Some(0) {
-            match self.gossip.pop_front() {
-                Some(i) => inputs.push(i),
-                None => break,
-            }
-        }
+        let inputs = next_inputs(
+            &self.radio,
+            &mut self.synced,
+            &mut self.gossip,
+            max,
+            now,
+            wait,
+        );
+        // Verify this batch (and, while the commit runs, the next ones) while the batches
+        // verified before commit as one group; with nothing new, commit what waits.
+        let out = if inputs.is_empty() {
+            self.overlap.flush(&mut self.pipeline)
+        } else {
+            let (radio, synced, gossip, clock) =
+                (&self.radio, &mut self.synced, &mut self.gossip, &self.clock);
+            self.overlap.push(&mut self.pipeline, now, inputs, || {
+                let now = clock.now_ms();
+                let more = next_inputs(radio, synced, gossip, max, now, wait);
+                (!more.is_empty()).then_some((now, more))
+            })
+        };
         self.metrics
             .queue_depth
             .get_or_create(&kind("gossip"))
             .set(self.gossip.len() as i64);
-        // Verify this batch while the previous one commits; with nothing new, commit
-        // what waits.
-        let out = if inputs.is_empty() {
-            self.overlap.flush(&mut self.pipeline)
-        } else {
-            self.overlap
-                .push(&mut self.pipeline, self.clock.now_ms(), inputs)
-        };
-        if let Some(out) = out {
+        for out in out {
             self.committed(out);
         }
     }
 
-    /// Commits the batch waiting in the overlap, if any.
+    /// Commits the batches waiting in the overlap, if any.
     fn flush(&mut self) {
-        if let Some(out) = self.overlap.flush(&mut self.pipeline) {
+        for out in self.overlap.flush(&mut self.pipeline) {
             self.committed(out);
         }
     }

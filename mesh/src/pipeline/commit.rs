@@ -17,7 +17,7 @@ use slope_proto::{DeviceId, Message, Observation, Receipt, ReceiptBatch, Witness
 
 use super::pending::Pending;
 use super::{
-    Effect, Failed, Input, Output, Verdict, Verified, blame, parse_receipt_message, quiet_rx,
+    Effect, Failed, Output, Verdict, Verified, blame, parse_receipt_message, quiet_rx,
     receipt_message,
 };
 use crate::identity::Identity;
@@ -141,61 +141,93 @@ impl Stage {
         Ok(())
     }
 
-    /// Decides and commits a verified batch, then signs its receipts.
-    pub(super) fn commit<T>(&mut self, v: Verified<T>) -> Result<Output<T>, Failed<T>> {
-        let Verified {
-            now,
-            inputs,
-            outcomes,
-            released,
-        } = v;
-        match self.commit_outcomes(now, &inputs, outcomes, released) {
-            Ok((verdicts, effects)) => Ok(Output {
-                verdicts: inputs.into_iter().map(|i| i.tag).zip(verdicts).collect(),
-                effects,
-            }),
-            Err(error) => Err(Failed {
-                error,
-                tags: inputs.into_iter().map(|i| i.tag).collect(),
-            }),
+    /// Decides and commits a group of verified batches in ONE write transaction (one
+    /// fsync), then signs the receipts of all of them: nothing of the group is receipted,
+    /// forwarded or reported before the commit returned. One output per batch, in order;
+    /// if the commit fails, every batch of the group fails (nothing of it was committed).
+    pub(super) fn commit_group<T>(
+        &mut self,
+        mut group: Vec<Verified<T>>,
+    ) -> Vec<Result<Output<T>, Failed<T>>> {
+        match self.commit_outcomes(&mut group) {
+            Ok(per_batch) => group
+                .into_iter()
+                .zip(per_batch)
+                .map(|(v, (verdicts, effects))| {
+                    Ok(Output {
+                        verdicts: v.inputs.into_iter().map(|i| i.tag).zip(verdicts).collect(),
+                        effects,
+                    })
+                })
+                .collect(),
+            Err(error) => {
+                let mut out = Vec::with_capacity(group.len());
+                let mut first = Some(error);
+                for v in group {
+                    // The error is not `Clone`: the first batch carries it, the others
+                    // say they were in the same transaction.
+                    let error = first.take().unwrap_or_else(|| {
+                        StoreError::Db("group commit failed (see the first batch)".into())
+                    });
+                    out.push(Err(Failed {
+                        error,
+                        tags: v.inputs.into_iter().map(|i| i.tag).collect(),
+                    }));
+                }
+                out
+            }
         }
     }
 
+    /// Decides and commits a verified batch, then signs its receipts.
+    pub(super) fn commit<T>(&mut self, v: Verified<T>) -> Result<Output<T>, Failed<T>> {
+        let mut out = self.commit_group(vec![v]);
+        match out.pop() {
+            Some(r) => r,
+            // `commit_group` returns one result per batch.
+            None => unreachable!("one batch in, one result out"),
+        }
+    }
+
+    /// The group's writes, one transaction, its commit, then the receipts; verdicts and
+    /// effects per batch.
+    #[allow(clippy::type_complexity)]
     fn commit_outcomes<T>(
         &mut self,
-        now: u64,
-        inputs: &[Input<T>],
-        outcomes: Vec<Outcome>,
-        released: Vec<Outcome>,
-    ) -> Result<(Vec<Verdict>, Vec<Effect>), StoreError> {
+        group: &mut [Verified<T>],
+    ) -> Result<Vec<(Vec<Verdict>, Vec<Effect>)>, StoreError> {
         let mut pending = Vec::new();
-        let mut effects = Vec::new();
-        let mut verdicts = Vec::with_capacity(inputs.len());
+        let mut per_batch = Vec::with_capacity(group.len());
         let mut txn = self.store.begin()?;
         {
             let mut batch = txn.batch()?;
-            for (input, outcome) in inputs.iter().zip(outcomes) {
-                let v = self.apply(
-                    &mut batch,
-                    now,
-                    outcome,
-                    input.source,
-                    input.rx,
-                    &mut pending,
-                    &mut effects,
-                )?;
-                verdicts.push(v);
-            }
-            for outcome in released {
-                self.apply(
-                    &mut batch,
-                    now,
-                    outcome,
-                    Source::Escrow,
-                    quiet_rx(),
-                    &mut pending,
-                    &mut effects,
-                )?;
+            for v in group.iter_mut() {
+                let mut effects = Vec::new();
+                let mut verdicts = Vec::with_capacity(v.inputs.len());
+                for (input, outcome) in v.inputs.iter().zip(std::mem::take(&mut v.outcomes)) {
+                    let verdict = self.apply(
+                        &mut batch,
+                        v.now,
+                        outcome,
+                        input.source,
+                        input.rx,
+                        &mut pending,
+                        &mut effects,
+                    )?;
+                    verdicts.push(verdict);
+                }
+                for outcome in std::mem::take(&mut v.released) {
+                    self.apply(
+                        &mut batch,
+                        v.now,
+                        outcome,
+                        Source::Escrow,
+                        quiet_rx(),
+                        &mut pending,
+                        &mut effects,
+                    )?;
+                }
+                per_batch.push((verdicts, effects));
             }
         }
         if let Some(e) = &self.engine {
@@ -206,14 +238,20 @@ impl Stage {
         self.metrics
             .commit_seconds
             .observe(t.elapsed().as_secs_f64());
-        // Committed: now sign and publish, one receipt batch per (up to 256) receipts.
+        self.metrics.group_batches.observe(group.len() as f64);
+        // Committed: now sign and publish the group's receipts, one receipt batch per
+        // (up to 256) receipts, stamped with the latest batch's time; they go out with
+        // the group's last batch.
         self.metrics.receipts_signed.inc_by(pending.len() as u64);
-        effects.extend(
-            sign_receipts(&self.identity, now, pending)
-                .into_iter()
-                .map(Effect::PublishReceipt),
-        );
-        Ok((verdicts, effects))
+        let now = group.iter().map(|v| v.now).max().unwrap_or(0);
+        if let Some((_, effects)) = per_batch.last_mut() {
+            effects.extend(
+                sign_receipts(&self.identity, now, pending)
+                    .into_iter()
+                    .map(Effect::PublishReceipt),
+            );
+        }
+        Ok(per_batch)
     }
 
     #[allow(clippy::too_many_arguments)]

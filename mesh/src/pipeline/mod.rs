@@ -1,12 +1,13 @@
 //! The one ingest pipeline for frames from the radio, from gossip and from sync:
 //! decode → verify (batch ed25519 with one-by-one fallback, [`shards`] across cores) →
-//! trust decision → commit (one redb transaction per batch) → witness receipts →
-//! gossip.
+//! trust decision → commit (one redb transaction per batch, or per group of waiting
+//! batches under load: group commit, see [`Overlapped`]) → witness receipts → gossip.
 //!
 //! Two stages: the verify stage ([`Pipeline::verify`], the sharded verifier) and the
 //! commit stage ([`Pipeline::commit`]: decide, write, commit, sign). [`Pipeline::ingest`]
-//! runs them one after the other; [`Overlapped`] runs the commit of batch n on one core
-//! while batch n+1 is verified on the others.
+//! runs them one after the other; [`Overlapped`] runs the commit of the batches waiting
+//! (one transaction, one fsync for all of them) on one core while the next batches are
+//! verified on the others.
 //!
 //! Ordering guarantee: outputs (gossip verdicts, receipts, proofs) of a batch exist only
 //! after that batch's commit returned, so nothing this gateway signs or forwards is
@@ -103,6 +104,19 @@ pub struct Verified<T> {
     inputs: Vec<Input<T>>,
     outcomes: Vec<Outcome>,
     released: Vec<Outcome>,
+}
+
+impl<T> Verified<T> {
+    /// Attestations the commit stage will take from this batch (inputs and frames
+    /// released from escrow).
+    pub fn len(&self) -> usize {
+        self.inputs.len() + self.released.len()
+    }
+
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Builds the gossip message for a receipt: the witness's 32-byte public key, then the
@@ -240,6 +254,21 @@ impl Pipeline {
         out
     }
 
+    /// The commit stage for several verified batches at once (group commit): one write
+    /// transaction, one fsync, then the receipts of all of them. One result per batch,
+    /// in order; on a failed commit every batch fails and the verifier and engine are
+    /// rebuilt from the store.
+    pub fn commit_group<T>(
+        &mut self,
+        group: Vec<Verified<T>>,
+    ) -> Vec<Result<Output<T>, Failed<T>>> {
+        let out = self.stage.commit_group(group);
+        if out.iter().any(Result::is_err) {
+            self.recover();
+        }
+        out
+    }
+
     /// Verifies, decides and commits a batch of frames.
     pub fn ingest<T>(&mut self, now: u64, inputs: Vec<Input<T>>) -> Result<Output<T>, StoreError> {
         let v = self.verify(now, inputs);
@@ -335,72 +364,140 @@ fn verify<T>(
     }
 }
 
-/// Runs the two stages overlapped: [`Overlapped::push`] commits the batch verified by the
-/// previous call on this thread while the new batch is verified on other threads, and
-/// returns the committed batch's output. A batch's output therefore comes out one call
-/// later: call [`Overlapped::flush`] when no more input is waiting.
+/// Runs the two stages overlapped, with group commit. [`Overlapped::push`] commits the
+/// verified batches waiting (all of them, up to `commit_max` attestations: ONE write
+/// transaction and ONE fsync for the group) on this thread's sibling while new batches
+/// are verified here: first the one given, then, as long as that commit is still
+/// running and fewer than `commit_max` attestations wait, more from the caller's
+/// `more` source. A batch's output therefore comes out one call later: call
+/// [`Overlapped::flush`] when no more input is waiting. When the node is idle a lone
+/// batch is the whole group and commits at the next call, as without grouping.
+///
+/// Bound: at most `commit_max` attestations wait verified, plus the one batch being
+/// verified when the bound is reached.
 #[derive(Debug)]
 pub struct Overlapped<T> {
-    pending: Option<Verified<T>>,
+    waiting: std::collections::VecDeque<Verified<T>>,
+    commit_max: usize,
 }
 
 impl<T> Default for Overlapped<T> {
     fn default() -> Self {
-        Self { pending: None }
+        Self {
+            waiting: std::collections::VecDeque::new(),
+            commit_max: DEFAULT_COMMIT_MAX,
+        }
     }
 }
 
+/// Default bound of a group commit, attestations (see [`Overlapped`]).
+pub const DEFAULT_COMMIT_MAX: usize = 4096;
+
+/// What one [`Overlapped`] call committed: one result per batch, in order.
+pub type Committed<T> = Vec<Result<Output<T>, Failed<T>>>;
+
 impl<T: Send> Overlapped<T> {
-    pub fn new() -> Self {
-        Self::default()
+    /// Groups of at most `commit_max` attestations per commit (a batch larger than the
+    /// bound is still committed, alone).
+    pub fn new(commit_max: usize) -> Self {
+        Self {
+            waiting: std::collections::VecDeque::new(),
+            commit_max: commit_max.max(1),
+        }
     }
 
-    /// Whether a verified batch waits for its commit.
+    /// Whether verified batches wait for their commit.
     pub fn is_pending(&self) -> bool {
-        self.pending.is_some()
+        !self.waiting.is_empty()
     }
 
-    /// Verifies `inputs` while committing the previously verified batch; returns that
-    /// batch's output (`None` when there was none).
+    /// Attestations waiting verified.
+    pub fn waiting(&self) -> usize {
+        self.waiting.iter().map(Verified::len).sum()
+    }
+
+    /// The next group: waiting batches in order, at least one, up to `commit_max`
+    /// attestations.
+    fn group(&mut self) -> Vec<Verified<T>> {
+        let mut group = Vec::new();
+        let mut n = 0;
+        while let Some(v) = self.waiting.front() {
+            if !group.is_empty() && n + v.len() > self.commit_max {
+                break;
+            }
+            n += v.len();
+            group.extend(self.waiting.pop_front());
+        }
+        group
+    }
+
+    /// Verifies `inputs` (and, while the commit runs, more batches from `more`) while
+    /// committing the batches verified before; returns their outputs (empty when none
+    /// waited).
     pub fn push(
         &mut self,
         p: &mut Pipeline,
         now: u64,
         inputs: Vec<Input<T>>,
-    ) -> Option<Result<Output<T>, Failed<T>>> {
-        let Some(previous) = self.pending.take() else {
-            self.pending = Some(p.verify(now, inputs));
-            return None;
-        };
+        mut more: impl FnMut() -> Option<(u64, Vec<Input<T>>)>,
+    ) -> Committed<T> {
+        let group = self.group();
+        if group.is_empty() {
+            self.waiting.push_back(p.verify(now, inputs));
+            return Vec::new();
+        }
+        let commit_max = self.commit_max;
+        let waiting = &mut self.waiting;
         let Pipeline {
             verifier,
             metrics,
             stage,
         } = p;
-        let (committed, next) = std::thread::scope(|s| {
-            let commit = s.spawn(|| stage.commit(previous));
-            let next = verify(verifier, metrics, now, inputs);
-            (
-                commit
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                next,
-            )
+        let committed = std::thread::scope(|s| {
+            let commit = s.spawn(|| stage.commit_group(group));
+            waiting.push_back(verify(verifier, metrics, now, inputs));
+            while !commit.is_finished()
+                && waiting.iter().map(Verified::len).sum::<usize>() < commit_max
+            {
+                let Some((now, inputs)) = more() else { break };
+                waiting.push_back(verify(verifier, metrics, now, inputs));
+            }
+            commit
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
         });
-        let next = if committed.is_err() {
-            // The new batch was verified against state that did not become durable.
+        if committed.iter().any(Result::is_err) {
             p.recover();
-            p.verify(next.now, next.inputs)
-        } else {
-            next
-        };
-        self.pending = Some(next);
-        Some(committed)
+            self.reverify(p);
+        }
+        committed
     }
 
-    /// Commits the batch still waiting, if any.
-    pub fn flush(&mut self, p: &mut Pipeline) -> Option<Result<Output<T>, Failed<T>>> {
-        self.pending.take().map(|v| p.commit(v))
+    /// After a failed commit (and the rebuild from the store): the batches verified
+    /// meanwhile were verified against state that did not become durable; verify them
+    /// again.
+    fn reverify(&mut self, p: &mut Pipeline) {
+        let stale: Vec<Verified<T>> = self.waiting.drain(..).collect();
+        for v in stale {
+            self.waiting.push_back(p.verify(v.now, v.inputs));
+        }
+    }
+
+    /// Commits every batch still waiting (in groups of at most `commit_max`).
+    pub fn flush(&mut self, p: &mut Pipeline) -> Committed<T> {
+        let mut out = Vec::new();
+        loop {
+            let group = self.group();
+            if group.is_empty() {
+                return out;
+            }
+            let committed = p.commit_group(group);
+            if committed.iter().any(Result::is_err) {
+                // `commit_group` rebuilt the verifier from the store.
+                self.reverify(p);
+            }
+            out.extend(committed);
+        }
     }
 }
 
