@@ -1,11 +1,17 @@
-//! Any bytes as a witness-receipt gossip message (`slope_mesh::pipeline`): the split
-//! into key and receipt frame, the receipt decode, the key and the witness signature
-//! check never panic, and a split message re-joins to exactly its input.
+//! Any bytes as a witness-receipt gossip message (`slope_mesh::pipeline`), in both forms
+//! the mesh publishes and accepts: a single signed `Receipt` and a `ReceiptBatch` (one
+//! witness signature over up to 256 entries, what the commit stage now signs). The
+//! split into key and frame, the message decode the mesh uses (`slope_proto::decode`),
+//! the key/witness match, the witness signature check and the walk over a batch's
+//! entries never panic; a split message re-joins to exactly its input; a decoded batch
+//! holds 1..=MAX_BATCH_ENTRIES entries in strictly increasing order, and its receipts
+//! all name its witness.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use slope_mesh::pipeline::{parse_receipt_message, receipt_message};
-use slope_proto::{Receipt, Signed};
+use slope_proto::limits::MAX_BATCH_ENTRIES;
+use slope_proto::{Message, Receipt, Signed};
 
 fuzz_target!(|data: &[u8]| {
     let Some((key, frame)) = parse_receipt_message(data) else {
@@ -13,11 +19,40 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(receipt_message(&key, frame), data);
-    let Ok(receipt) = Signed::<Receipt>::decode(frame) else {
-        return;
-    };
-    if let Ok(vk) = slope_proto::crypto::verifying_key(&key) {
-        let _ = receipt.verify_witness(&vk);
+    let vk = slope_proto::crypto::verifying_key(&key).ok();
+    match slope_proto::decode(frame) {
+        Ok(Message::Receipt(receipt)) => {
+            if let Some(vk) = &vk {
+                let _ = receipt.verify_witness(vk);
+            }
+            let _ = receipt.body();
+        }
+        Ok(Message::ReceiptBatch(batch)) => {
+            let n = batch.len();
+            assert!((1..=MAX_BATCH_ENTRIES).contains(&n));
+            assert!(!batch.is_empty());
+            let mut last = None;
+            let mut count = 0;
+            for e in batch.entries() {
+                let k = e.order_key();
+                assert!(last.is_none_or(|l| l < k), "entries strictly increasing");
+                last = Some(k);
+                count += 1;
+            }
+            assert_eq!(count, n);
+            let witness = batch.witness();
+            assert!(batch.receipts().all(|r| r.witness == witness));
+            assert_eq!(batch.receipts().len(), n);
+            // What the mesh checks before anything else: the key is the named witness.
+            let _ = slope_proto::crypto::witness_id(&key) == witness;
+            if let Some(vk) = &vk {
+                let _ = batch.verify_witness(vk);
+            }
+            let _ = (batch.digest(), batch.message(), batch.time_ms());
+        }
+        // Any other kind is rejected by the mesh; decoding it must not panic either.
+        Ok(_) | Err(_) => {}
     }
-    let _ = receipt.body();
+    // The single-receipt decoder on its own, as before.
+    let _ = Signed::<Receipt>::decode(frame);
 });
