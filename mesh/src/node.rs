@@ -1071,14 +1071,7 @@ impl sync::Local for StoreView<'_> {
 
 /// The observation recorded for frames that arrived over the network (no radio).
 fn gossip_rx(now: u64) -> slope_proto::Observation {
-    slope_proto::Observation {
-        rssi_dbm: 0,
-        snr_qdb: 0,
-        freq_hz: 0,
-        foff_hz: None,
-        sf: 7,
-        time_ms: now,
-    }
+    slope_proto::Observation::relayed(now)
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {

@@ -8,9 +8,10 @@ mod support;
 
 use slope_node::Millis;
 use slope_node::lineage::{self, Entry, ReceiptRef, VerifyError};
+use slope_node::proto::Observation;
 use slope_node::proto::{ReceiptBatch, crypto, sample};
 use slope_node::trust::operator::Action;
-use slope_node::trust::{Engine, Policy, ReceiptError};
+use slope_node::trust::{Engine, Policy, ReceiptError, Scope};
 use slope_node::verifier::VerifiedAttestation;
 use support::*;
 
@@ -382,4 +383,53 @@ fn a_memo_and_an_entry_filter_change_no_token() {
         ));
     }
     assert_eq!(memo.puts, 2);
+}
+
+#[test]
+fn the_local_radio_is_no_witness_of_what_it_did_not_hear() {
+    let g2 = Gateway::new(102, 2, 1_800);
+    let mut heard = engine(Policy::default(), &[&g2], T0);
+    let mut relayed = engine(Policy::default(), &[&g2], T0);
+    let mut rng = Rng(31);
+    let mut dev = Device::new(81);
+    let mut now = T0;
+    let mut some_full = false;
+    for _ in 0..40 {
+        let event = if heard.hot(&dev.id).is_none() {
+            dev.incept()
+        } else {
+            dev.next(&[])
+        };
+        let rf = link_rf(&mut rng, 0, now);
+        let on_air = verified(&dev, event.clone(), rf, now, 0);
+        let by_gossip = verified(&dev, event, Observation::relayed(now), now, 0);
+        let receipts = |e: &slope_node::trust::Engine<lineage::Memory>, att| {
+            let frame = g2.batch(&[(att, link_rf(&mut Rng(now), 1, now))], now + 1_000);
+            batch_receipts(e, &frame, att)
+        };
+        let r1 = receipts(&heard, &on_air);
+        let r2 = receipts(&relayed, &by_gossip);
+        let a = heard
+            .handle_attestation(now, &on_air, &r1)
+            .expect("decides");
+        let b = relayed
+            .handle_attestation(now, &by_gossip, &r2)
+            .expect("decides");
+        // Heard: two witnesses (own radio + g2) in two zones can make full scope.
+        // Relayed: g2 alone, never full scope under the default policy.
+        some_full |= a.grant.is_some_and(|g| g.scope == Scope::Full);
+        assert!(b.grant.is_none_or(|g| g.scope != Scope::Full));
+        assert!(b.weights.corroboration <= a.weights.corroboration);
+        now += 900_000;
+    }
+    assert!(
+        some_full,
+        "the control reaches full scope with its own radio"
+    );
+    let log = relayed
+        .lineage()
+        .export(&sample::key(AUTHOR))
+        .expect("export");
+    let report = lineage::verify(&log, &author()).expect("verifies");
+    assert_eq!(lineage::verify_replay(&log, &author()), Ok(report));
 }

@@ -29,6 +29,25 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// What a gateway passes for an attestation its own radio did not hear (it came by
+    /// gossip or sync): no radio figures, frequency 0 (no LoRa channel is at 0 Hz).
+    /// The trust engine does not count the gateway's radio as a witness of it.
+    pub const fn relayed(time_ms: u64) -> Self {
+        Self {
+            rssi_dbm: 0,
+            snr_qdb: 0,
+            freq_hz: 0,
+            foff_hz: None,
+            sf: 7,
+            time_ms,
+        }
+    }
+
+    /// Whether this stands for no reception by the local radio ([`Self::relayed`]).
+    pub const fn is_relayed(&self) -> bool {
+        self.freq_hz == 0
+    }
+
     /// Rules of the format that the types alone do not express.
     pub fn check(&self) -> Result<(), &'static str> {
         if !(5..=12).contains(&self.sf) {

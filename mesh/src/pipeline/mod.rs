@@ -526,12 +526,5 @@ fn source_str(s: Source) -> &'static str {
 
 /// The observation used when replaying stored establishment frames.
 fn quiet_rx() -> Observation {
-    Observation {
-        rssi_dbm: 0,
-        snr_qdb: 0,
-        freq_hz: 0,
-        foff_hz: None,
-        sf: 7,
-        time_ms: 0,
-    }
+    Observation::relayed(0)
 }

@@ -291,6 +291,8 @@ fn observations(
     if let Some(slot) = inp.local
         && let Some(w) = inp.witnesses.get(slot)
         && let Some(rx) = att.rx
+        // Relayed (gossip, sync): the local radio heard nothing, so it is no witness.
+        && !rx.is_relayed()
     {
         let _ = times.push(rx.time_ms);
         let _ = obs.push(Obs {

@@ -329,12 +329,5 @@ impl World {
 
 /// The observation attached to a frame that arrived by gossip or sync (no radio).
 fn gossip_rx(now_ms: u64) -> Observation {
-    Observation {
-        rssi_dbm: 0,
-        snr_qdb: 0,
-        freq_hz: 0,
-        foff_hz: None,
-        sf: 7,
-        time_ms: now_ms,
-    }
+    Observation::relayed(now_ms)
 }
