@@ -2,8 +2,9 @@
 //! device role until a fatal error, then wait and reset; on a wiring error, report it and
 //! stay put (resetting would only loop).
 //!
-//! A board's `main` builds its clocks, flash, entropy sources and `LoraRadio`, then
-//! hands them to [`run`]; everything after that is board-independent.
+//! A board's `main` builds its clocks, flash, entropy sources and lora-phy `LoRa`, then
+//! hands them to [`run_lora`] (feature `lora`; [`run`] for any other radio); everything
+//! after that is board-independent.
 
 use core::fmt::Debug;
 
@@ -35,6 +36,36 @@ where
     error!("device role stopped: {}; resetting", dbg(&fatal));
     Timer::after_secs(5).await;
     reset()
+}
+
+/// [`run`] over a lora-phy radio (feature `lora`): the radio starts listening on the
+/// plan's first receive channel (the device role retunes it before every window), with
+/// receive timestamps from embassy-time.
+#[cfg(feature = "lora")]
+pub async fn run_lora<RK, DLY, M, S>(
+    config: Config,
+    slots: M,
+    lora: lora_phy::LoRa<RK, DLY>,
+    sources: S,
+    reset: fn() -> !,
+) -> !
+where
+    RK: lora_phy::mod_traits::RadioKind,
+    DLY: lora_phy::DelayNs,
+    M: Slots,
+    S: Sources,
+    Fatal<StorageError<M>>: Debug,
+{
+    use slope_radios::lora::{LoraRadio, RxConfig};
+    let Some((freq_hz, modulation)) = config.plan.first_listen() else {
+        halt(NoReceiveChannel).await
+    };
+    let rx = RxConfig {
+        freq_hz,
+        modulation,
+    };
+    let radio = LoraRadio::new(lora, EmbassyClock::now, rx);
+    run(config, slots, radio, sources, reset).await
 }
 
 /// A board wiring error: report it and stay put.

@@ -22,11 +22,9 @@ use embassy_stm32::{bind_interrupts, dma, peripherals};
 use embassy_time::Delay;
 use lora_phy::LoRa;
 use lora_phy::sx126x::{self, Stm32wl, Sx126x, TcxoCtrlVoltage};
-use slope_firmware::board::{self, NoReceiveChannel, halt};
-use slope_firmware::clock::EmbassyClock;
+use slope_firmware::board::{self, halt};
 use slope_firmware::flash::FlashSlots;
 use slope_firmware::node::Config;
-use slope_radios::lora::{LoraRadio, RxConfig};
 use slope_stm32wl_flash::EccFlash;
 use slope_stm32wl_subghz::{InterruptHandler, RfSwitch, SubGhz, SubGhzSpi};
 
@@ -113,15 +111,5 @@ async fn main(_spawner: Spawner) {
         Ok(l) => l,
         Err(e) => halt(e).await,
     };
-    let config = Config::eu868();
-    // Retuned by the device role before every receive window (`Tune::listen_on`).
-    let Some((freq_hz, modulation)) = config.plan.first_listen() else {
-        halt(NoReceiveChannel).await
-    };
-    let rx = RxConfig {
-        freq_hz,
-        modulation,
-    };
-    let radio = LoraRadio::new(lora, EmbassyClock::now, rx);
-    board::run(config, slots, radio, sources, SCB::sys_reset).await
+    board::run_lora(Config::eu868(), slots, lora, sources, SCB::sys_reset).await
 }
