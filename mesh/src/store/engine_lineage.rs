@@ -15,7 +15,7 @@ use slope_node::lineage::{Storage, StorageError};
 use slope_proto::Digest;
 
 use super::tables::{ENGINE_LINEAGE, K_ENGINE_HEAD, K_WITNESSES, META};
-use super::{Store, StoreError, db};
+use super::{Store, StoreError, db, decode_head};
 
 /// What the engine's store and the pipeline share: records appended and not yet
 /// written, and the committed head.
@@ -134,15 +134,8 @@ impl Store {
         let Some(v) = meta.get(K_ENGINE_HEAD).map_err(db)? else {
             return Ok((0, None));
         };
-        let b = v.value();
-        if b.len() != 40 {
-            return Err(StoreError::Decode { table: "meta" });
-        }
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&b[..8]);
-        let mut d = [0u8; 32];
-        d.copy_from_slice(&b[8..]);
-        Ok((u64::from_le_bytes(n), Some(Digest(d))))
+        let (n, d) = decode_head(v.value())?;
+        Ok((n, Some(Digest(d))))
     }
 
     /// One stored engine lineage record.

@@ -394,18 +394,20 @@ fn read_head(
 ) -> Result<(u64, [u8; 32]), StoreError> {
     match meta.get(K_LINEAGE_HEAD).map_err(db)? {
         None => Ok((0, [0; 32])),
-        Some(v) => {
-            let b = v.value();
-            if b.len() != 40 {
-                return Err(StoreError::Decode { table: "meta" });
-            }
-            let mut n = [0u8; 8];
-            n.copy_from_slice(&b[..8]);
-            let mut d = [0u8; 32];
-            d.copy_from_slice(&b[8..]);
-            Ok((u64::from_le_bytes(n), d))
-        }
+        Some(v) => decode_head(v.value()),
     }
+}
+
+/// A lineage head as stored in `meta`: the record count (u64 little-endian), then the
+/// 32-byte digest of the last record.
+fn decode_head(b: &[u8]) -> Result<(u64, [u8; 32]), StoreError> {
+    let (Ok(n), Ok(d)) = (
+        <[u8; 8]>::try_from(b.get(..8).unwrap_or_default()),
+        <[u8; 32]>::try_from(b.get(8..).unwrap_or_default()),
+    ) else {
+        return Err(StoreError::Decode { table: "meta" });
+    };
+    Ok((u64::from_le_bytes(n), d))
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
