@@ -21,6 +21,11 @@
 //!   mesh node as Semtech UDP `PUSH_DATA` over embassy-net; [`gwmp`] is its encoder.
 //! - [`board`] (feature `embassy-time`): what every board's `main` does once its
 //!   peripherals are up: run the device role, reset after a fatal error.
+//! - [`timesync`]: Unix time from gateway receipts heard on air, for the compact suite
+//!   (a policy under which an attacker's receipts cannot push the clock ahead faster
+//!   than the crystal drifts).
+//! - [`compact`]: the compact suite's device loop state (suite 2, hash-only frames):
+//!   anchor, persisted chain, schedule.
 //! - [`sim`]: host doubles (flash with power cuts, virtual clock, recording radio).
 //!
 //! ## Guarantees
@@ -64,6 +69,7 @@ pub mod node;
 pub mod rx;
 pub mod sensor;
 pub mod sim;
+pub mod timesync;
 
 #[cfg(feature = "relay")]
 pub mod relay;
