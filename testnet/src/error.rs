@@ -13,6 +13,9 @@ pub enum Error {
     /// No scenario has this name.
     #[error("unknown scenario {0:?} (see `slope-testnet list`)")]
     UnknownScenario(String),
+    /// No suite has this name.
+    #[error("unknown suite {0:?} (ed25519 or compact)")]
+    UnknownSuite(String),
     /// A simulated device failed in a way the scenario did not script.
     #[error("device {device} failed: {what}")]
     Device { device: usize, what: String },

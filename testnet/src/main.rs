@@ -63,6 +63,10 @@ enum Command {
         /// decision waits one round for receipts; every receiver checks every batch).
         #[arg(long)]
         receipt_round: Option<String>,
+        /// Attestation suite the devices speak: ed25519 (suite 1) or compact (suite 2,
+        /// hash-only frames after a suite-1 inception and anchor).
+        #[arg(long, default_value = "ed25519")]
+        suite: String,
         /// Threads (1 or 2): the second checks signatures ahead of the gateways. The
         /// results and the trace digest do not depend on it.
         #[arg(long, default_value_t = 2)]
@@ -102,6 +106,7 @@ fn main() -> anyhow::Result<()> {
             small,
             quiet,
             receipt_round,
+            suite,
             threads,
         } => {
             let scenario = Scenario::from_name(&scenario)
@@ -113,6 +118,8 @@ fn main() -> anyhow::Result<()> {
             };
             p.seed = seed;
             p.threads = threads;
+            p.suite = slope_testnet::params::Suite::from_name(&suite)
+                .ok_or_else(|| slope_testnet::Error::UnknownSuite(suite.clone()))?;
             if let Some(n) = devices {
                 p.devices = n;
             }
@@ -136,8 +143,9 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "slope-testnet {}: {} devices, {} gateways, {:.0} h, seed {}",
+                "slope-testnet {} ({} suite): {} devices, {} gateways, {:.0} h, seed {}",
                 scenario,
+                p.suite,
                 p.devices,
                 p.gateways,
                 p.duration_ms as f64 / 3.6e6,

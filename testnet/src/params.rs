@@ -35,10 +35,47 @@ impl Default for Gossip {
     }
 }
 
+/// Which attestation suite the devices speak after their inception (issue 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Suite {
+    /// Suite 1: every attestation ed25519-signed (`slope_node::device::Slope`).
+    #[default]
+    Ed25519,
+    /// Suite 2: the device incepts in suite 1, anchors a compact hash chain with its
+    /// suite-1 key and then sends MAC'd compact attestations (`slope_node::compact`).
+    Compact,
+}
+
+impl Suite {
+    /// The name on the command line and in the reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Ed25519 => "ed25519",
+            Suite::Compact => "compact",
+        }
+    }
+
+    /// The suite named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Suite::Ed25519, Suite::Compact]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+impl core::fmt::Display for Suite {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything one run depends on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Params {
     pub scenario: Scenario,
+    /// The attestation suite the devices speak.
+    pub suite: Suite,
     /// Honest devices.
     pub devices: usize,
     /// Gateways.
@@ -78,6 +115,7 @@ impl Params {
         let d = scenario.defaults();
         Self {
             scenario,
+            suite: Suite::Ed25519,
             devices: d.devices,
             gateways: d.gateways,
             seed: 1,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::metrics::{Counters, Quantiles, Sample, Series};
-use crate::params::Params;
+use crate::params::{Params, Suite};
 use crate::scenario::Scenario;
 use crate::world::World;
 use crate::world::gateway::Counters as GatewayCounters;
@@ -40,6 +40,10 @@ pub struct Outcomes {
     pub proofs_accepted: u64,
     pub proofs_rejected: u64,
     pub batches: u64,
+    /// Suite 2 (compact runs only): anchors, frames taken, authenticated, bad MACs,
+    /// late and unknown-device refusals, divergences without a proof.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact: Option<crate::world::gateway::CompactCounters>,
 }
 
 /// Witness receipts between gateways, summed over gateways.
@@ -91,6 +95,8 @@ pub struct Perf {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub scenario: Scenario,
+    /// The attestation suite the devices spoke.
+    pub suite: Suite,
     pub version: &'static str,
     pub seed: u64,
     pub devices: usize,
@@ -256,6 +262,13 @@ impl Summary {
             peak_devices = peak_devices.max(g.peak_devices);
             peak_escrow = peak_escrow.max(g.peak_escrow);
         }
+        if p.suite == Suite::Compact {
+            let mut cc = crate::world::gateway::CompactCounters::default();
+            for g in &world.gateways {
+                cc.add(&g.counters.compact);
+            }
+            o.compact = Some(cc);
+        }
         let c = world.counters.clone();
         let stats = world.channel().stats();
         let days = p.duration_ms as f64 / 86_400_000.0;
@@ -271,6 +284,7 @@ impl Summary {
         let vc = world.gateways.first().map(|g| *g.verifier().config());
         let mut s = Self {
             scenario: p.scenario,
+            suite: p.suite,
             version: env!("CARGO_PKG_VERSION"),
             seed: p.seed,
             devices: p.devices,
@@ -339,17 +353,25 @@ impl Summary {
                     .iter()
                     .map(|d| (d.modulation, u64::from(d.wakes())))
                     .collect();
-                crate::suites::compact_sizes(p.interval_s, 8).map(|sizes| {
+                let sizes = crate::suites::compact_sizes(p.interval_s, 8)
+                    .zip(crate::suites::ed25519_sizes(8));
+                sizes.map(|(sizes, sizes1)| {
                     let per = p.devices as f64 * days.max(1e-9);
                     let airtime_s = c.honest_airtime_us as f64 / 1e6 / per;
+                    let measured = crate::suites::Figures {
+                        frames: c.honest_frames as f64 / per,
+                        bytes_per_frame: c.honest_bytes as f64 / c.honest_frames.max(1) as f64,
+                        airtime_s,
+                        energy_j: crate::suites::energy_j(airtime_s),
+                    };
+                    let (ed25519, compact) = match p.suite {
+                        Suite::Ed25519 => (measured, crate::suites::compact(&fleet, days, sizes)),
+                        Suite::Compact => (crate::suites::ed25519(&fleet, days, sizes1), measured),
+                    };
                     crate::suites::Comparison {
-                        ed25519: crate::suites::Figures {
-                            frames: c.honest_frames as f64 / per,
-                            bytes_per_frame: c.honest_bytes as f64 / c.honest_frames.max(1) as f64,
-                            airtime_s,
-                            energy_j: crate::suites::energy_j(airtime_s),
-                        },
-                        compact: crate::suites::compact(&fleet, days, sizes),
+                        measured: p.suite,
+                        ed25519,
+                        compact,
                         compact_attestation_bytes: sizes.0,
                         compact_anchor_bytes: sizes.1,
                     }

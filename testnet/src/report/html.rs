@@ -32,15 +32,17 @@ pub fn render(s: &Summary) -> String {
     );
     let _ = write!(
         out,
-        "<p>Seed {}, version {}, {} devices, {} gateways, {} h simulated. \
-         Reproduce with <code>slope-testnet run --scenario {} --devices {} --gateways {} --seed {} --duration {}h</code>; \
+        "<p>Seed {}, version {}, {} devices, {} gateways, {} h simulated, {} suite. \
+         Reproduce with <code>slope-testnet run --scenario {} --suite {} --devices {} --gateways {} --seed {} --duration {}h</code>; \
          the trace digest must be <code>{}</code>.</p>",
         s.seed,
         s.version,
         s.devices,
         s.gateways,
         s.hours,
+        s.suite,
         s.scenario.name(),
+        s.suite,
         s.devices,
         s.gateways,
         s.seed,
@@ -63,7 +65,41 @@ pub fn render(s: &Summary) -> String {
             esc(&c.detail)
         );
     }
-    out.push_str("</table><h2>Figures</h2><pre>");
+    out.push_str("</table>");
+    if let Some(x) = &s.suites {
+        out.push_str(
+            "<h2>Airtime and transmit energy per device per day</h2><table><tr><th>suite</th>\
+             <th>how</th><th>frames</th><th>bytes per frame</th><th>airtime</th><th>energy</th></tr>",
+        );
+        for (name, f, suite) in [
+            (
+                "ed25519 (suite 1)",
+                &x.ed25519,
+                crate::params::Suite::Ed25519,
+            ),
+            (
+                "compact (suite 2)",
+                &x.compact,
+                crate::params::Suite::Compact,
+            ),
+        ] {
+            let how = if x.measured == suite {
+                "measured in this run"
+            } else {
+                "computed for the same fleet"
+            };
+            let _ = write!(
+                out,
+                "<tr><td>{name}</td><td>{how}</td><td>{:.1}</td><td>{:.0} B</td><td>{:.2} s</td><td>{:.2} J</td></tr>",
+                f.frames, f.bytes_per_frame, f.airtime_s, f.energy_j
+            );
+        }
+        out.push_str(
+            "</table><p>Transmit energy only (airtime × 3.3 V × 44 mA); what the computed \
+             figure models is in <code>docs/testnet.md</code>.</p>",
+        );
+    }
+    out.push_str("<h2>Figures</h2><pre>");
     out.push_str(&esc(&table::render(s)));
     out.push_str("</pre>");
     plots(&mut out, s);

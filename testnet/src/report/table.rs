@@ -48,6 +48,15 @@ pub fn render(s: &Summary) -> String {
             },
         ),
         (
+            "attestation suite",
+            match s.suite {
+                crate::params::Suite::Ed25519 => "ed25519 (suite 1)".into(),
+                crate::params::Suite::Compact => {
+                    "compact (suite 2, after a suite-1 inception and anchor)".into()
+                }
+            },
+        ),
+        (
             "detection rate",
             s.detection_rate
                 .map_or("— (no clone in this scenario)".into(), |r| {
@@ -78,11 +87,15 @@ pub fn render(s: &Summary) -> String {
         ),
         (
             "per device per day, ed25519 suite",
-            s.suites.map_or("—".into(), |x| suite(&x.ed25519)),
+            s.suites.map_or("—".into(), |x| {
+                suite(&x.ed25519, x.measured == crate::params::Suite::Ed25519)
+            }),
         ),
         (
-            "  …compact suite (computed)",
-            s.suites.map_or("—".into(), |x| suite(&x.compact)),
+            "  …compact suite",
+            s.suites.map_or("—".into(), |x| {
+                suite(&x.compact, x.measured == crate::params::Suite::Compact)
+            }),
         ),
         (
             "duplicates per attestation",
@@ -140,6 +153,25 @@ pub fn render(s: &Summary) -> String {
         ),
         ("trace digest", s.trace_digest.clone()),
     ];
+    if let Some(c) = s.outcomes.compact {
+        rows.insert(
+            4,
+            (
+                "compact frames at gateways",
+                format!(
+                    "{} anchors ({} refused), {} taken, {} authenticated, {} bad MACs, {} late, {} unknown device, {} divergences without a proof",
+                    c.anchored,
+                    c.anchor_refused,
+                    c.taken,
+                    c.authenticated,
+                    c.bad_mac,
+                    c.late,
+                    c.unknown_device,
+                    c.unproven
+                ),
+            ),
+        );
+    }
     if let Some(r) = s.reconvergence_s {
         rows.insert(7, ("re-convergence after heal", secs(r)));
     }
@@ -166,9 +198,13 @@ pub fn render(s: &Summary) -> String {
     out
 }
 
-fn suite(f: &crate::suites::Figures) -> String {
+fn suite(f: &crate::suites::Figures, measured: bool) -> String {
     format!(
-        "{:.1} frames of {:.0} B, {:.2} s on air, {:.2} J to transmit",
-        f.frames, f.bytes_per_frame, f.airtime_s, f.energy_j
+        "{:.1} frames of {:.0} B, {:.2} s on air, {:.2} J to transmit ({})",
+        f.frames,
+        f.bytes_per_frame,
+        f.airtime_s,
+        f.energy_j,
+        if measured { "measured" } else { "computed" }
     )
 }

@@ -25,6 +25,7 @@ use super::radio::TX_POWER_DBM;
 use super::{Ev, NodeRole, World};
 use crate::error::Error;
 use crate::metrics::Counters;
+use crate::params::Suite;
 
 /// Frames of each victim kept for replays and bit flips.
 const POOL: usize = 48;
@@ -186,7 +187,7 @@ impl World {
             victim.silent = true;
         }
         let flash = victim.flash();
-        let seq = victim.seq();
+        let seq = victim.position();
         let (config, behaviour) = (victim.config(), victim.behaviour().to_vec());
         if let Some(t) = self.truth.get_mut(v) {
             t.copied_at_seq = seq;
@@ -205,6 +206,10 @@ impl World {
             behaviour,
         )
         .with_flash(flash);
+        let clone = match self.params.suite {
+            Suite::Compact => clone.speaking(Suite::Compact, &mut self.rng),
+            Suite::Ed25519 => clone,
+        };
         self.devices.push(clone);
         if let Some(d) = self.devices.get_mut(i) {
             d.power_on(&mut self.rng, 0.0)?;
@@ -233,6 +238,13 @@ impl World {
         };
         let variant = self.attack.forged % 4;
         self.attack.forged += 1;
+        if self.params.suite == Suite::Compact && matches!(variant, 0 | 3) {
+            if let Some(e) = self.forge_compact(v, variant == 3) {
+                self.attack.tag(&e, Tag::Forged);
+                self.attacker_send(radio, &e);
+            }
+            return;
+        }
         let key = SigningKey::from_bytes(&self.rng.r#gen::<[u8; 32]>());
         let mut prev = [0u8; 16];
         self.rng.fill(&mut prev[..]);
@@ -288,6 +300,56 @@ impl World {
             self.attack.tag(&e, Tag::Forged);
             self.attacker_send(radio, &e);
         }
+    }
+
+    /// A suite-2 forgery for victim `v`, from the victim's latest frame heard on the
+    /// air (interval j, disclosing K(j − 2)). `late = false`: a frame for interval j
+    /// itself (still in time) with the right disclosure and a made-up MAC — it waits
+    /// for K(j) and fails its MAC. `late = true`: a frame for interval j − 2 with a
+    /// *valid* MAC under the key K(j − 2) the victim has just disclosed — the attack
+    /// the security condition exists for; it must be refused as late.
+    fn forge_compact(&mut self, v: usize, late: bool) -> Option<Vec<u8>> {
+        use slope_proto::compact::crypto::{ChainKey, mac_key};
+        use slope_proto::compact::{Attestation, Maced, attestation::View};
+        let pool = self.attack.pool.get(&v)?;
+        let latest = pool.iter().rev().find_map(|f| {
+            let e = slope_radios::frame::parse_frame(f).ok()?;
+            let view = View::parse(e).ok()?;
+            Some((view.device(), view.interval(), view.disclosed()))
+        })?;
+        let (short, j, disclosed) = latest;
+        let mut payload = [0u8; 8];
+        self.rng.fill(&mut payload[..]);
+        let payload = heapless::Vec::from_slice(&payload).ok()?;
+        let frame = if late {
+            let i = j.checked_sub(2).filter(|i| *i > 0)?;
+            // The disclosure frame i itself carried, when it was recorded; zeros else.
+            let earlier = pool
+                .iter()
+                .filter_map(|f| {
+                    let e = slope_radios::frame::parse_frame(f).ok()?;
+                    let view = View::parse(e).ok()?;
+                    (view.interval() == i).then(|| view.disclosed())
+                })
+                .next()
+                .unwrap_or(ChainKey([0; 16]));
+            let body = Attestation {
+                device: short,
+                interval: i,
+                disclosed: earlier,
+                payload,
+            };
+            Maced::seal(body, &mac_key(&disclosed)).ok()?
+        } else {
+            let body = Attestation {
+                device: short,
+                interval: j,
+                disclosed,
+                payload,
+            };
+            Maced::seal(body, &self.rng.r#gen::<[u8; 32]>()).ok()?
+        };
+        Some(frame.frame().to_vec())
     }
 
     fn replay(&mut self, k: usize) {
@@ -352,7 +414,10 @@ impl World {
             interval_s: 3600,
             ..slope_node::device::Config::default()
         };
-        let d = Device::new(config, node, pos, modulation, Role::Sybil, vec![k as u8]);
+        let mut d = Device::new(config, node, pos, modulation, Role::Sybil, vec![k as u8]);
+        if self.params.suite == Suite::Compact {
+            d = d.speaking(Suite::Compact, &mut self.rng);
+        }
         self.devices.push(d);
         if let Some(d) = self.devices.get_mut(i) {
             d.power_on(&mut self.rng, 0.0)?;
@@ -366,6 +431,10 @@ impl World {
             self.now_us + 10 * 60 * 1_000_000,
             Ev::Attack(Step::FakeProof(r)),
         );
+        if self.params.suite == Suite::Compact {
+            self.fake_compact_proof(r);
+            return;
+        }
         let Some(gw) = self.gateways.get(usize::from(r)) else {
             return;
         };
@@ -400,6 +469,111 @@ impl World {
             }
         };
         let Some(n) = proof else { return };
+        out.truncate(n);
+        self.counters.fake_proofs_sent += 1;
+        self.flood(r, None, out.into());
+    }
+
+    /// The rogue's suite-2 proofs. It is a registered witness and it hears the
+    /// mesh, so it holds honest frames (interval i) and, one disclosure later, the key
+    /// K(i) that makes any frame for i MAC-valid. Variants: (0) a second frame for i
+    /// MAC'd under the disclosed K(i), with the rogue's own receipts *back-dated* to the
+    /// honest frame's receive time — the attack docs/compact-suite.md §5 names (a proof
+    /// is only as strong as its receipt signers); (1) the same, honestly dated (late:
+    /// must fail the security condition); (2) one frame twice; (3) random bytes under a
+    /// proof header.
+    fn fake_compact_proof(&mut self, r: u16) {
+        use slope_proto::compact::crypto::mac_key;
+        use slope_proto::compact::proof::Parts;
+        use slope_proto::compact::{Attestation, CompactProof, Maced, attestation::View};
+        let Some(gw) = self.gateways.get(usize::from(r)) else {
+            return;
+        };
+        let variant = self.counters.fake_proofs_sent % 4;
+        let mut out = vec![0u8; slope_proto::limits::MAX_PROOF];
+        if variant == 3 {
+            self.rng.fill(&mut out[..300]);
+            out[..3].copy_from_slice(&[1, slope_proto::compact::SUITE, 4]);
+            out.truncate(300);
+            self.counters.fake_proofs_sent += 1;
+            self.flood(r, None, out.into());
+            return;
+        }
+        // A device with an honest frame for i and the frame of i + 2 disclosing K(i).
+        let mut devices: Vec<DeviceId> = gw.rogue_frames.keys().copied().collect();
+        devices.sort_unstable();
+        let pairs: Vec<_> = devices
+            .iter()
+            .filter_map(|d| {
+                let frames = gw.rogue_frames.get(d)?;
+                frames.iter().find_map(|f| {
+                    let g = frames.iter().find(|g| g.interval() == f.interval() + 2)?;
+                    let key = View::parse(g.frame()).ok()?.disclosed();
+                    Some((*d, f.clone(), key))
+                })
+            })
+            .collect();
+        if pairs.is_empty() {
+            return;
+        }
+        let (device, honest, key) = pairs[self.rng.gen_range(0..pairs.len())].clone();
+        let Ok(view) = View::parse(honest.frame()) else {
+            return;
+        };
+        let mut payload = [0u8; 8];
+        self.rng.fill(&mut payload[..]);
+        let Ok(payload) = heapless::Vec::from_slice(&payload) else {
+            return;
+        };
+        let body = Attestation {
+            device: view.device(),
+            interval: view.interval(),
+            disclosed: view.disclosed(),
+            payload,
+        };
+        let Ok(forged) = Maced::seal(body, &mac_key(&key)) else {
+            return;
+        };
+        let second: Vec<u8> = if variant == 2 {
+            honest.frame().to_vec()
+        } else {
+            forged.frame().to_vec()
+        };
+        let dated = if variant == 1 {
+            self.now_ms()
+        } else {
+            honest.rx_ms()
+        };
+        let (Some(ra), Some(rb), Some(anchor)) = (
+            gw.stamp(honest.frame(), honest.rx_ms()),
+            gw.stamp(&second, dated),
+            gw.anchor(&device),
+        ) else {
+            return;
+        };
+        let est = gw.verifier().establishments(&device);
+        let Some(inception) = est.first().copied() else {
+            return;
+        };
+        let parts = Parts {
+            inception,
+            rotations: est.get(1..).unwrap_or(&[]),
+            anchor: &anchor,
+            renewals: &[],
+            key: &key,
+            a: (honest.frame(), &ra),
+            b: (&second, &rb),
+        };
+        let n = match CompactProof::encode(&parts, &mut out) {
+            Ok(n) => n,
+            // Variant 2 (one frame twice) does not even encode: send it as the
+            // bytes a careless encoder would make, a proof with two equal frames.
+            Err(_) => {
+                let n = 300.min(out.len());
+                out[..3].copy_from_slice(&[1, slope_proto::compact::SUITE, 4]);
+                n
+            }
+        };
         out.truncate(n);
         self.counters.fake_proofs_sent += 1;
         self.flood(r, None, out.into());

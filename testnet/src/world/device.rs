@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::Rng;
+use slope_node::compact::device::{Error as ChainError, Schedule};
+use slope_node::compact::persist::{PersistError, Persistent};
 use slope_node::device::storage::{MemSlots, TwoSlot};
 use slope_node::device::{Config, Error as DeviceError, MIN_INCEPT_SAMPLES, Slope};
 use slope_proto::DeviceId;
@@ -18,9 +20,80 @@ use slope_radios::airtime::Modulation;
 use slope_radios::sim::{NodeId, Position};
 
 use crate::error::Error;
+use crate::params::Suite;
 
 /// The device engine as the simulator runs it.
 pub type Engine = Slope<TwoSlot<MemSlots>>;
+
+/// The suite-2 chain as the simulator runs it: persisted before transmit on a flash
+/// region of its own (the same two-slot store as the suite-1 state).
+pub type Chain = Persistent<TwoSlot<MemSlots>>;
+
+/// Approximate bytes written per suite-2 state commit (record and two-slot framing).
+const CHAIN_WRITE_BYTES: f64 = 200.0;
+
+/// Intervals per compact chain: 4096 intervals of 15 min is 42.7 days, the duration of
+/// the suite's default chain (2^16 intervals of 60 s). Costs 4096 hashes to build or
+/// restore (the traversal's checkpoints are rebuilt from the seed).
+pub const CHAIN_LEN: u32 = 4096;
+/// Disclosure delay of the compact schedule, intervals (the suite's default).
+pub const DELAY: u8 = 2;
+/// A compact device re-sends its inception and its anchor every this many wake-ups (a
+/// gateway that missed both learns them from the mesh when it hears a frame of an
+/// unknown device, so the device repeats them less often than suite 1 does).
+pub const COMPACT_ESTABLISHMENT_EVERY: u32 = 32;
+/// Bounds of the device clock model (docs/compact-suite.md §3: a device resynchronised
+/// daily stays within 2 s): a fixed offset up to ±1 s after the daily synchronisation,
+/// plus a crystal drift up to ±20 ppm (1.73 s a day) since it.
+pub const CLOCK_OFFSET_MAX_MS: f64 = 1_000.0;
+pub const CLOCK_DRIFT_MAX_PPM: f64 = 20.0;
+const DAY_MS: u64 = 86_400_000;
+
+/// A device's clock error: what its clock reads at true (simulated) time `t`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Clock {
+    pub offset_ms: f64,
+    pub drift_ppm: f64,
+}
+
+impl Clock {
+    /// A clock with an offset and a drift drawn within the documented bounds.
+    pub fn draw(rng: &mut impl Rng) -> Self {
+        Self {
+            offset_ms: rng.gen_range(-CLOCK_OFFSET_MAX_MS..=CLOCK_OFFSET_MAX_MS),
+            drift_ppm: rng.gen_range(-CLOCK_DRIFT_MAX_PPM..=CLOCK_DRIFT_MAX_PPM),
+        }
+    }
+
+    /// The largest error this model can produce, ms.
+    pub fn bound_ms() -> f64 {
+        CLOCK_OFFSET_MAX_MS + CLOCK_DRIFT_MAX_PPM * 1e-6 * DAY_MS as f64
+    }
+
+    /// The device's reading at true time `t_ms` (resynchronised at every midnight).
+    pub fn now(&self, t_ms: u64) -> u64 {
+        let since_sync = (t_ms % DAY_MS) as f64;
+        let err = self.offset_ms + self.drift_ppm * 1e-6 * since_sync;
+        (t_ms as f64 + err).max(0.0) as u64
+    }
+}
+
+/// The compact schedule of a device attesting every `interval_s` (interval 1 starts at
+/// time 0 of the simulated clock).
+pub fn schedule(interval_s: u32) -> Schedule {
+    Schedule {
+        start_ms: 0,
+        interval_ms: interval_s.saturating_mul(1000),
+        delay: DELAY,
+    }
+}
+
+/// A device's flash: the suite-1 state and the suite-2 chain state.
+#[derive(Clone, Default)]
+pub struct Flash {
+    pub slope: MemSlots,
+    pub chain: MemSlots,
+}
 
 /// Approximate bytes written per state commit (record header, state, checksum): sizes
 /// the power-cut budget so cuts land at the configured rate.
@@ -58,6 +131,15 @@ pub struct Device {
     engine: Option<Engine>,
     /// The flash while the power is off.
     off: Option<MemSlots>,
+    /// The suite-2 chain once anchored (and powered).
+    chain: Option<Chain>,
+    /// The suite-2 flash region while no chain holds it (power off, or not anchored).
+    chain_off: Option<MemSlots>,
+    /// The signed anchor of the chain, framed for the air (RAM: rebuilt at power-on).
+    anchor: Option<Arc<[u8]>>,
+    suite: Suite,
+    pub clock: Clock,
+    phase: f64,
     config: Config,
     behaviour: Vec<u8>,
     pub node: NodeId,
@@ -91,6 +173,12 @@ impl Device {
         Self {
             engine: None,
             off: Some(MemSlots::default()),
+            chain: None,
+            chain_off: Some(MemSlots::default()),
+            anchor: None,
+            suite: Suite::Ed25519,
+            clock: Clock::default(),
+            phase: 0.0,
             config,
             behaviour,
             node,
@@ -114,21 +202,56 @@ impl Device {
     }
 
     /// The flash as it is now (a copy): what an attacker extracts.
-    pub fn flash(&self) -> MemSlots {
-        let mut m = match (&self.engine, &self.off) {
+    pub fn flash(&self) -> Flash {
+        let mut slope = match (&self.engine, &self.off) {
             (Some(e), _) => e.storage().medium().clone(),
             (None, Some(m)) => m.clone(),
             (None, None) => MemSlots::default(),
         };
-        m.power_on();
-        m
+        slope.power_on();
+        let mut chain = match (&self.chain, &self.chain_off) {
+            (Some(c), _) => c.storage().medium().clone(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => MemSlots::default(),
+        };
+        chain.power_on();
+        Flash { slope, chain }
     }
 
     /// A device that boots from `flash` (a clone, when the flash is someone else's).
-    pub fn with_flash(mut self, flash: MemSlots) -> Self {
+    pub fn with_flash(mut self, flash: Flash) -> Self {
         self.engine = None;
-        self.off = Some(flash);
+        self.off = Some(flash.slope);
+        self.chain = None;
+        self.chain_off = Some(flash.chain);
         self
+    }
+
+    /// A device that speaks `suite` after its inception; for suite 2, with a clock
+    /// error and a phase in its intervals drawn from `rng`.
+    pub fn speaking(mut self, suite: Suite, rng: &mut impl Rng) -> Self {
+        self.suite = suite;
+        if suite == Suite::Compact {
+            self.clock = Clock::draw(rng);
+            self.phase = rng.gen_range(0.1..0.5);
+        }
+        self
+    }
+
+    /// Where in each of its intervals a suite-2 device transmits (a fraction of the
+    /// interval, by its own schedule; each wake-up adds ±5 % of jitter).
+    pub fn phase(&self) -> f64 {
+        self.phase
+    }
+
+    /// The suite the device speaks.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Whether a compact chain is anchored (and the power is on).
+    pub fn anchored(&self) -> bool {
+        self.chain.is_some()
     }
 
     /// Powers on: restores from flash, arming a power cut after a random number of
@@ -139,22 +262,66 @@ impl Device {
             None => self.off.take().unwrap_or_default(),
         };
         medium.power_on();
+        self.arm(&mut medium, rng, cuts_per_day, WRITE_BYTES);
+        let engine = Slope::restore(self.config, TwoSlot::new(medium))
+            .map_err(|e| self.fail(format!("restore: {e:?}")))?;
+        if self.suite == Suite::Compact {
+            self.restore_chain(&engine, rng, cuts_per_day)?;
+        }
+        // A compact device re-sends its suite-1 frames only until it has anchored (its
+        // compact frames are never re-sent: a stored interval whose frame did not
+        // leave costs one interval).
+        if self.chain.is_none() {
+            for f in engine.last_frames() {
+                self.pending.push_back(frame_for_air(f));
+            }
+        }
+        self.id = engine.id();
+        self.engine = Some(engine);
+        Ok(())
+    }
+
+    /// Arms a power cut on `medium` so that cuts land at `cuts_per_day` when every
+    /// wake-up writes about `write_bytes` to it.
+    fn arm(&self, medium: &mut MemSlots, rng: &mut impl Rng, cuts_per_day: f64, write_bytes: f64) {
         if cuts_per_day > 0.0 {
             let writes_per_day = 86_400.0 / f64::from(self.config.interval_s.max(1));
-            let mean_bytes = writes_per_day / cuts_per_day * WRITE_BYTES;
+            let mean_bytes = writes_per_day / cuts_per_day * write_bytes;
             // Exponential: memoryless, so the cut is at a uniformly random byte of a
             // uniformly random write.
             let u: f64 = rng.r#gen::<f64>();
             let budget = (-(1.0 - u).ln() * mean_bytes).min(1e15);
             medium.budget = Some(budget as usize);
         }
-        let engine = Slope::restore(self.config, TwoSlot::new(medium))
-            .map_err(|e| self.fail(format!("restore: {e:?}")))?;
-        for f in engine.last_frames() {
-            self.pending.push_back(frame_for_air(f));
+    }
+
+    /// Suite 2 at power-on: restores the chain from its flash region (rebuilding the
+    /// traversal and the anchor), arming a power cut as for the suite-1 state.
+    fn restore_chain(
+        &mut self,
+        engine: &Engine,
+        rng: &mut impl Rng,
+        cuts_per_day: f64,
+    ) -> Result<(), Error> {
+        let mut medium = match self.chain.take() {
+            Some(c) => c.storage().medium().clone(),
+            None => self.chain_off.take().unwrap_or_default(),
+        };
+        medium.power_on();
+        self.arm(&mut medium, rng, cuts_per_day, CHAIN_WRITE_BYTES);
+        self.anchor = None;
+        match Chain::restore(TwoSlot::new(medium.clone())) {
+            Ok(Some(chain)) => {
+                let (first, len) = (chain.device().chain().first(), chain.device().chain().len());
+                let (_, anchor) = engine
+                    .anchor_compact(schedule(self.config.interval_s), first, len)
+                    .map_err(|e| self.fail(format!("re-anchor: {e:?}")))?;
+                self.anchor = Some(frame_for_air(anchor.frame()));
+                self.chain = Some(chain);
+            }
+            Ok(None) => self.chain_off = Some(medium),
+            Err(e) => return Err(self.fail(format!("chain restore: {e:?}"))),
         }
-        self.id = engine.id();
-        self.engine = Some(engine);
         Ok(())
     }
 
@@ -163,6 +330,10 @@ impl Device {
         if let Some(e) = self.engine.take() {
             self.off = Some(e.storage().medium().clone());
         }
+        if let Some(c) = self.chain.take() {
+            self.chain_off = Some(c.storage().medium().clone());
+        }
+        self.anchor = None;
         self.pending.clear();
     }
 
@@ -180,6 +351,9 @@ impl Device {
             engine.handle_entropy(&rng.r#gen::<u64>().to_le_bytes());
         }
         engine.set_behaviour(&self.behaviour);
+        if self.suite == Suite::Compact {
+            return self.wake_compact(now_ms, payload);
+        }
         let result = if engine.id().is_none() {
             engine.incept(now_ms).map(|f| vec![frame_for_air(&f)])
         } else {
@@ -208,6 +382,82 @@ impl Device {
         }
     }
 
+    /// One wake-up of a suite-2 device: incept in suite 1 on the first, anchor the
+    /// compact chain (the interval after this one is its first), then one compact
+    /// attestation per interval, by the device's own clock.
+    fn wake_compact(&mut self, now_ms: u64, payload: &[u8]) -> Result<Wake, Error> {
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok(Wake::Frames(Vec::new()));
+        };
+        let clock_ms = self.clock.now(now_ms);
+        let mut frames = Vec::new();
+        if engine.id().is_none() {
+            match engine.incept(now_ms) {
+                Ok(f) => frames.push(frame_for_air(&f)),
+                Err(DeviceError::Storage(_)) => return Ok(self.cut()),
+                Err(e) => return Err(self.fail(format!("{e:?}"))),
+            }
+            self.id = engine.id();
+        }
+        let Some(engine) = self.engine.as_ref() else {
+            return Ok(Wake::Frames(frames));
+        };
+        match self.chain.as_mut() {
+            None => {
+                let sched = schedule(self.config.interval_s);
+                let current = u32::try_from(clock_ms / u64::from(sched.interval_ms.max(1)) + 1)
+                    .unwrap_or(u32::MAX - CHAIN_LEN - 1);
+                let (chain, anchor) = engine
+                    .anchor_compact(sched, current + 1, CHAIN_LEN)
+                    .map_err(|e| self.fail(format!("anchor: {e:?}")))?;
+                let medium = self.chain_off.take().unwrap_or_default();
+                match Chain::create(chain, TwoSlot::new(medium.clone())) {
+                    Ok(c) => {
+                        self.chain = Some(c);
+                        let air = frame_for_air(anchor.frame());
+                        self.anchor = Some(air.clone());
+                        frames.push(air);
+                    }
+                    Err(PersistError::Storage(_)) => {
+                        self.chain_off = Some(medium);
+                        return Ok(self.cut());
+                    }
+                    Err(e) => return Err(self.fail(format!("anchor store: {e:?}"))),
+                }
+            }
+            Some(chain) => match chain.attest(clock_ms, payload) {
+                Ok(m) => frames.push(frame_for_air(m.frame())),
+                // The interval was used before a reboot, or the chain starts later:
+                // nothing to send in this interval.
+                Err(PersistError::Device(ChainError::IntervalUsed(_) | ChainError::NotStarted)) => {
+                }
+                Err(PersistError::Storage(_)) => return Ok(self.cut()),
+                Err(e) => return Err(self.fail(format!("compact attest: {e:?}"))),
+            },
+        }
+        if frames.is_empty() {
+            return Ok(Wake::Frames(frames));
+        }
+        self.signed += frames.len() as u64;
+        self.wakes = self.wakes.wrapping_add(1);
+        if self.wakes % COMPACT_ESTABLISHMENT_EVERY == 0
+            && let (Some(e), Some(a)) = (
+                self.engine.as_ref().and_then(|e| e.establishment()),
+                self.anchor.clone(),
+            )
+        {
+            frames.insert(0, a);
+            frames.insert(0, frame_for_air(e));
+        }
+        Ok(Wake::Frames(frames))
+    }
+
+    fn cut(&mut self) -> Wake {
+        self.power_cuts += 1;
+        self.power_off();
+        Wake::PowerCut
+    }
+
     /// Wake-ups that released frames (attestations made).
     pub fn wakes(&self) -> u32 {
         self.wakes
@@ -228,6 +478,15 @@ impl Device {
         self.engine.as_ref().and_then(|e| e.epoch())
     }
 
+    /// Where the device is: the last compact interval it used once anchored, else the
+    /// position of its slope.
+    pub fn position(&self) -> Option<u32> {
+        match &self.chain {
+            Some(c) => Some(c.device().last_interval()),
+            None => self.seq(),
+        }
+    }
+
     /// The position of the device's slope, once incepted.
     pub fn seq(&self) -> Option<u32> {
         self.engine.as_ref().and_then(|e| e.seq())
@@ -239,6 +498,19 @@ impl Device {
             what,
         }
     }
+}
+
+/// The position a frame speaks for: the slope position of a suite-1 event, the
+/// interval of a suite-2 attestation or renewal.
+pub fn frame_position(envelope: &[u8]) -> Option<u32> {
+    if envelope.get(1) == Some(&slope_proto::compact::SUITE) {
+        return match slope_proto::compact::decode(envelope).ok()? {
+            slope_proto::compact::Message::Attestation(m) => Some(m.body().interval),
+            slope_proto::compact::Message::Renewal(m) => Some(m.body().interval),
+            _ => None,
+        };
+    }
+    slope_proto::Event::decode(envelope).ok().map(|e| e.seq())
 }
 
 /// Frames an envelope for the air (LoRaWAN proprietary `0xE0 "SL"`).

@@ -10,12 +10,17 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use slope_node::verifier::compact::{
+    self as vc, Conflict, Event as CompactEvent, FrameOutcome, Reject, VerifiedCompact,
+};
 use slope_node::verifier::{Config, Missing, Outcome, Verifier, VerifyError};
-use slope_proto::{DeviceId, Observation};
+use slope_proto::compact::CompactProof;
+use slope_proto::compact::proof::Parts;
+use slope_proto::{DeviceId, Observation, ShortId};
 use slope_radios::sim::{NodeId, Position};
 
 use super::memo::Memo;
-use super::receipts::{Corroboration, Key, Pending};
+use super::receipts::{Att, Corroboration, Pending};
 use super::trust::{Judged, Mode, Stage};
 
 /// Positions kept per device (a day at one attestation per 15 min), to compare a
@@ -29,6 +34,44 @@ const ESCROWED_RADIO_MAX: usize = 4096;
 
 /// Held positions of one device: (position, envelope), oldest first.
 type History = VecDeque<(u32, Arc<[u8]>)>;
+
+/// Suite-2 receive stamps kept at most (own receptions and receipts that came with
+/// relayed frames): what a compact divergence proof needs for each of its frames.
+const STAMPS_MAX: usize = 65_536;
+/// Authenticated compact frames the rogue keeps per device (its raw material).
+const ROGUE_FRAMES: usize = 8;
+
+/// A map with a bound, dropping the oldest entry at the bound.
+#[derive(Debug, Default)]
+struct Bounded<V> {
+    map: HashMap<[u8; 32], V>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl<V> Bounded<V> {
+    fn insert(&mut self, key: [u8; 32], value: V) {
+        if self.map.insert(key, value).is_none() {
+            if self.order.len() >= STAMPS_MAX
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
+            }
+            self.order.push_back(key);
+        }
+    }
+    fn get(&self, key: &[u8; 32]) -> Option<&V> {
+        self.map.get(key)
+    }
+}
+
+/// A suite-2 frame relayed by another gateway: the first gateway's receive time and
+/// its signed receipt of it (the frame keeps the first receive time, §3 of
+/// docs/compact-suite.md).
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pub rx_ms: u64,
+    pub receipt: Arc<[u8]>,
+}
 
 /// Where an input came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +91,8 @@ pub struct Input {
     pub envelope: Arc<[u8]>,
     pub rx: Observation,
     pub source: Source,
+    /// For a relayed suite-2 frame: its first receive time and receipt.
+    pub relay: Option<Relay>,
 }
 
 /// What the world must do after a flush.
@@ -58,10 +103,12 @@ pub enum Action {
     Gossip {
         device: DeviceId,
         envelope: Arc<[u8]>,
+        relay: Option<Relay>,
     },
     /// The gateway now tracks this device (it wants its gossip).
     Track(DeviceId),
-    /// Ask the mesh for the establishment events an escrowed frame waits for.
+    /// Ask the mesh for the establishment events an escrowed frame waits for (and, for
+    /// a suite-2 frame of an unknown device, its anchor too).
     Sync(Missing),
     /// An `Unlinked` event (fork evidence without its sibling): ask the gateways that
     /// track the device for what they hold at these positions.
@@ -101,6 +148,46 @@ pub struct Counters {
     pub proofs_accepted: u64,
     pub proofs_rejected: u64,
     pub batches: u64,
+    /// Suite 2: anchors accepted, frames taken for checking, frames authenticated,
+    /// MACs that failed once their key was known, frames refused as late (received
+    /// after their key could be public), for an unknown device, or otherwise, and
+    /// divergences no proof could be built for (a receipt missing).
+    pub compact: CompactCounters,
+}
+
+/// Suite-2 outcomes of one gateway (or, summed, of all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CompactCounters {
+    pub anchored: u64,
+    pub anchor_refused: u64,
+    pub taken: u64,
+    pub authenticated: u64,
+    pub bad_mac: u64,
+    pub late: u64,
+    pub unknown_device: u64,
+    pub refused_other: u64,
+    pub renewed: u64,
+    pub unproven: u64,
+    pub proofs_built: u64,
+    pub peak_pending: usize,
+}
+
+impl CompactCounters {
+    /// Adds another gateway's counters (peaks: the largest).
+    pub fn add(&mut self, o: &Self) {
+        self.anchored += o.anchored;
+        self.anchor_refused += o.anchor_refused;
+        self.taken += o.taken;
+        self.authenticated += o.authenticated;
+        self.bad_mac += o.bad_mac;
+        self.late += o.late;
+        self.unknown_device += o.unknown_device;
+        self.refused_other += o.refused_other;
+        self.renewed += o.renewed;
+        self.unproven += o.unproven;
+        self.proofs_built += o.proofs_built;
+        self.peak_pending = self.peak_pending.max(o.peak_pending);
+    }
 }
 
 /// One gateway.
@@ -133,6 +220,14 @@ pub struct Gateway {
     pub rogue: bool,
     /// Fabricated entries the rogue signed.
     pub false_entries: u64,
+    /// Suite 2: the anchor frame accepted for each device (a proof carries it).
+    anchors: HashMap<DeviceId, Arc<[u8]>>,
+    /// Suite 2: frame digest → this gateway's radio reception time.
+    heard: Bounded<u64>,
+    /// Suite 2: frame digest → a signed receipt (this gateway's, or the relayer's).
+    stamps: Bounded<Arc<[u8]>>,
+    /// The rogue's raw material: recent authenticated compact frames per device.
+    pub rogue_frames: HashMap<DeviceId, VecDeque<VerifiedCompact>>,
 }
 
 impl Gateway {
@@ -170,7 +265,43 @@ impl Gateway {
             corroboration,
             rogue: false,
             false_entries: 0,
+            anchors: HashMap::new(),
+            heard: Bounded::default(),
+            stamps: Bounded::default(),
+            rogue_frames: HashMap::new(),
         }
+    }
+
+    /// The suite-2 anchor this gateway accepted for `device`.
+    pub fn anchor(&self, device: &DeviceId) -> Option<Arc<[u8]>> {
+        self.anchors.get(device).cloned()
+    }
+
+    /// A suite-2 receipt of this gateway dating `frame` at `rx_ms` (what the rogue
+    /// signs at will; honest gateways sign only what their radio received).
+    pub fn stamp(&self, frame: &[u8], rx_ms: u64) -> Option<Vec<u8>> {
+        self.corroboration.stamp(frame, rx_ms)
+    }
+
+    /// The suite-2 clock bound of the verifier.
+    pub fn max_skew_ms(&self) -> u64 {
+        self.verifier.compact().config().max_skew_ms
+    }
+
+    /// The periodic timer of the suite-2 verifier (frames that waited too long).
+    pub fn tick(&mut self, now_ms: u64) {
+        self.verifier.handle_timeout(now_ms);
+    }
+
+    /// A receipt of this gateway dating `frame` at `rx_ms` (signed on demand, kept).
+    fn own_stamp(&mut self, frame: &[u8], rx_ms: u64) -> Option<Arc<[u8]>> {
+        let digest = *blake3::hash(frame).as_bytes();
+        if let Some(r) = self.stamps.get(&digest) {
+            return Some(r.clone());
+        }
+        let r: Arc<[u8]> = self.corroboration.stamp(frame, rx_ms)?.into();
+        self.stamps.insert(digest, r.clone());
+        Some(r)
     }
 
     /// The gateway's witness id.
@@ -241,11 +372,17 @@ impl Gateway {
     fn witnessed(
         &mut self,
         now_ms: u64,
-        att: &slope_node::verifier::VerifiedAttestation,
+        att: Att,
+        observed: Observation,
         actions: &mut Vec<Action>,
     ) {
-        self.corroboration.witness(key_of(att), *att.rx());
-        if let Some(early) = self.corroboration.hold(now_ms, att.clone()) {
+        self.corroboration.witness(att.key(), observed);
+        self.hold(now_ms, att, actions);
+    }
+
+    /// Holds `att` for the other witnesses' receipts (decided once they can be in).
+    fn hold(&mut self, now_ms: u64, att: Att, actions: &mut Vec<Action>) {
+        if let Some(early) = self.corroboration.hold(now_ms, att) {
             self.judge(now_ms, early, actions);
         }
         if !self.corroboration.decide_scheduled {
@@ -256,7 +393,7 @@ impl Gateway {
 
     /// The rogue's lies: a receipt for an attestation it only received by gossip, with
     /// a made-up strong reception, and one for an event that never happened.
-    fn lie(&mut self, now_ms: u64, att: &slope_node::verifier::VerifiedAttestation) {
+    fn lie(&mut self, now_ms: u64, att: &Att) {
         let observed = Observation {
             rssi_dbm: -70,
             snr_qdb: 32,
@@ -265,7 +402,7 @@ impl Gateway {
             sf: 7,
             time_ms: now_ms,
         };
-        let (short, seq, link) = key_of(att);
+        let (short, seq, link) = att.key();
         self.corroboration.witness((short, seq, link), observed);
         let mut never = [0u8; 16];
         never.copy_from_slice(&blake3::hash(&link.0).as_bytes()[..16]);
@@ -332,11 +469,24 @@ impl Gateway {
             return Vec::new();
         }
         self.counters.batches += 1;
+        let (relayed, inbox): (Vec<Input>, Vec<Input>) =
+            inbox.into_iter().partition(|i| i.relay.is_some());
         let frames: Vec<(&[u8], Observation)> =
             inbox.iter().map(|i| (&i.envelope[..], i.rx)).collect();
         let outcomes = self.verifier.handle_batch(now_ms, &frames);
         let mut actions = Vec::new();
         for (input, outcome) in inbox.iter().zip(outcomes) {
+            self.outcome(now_ms, outcome, Some(input), &mut actions, trace);
+        }
+        // A relayed suite-2 frame keeps the first gateway's receive time (dated by its
+        // receipt, which travels with it): checked one by one at that time.
+        for input in &relayed {
+            let Some(relay) = &input.relay else { continue };
+            let digest = *blake3::hash(&input.envelope).as_bytes();
+            self.stamps.insert(digest, relay.receipt.clone());
+            let outcome = self
+                .verifier
+                .handle_attestation(relay.rx_ms, &input.envelope, input.rx);
             self.outcome(now_ms, outcome, Some(input), &mut actions, trace);
         }
         while let Some(outcome) = self.verifier.poll_outcome() {
@@ -345,6 +495,8 @@ impl Gateway {
         self.peak_devices = self.peak_devices.max(self.verifier.device_count());
         self.peak_engine = self.peak_engine.max(self.stage.devices());
         self.peak_escrow = self.peak_escrow.max(self.verifier.escrow_stats().held);
+        let pending = self.verifier.compact().pending_total();
+        self.counters.compact.peak_pending = self.counters.compact.peak_pending.max(pending);
         actions
     }
 
@@ -354,6 +506,9 @@ impl Gateway {
         let key = *blake3::hash(proof).as_bytes();
         if self.proofs.contains(&key) {
             return None;
+        }
+        if proof.get(1) == Some(&slope_proto::compact::SUITE) {
+            return self.handle_compact_proof(now_ms, key, proof);
         }
         match slope_node::verifier::verify_divergence_proof(proof) {
             Ok(d) => {
@@ -366,6 +521,215 @@ impl Gateway {
             Err(_) => {
                 self.counters.proofs_rejected += 1;
                 None
+            }
+        }
+    }
+
+    /// A gossiped suite-2 divergence proof: checked from nothing, then by the trust
+    /// engine (which also requires both receipt signers to be registered witnesses).
+    fn handle_compact_proof(
+        &mut self,
+        now_ms: u64,
+        key: [u8; 32],
+        proof: &Arc<[u8]>,
+    ) -> Option<DeviceId> {
+        let skew = self.max_skew_ms();
+        let Ok(d) = slope_node::compact::verify_proof(proof, skew) else {
+            self.counters.proofs_rejected += 1;
+            return None;
+        };
+        let (fresh, accepted) = self.stage.diverged_compact(now_ms, &d.device, proof, skew);
+        if !accepted {
+            self.counters.proofs_rejected += 1;
+            return None;
+        }
+        self.counters.proofs_accepted += 1;
+        self.proofs.insert(key);
+        self.proof_list.push(proof.clone());
+        fresh.then_some(d.device)
+    }
+
+    /// A suite-2 divergence this verifier found: a proof if both frames have a receipt
+    /// dating them (this gateway's own reception, or the relayer's receipt).
+    fn compact_conflict(&mut self, now_ms: u64, c: &Conflict, actions: &mut Vec<Action>) {
+        let stamp = |g: &mut Self, frame: &[u8], rx_ms: u64| {
+            let digest = *blake3::hash(frame).as_bytes();
+            if let Some(r) = g.stamps.get(&digest) {
+                return Some(r.clone());
+            }
+            let heard = g.heard.get(&digest).copied()?;
+            g.own_stamp(frame, heard.min(rx_ms))
+        };
+        let a = stamp(self, c.first.frame(), c.first.rx_ms());
+        let b = stamp(self, c.second.frame(), c.second.rx_ms());
+        let proof = match (a, b, self.anchors.get(&c.device)) {
+            (Some(ra), Some(rb), Some(anchor)) => {
+                let est = self.verifier.establishments(&c.device);
+                est.first().and_then(|inception| {
+                    let mut out = vec![0u8; slope_proto::limits::MAX_PROOF];
+                    let parts = Parts {
+                        inception,
+                        rotations: est.get(1..).unwrap_or(&[]),
+                        anchor,
+                        renewals: &[],
+                        key: &c.key,
+                        a: (c.first.frame(), &ra),
+                        b: (c.second.frame(), &rb),
+                    };
+                    let n = CompactProof::encode(&parts, &mut out).ok()?;
+                    out.truncate(n);
+                    Some(out)
+                })
+            }
+            _ => None,
+        };
+        let Some(proof) = proof else {
+            self.counters.compact.unproven += 1;
+            return;
+        };
+        self.counters.compact.proofs_built += 1;
+        let proof: Arc<[u8]> = proof.into();
+        let key = *blake3::hash(&proof).as_bytes();
+        if !self.proofs.insert(key) {
+            return;
+        }
+        self.proof_list.push(proof.clone());
+        let skew = self.max_skew_ms();
+        let (fresh, _) = self.stage.diverged_compact(now_ms, &c.device, &proof, skew);
+        if fresh {
+            actions.push(Action::Quarantined {
+                device: c.device,
+                proof,
+            });
+        }
+    }
+
+    /// What a suite-2 outcome does here.
+    fn compact(
+        &mut self,
+        now_ms: u64,
+        outcome: vc::Outcome,
+        input: Option<&Input>,
+        source: Source,
+        actions: &mut Vec<Action>,
+    ) {
+        let c = &mut self.counters;
+        match outcome {
+            vc::Outcome::Anchored { device, .. } => {
+                c.compact.anchored += 1;
+                if let Some(i) = input {
+                    let fresh = !self.anchors.contains_key(&device);
+                    self.anchors.insert(device, i.envelope.clone());
+                    self.track(device, actions);
+                    if fresh && source == Source::Radio {
+                        actions.push(Action::Gossip {
+                            device,
+                            envelope: i.envelope.clone(),
+                            relay: None,
+                        });
+                    }
+                }
+            }
+            vc::Outcome::Frame(FrameOutcome::Duplicate { .. }) => c.duplicate += 1,
+            vc::Outcome::Frame(_) => {
+                c.compact.taken += 1;
+                if let Some(i) = input.filter(|i| i.source == Source::Radio) {
+                    // The reception time this gateway would sign for the frame, and its
+                    // witness entry: signed at reception (what the radio observed, not
+                    // a verdict), so the other witnesses' receipts are there when the
+                    // frame is authenticated one disclosure later.
+                    self.heard
+                        .insert(*blake3::hash(&i.envelope).as_bytes(), now_ms);
+                    if let Some(key) = compact_key(&i.envelope) {
+                        self.corroboration.witness(key, i.rx);
+                        self.corroboration.expect(key);
+                    }
+                }
+            }
+            vc::Outcome::Event(CompactEvent::Authenticated(a)) => {
+                c.compact.authenticated += 1;
+                c.verified += 1;
+                let device = *a.device();
+                self.track(device, actions);
+                // Authenticated from this gateway's own radio reception (a relayed
+                // frame carries the relayed observation, frequency 0).
+                if a.rx().is_some_and(|o| o.freq_hz != 0) {
+                    let receipt = self.own_stamp(a.frame(), a.rx_ms());
+                    let relay = receipt.map(|receipt| Relay {
+                        rx_ms: a.rx_ms(),
+                        receipt,
+                    });
+                    let envelope: Arc<[u8]> = a.frame().into();
+                    self.hold(now_ms, Att::Compact(a.clone()), actions);
+                    actions.push(Action::Gossip {
+                        device,
+                        envelope,
+                        relay,
+                    });
+                } else if self.rogue {
+                    self.lie(now_ms, &Att::Compact(a.clone()));
+                }
+                if self.rogue {
+                    let kept = self.rogue_frames.entry(device).or_default();
+                    if kept.len() >= ROGUE_FRAMES {
+                        kept.pop_front();
+                    }
+                    kept.push_back(a);
+                }
+            }
+            vc::Outcome::Event(CompactEvent::Divergence(conflict)) => {
+                c.divergence += 1;
+                c.verified += 1;
+                self.track(conflict.device, actions);
+                self.compact_conflict(now_ms, &conflict, actions);
+            }
+            vc::Outcome::Event(CompactEvent::BadMac { .. }) => c.compact.bad_mac += 1,
+            vc::Outcome::Event(CompactEvent::Renewed { .. }) => c.compact.renewed += 1,
+            vc::Outcome::Event(CompactEvent::RenewalConflict { .. }) => c.divergence += 1,
+            _ => c.compact.refused_other += 1,
+        }
+    }
+
+    /// A suite-2 frame refused on arrival.
+    fn compact_refused(
+        &mut self,
+        e: VerifyError,
+        input: Option<&Input>,
+        actions: &mut Vec<Action>,
+    ) {
+        let c = &mut self.counters.compact;
+        let unknown = match e {
+            VerifyError::Compact(Reject::Late { .. }) => {
+                c.late += 1;
+                false
+            }
+            VerifyError::Compact(Reject::UnknownDevice) => {
+                c.unknown_device += 1;
+                true
+            }
+            // An anchor whose suite-1 key this verifier does not hold (yet).
+            VerifyError::UnknownKey => {
+                c.anchor_refused += 1;
+                true
+            }
+            VerifyError::Anchor(_) | VerifyError::BadSignature => {
+                c.anchor_refused += 1;
+                false
+            }
+            _ => {
+                c.refused_other += 1;
+                false
+            }
+        };
+        // A device this gateway cannot check yet: ask the mesh for its inception and
+        // anchor (its next frames will verify).
+        if unknown
+            && let Some(i) = input.filter(|i| i.source == Source::Radio)
+            && let Some(short) = compact_short(&i.envelope)
+        {
+            let missing = Missing::Inception(short);
+            if self.syncing.insert(missing) {
+                actions.push(Action::Sync(missing));
             }
         }
     }
@@ -390,7 +754,6 @@ impl Gateway {
             }
             (None, _) => Source::Sync,
         };
-        let c = &mut self.counters;
         let tag = match &outcome {
             Outcome::Extended(_) => 1,
             Outcome::Unlinked(_) => 2,
@@ -401,7 +764,30 @@ impl Gateway {
             Outcome::Rejected(_) => 7,
             _ => 8,
         };
+        let tag = match &outcome {
+            Outcome::Compact(vc::Outcome::Anchored { .. }) => 9,
+            Outcome::Compact(vc::Outcome::Frame(FrameOutcome::Duplicate { .. })) => 4,
+            Outcome::Compact(vc::Outcome::Frame(_)) => 10,
+            Outcome::Compact(vc::Outcome::Event(CompactEvent::Authenticated(_))) => 11,
+            Outcome::Compact(vc::Outcome::Event(CompactEvent::Divergence(_))) => 6,
+            Outcome::Compact(vc::Outcome::Event(_)) => 12,
+            _ => tag,
+        };
         trace.record(now_ms, 100 + tag, &[u64::from(self.index)]);
+        let compact_frame =
+            input.is_some_and(|i| i.envelope.get(1) == Some(&slope_proto::compact::SUITE));
+        match outcome {
+            Outcome::Compact(o) => {
+                self.compact(now_ms, o, input, source, actions);
+                return;
+            }
+            Outcome::Rejected(e) if compact_frame => {
+                self.compact_refused(e, input, actions);
+                return;
+            }
+            _ => {}
+        }
+        let c = &mut self.counters;
         match outcome {
             Outcome::Extended(att) | Outcome::Unlinked(att) => {
                 if tag == 1 {
@@ -425,10 +811,15 @@ impl Gateway {
                 // gateway's own radio heard goes to it (gossip carries no RF context),
                 // with the other witnesses' receipts once they can have arrived.
                 if source == Source::Radio {
-                    self.witnessed(now_ms, &att, actions);
-                    actions.push(Action::Gossip { device, envelope });
+                    let observed = *att.rx();
+                    self.witnessed(now_ms, Att::Suite1(att), observed, actions);
+                    actions.push(Action::Gossip {
+                        device,
+                        envelope,
+                        relay: None,
+                    });
                 } else if self.rogue && source == Source::Gossip {
-                    self.lie(now_ms, &att);
+                    self.lie(now_ms, &Att::Suite1(att));
                 }
             }
             Outcome::Historic(att) => {
@@ -530,7 +921,23 @@ impl Gateway {
     }
 }
 
-/// What names `att` in a receipt.
-fn key_of(att: &slope_node::verifier::VerifiedAttestation) -> Key {
-    (att.device().short(), att.seq(), att.digest().link())
+/// What a receipt names for a suite-2 attestation: its device, interval and the link
+/// of its frame digest.
+fn compact_key(frame: &[u8]) -> Option<super::receipts::Key> {
+    let view = slope_proto::compact::attestation::View::parse(frame).ok()?;
+    Some((
+        view.device(),
+        view.interval(),
+        slope_node::trust::compact::receipt_digest(frame).link(),
+    ))
+}
+
+/// The short id a suite-2 frame names (anchor, attestation or renewal).
+pub fn compact_short(frame: &[u8]) -> Option<ShortId> {
+    match slope_proto::compact::decode(frame).ok()? {
+        slope_proto::compact::Message::Anchor(a) => Some(a.body().device),
+        slope_proto::compact::Message::Attestation(m) => Some(m.body().device),
+        slope_proto::compact::Message::Renewal(m) => Some(m.body().device),
+        _ => None,
+    }
 }

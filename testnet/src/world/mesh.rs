@@ -8,7 +8,7 @@ use std::sync::Arc;
 use slope_node::verifier::Missing;
 use slope_proto::{DeviceId, Observation};
 
-use super::gateway::{Action, Input, Source};
+use super::gateway::{Action, Input, Relay, Source};
 use super::gossip::OVERHEAD_BYTES;
 use super::trust::Mode;
 use super::{Ev, SAMPLE_MS, World};
@@ -30,7 +30,11 @@ impl World {
 
     pub(super) fn act(&mut self, g: u16, action: Action) {
         match action {
-            Action::Gossip { device, envelope } => {
+            Action::Gossip {
+                device,
+                envelope,
+                relay,
+            } => {
                 self.attack.accepted(&envelope, &mut self.counters);
                 let after = self.now_ms() >= self.params.attack_at_ms;
                 if let Some(&i) = self.identity.get(&device)
@@ -43,7 +47,7 @@ impl World {
                     }
                 }
                 self.heard(g, device.short());
-                self.gossip(g, device, envelope);
+                self.gossip(g, device, envelope, relay);
             }
             Action::Track(device) => {
                 let list = self.interest.entry(device).or_default();
@@ -80,7 +84,7 @@ impl World {
     }
 
     /// Delivers a verified attestation to every other gateway tracking the device.
-    fn gossip(&mut self, from: u16, device: DeviceId, envelope: Arc<[u8]>) {
+    fn gossip(&mut self, from: u16, device: DeviceId, envelope: Arc<[u8]>, relay: Option<Relay>) {
         let Some(targets) = self.interest.get(&device).cloned() else {
             return;
         };
@@ -92,12 +96,14 @@ impl World {
                 continue;
             };
             self.counters.gossip_deliveries += 1;
+            let receipt = relay.as_ref().map_or(0, |r| r.receipt.len() as u64 + 8);
             self.counters.gossip_bytes +=
-                (envelope.len() as u64 + OVERHEAD_BYTES) * u64::from(hops);
+                (envelope.len() as u64 + receipt + OVERHEAD_BYTES) * u64::from(hops);
             let input = Input {
                 envelope: envelope.clone(),
                 rx: gossip_rx(self.now_ms()),
                 source: Source::Gossip,
+                relay: relay.clone(),
             };
             self.schedule(self.now_us + (ms * 1000.0) as u64, Ev::Deliver(to, input));
         }
@@ -177,6 +183,7 @@ impl World {
                     envelope: f,
                     rx: gossip_rx(now_ms),
                     source: Source::Sync,
+                    relay: None,
                 };
                 self.schedule(
                     self.now_us + (2.0 * ms * 1000.0) as u64,
@@ -187,15 +194,19 @@ impl World {
     }
 
     pub(super) fn on_sync_reply(&mut self, to: u16, from: u16, device: DeviceId, missing: Missing) {
+        // The establishment events, then the suite-2 anchor if the device has one.
         let frames: Vec<Arc<[u8]>> = self
             .gateways
             .get(usize::from(from))
             .map(|gw| {
-                gw.verifier()
+                let mut v: Vec<Arc<[u8]>> = gw
+                    .verifier()
                     .establishments(&device)
                     .into_iter()
                     .map(Arc::from)
-                    .collect()
+                    .collect();
+                v.extend(gw.anchor(&device));
+                v
             })
             .unwrap_or_default();
         self.trace
@@ -209,6 +220,7 @@ impl World {
                     envelope: f,
                     rx: gossip_rx(now_ms),
                     source: Source::Sync,
+                    relay: None,
                 },
             );
         }
@@ -320,7 +332,10 @@ impl World {
                 continue;
             };
             let gw = &self.gateways[usize::from(self.home(i))];
-            let head = gw.verifier().head(&id).map_or(0, |(s, _)| s);
+            let head = match gw.stage.compact_head(&id) {
+                Some(interval) => interval,
+                None => gw.verifier().head(&id).map_or(0, |(s, _)| s),
+            };
             let mode = gw.mode(&id, now_ms);
             self.series[k].1.points.push((now_ms, head, mode));
         }

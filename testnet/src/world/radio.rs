@@ -34,10 +34,18 @@ impl World {
             return Ok(());
         }
         self.trace.record(self.now_us, 1, &[i as u64]);
-        let next = self.now_us
-            + self
-                .rng
-                .gen_range(interval_us * 9 / 10..=interval_us * 11 / 10);
+        let next = if d.suite() == crate::params::Suite::Compact {
+            // One frame per compact interval, at the device's phase in it ±5 % (the
+            // clock error, ≤ 2.8 s, never moves a wake-up across an interval boundary).
+            let boundary = (self.now_us / interval_us + 1) * interval_us;
+            let at = (d.phase() * interval_us as f64) as u64;
+            boundary + at - interval_us / 20 + self.rng.gen_range(0..=interval_us / 10)
+        } else {
+            self.now_us
+                + self
+                    .rng
+                    .gen_range(interval_us * 9 / 10..=interval_us * 11 / 10)
+        };
         let dormant = self.attack.dormant_until(i, self.now_us);
         if let Some(until) = dormant
             && until > self.now_us
@@ -255,7 +263,7 @@ impl World {
             && let Some(t) = self.truth.get_mut(i)
             && t.attacked_at_ms.is_some()
             && let Some(copied) = t.copied_at_seq
-            && slope_proto::Event::decode(&envelope).is_ok_and(|e| e.seq() > copied)
+            && super::device::frame_position(&envelope).is_some_and(|p| p > copied)
         {
             t.original_heard_after = true;
         }
@@ -276,6 +284,7 @@ impl World {
             envelope,
             rx,
             source: Source::Radio,
+            relay: None,
         };
         self.attack
             .duplicate(g, &input, self.now_us, &mut self.rng, &mut self.queue);

@@ -23,26 +23,73 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use slope_node::trust::VerifiedReceipt;
+use slope_node::trust::compact::receipt_digest;
 use slope_node::trust::evidence::MAX_RECEIPTS;
 use slope_node::verifier::VerifiedAttestation;
+use slope_node::verifier::compact::VerifiedCompact;
 use slope_proto::batch::Entry;
 use slope_proto::limits::{MAX_BATCH_ENTRIES, MAX_RECEIPT_BATCH};
-use slope_proto::{LinkDigest, Observation, ShortId, WitnessId};
+use slope_proto::{DeviceId, LinkDigest, Observation, ShortId, WitnessId};
 
 /// Entries waiting for the next batch at most.
 pub const WITNESSED_MAX: usize = 4 * MAX_BATCH_ENTRIES;
 /// Attestations waiting for their receipts at most.
 pub const PENDING_MAX: usize = 8192;
+/// Suite-2 frames awaiting their key whose receipts are kept at most.
+pub const EXPECTED_MAX: usize = 65_536;
 /// Margin past one round for a receipt to cross the overlay.
 const MARGIN_MS: u64 = 5_000;
 
 /// What names one witnessed event.
 pub type Key = (ShortId, u32, LinkDigest);
 
+/// A verified attestation of either suite, as the trust engine decides on it.
+// A run holds one kind (its suite's) in its pending queue: boxing the suite-1 variant
+// would add an allocation per decision on the default path and save nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Att {
+    /// Suite 1 (`Engine::handle_attestation`).
+    Suite1(VerifiedAttestation),
+    /// Suite 2, authenticated once its key was disclosed (`Engine::handle_compact`).
+    Compact(VerifiedCompact),
+}
+
+impl Att {
+    /// The device.
+    pub fn device(&self) -> &DeviceId {
+        match self {
+            Att::Suite1(a) => a.device(),
+            Att::Compact(a) => a.device(),
+        }
+    }
+
+    /// What a receipt names: device, position (the interval for suite 2) and the link
+    /// of the event digest (the suite-2 frame digest for suite 2).
+    pub fn key(&self) -> Key {
+        match self {
+            Att::Suite1(a) => (a.device().short(), a.seq(), a.digest().link()),
+            Att::Compact(a) => (
+                a.device().short(),
+                a.interval(),
+                receipt_digest(a.frame()).link(),
+            ),
+        }
+    }
+
+    /// Whether `r` names this attestation.
+    pub fn named_by(&self, r: &VerifiedReceipt) -> bool {
+        match self {
+            Att::Suite1(a) => r.names(a),
+            Att::Compact(a) => r.names_compact(a),
+        }
+    }
+}
+
 /// An attestation waiting for its receipts.
 pub struct Pending {
     pub due_ms: u64,
-    pub att: VerifiedAttestation,
+    pub att: Att,
     pub receipts: Vec<VerifiedReceipt>,
     /// Receipts from the watched witness (the scenario's rogue gateway; ground truth
     /// for the oracle, the engine does not see it).
@@ -92,6 +139,13 @@ pub struct Corroboration {
     base: u64,
     /// Serial of the pending attestation each key names (looked up, never iterated).
     index: HashMap<Key, u64>,
+    /// Suite 2: frames this gateway's radio received and holds until their key is
+    /// disclosed (one or more intervals), by key, oldest first ([`EXPECTED_MAX`]).
+    expected: HashMap<Key, u64>,
+    expected_order: VecDeque<Key>,
+    /// Receipts that arrived for an expected frame before it was authenticated: attached
+    /// when it is (the other witnesses sign at reception, so theirs come first).
+    early: HashMap<Key, Vec<VerifiedReceipt>>,
     /// Whether a decision event is scheduled.
     pub decide_scheduled: bool,
     /// The witness whose receipts the oracles watch (the rogue gateway), if any.
@@ -109,6 +163,9 @@ impl Corroboration {
             pending: VecDeque::new(),
             base: 0,
             index: HashMap::new(),
+            expected: HashMap::new(),
+            expected_order: VecDeque::new(),
+            early: HashMap::new(),
             decide_scheduled: false,
             watch: None,
             counters: Counters::default(),
@@ -118,6 +175,15 @@ impl Corroboration {
     /// The witness id of the gateway's key.
     pub fn witness_id(&self) -> WitnessId {
         slope_proto::crypto::witness_id(self.key.verifying_key().as_bytes())
+    }
+
+    /// A suite-2 timestamp receipt by this gateway: it received `frame` at `rx_ms`
+    /// (what a compact divergence proof carries for each frame).
+    pub fn stamp(&self, frame: &[u8], rx_ms: u64) -> Option<Vec<u8>> {
+        let digest = slope_proto::compact::crypto::frame_digest(frame);
+        slope_proto::compact::Receipt::sign(&self.key, digest, rx_ms)
+            .ok()
+            .map(|r| r.frame().to_vec())
     }
 
     /// How long a decision waits for receipts.
@@ -168,23 +234,51 @@ impl Corroboration {
         out
     }
 
+    /// Suite 2: the radio received a frame named `key` that waits for its key: the
+    /// other witnesses' receipts for it are kept until it is authenticated.
+    pub fn expect(&mut self, key: Key) {
+        if self.expected.contains_key(&key) {
+            return;
+        }
+        if self.expected_order.len() >= EXPECTED_MAX
+            && let Some(old) = self.expected_order.pop_front()
+        {
+            self.expected.remove(&old);
+            self.early.remove(&old);
+        }
+        self.expected.insert(key, 0);
+        self.expected_order.push_back(key);
+    }
+
     /// Holds a radio-heard attestation for its receipts. Returns an attestation to
     /// decide at once when the queue is at its bound.
-    pub fn hold(&mut self, now_ms: u64, att: VerifiedAttestation) -> Option<Pending> {
+    pub fn hold(&mut self, now_ms: u64, att: Att) -> Option<Pending> {
         let early = if self.pending.len() >= PENDING_MAX {
             self.counters.decided_early += 1;
             self.pop()
         } else {
             None
         };
-        let key = (att.device().short(), att.seq(), att.digest().link());
+        let key = att.key();
         let serial = self.base + self.pending.len() as u64;
         self.index.insert(key, serial);
+        let mut receipts = Vec::new();
+        let mut watched = 0u8;
+        if let Some(got) = self.early.remove(&key) {
+            for r in got {
+                if receipts.len() < MAX_RECEIPTS && att.named_by(&r) {
+                    if Some(r.body().witness) == self.watch {
+                        watched = watched.saturating_add(1);
+                    }
+                    receipts.push(r);
+                }
+            }
+        }
         self.pending.push_back(Pending {
             due_ms: now_ms + self.wait_ms(),
             att,
-            receipts: Vec::new(),
-            watched: 0,
+            receipts,
+            watched,
         });
         early
     }
@@ -200,7 +294,8 @@ impl Corroboration {
     /// receipts (`Engine::verify_receipt_batch_with`'s `keep`); the others would be
     /// counted as unmatched by [`Corroboration::attach`] and dropped.
     pub fn waits_for(&self, e: &Entry) -> bool {
-        self.slot(&(e.device, e.seq, e.event)).is_some()
+        let key = (e.device, e.seq, e.event);
+        self.slot(&key).is_some() || self.expected.contains_key(&key)
     }
 
     /// Attaches verified receipts to the attestations they name; `skipped` entries of
@@ -212,12 +307,21 @@ impl Corroboration {
             let key = (b.device, b.seq, b.event);
             let slot = self.slot(&key).and_then(|i| self.pending.get_mut(i));
             match slot {
-                Some(p) if p.receipts.len() < MAX_RECEIPTS && r.names(&p.att) => {
+                Some(p) if p.receipts.len() < MAX_RECEIPTS && p.att.named_by(&r) => {
                     if Some(b.witness) == self.watch {
                         p.watched = p.watched.saturating_add(1);
                     }
                     p.receipts.push(r);
                     self.counters.attached += 1;
+                }
+                None if self.expected.contains_key(&key) => {
+                    let kept = self.early.entry(key).or_default();
+                    if kept.len() < MAX_RECEIPTS {
+                        kept.push(r);
+                        self.counters.attached += 1;
+                    } else {
+                        self.counters.unmatched += 1;
+                    }
                 }
                 _ => self.counters.unmatched += 1,
             }
@@ -244,7 +348,7 @@ impl Corroboration {
 
     fn pop(&mut self) -> Option<Pending> {
         let p = self.pending.pop_front()?;
-        let key = (p.att.device().short(), p.att.seq(), p.att.digest().link());
+        let key = p.att.key();
         if self.index.get(&key) == Some(&self.base) {
             self.index.remove(&key);
         }

@@ -24,7 +24,7 @@ use super::trust::{Operator, Stage, WitnessSite};
 use super::{Ev, NodeRole, SAMPLE_MS, World};
 use crate::error::Error;
 use crate::metrics::{Counters, Series, Truth};
-use crate::params::{HOUR_MS, Params};
+use crate::params::{HOUR_MS, Params, Suite};
 use crate::scenario::Scenario;
 use slope_node::trust::Position as TrustPosition;
 
@@ -180,6 +180,9 @@ impl World {
             self.home.push(home);
             let behaviour = vec![(i % 7) as u8, 0x51];
             let mut d = Device::new(config, node, pos, modulation, Role::Honest, behaviour);
+            if self.params.suite == Suite::Compact {
+                d = d.speaking(Suite::Compact, &mut self.rng);
+            }
             d.power_on(&mut self.rng, self.params.power_cuts_per_day)?;
             self.devices.push(d);
             let first = self.rng.gen_range(0..interval_us);

@@ -24,11 +24,11 @@ use slope_node::trust::operator::{self, Action};
 use slope_node::trust::{
     Admission, Decision, Engine, Policy, Position, Reason, ReceiptError, VerifiedReceipt, Zone,
 };
-use slope_node::verifier::VerifiedAttestation;
 use slope_proto::batch::Entry;
 use slope_proto::{DeviceId, Digest, ReceiptBatch};
 
 use super::memo::Memo;
+use super::receipts::Att;
 
 /// A device's admission at one gateway, as the report counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -226,14 +226,19 @@ impl Stage {
             .verify_receipt_batch_with(batch, Some(memo), keep)
     }
 
-    /// Decides on a verified attestation with the verified receipts that name it.
+    /// Decides on a verified attestation (either suite) with the verified receipts that
+    /// name it.
     pub fn attested(
         &mut self,
         now_ms: u64,
-        att: &VerifiedAttestation,
+        att: &Att,
         receipts: &[VerifiedReceipt],
     ) -> Option<Judged> {
-        match self.engine.handle_attestation(now_ms, att, receipts) {
+        let decided = match att {
+            Att::Suite1(a) => self.engine.handle_attestation(now_ms, a, receipts),
+            Att::Compact(a) => self.engine.handle_compact(now_ms, a, receipts),
+        };
+        match decided {
             Ok(d) => Some(self.record(&d)),
             Err(_) => {
                 self.errors += 1;
@@ -259,6 +264,42 @@ impl Stage {
                 false
             }
         }
+    }
+
+    /// A suite-2 divergence proof (already decoded and checked by the caller): the
+    /// engine checks it again under `max_skew_ms`, requires both receipt signers to be
+    /// registered witnesses, and quarantines. Returns whether the device was not
+    /// quarantined here before, and whether the engine accepted the proof.
+    pub fn diverged_compact(
+        &mut self,
+        now_ms: u64,
+        device: &DeviceId,
+        proof: &[u8],
+        max_skew_ms: u64,
+    ) -> (bool, bool) {
+        if self.modes.get(device) == Some(&Mode::Quarantined) {
+            return (false, true);
+        }
+        match self.engine.handle_compact_proof(now_ms, proof, max_skew_ms) {
+            Ok(d) => {
+                self.record(&d);
+                self.modes.insert(*device, Mode::Quarantined);
+                (true, true)
+            }
+            Err(_) => {
+                self.errors += 1;
+                (false, false)
+            }
+        }
+    }
+
+    /// The device's position in its compact chain at this gateway's engine (the last
+    /// interval decided), if it speaks suite 2.
+    pub fn compact_head(&self, device: &DeviceId) -> Option<u32> {
+        self.engine
+            .hot(device)
+            .map(|h| h.compact_head)
+            .filter(|h| *h > 0)
     }
 
     /// The device's mode at this gateway.
