@@ -3,19 +3,14 @@
 //! observation durable.
 
 mod common;
+mod staged;
 
-use std::sync::Arc;
-
-use common::{attest, device_id, incepted, rx};
-use slope_mesh::identity::Identity;
-use slope_mesh::lineage::Source;
+use common::{attest, device_id, incepted};
 use slope_mesh::metrics::Metrics;
-use slope_mesh::pipeline::{
-    Effect, Input, Output, Overlapped, Pipeline, Verdict, parse_receipt_message,
-};
-use slope_mesh::store::{DB_FILE, Store};
-use slope_mesh::trust::Policy;
+use slope_mesh::pipeline::{Effect, Output, Overlapped, Verdict, parse_receipt_message};
+use slope_mesh::store::Store;
 use slope_proto::{DeviceId, ReceiptBatch};
+use staged::{inputs, pipeline};
 
 /// Four devices, one batch each: inception and five attestations.
 fn batches() -> Vec<(DeviceId, Vec<Vec<u8>>)> {
@@ -27,36 +22,6 @@ fn batches() -> Vec<(DeviceId, Vec<Vec<u8>>)> {
             (device_id(&d), frames)
         })
         .collect()
-}
-
-fn inputs(frames: &[Vec<u8>]) -> Vec<Input<usize>> {
-    frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Input {
-            frame: f.clone(),
-            rx: rx(-80),
-            source: Source::Radio,
-            tag: i,
-        })
-        .collect()
-}
-
-fn pipeline(dir: &std::path::Path, metrics: &Metrics) -> (Arc<Store>, Pipeline) {
-    let store = Arc::new(Store::open(&dir.join(DB_FILE)).unwrap());
-    let p = Pipeline::new(
-        store.clone(),
-        slope_node::verifier::Config::default(),
-        Box::new(Policy {
-            config: slope_mesh::config::Trust::default(),
-        }),
-        Identity::from_seed([9; 32]),
-        metrics.clone(),
-        256,
-        Some(slope_node::trust::Policy::default()),
-    )
-    .unwrap();
-    (store, p)
 }
 
 /// Durable commits so far (observations of the commit histogram).

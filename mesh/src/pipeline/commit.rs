@@ -87,7 +87,41 @@ impl Stage {
         self.listed = r.witnesses;
         self.pending = Pending::new(r.pending, r.pending_ttl_ms);
         self.configured = true;
-        self.register_witnesses()
+        let out = self.register_witnesses();
+        if out.is_err() {
+            // The engine registered them in memory; its lineage did not commit.
+            self.rollback_engine();
+        }
+        out
+    }
+
+    /// Runs one of the stage's own write transactions (`write` begins, fills and
+    /// commits it). The trust engine takes a decision or an operator action into its
+    /// memory before the transaction commits; if anything fails, the engine is reopened
+    /// from its committed lineage, so that it is never ahead of the store (and never
+    /// writes, at the next commit, records after a hole). The ingest path does the same
+    /// through [`super::Pipeline::commit_group`] (which also rebuilds the verifier).
+    fn staged<R>(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let out = write(self);
+        if out.is_err() {
+            self.rollback_engine();
+        }
+        out
+    }
+
+    /// Reopens the engine from the committed lineage after a failed write (see
+    /// [`Self::staged`]).
+    fn rollback_engine(&mut self) {
+        if self.engine.is_none() {
+            return;
+        }
+        tracing::error!("write failed; reopening the trust engine from the store");
+        if let Err(e) = self.reopen_engine() {
+            tracing::error!(error = %e, "trust engine not reopened");
+        }
     }
 
     /// Registers the listed witnesses with the engine (and retires those no longer
@@ -136,7 +170,11 @@ impl Stage {
             txn.put_engine_lineage(engine.pending())?;
             txn.commit()?;
             self.engine = Some(engine);
-            self.register_witnesses()?;
+            if let Err(e) = self.register_witnesses() {
+                // Registered in memory, not committed: no engine ahead of the store.
+                self.engine = None;
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -616,22 +654,24 @@ impl Stage {
         {
             return Ok((Verdict::Ignore, Vec::new()));
         }
-        let mut effects = Vec::new();
-        let mut txn = self.store.begin()?;
-        self.quarantine(
-            &mut txn.batch()?,
-            now,
-            &d.device,
-            d.seq,
-            bytes,
-            &mut effects,
-            false,
-        )?;
-        if let Some(engine) = &self.engine {
-            txn.put_engine_lineage(engine.pending())?;
-        }
-        txn.commit()?;
-        Ok((Verdict::Accept, effects))
+        self.staged(|s| {
+            let mut effects = Vec::new();
+            let mut txn = s.store.begin()?;
+            s.quarantine(
+                &mut txn.batch()?,
+                now,
+                &d.device,
+                d.seq,
+                bytes,
+                &mut effects,
+                false,
+            )?;
+            if let Some(engine) = &s.engine {
+                txn.put_engine_lineage(engine.pending())?;
+            }
+            txn.commit()?;
+            Ok((Verdict::Accept, effects))
+        })
     }
 
     /// Another gateway's witness receipt or receipt batch (see
@@ -774,8 +814,18 @@ impl Stage {
         Ok(None)
     }
 
-    /// Operator release (see [`super::Pipeline::release`]): the store and the engine.
+    /// Operator release (see [`super::Pipeline::release`]): the store and the engine,
+    /// one transaction; a failed one leaves neither changed ([`Self::staged`]).
     pub(super) fn release(
+        &mut self,
+        now: u64,
+        device: &DeviceId,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        self.staged(|s| s.write_release(now, device, note))
+    }
+
+    fn write_release(
         &mut self,
         now: u64,
         device: &DeviceId,
@@ -820,8 +870,19 @@ impl Stage {
         Ok(true)
     }
 
-    /// Operator: pins (or with `None` unpins) the scope of `device`.
+    /// Operator: pins (or with `None` unpins) the scope of `device`; a failed write
+    /// leaves neither the store nor the engine changed ([`Self::staged`]).
     pub(super) fn pin(
+        &mut self,
+        now: u64,
+        device: &DeviceId,
+        scope: Option<crate::trust::Scope>,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        self.staged(|s| s.write_pin(now, device, scope, note))
+    }
+
+    fn write_pin(
         &mut self,
         now: u64,
         device: &DeviceId,

@@ -300,24 +300,19 @@ impl Pipeline {
     /// Operator: releases `device` from quarantine: the verifier forgets the divergence
     /// (`Verifier::release`), and the trust engine records the release in its lineage
     /// (signed by the gateway key), in the same transaction. Returns false if it was not
-    /// quarantined.
+    /// quarantined. If the write fails, the engine is reopened from the store (the
+    /// verifier is touched only after the commit).
     pub fn release(
         &mut self,
         now: u64,
         device: &DeviceId,
         note: String,
     ) -> Result<bool, StoreError> {
-        match self.stage.release(now, device, note) {
-            Ok(true) => {
-                self.verifier.release(device);
-                Ok(true)
-            }
-            Ok(false) => Ok(false),
-            Err(e) => {
-                self.recover();
-                Err(e)
-            }
+        let released = self.stage.release(now, device, note)?;
+        if released {
+            self.verifier.release(device);
         }
+        Ok(released)
     }
 
     /// Operator: pins (or with `None` unpins) the scope of `device`.

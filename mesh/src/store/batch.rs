@@ -2,6 +2,9 @@
 //! pipeline writes, opened once for the whole transaction (opening a table is a B-tree
 //! root lookup and an allocation: per record it cost more than the insert itself).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use redb::{ReadableTable, Table};
 use slope_proto::DeviceId;
 
@@ -14,6 +17,8 @@ use crate::lineage::{self, Entry, Record};
 pub struct Txn {
     pub(super) txn: redb::WriteTransaction,
     pub(super) head: (u64, [u8; 32]),
+    /// The store's fault-injection counter ([`super::Store::fail_next_commits`]).
+    pub(super) fail: Arc<AtomicU32>,
 }
 
 /// The tables of one [`Txn`], open until dropped. Reads see this transaction's writes.
@@ -45,6 +50,15 @@ impl Txn {
     /// Commits everything durably (fsync before returning, unless the store was opened
     /// without it, see [`super::Options::fsync`]).
     pub fn commit(self) -> Result<(), StoreError> {
+        let injected = self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            // Dropping the transaction rolls it back: nothing of it is written.
+            self.txn.abort().map_err(db)?;
+            return Err(StoreError::Db("injected commit failure".into()));
+        }
         {
             let mut meta = self.txn.open_table(META).map_err(db)?;
             let mut head = Vec::with_capacity(40);

@@ -14,6 +14,8 @@ mod records;
 mod tables;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use slope_proto::DeviceId;
@@ -76,6 +78,9 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     fsync: bool,
+    /// Commits still to fail on purpose (the fault-injection seam, see
+    /// [`Store::fail_next_commits`]); 0 in a gateway, always.
+    fail_commits: Arc<AtomicU32>,
 }
 
 /// How a store is opened.
@@ -113,6 +118,7 @@ impl Store {
             db,
             path: path.to_owned(),
             fsync: options.fsync,
+            fail_commits: Arc::default(),
         };
         store.init()?;
         Ok(store)
@@ -376,7 +382,19 @@ impl Store {
             let meta = txn.open_table(META).map_err(db)?;
             read_head(&meta)?
         };
-        Ok(Txn { txn, head })
+        Ok(Txn {
+            txn,
+            head,
+            fail: self.fail_commits.clone(),
+        })
+    }
+
+    /// Fault injection, for tests: the next `n` write transactions fail at their commit
+    /// (nothing of them is written, as when redb's commit fails, e.g. on a full disk),
+    /// with [`StoreError::Db`]. Nothing in the node calls it.
+    #[doc(hidden)]
+    pub fn fail_next_commits(&self, n: u32) {
+        self.fail_commits.store(n, Ordering::SeqCst);
     }
 
     /// Runs every check of `slope db check` (see [`Check`]).
