@@ -22,6 +22,26 @@ fn same_seed_same_trace() {
 }
 
 #[test]
+fn same_seed_same_trace_with_the_compact_suite() {
+    let mut p = Params::small(Scenario::Clone);
+    p.suite = slope_testnet::params::Suite::Compact;
+    let a = digest(p.clone());
+    let b = digest(p.clone());
+    assert_eq!(a, b);
+    // Not the suite-1 trace, and another seed gives another trace.
+    let mut one = p.clone();
+    one.suite = slope_testnet::params::Suite::Ed25519;
+    assert_ne!(digest(one).0, a.0);
+    let mut other = p.clone();
+    other.seed += 1;
+    assert_ne!(digest(other).0, a.0);
+    // The second thread changes nothing either.
+    let mut single = p;
+    single.threads = 1;
+    assert_eq!(digest(single), a);
+}
+
+#[test]
 fn threads_do_not_change_the_trace() {
     for scenario in [Scenario::Clone, Scenario::Forgery] {
         let mut one = Params::small(scenario);

@@ -697,6 +697,9 @@ impl Gateway {
         input: Option<&Input>,
         actions: &mut Vec<Action>,
     ) {
+        // Counted with the other refusals too (the suite-1 figures stay comparable),
+        // and by reason below.
+        self.counters.rejected_other += 1;
         let c = &mut self.counters.compact;
         let unknown = match e {
             VerifyError::Compact(Reject::Late { .. }) => {
