@@ -18,18 +18,35 @@ use crate::log::dbg;
 use crate::node::{Config, Fatal, Node, StorageError};
 use crate::sensor::NoSensor;
 
-/// Boots the device role from the slope in `slots` and runs it. Returns only by
-/// `reset`: after a fatal error (nothing was released for the state that failed to
-/// commit) the board waits 5 s, so that a log reader sees why, and starts over from
-/// flash.
-pub async fn run<R, M, S>(config: Config, slots: M, radio: R, sources: S, reset: fn() -> !) -> !
+/// Boots the device role from the slope in `slots` (and the compact state in
+/// `compact`) and runs it. Returns only by `reset`: after a fatal error (nothing was
+/// released for the state that failed to commit) the board waits 5 s, so that a log
+/// reader sees why, and starts over from flash.
+pub async fn run<R, M, K, S>(
+    config: Config,
+    slots: M,
+    compact: K,
+    radio: R,
+    sources: S,
+    reset: fn() -> !,
+) -> !
 where
     R: Radio + Tune,
     M: Slots,
+    K: Slots,
     S: Sources,
     Fatal<StorageError<M>>: Debug,
 {
-    let fatal = match Node::boot(config, slots, radio, EmbassyClock, sources, NoSensor) {
+    let booted = Node::boot_with(
+        config,
+        slots,
+        Some(compact),
+        radio,
+        EmbassyClock,
+        sources,
+        NoSensor,
+    );
+    let fatal = match booted {
         Ok(mut node) => node.run().await,
         Err(f) => f,
     };
@@ -42,9 +59,10 @@ where
 /// plan's first receive channel (the device role retunes it before every window), with
 /// receive timestamps from embassy-time.
 #[cfg(feature = "lora")]
-pub async fn run_lora<RK, DLY, M, S>(
+pub async fn run_lora<RK, DLY, M, K, S>(
     config: Config,
     slots: M,
+    compact: K,
     lora: lora_phy::LoRa<RK, DLY>,
     sources: S,
     reset: fn() -> !,
@@ -53,6 +71,7 @@ where
     RK: lora_phy::mod_traits::RadioKind,
     DLY: lora_phy::DelayNs,
     M: Slots,
+    K: Slots,
     S: Sources,
     Fatal<StorageError<M>>: Debug,
 {
@@ -65,7 +84,7 @@ where
         modulation,
     };
     let radio = LoraRadio::new(lora, EmbassyClock::now, rx);
-    run(config, slots, radio, sources, reset).await
+    run(config, slots, compact, radio, sources, reset).await
 }
 
 /// A board wiring error: report it and stay put.

@@ -371,3 +371,62 @@ mod tests {
         }
     }
 }
+
+/// One flash driver shared by several [`FlashSlots`] regions (the suite-1 slope and
+/// the compact state), through a `RefCell`: every flash call is blocking and borrows
+/// the driver only for its own duration, so the borrows never overlap; if one ever
+/// did, the call fails ([`SharedError::Busy`]) rather than panic.
+pub struct Shared<'a, F>(pub &'a core::cell::RefCell<F>);
+
+/// A shared flash's error: the driver's, or the driver was already borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedError<E> {
+    /// The driver failed.
+    Flash(E),
+    /// The driver was in use (never happens with blocking calls).
+    Busy,
+}
+
+impl<E: NorFlashError> NorFlashError for SharedError<E> {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            Self::Flash(e) => e.kind(),
+            Self::Busy => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl<F: NorFlash> Shared<'_, F> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut F) -> Result<T, F::Error>,
+    ) -> Result<T, SharedError<F::Error>> {
+        let mut flash = self.0.try_borrow_mut().map_err(|_| SharedError::Busy)?;
+        f(&mut flash).map_err(SharedError::Flash)
+    }
+}
+
+impl<F: NorFlash> embedded_storage::nor_flash::ErrorType for Shared<'_, F> {
+    type Error = SharedError<F::Error>;
+}
+
+impl<F: NorFlash> embedded_storage::nor_flash::ReadNorFlash for Shared<'_, F> {
+    const READ_SIZE: usize = F::READ_SIZE;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.with(|f| f.read(offset, bytes))
+    }
+    fn capacity(&self) -> usize {
+        self.0.try_borrow().map_or(0, |f| f.capacity())
+    }
+}
+
+impl<F: NorFlash> NorFlash for Shared<'_, F> {
+    const WRITE_SIZE: usize = F::WRITE_SIZE;
+    const ERASE_SIZE: usize = F::ERASE_SIZE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.with(|f| f.erase(from, to))
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.with(|f| f.write(offset, bytes))
+    }
+}

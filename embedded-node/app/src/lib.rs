@@ -60,6 +60,7 @@ pub mod air;
 #[cfg(feature = "embassy-time")]
 pub mod board;
 pub mod clock;
+pub mod compact;
 pub mod flash;
 pub mod gwmp;
 pub mod harvest;

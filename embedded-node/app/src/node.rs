@@ -12,7 +12,16 @@
 //!    heard: the slope commits the new state to flash *before* it hands out the frame;
 //! 4. transmit, on a channel and data rate the duty-cycle tracker admits (a frame held back
 //!    by the duty cycle waits, listening meanwhile);
-//! 5. listen for a receive window, then sleep until the next cycle (interval ± 1/8).
+//! 5. listen for a receive window (gateway receipts of the device's own frames feed the
+//!    clock synchronisation, [`crate::timesync`]), then sleep until the next cycle
+//!    (interval ± 1/8).
+//!
+//! With the compact suite configured ([`Config::compact`], [`crate::compact`]) and the
+//! clock synchronised, step 3 is suite 2 instead: the first time, anchor a compact chain
+//! (state stored, then the anchor sent in suite 1); afterwards one compact attestation
+//! with the sensor payload in the current interval (or a renewal near the chain's end),
+//! its state stored before it is returned, and dropped rather than sent after
+//! `start(i + d) − max_skew` if the duty cycle holds it that long.
 //!
 //! A storage failure is [`Fatal`]: nothing was released, and the board resets (on a real
 //! power loss, the device is simply gone at that point). Nothing received from the air
@@ -20,21 +29,26 @@
 
 use embassy_futures::select::{Either, select};
 use heapless::Vec;
+use slope_node::compact::device::{Error as CompactError, Schedule};
+use slope_node::compact::persist::{PersistError, Persistent};
 use slope_node::device::storage::{Slots, TwoSlot, TwoSlotError};
 use slope_node::device::{self, Error, Frame, MIN_INCEPT_SAMPLES, Slope};
-use slope_proto::ShortId;
+use slope_proto::compact::crypto::frame_digest;
+use slope_proto::{Event, LinkDigest, ShortId};
 use slope_radios::frame::encode_frame;
 use slope_radios::meta::RxMeta;
 use slope_radios::radio::{Radio, Tune};
 
 use crate::air::{Air, Hold, Plan};
 use crate::clock::Clock;
+use crate::compact::{self, NoStore, RenewalPool, Store, When};
 use crate::harvest::{Harvester, MAX_SOURCES, Sources};
 use crate::health::STARTUP_SYMBOLS;
 use crate::log::dbg;
 use crate::neighbours::Neighbours;
 use crate::rx::{self, classify};
 use crate::sensor::Sensor;
+use crate::timesync::{TimeSync, Update};
 
 /// How the device behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +67,8 @@ pub struct Config {
     /// Fresh entropy samples harvested per cycle once incepted (rotations need
     /// `MIN_ROTATE_SAMPLES` = 128 since the last one).
     pub fresh_per_cycle: u32,
+    /// The compact suite (suite 2), when the device may use it.
+    pub compact: Option<compact::Config>,
 }
 
 impl Config {
@@ -72,6 +88,7 @@ impl Config {
             listen_ms: 10_000,
             establishment_every: 16,
             fresh_per_cycle: 8,
+            compact: Some(compact::Config::DEFAULT),
         }
     }
 }
@@ -88,6 +105,11 @@ pub enum Fatal<E> {
     CorruptState,
     /// The slope's position counter is exhausted (2³² events).
     Exhausted,
+    /// The compact state could not be committed; no compact frame was released.
+    CompactStorage,
+    /// The stored compact state does not decode, or belongs to another identity
+    /// (erase both state regions to start over).
+    CompactCorrupt,
     /// The slope refused for a reason its state machine should never produce here
     /// (an encoding rule, a call out of order): a bug, reported rather than looped on.
     Internal,
@@ -108,6 +130,23 @@ pub enum Cycle {
     },
     /// Not enough healthy entropy for the next key: nothing was signed.
     Starved,
+    /// A compact chain was anchored (its first interval); the anchor was sent.
+    Anchored {
+        /// First interval of the chain.
+        first: u32,
+    },
+    /// A compact frame was made for `interval` (a renewal when `renewal`).
+    Compact {
+        /// The interval.
+        interval: u32,
+        /// Whether it was a renewal.
+        renewal: bool,
+        /// Whether it went on air (not dropped for lateness).
+        sent: bool,
+    },
+    /// Compact suite, but nothing to do this cycle (interval already used, or the
+    /// chain has not started).
+    Waiting,
 }
 
 /// Counters since boot.
@@ -128,13 +167,32 @@ pub struct Stats {
     pub witnessed: u32,
     /// Radio driver errors.
     pub radio_errors: u32,
+    /// Receipts that became clock samples.
+    pub time_samples: u32,
+    /// Compact frames sent.
+    pub compact_sent: u32,
+    /// Compact frames dropped because the duty cycle held them past their deadline.
+    pub compact_late: u32,
 }
 
 /// The storage error of a node over medium `M`.
 pub type StorageError<M> = TwoSlotError<<M as Slots>::Error>;
 
-/// The device role over a radio, flash slots, a clock, entropy sources and a sensor.
-pub struct Node<R, M: Slots, C, S, P> {
+/// The compact suite's state in the device role (one per device, in place: no
+/// allocator to box the large variant into).
+#[allow(clippy::large_enum_variant)]
+enum Suite2<K: Slots> {
+    /// Not configured, no store, or the chain ran out: suite 1 only.
+    Off,
+    /// Configured, not anchored yet.
+    Ready(Store<K>),
+    /// Anchored: the persisted compact device.
+    Live(Persistent<Store<K>>),
+}
+
+/// The device role over a radio, flash slots, a clock, entropy sources and a sensor
+/// (and, for the compact suite, a second pair of flash slots `K`).
+pub struct Node<R, M: Slots, C, S, P, K: Slots = NoStore> {
     config: Config,
     slope: Slope<TwoSlot<M>>,
     radio: R,
@@ -153,9 +211,16 @@ pub struct Node<R, M: Slots, C, S, P> {
     since_establishment: u32,
     next_cycle_us: Option<u64>,
     stats: Stats,
+    suite2: Suite2<K>,
+    sync: TimeSync,
+    renewal: RenewalPool,
+    /// Renewal copies sent for the chain starting at `.1`.
+    renewals_sent: (u8, u32),
+    /// Wake up for this cycle (µs) if it is earlier than the usual one.
+    wake_us: Option<u64>,
 }
 
-impl<R, M, C, S, P> Node<R, M, C, S, P>
+impl<R, M, C, S, P> Node<R, M, C, S, P, NoStore>
 where
     R: Radio + Tune,
     M: Slots,
@@ -163,7 +228,8 @@ where
     S: Sources,
     P: Sensor,
 {
-    /// Restores the slope from flash (or finds none: a first boot) and gets ready.
+    /// Restores the slope from flash (or finds none: a first boot) and gets ready;
+    /// suite 1 only.
     pub fn boot(
         config: Config,
         slots: M,
@@ -172,7 +238,36 @@ where
         sources: S,
         sensor: P,
     ) -> Result<Self, Fatal<StorageError<M>>> {
+        Self::boot_with(config, slots, None, radio, clock, sources, sensor)
+    }
+}
+
+impl<R, M, C, S, P, K> Node<R, M, C, S, P, K>
+where
+    R: Radio + Tune,
+    M: Slots,
+    C: Clock,
+    S: Sources,
+    P: Sensor,
+    K: Slots,
+{
+    /// Restores the slope from `slots` and, when `compact` slots are given and
+    /// [`Config::compact`] is set, the compact state from them.
+    pub fn boot_with(
+        config: Config,
+        slots: M,
+        compact: Option<K>,
+        radio: R,
+        clock: C,
+        sources: S,
+        sensor: P,
+    ) -> Result<Self, Fatal<StorageError<M>>> {
         let slope = Slope::restore(config.slope, TwoSlot::new(slots)).map_err(fatal)?;
+        let suite2 = match (config.compact, compact) {
+            (Some(_), Some(medium)) => restore_compact(Store::new(medium), slope.id())?,
+            _ => Suite2::Off,
+        };
+        let sync = TimeSync::new(config.compact.map_or_else(Default::default, |c| c.sync));
         let harvester = Harvester::new(sources.list());
         let mut node = Self {
             config,
@@ -191,6 +286,11 @@ where
             since_establishment: 0,
             next_cycle_us: None,
             stats: Stats::default(),
+            suite2,
+            sync,
+            renewal: RenewalPool::new(),
+            renewals_sent: (0, 0),
+            wake_us: None,
         };
         match node.slope.id() {
             Some(id) => {
@@ -228,10 +328,20 @@ where
             }
         }
         self.harvest().await;
-        let cycle = self.sign().await?;
+        let cycle = match self.compact_time() {
+            Some(unix_ms) => self.compact(unix_ms).await?,
+            None => self.sign().await?,
+        };
         self.listen_until(start.saturating_add(self.config.listen_ms * 1000))
             .await;
-        let next = self.next_deadline(start);
+        match self.sync.close(self.clock.now_ms()) {
+            Update::None | Update::Held => {}
+            u => info!("clock: {}", u),
+        }
+        let mut next = self.next_deadline(start);
+        if let Some(wake) = self.wake_us.take() {
+            next = next.min(wake.max(self.clock.now_us()));
+        }
         self.clock.sleep_until_us(next).await;
         Ok(cycle)
     }
@@ -251,6 +361,28 @@ where
         self.stats
     }
 
+    /// The clock synchronisation.
+    pub fn sync(&self) -> &TimeSync {
+        &self.sync
+    }
+
+    /// The compact state, once anchored.
+    pub fn compact_state(&self) -> Option<&Persistent<Store<K>>> {
+        match &self.suite2 {
+            Suite2::Live(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The compact store's medium, anchored or not (for a simulated reboot in tests).
+    pub fn compact_medium(&self) -> Option<&K> {
+        match &self.suite2 {
+            Suite2::Live(p) => Some(p.storage().medium()),
+            Suite2::Ready(s) => Some(s.medium()),
+            Suite2::Off => None,
+        }
+    }
+
     /// The radio (for tests and diagnostics).
     pub fn radio(&mut self) -> &mut R {
         &mut self.radio
@@ -268,6 +400,10 @@ where
     async fn harvest(&mut self) {
         let want = if self.slope.id().is_none() {
             MIN_INCEPT_SAMPLES.saturating_sub(self.pooled)
+        } else if matches!(&self.suite2, Suite2::Live(p) if !p.device().has_next()) {
+            // The next compact chain waits for these: gather them in one cycle.
+            let missing = compact::MIN_RENEWAL_SAMPLES.saturating_sub(self.renewal.samples());
+            self.config.fresh_per_cycle.max(missing)
         } else {
             self.config.fresh_per_cycle
         };
@@ -280,10 +416,14 @@ where
         let slope = &mut self.slope;
         let pooled = &mut self.pooled;
         let seed = &mut self.hop_seed;
+        let renewal = &mut self.renewal;
         let got = self
             .harvester
             .harvest(&mut self.sources, want, budget, |sample| {
                 slope.handle_entropy(sample);
+                if incepted {
+                    renewal.mix(sample);
+                }
                 if !incepted {
                     *pooled += 1;
                 }
@@ -309,7 +449,9 @@ where
                     if let Some(id) = self.slope.id() {
                         info!("incepted: device {=[u8]:x}", id.short().0);
                     }
-                    self.send(&frame).await;
+                    if let Some(tx) = self.send(&frame).await {
+                        self.note_suite1(&frame, tx);
+                    }
                     Ok(Cycle::Incepted)
                 }
                 Err(Error::InsufficientEntropy { have, need }) => {
@@ -344,7 +486,9 @@ where
             if rotated { ", key rotated" } else { "" }
         );
         for frame in &released.frames {
-            self.send(frame).await;
+            if let Some(tx) = self.send(frame).await {
+                self.note_suite1(frame, tx);
+            }
         }
         self.since_establishment = if rotated {
             0
@@ -367,33 +511,46 @@ where
 
     /// Transmits one envelope as soon as the duty cycle allows (listening while it
     /// waits). A radio failure marks the last frames for sending again next cycle.
-    async fn send(&mut self, envelope: &[u8]) {
+    /// Returns the transmission's start (µs), if it went on air.
+    async fn send(&mut self, envelope: &[u8]) -> Option<u64> {
+        self.send_by(envelope, None).await
+    }
+
+    /// [`Node::send`], but gives up (returns `None`) when the duty cycle would hold the
+    /// frame past `deadline_us`.
+    async fn send_by(&mut self, envelope: &[u8], deadline_us: Option<u64>) -> Option<u64> {
         let mut phy = [0u8; 255];
         let len = match encode_frame(envelope, &mut phy) {
             Ok(n) => n,
             Err(e) => {
                 error!("frame not sent: {}", dbg(&e));
-                return;
+                return None;
             }
         };
         loop {
-            match self.air.admit(self.clock.now_us(), len) {
+            let now = self.clock.now_us();
+            match self.air.admit(now, len) {
                 Ok(params) => {
-                    match self.radio.transmit(&phy[..len], params).await {
+                    return match self.radio.transmit(&phy[..len], params).await {
                         Ok(report) => {
                             self.stats.sent += 1;
                             debug!(
                                 "sent {} bytes on {} Hz, {} us on air",
                                 len, params.freq_hz, report.airtime_us
                             );
+                            Some(now)
                         }
                         Err(e) => {
                             self.stats.radio_errors += 1;
                             self.resend = true;
                             warn!("transmit failed: {}", dbg(&e));
+                            None
                         }
-                    }
-                    return;
+                    };
+                }
+                Err(Hold::Until(t)) if deadline_us.is_some_and(|d| t > d) => {
+                    warn!("duty cycle: frame dropped, it would leave too late");
+                    return None;
                 }
                 Err(Hold::Until(t)) => {
                     self.stats.held += 1;
@@ -405,7 +562,7 @@ where
                 }
                 Err(Hold::Never) => {
                     error!("a {}-byte frame fits no data rate of the plan", len);
-                    return;
+                    return None;
                 }
             }
         }
@@ -478,14 +635,238 @@ where
                 self.stats.neighbours = self.stats.neighbours.saturating_add(1);
                 self.neighbours.hear(id, seq, meta.rssi_dbm);
             }
-            rx::Heard::Beacon { device, seq, .. } => {
+            rx::Heard::Beacon {
+                witness,
+                device,
+                seq,
+                event,
+                time_ms,
+            } => {
                 self.stats.beacons = self.stats.beacons.saturating_add(1);
                 if Some(device) == self.own {
                     self.stats.witnessed = self.stats.witnessed.saturating_add(1);
                     info!("a gateway witnessed position {}", seq);
+                    let now = self.clock.now_ms();
+                    if self.sync.offer(now, witness, seq, event, time_ms) {
+                        self.stats.time_samples = self.stats.time_samples.saturating_add(1);
+                    }
                 }
             }
             rx::Heard::Other => {}
+        }
+    }
+
+    /// Registers a suite-1 frame sent at `tx_us` with the clock synchronisation (a
+    /// receipt must name its position and digest).
+    fn note_suite1(&mut self, frame: &[u8], tx_us: u64) {
+        if let (Some(id), Ok(event)) = (self.slope.id(), Event::decode(frame)) {
+            self.sync
+                .sent(tx_us / 1000, event.seq(), event.digest(&id).link());
+        }
+    }
+
+    /// Whether the plan's slowest data rate carries the last suite-1 frame.
+    fn suite1_fits(&self) -> bool {
+        let plan = self.air.plan();
+        let Some(rate) = plan.region.data_rate(plan.min_dr) else {
+            return false;
+        };
+        let len = self.slope.last_frames().last().map_or(0, |f| f.len());
+        len + 3 <= rate.max_phy_payload()
+    }
+
+    /// Unix time now, when this cycle speaks suite 2: configured, a store, incepted,
+    /// the clock synchronised, and (for [`When::Suite1DoesNotFit`]) suite 1 too long.
+    fn compact_time(&self) -> Option<u64> {
+        let c = self.config.compact?;
+        if matches!(self.suite2, Suite2::Off) || self.slope.id().is_none() {
+            return None;
+        }
+        if c.when == When::Suite1DoesNotFit && self.suite1_fits() {
+            return None;
+        }
+        self.sync.unix_ms(self.clock.now_ms())
+    }
+
+    /// One suite-2 cycle at Unix time `unix_ms`: anchor, or a compact frame.
+    async fn compact(&mut self, unix_ms: u64) -> Result<Cycle, Fatal<StorageError<M>>> {
+        let Some(c) = self.config.compact else {
+            return self.sign().await;
+        };
+        let schedule = Schedule {
+            start_ms: c.start_ms,
+            interval_ms: c.interval_ms,
+            delay: c.delay,
+        };
+        match core::mem::replace(&mut self.suite2, Suite2::Off) {
+            Suite2::Ready(mut store) => {
+                // Two intervals ahead: the anchor reaches the verifiers first.
+                let first = interval_of(&schedule, unix_ms).saturating_add(2);
+                let (device, anchor) = match self.slope.anchor_compact(schedule, first, c.chain_len)
+                {
+                    Ok(a) => a,
+                    Err(e) => {
+                        error!("cannot anchor a compact chain: {}", dbg(&e));
+                        return self.sign().await;
+                    }
+                };
+                if !store.set_anchor(anchor.frame()) {
+                    return Err(Fatal::Internal);
+                }
+                // Stored (with the anchor) before the anchor leaves.
+                let live = Persistent::create(device, store).map_err(compact_fatal)?;
+                self.suite2 = Suite2::Live(live);
+                info!("compact chain anchored from interval {}", first);
+                self.send(anchor.frame()).await;
+                self.since_establishment = 0;
+                Ok(Cycle::Anchored { first })
+            }
+            Suite2::Live(live) => {
+                self.suite2 = Suite2::Live(live);
+                self.compact_frame(&c, &schedule, unix_ms).await
+            }
+            Suite2::Off => self.sign().await,
+        }
+    }
+
+    /// The compact attestation (or renewal) of the current interval.
+    async fn compact_frame(
+        &mut self,
+        c: &compact::Config,
+        schedule: &Schedule,
+        unix_ms: u64,
+    ) -> Result<Cycle, Fatal<StorageError<M>>> {
+        let i = interval_of(schedule, unix_ms);
+        let Suite2::Live(live) = &mut self.suite2 else {
+            return Ok(Cycle::Waiting);
+        };
+        let chain = live.device().chain();
+        let (chain_first, chain_last) = (chain.first(), chain.last());
+        if self.renewals_sent.1 != chain_first {
+            self.renewals_sent = (0, chain_first);
+        }
+        // The next chain is prepared (and stored) as soon as there is fresh entropy for
+        // it, long before its renewals are due.
+        if !live.device().has_next()
+            && let Some(mut state) = self.renewal.take()
+        {
+            let prepared = live.prepare_renewal(&state, c.chain_len);
+            zeroize::Zeroize::zeroize(&mut state);
+            prepared.map_err(compact_fatal)?;
+        }
+        // Renewals alternate with attestations near the chain's end until enough copies
+        // went out, but early enough that later frames of the same chain disclose the
+        // renewal's key (a key of the old chain is disclosed across the switch only in
+        // the next chain's first `delay` intervals, which the device may not speak in):
+        // `delay` intervals plus two cycles before the end. Past the end, the
+        // attestation switches to the prepared chain.
+        let cycle_intervals = (self.config.interval_ms * 9 / 8).div_ceil(u64::from(c.interval_ms));
+        let margin = u32::from(c.delay)
+            .saturating_add(u32::try_from(2 * cycle_intervals).unwrap_or(u32::MAX))
+            .saturating_add(1);
+        // (A device that was off through the window still sends one, late.)
+        let left = chain_last.saturating_sub(i);
+        let renewal = i <= chain_last
+            && left < c.renew_within
+            && (left >= margin || self.renewals_sent.0 == 0)
+            && live.device().has_next()
+            && self.renewals_sent.0 < c.renewals
+            && i.is_multiple_of(2);
+        if i <= chain_last
+            && left < cycle_intervals.try_into().unwrap_or(u32::MAX) + u32::from(c.delay)
+        {
+            // The old chain's last keys are disclosed only in the next chain's first
+            // `delay` intervals: wake up for the first of them.
+            let next_start = schedule
+                .start_ms
+                .saturating_add(u64::from(chain_last) * u64::from(schedule.interval_ms));
+            self.wake_us = self.sync.mono_ms(next_start + 500).map(|m| m * 1000);
+            // And make no frame whose key only the last intervals would disclose.
+            if left + 1 < u32::from(c.delay) {
+                return Ok(Cycle::Waiting);
+            }
+        }
+        let made = if renewal {
+            live.renew(unix_ms).map(|f| Frame::from_slice(f.frame()))
+        } else {
+            let reading = self.sensor.read().await;
+            let Suite2::Live(live) = &mut self.suite2 else {
+                return Ok(Cycle::Waiting);
+            };
+            live.attest(unix_ms, &reading.payload)
+                .map(|f| Frame::from_slice(f.frame()))
+        };
+        let frame = match made {
+            Ok(Ok(f)) => f,
+            Ok(Err(())) => return Err(Fatal::Internal),
+            Err(PersistError::Device(CompactError::IntervalUsed(_) | CompactError::NotStarted)) => {
+                return Ok(Cycle::Waiting);
+            }
+            Err(PersistError::Device(CompactError::Exhausted)) => {
+                warn!("compact chain exhausted without a renewal: back to suite 1");
+                self.suite2 = Suite2::Off;
+                return self.sign().await;
+            }
+            Err(e) => return Err(compact_fatal(e)),
+        };
+        // Dropped rather than sent after start(i + d) − skew (less 1 s of airtime).
+        let deadline_ms = schedule
+            .start_ms
+            .saturating_add(
+                u64::from(i + u32::from(schedule.delay) - 1) * u64::from(schedule.interval_ms),
+            )
+            .saturating_sub(c.max_skew_ms + 1_000);
+        let deadline_us = self
+            .sync
+            .mono_ms(deadline_ms)
+            .map_or(0, |m| m.saturating_mul(1000));
+        let sent = self.send_by(&frame, Some(deadline_us)).await;
+        if let Some(tx) = sent {
+            self.stats.compact_sent = self.stats.compact_sent.saturating_add(1);
+            let mut link = [0u8; 16];
+            link.copy_from_slice(&frame_digest(&frame)[..16]);
+            self.sync.sent(tx / 1000, i, LinkDigest(link));
+            if renewal {
+                self.renewals_sent.0 += 1;
+            }
+        } else {
+            self.stats.compact_late = self.stats.compact_late.saturating_add(1);
+        }
+        info!(
+            "compact {} for interval {}{}",
+            if renewal { "renewal" } else { "attestation" },
+            i,
+            if sent.is_some() { "" } else { " dropped" }
+        );
+        self.since_establishment += 1;
+        let every = self.config.establishment_every;
+        if every > 0 && self.since_establishment >= every {
+            self.since_establishment = 0;
+            self.resend_establishment().await;
+        }
+        Ok(Cycle::Compact {
+            interval: i,
+            renewal,
+            sent: sent.is_some(),
+        })
+    }
+
+    /// The suite-1 establishment and the compact anchor again, for verifiers that
+    /// missed them.
+    async fn resend_establishment(&mut self) {
+        if let Some(est) = self
+            .slope
+            .establishment()
+            .and_then(|e| Frame::from_slice(e).ok())
+        {
+            self.send(&est).await;
+        }
+        let anchor = match &self.suite2 {
+            Suite2::Live(p) => Frame::from_slice(p.storage().anchor()).ok(),
+            _ => None,
+        };
+        if let Some(anchor) = anchor.filter(|a| !a.is_empty()) {
+            self.send(&anchor).await;
         }
     }
 
@@ -499,6 +880,51 @@ where
             .saturating_add(jitter);
         self.next_cycle_us = Some(next);
         next
+    }
+}
+
+/// The global interval of Unix time `unix_ms` (0 before interval 1).
+fn interval_of(s: &Schedule, unix_ms: u64) -> u32 {
+    match unix_ms.checked_sub(s.start_ms) {
+        Some(d) => u32::try_from(d / u64::from(s.interval_ms.max(1)) + 1).unwrap_or(u32::MAX),
+        None => 0,
+    }
+}
+
+/// The stored compact state of `device`, or a store ready to anchor.
+fn restore_compact<K: Slots, E>(
+    mut store: Store<K>,
+    device: Option<slope_proto::DeviceId>,
+) -> Result<Suite2<K>, Fatal<E>> {
+    match store.is_stored() {
+        Ok(false) => return Ok(Suite2::Ready(store)),
+        Ok(true) => {}
+        Err(compact::StoreError::Corrupt) => return Err(Fatal::CompactCorrupt),
+        Err(compact::StoreError::Medium(_)) => return Err(Fatal::CompactStorage),
+    }
+    let live = match Persistent::restore(store) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(Fatal::CompactStorage),
+        Err(e) => return Err(compact_fatal(e)),
+    };
+    if device.map(|d| d.short()) != Some(live.device().anchor(0).device) {
+        return Err(Fatal::CompactCorrupt);
+    }
+    info!(
+        "compact state restored: last interval {}",
+        live.device().last_interval()
+    );
+    Ok(Suite2::Live(live))
+}
+
+/// Maps the compact store's errors to what stops the device.
+fn compact_fatal<X, E>(e: PersistError<compact::StoreError<X>>) -> Fatal<E> {
+    match e {
+        PersistError::Corrupt(_) | PersistError::Storage(compact::StoreError::Corrupt) => {
+            Fatal::CompactCorrupt
+        }
+        PersistError::Storage(_) => Fatal::CompactStorage,
+        _ => Fatal::Internal,
     }
 }
 

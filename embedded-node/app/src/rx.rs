@@ -5,7 +5,7 @@
 //! `slope_proto::decode`, neither of which panics on any input); signatures are the
 //! verifiers' business.
 
-use slope_proto::{Message, NeighbourId, ShortId, WitnessId};
+use slope_proto::{LinkDigest, Message, NeighbourId, ShortId, WitnessId};
 use slope_radios::frame::parse_frame;
 
 /// A received frame, classified.
@@ -25,8 +25,13 @@ pub enum Heard {
         witness: WitnessId,
         /// The device whose event it witnessed.
         device: ShortId,
-        /// The witnessed position.
+        /// The witnessed position (or compact interval).
         seq: u32,
+        /// The witnessed event's digest.
+        event: LinkDigest,
+        /// The gateway's receive time of that event, ms since the Unix epoch (unsigned
+        /// here: a clock sample, [`crate::timesync`]).
+        time_ms: u64,
     },
     /// Not a Slope frame, or not a well-formed one.
     Other,
@@ -54,6 +59,8 @@ pub fn classify(frame: &[u8]) -> Heard {
             witness: r.body().witness,
             device: r.body().device,
             seq: r.body().seq,
+            event: r.body().event,
+            time_ms: r.body().observed.time_ms,
         },
         // Batched receipts travel between gateways (libp2p), never to a device: if one is
         // heard on air it tells the device nothing it acts on.

@@ -207,6 +207,10 @@ fn a_thousand_attestations_with_power_cuts_never_fork_the_device() {
             match result {
                 Ok(Cycle::Attested { .. }) => attested += 1,
                 Ok(Cycle::Incepted | Cycle::Starved) => {}
+                // Suite 1 only here (`Node::boot`: no compact store).
+                Ok(c @ (Cycle::Anchored { .. } | Cycle::Compact { .. } | Cycle::Waiting)) => {
+                    panic!("a suite-1 device spoke compact: {c:?}")
+                }
                 Err(Fatal::Storage(_)) => {
                     ended_by_cut = true;
                     break;

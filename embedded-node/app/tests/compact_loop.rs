@@ -1,0 +1,491 @@
+//! The compact suite in the firmware's device role, on host doubles of the board:
+//! two gateways answer every frame the device sends with a signed witness receipt
+//! carrying their (true) receive time; the device synchronises its clock from them,
+//! anchors a compact chain, and sends compact attestations (and renewals near each
+//! chain's end) through hundreds of intervals, with the power cut at random instants —
+//! during flash writes of either state region (they share one flash), right after a
+//! write landed, between cycles. After every reboot the clock is lost and the device
+//! attests in suite 1 until it has synchronised again; suite-1 rotations happen in
+//! those stretches.
+//!
+//! Checked: no interval ever carries two different compact frames; no position two
+//! different suite-1 frames; every compact frame on air goes through the real node
+//! verifier (`slope_node::verifier::Verifier` with the compact verifier, receive times
+//! from the true clock) and is authenticated once a later frame discloses its key —
+//! across renewals, rotations and reboots — with no divergence, renewal conflict, bad
+//! MAC or late/future rejection.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use slope_firmware::clock::Clock;
+use slope_firmware::compact::{self, When};
+use slope_firmware::flash::{FlashSlots, Shared};
+use slope_firmware::harvest::{SourceInfo, Sources};
+use slope_firmware::health::MinEntropy;
+use slope_firmware::node::{Config, Cycle, Fatal, Node};
+use slope_firmware::sensor::{Reading, Sensor};
+use slope_firmware::sim::{MemFlash, SimFrame};
+use slope_firmware::timesync::Policy;
+use slope_node::device::Config as SlopeConfig;
+use slope_node::verifier::compact::{self as vc, Event as CEvent, Reject};
+use slope_node::verifier::{Config as VConfig, Outcome, Verifier, VerifyError};
+use slope_proto::compact::crypto::frame_digest;
+use slope_proto::compact::{Attestation, Maced, Renewal};
+use slope_proto::{Event, LinkDigest, Observation, Receipt, Signed, crypto, sample};
+use slope_radios::SpreadingFactor;
+use slope_radios::airtime::Modulation;
+use slope_radios::frame::{encode_frame, parse_frame};
+use slope_radios::meta::{RxMeta, Snr};
+use slope_radios::radio::{Radio, Tune, TxParams, TxReport};
+
+const PAGES: usize = 4;
+const REGION: u32 = (2 * PAGES * 2048) as u32;
+/// True Unix time at world time 0.
+const T0_MS: u64 = compact::Config::EPOCH_2026_MS + 86_400_000;
+
+/// SplitMix64.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// True time, µs since world start (the device's clock restarts at every boot).
+type World = Rc<Cell<u64>>;
+
+struct BootClock {
+    world: World,
+    boot_us: u64,
+}
+impl Clock for BootClock {
+    fn now_us(&self) -> u64 {
+        self.world.get() - self.boot_us
+    }
+    async fn sleep_until_us(&mut self, deadline_us: u64) {
+        let t = self.boot_us + deadline_us;
+        if t > self.world.get() {
+            self.world.set(t);
+        }
+    }
+}
+
+/// One healthy source.
+struct Trng(Rng);
+const LIST: &[SourceInfo] = &[SourceInfo {
+    name: "trng",
+    min_entropy: MinEntropy::FourBits,
+}];
+impl Sources for Trng {
+    fn list(&self) -> &'static [SourceInfo] {
+        LIST
+    }
+    async fn sample(&mut self, _: usize) -> Option<u8> {
+        Some(self.0.next() as u8)
+    }
+}
+
+struct Counter(u32);
+impl Sensor for Counter {
+    async fn read(&mut self) -> Reading {
+        self.0 += 1;
+        let mut r = Reading::default();
+        let _ = r.payload.extend_from_slice(&self.0.to_le_bytes());
+        r
+    }
+}
+
+/// A frame on air: the envelope and the true time it left (ms).
+type OnAir = Vec<(Vec<u8>, u64)>;
+
+/// The air around the device: every transmission is recorded with its true time, and
+/// two gateways answer each of the device's events with a signed receipt (their
+/// receive time, true ± a few ms), heard 300–800 ms later.
+struct Gateways {
+    world: World,
+    air: Rc<RefCell<OnAir>>,
+    device: Option<slope_proto::DeviceId>,
+    inbox: Vec<(u64, SimFrame)>,
+    listening: bool,
+    rng: Rng,
+}
+
+impl Gateways {
+    fn receipts(&mut self, envelope: &[u8], tx_ms: u64) {
+        let Some(device) = self.device else { return };
+        let (seq, event) = if envelope.get(1) == Some(&2) {
+            let link = |f: &[u8]| {
+                let mut l = [0u8; 16];
+                l.copy_from_slice(&frame_digest(f)[..16]);
+                LinkDigest(l)
+            };
+            match envelope.get(2) {
+                Some(1) => match Maced::<Attestation>::decode(envelope) {
+                    Ok(a) => (a.body().interval, link(envelope)),
+                    Err(_) => return,
+                },
+                Some(2) => match Maced::<Renewal>::decode(envelope) {
+                    Ok(r) => (r.body().interval, link(envelope)),
+                    Err(_) => return,
+                },
+                _ => return,
+            }
+        } else {
+            match Event::decode(envelope) {
+                Ok(e) => (e.seq(), e.digest(&device).link()),
+                Err(_) => return,
+            }
+        };
+        for g in 1..=2u8 {
+            let key = sample::key(0x40 + g);
+            let body = Receipt {
+                witness: crypto::witness_id(key.verifying_key().as_bytes()),
+                device: device.short(),
+                seq,
+                event,
+                observed: Observation {
+                    rssi_dbm: -100,
+                    snr_qdb: 20,
+                    freq_hz: 868_100_000,
+                    foff_hz: None,
+                    sf: 9,
+                    time_ms: tx_ms + 50 + self.rng.below(40),
+                },
+            };
+            let receipt = Signed::<Receipt>::witness(body, &key).expect("receipt");
+            let mut phy = [0u8; 255];
+            let n = encode_frame(receipt.frame(), &mut phy).expect("frame");
+            let at = self.world.get() + 300_000 + self.rng.below(500_000);
+            self.inbox
+                .push((at, phy[..n].iter().copied().collect::<SimFrame>()));
+        }
+    }
+}
+
+impl Radio for Gateways {
+    type Error = core::convert::Infallible;
+
+    async fn transmit(&mut self, frame: &[u8], params: TxParams) -> Result<TxReport, Self::Error> {
+        let envelope = parse_frame(frame).expect("a Slope frame").to_vec();
+        let tx_ms = T0_MS + self.world.get() / 1000;
+        if self.device.is_none()
+            && let Ok(Event::Inception(i)) = Event::decode(&envelope)
+        {
+            self.device = Some(i.device_id());
+        }
+        self.receipts(&envelope, tx_ms);
+        self.air.borrow_mut().push((envelope, tx_ms));
+        let airtime_us = params.modulation.time_on_air_us(frame.len()).unwrap_or(0);
+        self.world.set(self.world.get() + u64::from(airtime_us));
+        Ok(TxReport { airtime_us })
+    }
+
+    async fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, RxMeta), Self::Error> {
+        // Whatever is due by now (the caller's window bounds the wait).
+        let now = self.world.get();
+        let due = self
+            .inbox
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, _))| *at <= now + 2_000_000)
+            .min_by_key(|(_, (at, _))| *at)
+            .map(|(k, _)| k);
+        if !self.listening {
+            return core::future::pending().await;
+        }
+        let Some(k) = due else {
+            return core::future::pending().await;
+        };
+        let (at, frame) = self.inbox.remove(k);
+        if at > now {
+            self.world.set(at);
+        }
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok((
+            n,
+            RxMeta {
+                rssi_dbm: -90,
+                signal_rssi_dbm: None,
+                snr: Snr(20),
+                freq_hz: 868_100_000,
+                sf: SpreadingFactor::_9,
+                bw: slope_radios::Bandwidth::_125KHz,
+                timestamp_us: 0,
+                freq_offset_hz: None,
+            },
+        ))
+    }
+}
+
+impl Tune for Gateways {
+    fn listen_on(&mut self, _: u32, _: Modulation) -> Result<(), Self::Error> {
+        self.listening = true;
+        Ok(())
+    }
+    async fn idle(&mut self) -> Result<(), Self::Error> {
+        self.listening = false;
+        // Receipts not heard in this window are lost.
+        let now = self.world.get();
+        self.inbox.retain(|(at, _)| *at > now);
+        Ok(())
+    }
+}
+
+fn config() -> Config {
+    let mut c = Config::eu868();
+    c.slope = SlopeConfig {
+        rotate_every: 5,
+        max_epoch_events: 20,
+        rotate_after_ms: 0,
+        interval_s: 60,
+    };
+    c.interval_ms = 60_000;
+    c.listen_ms = 5_000;
+    c.establishment_every = 9;
+    c.fresh_per_cycle = 24;
+    c.compact = Some(compact::Config {
+        when: When::Always,
+        interval_ms: 20_000,
+        delay: 2,
+        // Short chains: a renewal every ~85 frames.
+        chain_len: 256,
+        renew_within: 160,
+        renewals: 3,
+        sync: Policy {
+            quorum: 2,
+            ..Policy::DEFAULT
+        },
+        ..compact::Config::DEFAULT
+    });
+    c
+}
+
+type Slots<'a> = FlashSlots<Shared<'a, MemFlash>, PAGES>;
+
+#[test]
+fn the_compact_loop_survives_power_cuts_and_verifies_through_the_node_verifier() {
+    let world: World = Rc::new(Cell::new(0));
+    let air: Rc<RefCell<OnAir>> = Rc::new(RefCell::new(Vec::new()));
+    let mut rng = Rng(8);
+    let mut flash = MemFlash::new(2 * REGION as usize, None);
+    let mut device = None;
+    let (mut boots, mut cuts, mut compact_cycles, mut anchored, mut renewals) = (0, 0, 0, 0, 0);
+    let mut rotations_seen = 0u32;
+    while compact_cycles < 1_500 {
+        boots += 1;
+        assert!(boots < 5_000, "no progress");
+        let budget = match rng.below(4) {
+            0 => None,
+            1 => Some(rng.below(60) as usize),
+            _ => Some(rng.below(2_500) as usize),
+        };
+        flash.set_budget(budget);
+        let cell = RefCell::new(flash.clone());
+        let slots = Slots::new(Shared(&cell), 0).expect("layout");
+        let compact_slots = Slots::new(Shared(&cell), REGION).expect("layout");
+        let radio = Gateways {
+            world: world.clone(),
+            air: air.clone(),
+            device,
+            inbox: Vec::new(),
+            listening: false,
+            rng: Rng(rng.next()),
+        };
+        let clock = BootClock {
+            world: world.clone(),
+            boot_us: world.get(),
+        };
+        let booted = Node::boot_with(
+            config(),
+            slots,
+            Some(compact_slots),
+            radio,
+            clock,
+            Trng(Rng(rng.next())),
+            Counter(0),
+        );
+        let mut node = match booted {
+            Ok(n) => n,
+            Err(Fatal::Storage(_) | Fatal::CompactStorage) => {
+                cuts += 1;
+                drop(booted);
+                flash = cell.into_inner();
+                continue;
+            }
+            Err(e) => panic!("boot failed: {e:?}"),
+        };
+        for _ in 0..1 + rng.below(30) {
+            let r = embassy_futures::block_on(node.step());
+            match r {
+                Ok(Cycle::Compact { renewal, .. }) => {
+                    compact_cycles += 1;
+                    renewals += u32::from(renewal);
+                }
+                Ok(Cycle::Anchored { .. }) => anchored += 1,
+                Ok(Cycle::Attested { rotated, .. }) => rotations_seen += u32::from(rotated),
+                Ok(_) => {}
+                Err(Fatal::Storage(_) | Fatal::CompactStorage) => {
+                    cuts += 1;
+                    break;
+                }
+                Err(e) => panic!("unexpected fatal error {e:?}"),
+            }
+        }
+        device = node.radio().device;
+        drop(node);
+        flash = cell.into_inner();
+        // The board is off for a while now and then.
+        world.set(world.get() + rng.below(4) * rng.below(120_000_000));
+    }
+    assert_eq!(anchored, 1, "one anchor for life");
+    assert!(cuts > 150, "only {cuts} power cuts");
+    assert!(renewals > 5, "only {renewals} renewals");
+    assert!(
+        rotations_seen > 0,
+        "no suite-1 rotation in the fallback stretches"
+    );
+    let device = device.expect("incepted");
+
+    // No interval (or position) carries two different frames.
+    let air = air.borrow();
+    let mut intervals: BTreeMap<u32, &[u8]> = BTreeMap::new();
+    let mut positions: BTreeMap<u32, &[u8]> = BTreeMap::new();
+    for (f, _) in air.iter() {
+        let (map, at) = match (f.get(1), f.get(2)) {
+            (Some(2), Some(1)) => (
+                &mut intervals,
+                Maced::<Attestation>::decode(f).unwrap().body().interval,
+            ),
+            (Some(2), Some(2)) => (
+                &mut intervals,
+                Maced::<Renewal>::decode(f).unwrap().body().interval,
+            ),
+            (Some(2), _) => continue,
+            _ => (&mut positions, Event::decode(f).unwrap().seq()),
+        };
+        if let Some(prev) = map.insert(at, f) {
+            assert_eq!(prev, &f[..], "two different frames for {at}");
+        }
+    }
+
+    let first_interval = *intervals.keys().next().expect("compact frames");
+    let top_interval = *intervals.keys().last().expect("compact frames");
+    // Everything through the node's verifier, received 200 ms after it left.
+    // Frames whose key is never disclosed (the last of a chain, when the device did
+    // not speak in the next chain's first `delay` intervals) expire after an hour.
+    let mut v = Verifier::with_compact(
+        VConfig::default(),
+        vc::Config {
+            max_pending_age_ms: 3_600_000,
+            ..vc::Config::default()
+        },
+    );
+    let (mut authenticated, mut renewed, mut compact_on_air) = (0u32, 0u32, 0u32);
+    let mut verified = std::collections::BTreeSet::new();
+    for (f, tx_ms) in air.iter() {
+        let rx = tx_ms + 200;
+        let obs = Observation {
+            rssi_dbm: -100,
+            snr_qdb: 20,
+            freq_hz: 868_100_000,
+            foff_hz: None,
+            sf: 9,
+            time_ms: rx,
+        };
+        v.handle_timeout(rx);
+        let o = v.handle_attestation(rx, f, obs);
+        let is_compact = f.get(1) == Some(&2);
+        match o {
+            Outcome::Compact(vc::Outcome::Frame(_)) => compact_on_air += 1,
+            Outcome::Compact(vc::Outcome::Anchored { device: d, .. }) => assert_eq!(d, device),
+            // The anchor again after a rotation: signed by a retired key.
+            Outcome::Rejected(VerifyError::RetiredKey) if is_compact => {}
+            Outcome::Rejected(VerifyError::Compact(
+                r @ (Reject::Late { .. } | Reject::Future { .. }),
+            )) => {
+                panic!("compact frame refused by the clock check: {r:?}")
+            }
+            Outcome::Divergence(d) => panic!("suite-1 divergence {d:?}"),
+            Outcome::Extended(_) | Outcome::Duplicate { .. } => {}
+            other if is_compact => panic!("compact frame: {other:?}"),
+            _ => {}
+        }
+        while let Some(o) = v.poll_outcome() {
+            match o {
+                Outcome::Compact(vc::Outcome::Event(CEvent::Authenticated(a))) => {
+                    authenticated += 1;
+                    verified.insert(a.interval());
+                }
+                Outcome::Compact(vc::Outcome::Event(CEvent::Renewed { .. })) => renewed += 1,
+                other => panic!("verifier: {other:?}"),
+            }
+        }
+    }
+    // Every frame verifies but the last ones (whose keys are not disclosed yet) and,
+    // at a chain switch the device slept through (off during the next chain's first
+    // `delay` intervals, where the old chain's last keys are disclosed), the frames
+    // after the old chain's last disclosure: at most one or two per switch.
+    let chains = (top_interval - first_interval) / 256 + 1;
+    // (Renewal copies after the first are accepted silently: one `Renewed` per chain.)
+    let attestations: Vec<u32> = intervals
+        .iter()
+        .filter(|(_, f)| f[2] == 1)
+        .map(|(i, _)| *i)
+        .collect();
+    let missing: Vec<u32> = attestations
+        .iter()
+        .filter(|i| !verified.contains(*i))
+        .copied()
+        .collect();
+    assert!(
+        missing.len() as u32 <= 2 + chains,
+        "{authenticated} of {} attestations authenticated, {chains} chains; unverified: {missing:?}",
+        attestations.len()
+    );
+    assert!(
+        renewed + 1 >= chains,
+        "{renewed} renewals verified for {chains} chains: a chain came without one"
+    );
+    assert!(compact_on_air >= 1_300, "{compact_on_air}");
+    println!(
+        "{boots} boots, {cuts} power cuts, {compact_cycles} compact cycles, {compact_on_air} compact frames on air, \
+         {authenticated} authenticated, {} unverified, {renewed} renewals verified, {chains} chains, {rotations_seen} rotations",
+        missing.len()
+    );
+}
+
+#[test]
+fn compact_memory_fits_the_budget() {
+    use slope_firmware::compact::Store;
+    use slope_firmware::timesync::TimeSync;
+    use slope_node::compact::chain::Traversal;
+    use slope_node::compact::device::Device;
+    use slope_node::compact::persist::Persistent;
+    let traversal = size_of::<Traversal>();
+    let device = size_of::<Device>();
+    let persistent = size_of::<Persistent<Store<Slots<'static>>>>();
+    let sync = size_of::<TimeSync>();
+    let pool = size_of::<compact::RenewalPool>();
+    println!(
+        "chain traversal {traversal} B, compact device {device} B, persisted device with its store {persistent} B, \
+         clock sync {sync} B, renewal pool {pool} B"
+    );
+    assert!(
+        traversal <= 2048 && device <= 2048,
+        "{traversal} / {device}"
+    );
+    assert!(
+        persistent + sync + pool <= 2560,
+        "{persistent} + {sync} + {pool}"
+    );
+}
