@@ -67,6 +67,10 @@ enum Command {
         /// hash-only frames after a suite-1 inception and anchor).
         #[arg(long, default_value = "ed25519")]
         suite: String,
+        /// Suite 2: intervals per compact chain (default 4096, 42.7 days at 15 min);
+        /// a device renews its chain in the last 3 intervals.
+        #[arg(long)]
+        chain_len: Option<u32>,
         /// Threads (1 or 2): the second checks signatures ahead of the gateways. The
         /// results and the trace digest do not depend on it.
         #[arg(long, default_value_t = 2)]
@@ -107,6 +111,7 @@ fn main() -> anyhow::Result<()> {
             quiet,
             receipt_round,
             suite,
+            chain_len,
             threads,
         } => {
             let scenario = Scenario::from_name(&scenario)
@@ -120,6 +125,9 @@ fn main() -> anyhow::Result<()> {
             p.threads = threads;
             p.suite = slope_testnet::params::Suite::from_name(&suite)
                 .ok_or_else(|| slope_testnet::Error::UnknownSuite(suite.clone()))?;
+            if let Some(n) = chain_len {
+                p.chain_len = n;
+            }
             if let Some(n) = devices {
                 p.devices = n;
             }

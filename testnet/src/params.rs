@@ -76,6 +76,8 @@ pub struct Params {
     pub scenario: Scenario,
     /// The attestation suite the devices speak.
     pub suite: Suite,
+    /// Suite 2: intervals per compact chain (a device renews before the end).
+    pub chain_len: u32,
     /// Honest devices.
     pub devices: usize,
     /// Gateways.
@@ -116,6 +118,7 @@ impl Params {
         Self {
             scenario,
             suite: Suite::Ed25519,
+            chain_len: crate::world::device::CHAIN_LEN,
             devices: d.devices,
             gateways: d.gateways,
             seed: 1,
@@ -169,6 +172,11 @@ impl Params {
         }
         if !(1_000..=3_600_000).contains(&self.gossip.receipt_round_ms) {
             return bad("a receipt round between 1 s and 1 h");
+        }
+        if !(4 * crate::world::device::RENEW_LAST..=slope_proto::compact::params::MAX_CHAIN)
+            .contains(&self.chain_len)
+        {
+            return bad("a compact chain of 12 to 65536 intervals");
         }
         if self.interval_s < 60 {
             return bad("an interval of at least 60 s");

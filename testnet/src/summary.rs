@@ -267,6 +267,9 @@ impl Summary {
             for g in &world.gateways {
                 cc.add(&g.counters.compact);
             }
+            let honest = &world.devices[..p.devices];
+            cc.renewals_sent = honest.iter().map(|d| d.renewals).sum();
+            cc.exhausted = honest.iter().filter(|d| d.exhausted).count() as u64;
             o.compact = Some(cc);
         }
         let c = world.counters.clone();

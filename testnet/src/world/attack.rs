@@ -207,7 +207,7 @@ impl World {
         )
         .with_flash(flash);
         let clone = match self.params.suite {
-            Suite::Compact => clone.speaking(Suite::Compact, &mut self.rng),
+            Suite::Compact => clone.speaking(Suite::Compact, self.params.chain_len, &mut self.rng),
             Suite::Ed25519 => clone,
         };
         self.devices.push(clone);
@@ -416,7 +416,7 @@ impl World {
         };
         let mut d = Device::new(config, node, pos, modulation, Role::Sybil, vec![k as u8]);
         if self.params.suite == Suite::Compact {
-            d = d.speaking(Suite::Compact, &mut self.rng);
+            d = d.speaking(Suite::Compact, self.params.chain_len, &mut self.rng);
         }
         self.devices.push(d);
         if let Some(d) = self.devices.get_mut(i) {

@@ -32,6 +32,60 @@ pub type Chain = Persistent<TwoSlot<MemSlots>>;
 /// Approximate bytes written per suite-2 state commit (record and two-slot framing).
 const CHAIN_WRITE_BYTES: f64 = 200.0;
 
+/// A compact device sends its renewal (instead of an attestation) this many times,
+/// in its first wake-ups within the last quarter of a chain (at least this many
+/// intervals): every copy commits to the same next chain, so one reception of any of
+/// them is enough, and a device dormant for less than the window still renews.
+pub const RENEW_LAST: u32 = 3;
+
+/// One suite-2 frame a device made.
+struct Made {
+    bytes: Vec<u8>,
+    renewal: bool,
+}
+
+/// Renewal copies sent for one chain: (the chain's first interval, copies).
+type Copies = (u32, u32);
+
+/// The frame for the interval of `clock_ms`: an attestation, or in the last quarter of
+/// the chain (at least [`RENEW_LAST`] intervals) one of [`RENEW_LAST`] renewals
+/// committing to a next chain of `len` intervals (prepared from a fresh 32-byte chain
+/// state drawn from the device's entropy, and stored before any renewal leaves: every
+/// copy commits to the same chain).
+fn compact_frame(
+    chain: &mut Chain,
+    clock_ms: u64,
+    (interval_ms, len, copies): (u32, u32, &mut Copies),
+    rng: &mut impl Rng,
+    payload: &[u8],
+) -> Result<Made, PersistError<<TwoSlot<MemSlots> as slope_node::device::Storage>::Error>> {
+    let d = chain.device();
+    let t = u64::from(interval_ms);
+    let interval = u32::try_from(clock_ms / t.max(1) + 1).unwrap_or(u32::MAX);
+    let (first, last) = (d.chain().first(), d.chain().last());
+    if copies.0 != first {
+        *copies = (first, 0);
+    }
+    let window = (d.chain().len() / 4).max(RENEW_LAST);
+    if interval <= last && last - interval < window && copies.1 < RENEW_LAST {
+        copies.1 += 1;
+        if !d.has_next() {
+            let state: [u8; 32] = rng.r#gen();
+            chain.prepare_renewal(&state, len)?;
+        }
+        let m = chain.renew(clock_ms)?;
+        return Ok(Made {
+            bytes: m.frame().to_vec(),
+            renewal: true,
+        });
+    }
+    let m = chain.attest(clock_ms, payload)?;
+    Ok(Made {
+        bytes: m.frame().to_vec(),
+        renewal: false,
+    })
+}
+
 /// Intervals per compact chain: 4096 intervals of 15 min is 42.7 days, the duration of
 /// the suite's default chain (2^16 intervals of 60 s). Costs 4096 hashes to build or
 /// restore (the traversal's checkpoints are rebuilt from the seed).
@@ -140,6 +194,13 @@ pub struct Device {
     suite: Suite,
     pub clock: Clock,
     phase: f64,
+    chain_len: u32,
+    /// Suite-2 renewals sent (each commits to the next chain).
+    pub renewals: u64,
+    copies: Copies,
+    /// The compact chain ended with no renewal sent (the device slept through its
+    /// renewal window).
+    pub exhausted: bool,
     config: Config,
     behaviour: Vec<u8>,
     pub node: NodeId,
@@ -179,6 +240,10 @@ impl Device {
             suite: Suite::Ed25519,
             clock: Clock::default(),
             phase: 0.0,
+            chain_len: CHAIN_LEN,
+            renewals: 0,
+            copies: (0, 0),
+            exhausted: false,
             config,
             behaviour,
             node,
@@ -227,10 +292,12 @@ impl Device {
         self
     }
 
-    /// A device that speaks `suite` after its inception; for suite 2, with a clock
-    /// error and a phase in its intervals drawn from `rng`.
-    pub fn speaking(mut self, suite: Suite, rng: &mut impl Rng) -> Self {
+    /// A device that speaks `suite` after its inception; for suite 2, with chains of
+    /// `chain_len` intervals, and a clock error and a phase in its intervals drawn
+    /// from `rng`.
+    pub fn speaking(mut self, suite: Suite, chain_len: u32, rng: &mut impl Rng) -> Self {
         self.suite = suite;
+        self.chain_len = chain_len;
         if suite == Suite::Compact {
             self.clock = Clock::draw(rng);
             self.phase = rng.gen_range(0.1..0.5);
@@ -352,7 +419,7 @@ impl Device {
         }
         engine.set_behaviour(&self.behaviour);
         if self.suite == Suite::Compact {
-            return self.wake_compact(now_ms, payload);
+            return self.wake_compact(now_ms, rng, payload);
         }
         let result = if engine.id().is_none() {
             engine.incept(now_ms).map(|f| vec![frame_for_air(&f)])
@@ -385,7 +452,12 @@ impl Device {
     /// One wake-up of a suite-2 device: incept in suite 1 on the first, anchor the
     /// compact chain (the interval after this one is its first), then one compact
     /// attestation per interval, by the device's own clock.
-    fn wake_compact(&mut self, now_ms: u64, payload: &[u8]) -> Result<Wake, Error> {
+    fn wake_compact(
+        &mut self,
+        now_ms: u64,
+        rng: &mut impl Rng,
+        payload: &[u8],
+    ) -> Result<Wake, Error> {
         let Some(engine) = self.engine.as_mut() else {
             return Ok(Wake::Frames(Vec::new()));
         };
@@ -406,9 +478,9 @@ impl Device {
             None => {
                 let sched = schedule(self.config.interval_s);
                 let current = u32::try_from(clock_ms / u64::from(sched.interval_ms.max(1)) + 1)
-                    .unwrap_or(u32::MAX - CHAIN_LEN - 1);
+                    .unwrap_or(u32::MAX - self.chain_len - 1);
                 let (chain, anchor) = engine
-                    .anchor_compact(sched, current + 1, CHAIN_LEN)
+                    .anchor_compact(sched, current + 1, self.chain_len)
                     .map_err(|e| self.fail(format!("anchor: {e:?}")))?;
                 let medium = self.chain_off.take().unwrap_or_default();
                 match Chain::create(chain, TwoSlot::new(medium.clone())) {
@@ -425,12 +497,32 @@ impl Device {
                     Err(e) => return Err(self.fail(format!("anchor store: {e:?}"))),
                 }
             }
-            Some(chain) => match chain.attest(clock_ms, payload) {
-                Ok(m) => frames.push(frame_for_air(m.frame())),
+            Some(chain) => match compact_frame(
+                chain,
+                clock_ms,
+                (
+                    schedule(self.config.interval_s).interval_ms,
+                    self.chain_len,
+                    &mut self.copies,
+                ),
+                rng,
+                payload,
+            ) {
+                Ok(f) => {
+                    if f.renewal {
+                        self.renewals += 1;
+                    }
+                    frames.push(frame_for_air(&f.bytes));
+                }
                 // The interval was used before a reboot, or the chain starts later:
                 // nothing to send in this interval.
                 Err(PersistError::Device(ChainError::IntervalUsed(_) | ChainError::NotStarted)) => {
                 }
+                // The device slept through its renewal window: its chain is over and
+                // the verifiers hold no next one. It falls silent in suite 2 (counted);
+                // coming back takes a suite-1 rotation and a new anchor, which this
+                // simulation does not script.
+                Err(PersistError::Device(ChainError::Exhausted)) => self.exhausted = true,
                 Err(PersistError::Storage(_)) => return Ok(self.cut()),
                 Err(e) => return Err(self.fail(format!("compact attest: {e:?}"))),
             },

@@ -167,6 +167,10 @@ pub struct CompactCounters {
     pub unknown_device: u64,
     pub refused_other: u64,
     pub renewed: u64,
+    /// Renewals the honest devices sent, and honest devices whose chain ran out
+    /// (filled in by the summary).
+    pub renewals_sent: u64,
+    pub exhausted: u64,
     pub unproven: u64,
     pub proofs_built: u64,
     pub peak_pending: usize,
@@ -184,6 +188,8 @@ impl CompactCounters {
         self.unknown_device += o.unknown_device;
         self.refused_other += o.refused_other;
         self.renewed += o.renewed;
+        self.renewals_sent += o.renewals_sent;
+        self.exhausted += o.exhausted;
         self.unproven += o.unproven;
         self.proofs_built += o.proofs_built;
         self.peak_pending = self.peak_pending.max(o.peak_pending);
@@ -583,7 +589,12 @@ impl Gateway {
             }
             _ => None,
         };
-        let Some(proof) = proof else {
+        // A conflict in a renewed chain needs the renewals (each with its receipt and
+        // its interval's key) in the proof: the testnet does not collect those, so
+        // such a conflict stays unproven (counted).
+        let skew = self.max_skew_ms();
+        let Some(proof) = proof.filter(|p| slope_node::compact::verify_proof(p, skew).is_ok())
+        else {
             self.counters.compact.unproven += 1;
             return;
         };
@@ -594,7 +605,6 @@ impl Gateway {
             return;
         }
         self.proof_list.push(proof.clone());
-        let skew = self.max_skew_ms();
         let (fresh, _) = self.stage.diverged_compact(now_ms, &c.device, &proof, skew);
         if fresh {
             actions.push(Action::Quarantined {

@@ -181,7 +181,7 @@ impl World {
             let behaviour = vec![(i % 7) as u8, 0x51];
             let mut d = Device::new(config, node, pos, modulation, Role::Honest, behaviour);
             if self.params.suite == Suite::Compact {
-                d = d.speaking(Suite::Compact, &mut self.rng);
+                d = d.speaking(Suite::Compact, self.params.chain_len, &mut self.rng);
             }
             d.power_on(&mut self.rng, self.params.power_cuts_per_day)?;
             self.devices.push(d);
