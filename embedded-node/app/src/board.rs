@@ -37,6 +37,8 @@ where
     S: Sources,
     Fatal<StorageError<M>>: Debug,
 {
+    // No await while the boot result is alive (nor inside a match on it): the task's
+    // future, which is static RAM, then holds one node, not two.
     let booted = Node::boot_with(
         config,
         slots,
@@ -46,11 +48,17 @@ where
         sources,
         NoSensor,
     );
-    let fatal = match booted {
-        Ok(mut node) => node.run().await,
-        Err(f) => f,
-    };
-    error!("device role stopped: {}; resetting", dbg(&fatal));
+    let (mut node, mut fatal) = (None, None);
+    match booted {
+        Ok(n) => node = Some(n),
+        Err(f) => fatal = Some(f),
+    }
+    if let Some(n) = node.as_mut() {
+        fatal = Some(n.run().await);
+    }
+    if let Some(fatal) = &fatal {
+        error!("device role stopped: {}; resetting", dbg(fatal));
+    }
     Timer::after_secs(5).await;
     reset()
 }

@@ -34,7 +34,7 @@ use slope_node::compact::persist::{PersistError, Persistent};
 use slope_node::device::storage::{Slots, TwoSlot, TwoSlotError};
 use slope_node::device::{self, Error, Frame, MIN_INCEPT_SAMPLES, Slope};
 use slope_proto::compact::crypto::frame_digest;
-use slope_proto::{Event, LinkDigest, ShortId};
+use slope_proto::{LinkDigest, ShortId};
 use slope_radios::frame::encode_frame;
 use slope_radios::meta::RxMeta;
 use slope_radios::radio::{Radio, Tune};
@@ -178,6 +178,28 @@ pub struct Stats {
 /// The storage error of a node over medium `M`.
 pub type StorageError<M> = TwoSlotError<<M as Slots>::Error>;
 
+/// A compact frame's bytes.
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+type CompactFrame = Vec<u8, { slope_proto::compact::params::MAX_COMPACT_FRAME }>;
+
+/// What [`Node::make_compact`] made.
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+enum Made {
+    /// Fall back to suite 1 this cycle.
+    Suite1,
+    /// Nothing to send this cycle.
+    Waiting,
+    /// A chain was anchored from this interval; its anchor is in the store.
+    Anchor(u32),
+    /// A compact attestation or renewal, stored.
+    Frame {
+        frame: CompactFrame,
+        interval: u32,
+        renewal: bool,
+        deadline_us: u64,
+    },
+}
+
 /// The compact suite's state in the device role (one per device, in place: no
 /// allocator to box the large variant into).
 #[allow(clippy::large_enum_variant)]
@@ -264,7 +286,9 @@ where
     ) -> Result<Self, Fatal<StorageError<M>>> {
         let slope = Slope::restore(config.slope, TwoSlot::new(slots)).map_err(fatal)?;
         let suite2 = match (config.compact, compact) {
-            (Some(_), Some(medium)) => restore_compact(Store::new(medium), slope.id())?,
+            (Some(_), Some(medium)) if cfg!(feature = "compact") => {
+                restore_compact(Store::new(medium), slope.id())?
+            }
             _ => Suite2::Off,
         };
         let sync = TimeSync::new(config.compact.map_or_else(Default::default, |c| c.sync));
@@ -328,8 +352,16 @@ where
             }
         }
         self.harvest().await;
-        let cycle = match self.compact_time() {
+        // Without the `compact` feature none of the compact loop is compiled in.
+        #[cfg(feature = "compact")]
+        let compact = match self.compact_time() {
             Some(unix_ms) => self.compact(unix_ms).await?,
+            None => None,
+        };
+        #[cfg(not(feature = "compact"))]
+        let compact: Option<Cycle> = None;
+        let cycle = match compact {
+            Some(cycle) => cycle,
             None => self.sign().await?,
         };
         self.listen_until(start.saturating_add(self.config.listen_ms * 1000))
@@ -450,7 +482,7 @@ where
                         info!("incepted: device {=[u8]:x}", id.short().0);
                     }
                     if let Some(tx) = self.send(&frame).await {
-                        self.note_suite1(&frame, tx);
+                        self.note_suite1(&frame, 0, tx);
                     }
                     Ok(Cycle::Incepted)
                 }
@@ -485,9 +517,11 @@ where
             heard.len(),
             if rotated { ", key rotated" } else { "" }
         );
-        for frame in &released.frames {
+        // The frames take the positions up to `seq` (a rotation, then the interaction).
+        let first = seq.saturating_sub(released.frames.len() as u32 - 1);
+        for (k, frame) in released.frames.iter().enumerate() {
             if let Some(tx) = self.send(frame).await {
-                self.note_suite1(frame, tx);
+                self.note_suite1(frame, first + k as u32, tx);
             }
         }
         self.since_establishment = if rotated {
@@ -618,6 +652,7 @@ where
     }
 
     /// Takes in one received frame: radio noise for the harvester, then evidence.
+    #[inline(never)]
     fn on_frame(&mut self, frame: &[u8], meta: &RxMeta) {
         self.stats.received = self.stats.received.saturating_add(1);
         let incepted = self.slope.id().is_some();
@@ -656,16 +691,20 @@ where
         }
     }
 
-    /// Registers a suite-1 frame sent at `tx_us` with the clock synchronisation (a
+    /// Registers suite-1 frame `seq` sent at `tx_us` with the clock synchronisation (a
     /// receipt must name its position and digest).
-    fn note_suite1(&mut self, frame: &[u8], tx_us: u64) {
-        if let (Some(id), Ok(event)) = (self.slope.id(), Event::decode(frame)) {
-            self.sync
-                .sent(tx_us / 1000, event.seq(), event.digest(&id).link());
+    #[inline(never)]
+    fn note_suite1(&mut self, frame: &[u8], seq: u32, tx_us: u64) {
+        let signed = frame.len().checked_sub(slope_proto::limits::SIGNATURE_LEN);
+        if let (Some(id), Some(n)) = (self.slope.id(), signed) {
+            let digest = slope_proto::crypto::event_digest(&id, &frame[..n]);
+            self.sync.sent(tx_us / 1000, seq, digest.link());
         }
     }
 
     /// Whether the plan's slowest data rate carries the last suite-1 frame.
+    #[inline(never)]
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
     fn suite1_fits(&self) -> bool {
         let plan = self.air.plan();
         let Some(rate) = plan.region.data_rate(plan.min_dr) else {
@@ -677,7 +716,11 @@ where
 
     /// Unix time now, when this cycle speaks suite 2: configured, a store, incepted,
     /// the clock synchronised, and (for [`When::Suite1DoesNotFit`]) suite 1 too long.
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
     fn compact_time(&self) -> Option<u64> {
+        if !cfg!(feature = "compact") {
+            return None;
+        }
         let c = self.config.compact?;
         if matches!(self.suite2, Suite2::Off) || self.slope.id().is_none() {
             return None;
@@ -688,57 +731,109 @@ where
         self.sync.unix_ms(self.clock.now_ms())
     }
 
-    /// One suite-2 cycle at Unix time `unix_ms`: anchor, or a compact frame.
-    async fn compact(&mut self, unix_ms: u64) -> Result<Cycle, Fatal<StorageError<M>>> {
+    /// One suite-2 cycle at Unix time `unix_ms`: anchor, or a compact frame; `None`
+    /// when this cycle falls back to suite 1. The frame is made by a plain function and
+    /// only its bytes are held across the transmission (the device's state stays out
+    /// of the task's future, which is static RAM).
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    async fn compact(&mut self, unix_ms: u64) -> Result<Option<Cycle>, Fatal<StorageError<M>>> {
+        let reading = self.sensor.read().await;
+        let made = self.make_compact(unix_ms, &reading.payload)?;
+        drop(reading);
+        let (frame, interval, renewal, deadline_us) = match made {
+            Made::Suite1 => return Ok(None),
+            Made::Waiting => return Ok(Some(Cycle::Waiting)),
+            Made::Anchor(first) => {
+                let anchor = match &self.suite2 {
+                    Suite2::Live(p) => Frame::from_slice(p.storage().anchor()).ok(),
+                    _ => None,
+                };
+                if let Some(anchor) = anchor {
+                    self.send(&anchor).await;
+                }
+                self.since_establishment = 0;
+                return Ok(Some(Cycle::Anchored { first }));
+            }
+            Made::Frame {
+                frame,
+                interval,
+                renewal,
+                deadline_us,
+            } => (frame, interval, renewal, deadline_us),
+        };
+        let sent = self.send_by(&frame, Some(deadline_us)).await;
+        if let Some(tx) = sent {
+            self.stats.compact_sent = self.stats.compact_sent.saturating_add(1);
+            let mut link = [0u8; 16];
+            link.copy_from_slice(&frame_digest(&frame)[..16]);
+            self.sync.sent(tx / 1000, interval, LinkDigest(link));
+            if renewal {
+                self.renewals_sent.0 += 1;
+            }
+        } else {
+            self.stats.compact_late = self.stats.compact_late.saturating_add(1);
+        }
+        info!(
+            "compact {} for interval {}{}",
+            if renewal { "renewal" } else { "attestation" },
+            interval,
+            if sent.is_some() { "" } else { " dropped" }
+        );
+        self.since_establishment += 1;
+        let every = self.config.establishment_every;
+        if every > 0 && self.since_establishment >= every {
+            self.since_establishment = 0;
+            self.resend_establishment().await;
+        }
+        Ok(Some(Cycle::Compact {
+            interval,
+            renewal,
+            sent: sent.is_some(),
+        }))
+    }
+
+    /// Anchors (state and anchor stored first), or makes the compact attestation (or
+    /// renewal) of the current interval, stored before it is returned.
+    #[inline(never)]
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    fn make_compact(
+        &mut self,
+        unix_ms: u64,
+        payload: &[u8],
+    ) -> Result<Made, Fatal<StorageError<M>>> {
         let Some(c) = self.config.compact else {
-            return self.sign().await;
+            return Ok(Made::Suite1);
         };
         let schedule = Schedule {
             start_ms: c.start_ms,
             interval_ms: c.interval_ms,
             delay: c.delay,
         };
-        match core::mem::replace(&mut self.suite2, Suite2::Off) {
-            Suite2::Ready(mut store) => {
-                // Two intervals ahead: the anchor reaches the verifiers first.
-                let first = interval_of(&schedule, unix_ms).saturating_add(2);
-                let (device, anchor) = match self.slope.anchor_compact(schedule, first, c.chain_len)
-                {
-                    Ok(a) => a,
-                    Err(e) => {
-                        error!("cannot anchor a compact chain: {}", dbg(&e));
-                        return self.sign().await;
-                    }
-                };
-                if !store.set_anchor(anchor.frame()) {
-                    return Err(Fatal::Internal);
+        let i = interval_of(&schedule, unix_ms);
+        if let Suite2::Ready(_) = &self.suite2 {
+            let Suite2::Ready(mut store) = core::mem::replace(&mut self.suite2, Suite2::Off) else {
+                return Ok(Made::Suite1);
+            };
+            // Two intervals ahead: the anchor reaches the verifiers first.
+            let first = i.saturating_add(2);
+            let (device, anchor) = match self.slope.anchor_compact(schedule, first, c.chain_len) {
+                Ok(a) => a,
+                Err(e) => {
+                    error!("cannot anchor a compact chain: {}", dbg(&e));
+                    return Ok(Made::Suite1);
                 }
-                // Stored (with the anchor) before the anchor leaves.
-                let live = Persistent::create(device, store).map_err(compact_fatal)?;
-                self.suite2 = Suite2::Live(live);
-                info!("compact chain anchored from interval {}", first);
-                self.send(anchor.frame()).await;
-                self.since_establishment = 0;
-                Ok(Cycle::Anchored { first })
+            };
+            if !store.set_anchor(anchor.frame()) {
+                return Err(Fatal::Internal);
             }
-            Suite2::Live(live) => {
-                self.suite2 = Suite2::Live(live);
-                self.compact_frame(&c, &schedule, unix_ms).await
-            }
-            Suite2::Off => self.sign().await,
+            // Stored (with the anchor) before the anchor leaves.
+            let live = Persistent::create(device, store).map_err(compact_fatal)?;
+            self.suite2 = Suite2::Live(live);
+            info!("compact chain anchored from interval {}", first);
+            return Ok(Made::Anchor(first));
         }
-    }
-
-    /// The compact attestation (or renewal) of the current interval.
-    async fn compact_frame(
-        &mut self,
-        c: &compact::Config,
-        schedule: &Schedule,
-        unix_ms: u64,
-    ) -> Result<Cycle, Fatal<StorageError<M>>> {
-        let i = interval_of(schedule, unix_ms);
         let Suite2::Live(live) = &mut self.suite2 else {
-            return Ok(Cycle::Waiting);
+            return Ok(Made::Suite1);
         };
         let chain = live.device().chain();
         let (chain_first, chain_last) = (chain.first(), chain.last());
@@ -758,13 +853,15 @@ where
         // went out, but early enough that later frames of the same chain disclose the
         // renewal's key (a key of the old chain is disclosed across the switch only in
         // the next chain's first `delay` intervals, which the device may not speak in):
-        // `delay` intervals plus two cycles before the end. Past the end, the
-        // attestation switches to the prepared chain.
-        let cycle_intervals = (self.config.interval_ms * 9 / 8).div_ceil(u64::from(c.interval_ms));
+        // `delay` intervals plus two cycles before the end. (A device that was off
+        // through the window still sends one, late.) Past the end, the attestation
+        // switches to the prepared chain.
+        let cycle_intervals =
+            u32::try_from((self.config.interval_ms * 9 / 8).div_ceil(u64::from(c.interval_ms)))
+                .unwrap_or(u32::MAX);
         let margin = u32::from(c.delay)
-            .saturating_add(u32::try_from(2 * cycle_intervals).unwrap_or(u32::MAX))
+            .saturating_add(cycle_intervals.saturating_mul(2))
             .saturating_add(1);
-        // (A device that was off through the window still sends one, late.)
         let left = chain_last.saturating_sub(i);
         let renewal = i <= chain_last
             && left < c.renew_within
@@ -772,40 +869,35 @@ where
             && live.device().has_next()
             && self.renewals_sent.0 < c.renewals
             && i.is_multiple_of(2);
-        if i <= chain_last
-            && left < cycle_intervals.try_into().unwrap_or(u32::MAX) + u32::from(c.delay)
-        {
+        if i <= chain_last && left < cycle_intervals.saturating_add(u32::from(c.delay)) {
             // The old chain's last keys are disclosed only in the next chain's first
             // `delay` intervals: wake up for the first of them.
             let next_start = schedule
                 .start_ms
                 .saturating_add(u64::from(chain_last) * u64::from(schedule.interval_ms));
             self.wake_us = self.sync.mono_ms(next_start + 500).map(|m| m * 1000);
-            // And make no frame whose key only the last intervals would disclose.
+            // And make no frame whose key only those intervals would disclose.
             if left + 1 < u32::from(c.delay) {
-                return Ok(Cycle::Waiting);
+                return Ok(Made::Waiting);
             }
         }
         let made = if renewal {
-            live.renew(unix_ms).map(|f| Frame::from_slice(f.frame()))
+            live.renew(unix_ms)
+                .map(|f| CompactFrame::from_slice(f.frame()))
         } else {
-            let reading = self.sensor.read().await;
-            let Suite2::Live(live) = &mut self.suite2 else {
-                return Ok(Cycle::Waiting);
-            };
-            live.attest(unix_ms, &reading.payload)
-                .map(|f| Frame::from_slice(f.frame()))
+            live.attest(unix_ms, payload)
+                .map(|f| CompactFrame::from_slice(f.frame()))
         };
         let frame = match made {
             Ok(Ok(f)) => f,
             Ok(Err(())) => return Err(Fatal::Internal),
             Err(PersistError::Device(CompactError::IntervalUsed(_) | CompactError::NotStarted)) => {
-                return Ok(Cycle::Waiting);
+                return Ok(Made::Waiting);
             }
             Err(PersistError::Device(CompactError::Exhausted)) => {
                 warn!("compact chain exhausted without a renewal: back to suite 1");
                 self.suite2 = Suite2::Off;
-                return self.sign().await;
+                return Ok(Made::Suite1);
             }
             Err(e) => return Err(compact_fatal(e)),
         };
@@ -820,39 +912,17 @@ where
             .sync
             .mono_ms(deadline_ms)
             .map_or(0, |m| m.saturating_mul(1000));
-        let sent = self.send_by(&frame, Some(deadline_us)).await;
-        if let Some(tx) = sent {
-            self.stats.compact_sent = self.stats.compact_sent.saturating_add(1);
-            let mut link = [0u8; 16];
-            link.copy_from_slice(&frame_digest(&frame)[..16]);
-            self.sync.sent(tx / 1000, i, LinkDigest(link));
-            if renewal {
-                self.renewals_sent.0 += 1;
-            }
-        } else {
-            self.stats.compact_late = self.stats.compact_late.saturating_add(1);
-        }
-        info!(
-            "compact {} for interval {}{}",
-            if renewal { "renewal" } else { "attestation" },
-            i,
-            if sent.is_some() { "" } else { " dropped" }
-        );
-        self.since_establishment += 1;
-        let every = self.config.establishment_every;
-        if every > 0 && self.since_establishment >= every {
-            self.since_establishment = 0;
-            self.resend_establishment().await;
-        }
-        Ok(Cycle::Compact {
+        Ok(Made::Frame {
+            frame,
             interval: i,
             renewal,
-            sent: sent.is_some(),
+            deadline_us,
         })
     }
 
     /// The suite-1 establishment and the compact anchor again, for verifiers that
     /// missed them.
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
     async fn resend_establishment(&mut self) {
         if let Some(est) = self
             .slope
@@ -884,6 +954,7 @@ where
 }
 
 /// The global interval of Unix time `unix_ms` (0 before interval 1).
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
 fn interval_of(s: &Schedule, unix_ms: u64) -> u32 {
     match unix_ms.checked_sub(s.start_ms) {
         Some(d) => u32::try_from(d / u64::from(s.interval_ms.max(1)) + 1).unwrap_or(u32::MAX),
@@ -892,6 +963,7 @@ fn interval_of(s: &Schedule, unix_ms: u64) -> u32 {
 }
 
 /// The stored compact state of `device`, or a store ready to anchor.
+#[inline(never)]
 fn restore_compact<K: Slots, E>(
     mut store: Store<K>,
     device: Option<slope_proto::DeviceId>,

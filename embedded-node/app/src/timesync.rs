@@ -208,6 +208,7 @@ impl TimeSync {
     /// Offers a receipt for one of this device's frames, heard at `mono_ms`. Returns
     /// whether it became a sample (it names a frame sent within the latency bound, and
     /// its witness has no sample yet in this round).
+    #[inline(never)]
     pub fn offer(
         &mut self,
         mono_ms: u64,
@@ -235,6 +236,7 @@ impl TimeSync {
     }
 
     /// Closes the round at `mono_ms` (after a receive window).
+    #[inline(never)]
     pub fn close(&mut self, mono_ms: u64) -> Update {
         let p = self.policy;
         if let Some(e) = self.estimate

@@ -11,6 +11,8 @@
 
 mod entropy;
 
+use core::cell::RefCell;
+
 use cortex_m::peripheral::SCB;
 use cortex_m::peripheral::syst::SystClkSource;
 use embassy_executor::Spawner;
@@ -25,7 +27,7 @@ use lora_phy::LoRa;
 use lora_phy::iv::GenericSx126xInterfaceVariant;
 use lora_phy::sx126x::{self, Sx126x, Sx1262, TcxoCtrlVoltage};
 use slope_firmware::board::{self, halt};
-use slope_firmware::flash::FlashSlots;
+use slope_firmware::flash::{FlashSlots, Shared};
 use slope_firmware::node::Config;
 
 // lora-phy needs a defmt transport in every build (see Cargo.toml).
@@ -41,6 +43,10 @@ const FLASH_SIZE: usize = 2 * 1024 * 1024;
 const STATE_OFFSET: u32 = 0x1F_C000;
 /// Sectors per slot bank: 2 × 2 sectors of 4 KiB = the 16 KiB `STATE` region.
 const STATE_PAGES: usize = 2;
+/// Offset of the compact suite's state sectors (`COMPACT` in memory.x), laid out the
+/// same way.
+const COMPACT_OFFSET: u32 = 0x1F_8000;
+const COMPACT_PAGES: usize = 2;
 
 bind_interrupts!(struct Irqs {
     DMA_IRQ_0 => dma::InterruptHandler<peripherals::DMA_CH0>, dma::InterruptHandler<peripherals::DMA_CH1>;
@@ -71,8 +77,13 @@ async fn main(_spawner: Spawner) {
         temperature: Channel::new_temp_sensor(p.ADC_TEMP_SENSOR),
     };
 
-    let flash = Flash::<_, Blocking, FLASH_SIZE>::new_blocking(p.FLASH);
-    let slots = match FlashSlots::<_, STATE_PAGES>::new(flash, STATE_OFFSET) {
+    // One driver, two regions (the slope, the compact state).
+    let flash = RefCell::new(Flash::<_, Blocking, FLASH_SIZE>::new_blocking(p.FLASH));
+    let slots = match FlashSlots::<_, STATE_PAGES>::new(Shared(&flash), STATE_OFFSET) {
+        Ok(s) => s,
+        Err(e) => halt(e).await,
+    };
+    let compact = match FlashSlots::<_, COMPACT_PAGES>::new(Shared(&flash), COMPACT_OFFSET) {
         Ok(s) => s,
         Err(e) => halt(e).await,
     };
@@ -109,5 +120,13 @@ async fn main(_spawner: Spawner) {
         Ok(l) => l,
         Err(e) => halt(e).await,
     };
-    board::run_lora(Config::eu868(), slots, lora, sources, SCB::sys_reset).await
+    board::run_lora(
+        Config::eu868(),
+        slots,
+        compact,
+        lora,
+        sources,
+        SCB::sys_reset,
+    )
+    .await
 }

@@ -3,13 +3,15 @@
 //!
 //! Wiring (RAK3172): SUBGHZ radio with a 1.7 V TCXO on DIO3, RF switch on PB8 (receive)
 //! and PC13 (transmit), high-power PA. The slope's state lives in the last 32 KiB of
-//! flash (`memory.x`).
+//! flash, the compact suite's state in the 32 KiB before it (`memory.x`).
 
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 mod entropy;
+
+use core::cell::RefCell;
 
 use cortex_m::peripheral::SCB;
 use embassy_executor::Spawner;
@@ -23,7 +25,7 @@ use embassy_time::Delay;
 use lora_phy::LoRa;
 use lora_phy::sx126x::{self, Stm32wl, Sx126x, TcxoCtrlVoltage};
 use slope_firmware::board::{self, halt};
-use slope_firmware::flash::FlashSlots;
+use slope_firmware::flash::{FlashSlots, Shared};
 use slope_firmware::node::Config;
 use slope_stm32wl_flash::EccFlash;
 use slope_stm32wl_subghz::{InterruptHandler, RfSwitch, SubGhz, SubGhzSpi};
@@ -39,6 +41,10 @@ use panic_probe as _;
 const STATE_OFFSET: u32 = 0x3_8000;
 /// Pages per slot bank: 2 × 8 pages of 2 KiB = the 32 KiB `STATE` region.
 const STATE_PAGES: usize = 8;
+/// Offset of the compact suite's state pages (`COMPACT` in memory.x): 2 × 8 pages, so
+/// a compact device writing every cycle wears its pages as the slope does.
+const COMPACT_OFFSET: u32 = 0x3_0000;
+const COMPACT_PAGES: usize = 8;
 
 bind_interrupts!(struct Irqs {
     SUBGHZ_RADIO => InterruptHandler;
@@ -82,8 +88,13 @@ async fn main(_spawner: Spawner) {
     let sources = entropy::Board::new(Rng::new(p.RNG, Irqs), adc, temperature);
 
     // A double ECC error (a double-word torn by a power cut) reads as an error, not an NMI.
-    let flash = EccFlash::new(Flash::new_blocking(p.FLASH));
-    let slots = match FlashSlots::<_, STATE_PAGES>::new(flash, STATE_OFFSET) {
+    // One driver, two regions (the slope, the compact state).
+    let flash = RefCell::new(EccFlash::new(Flash::new_blocking(p.FLASH)));
+    let slots = match FlashSlots::<_, STATE_PAGES>::new(Shared(&flash), STATE_OFFSET) {
+        Ok(s) => s,
+        Err(e) => halt(e).await,
+    };
+    let compact = match FlashSlots::<_, COMPACT_PAGES>::new(Shared(&flash), COMPACT_OFFSET) {
         Ok(s) => s,
         Err(e) => halt(e).await,
     };
@@ -111,5 +122,13 @@ async fn main(_spawner: Spawner) {
         Ok(l) => l,
         Err(e) => halt(e).await,
     };
-    board::run_lora(Config::eu868(), slots, lora, sources, SCB::sys_reset).await
+    board::run_lora(
+        Config::eu868(),
+        slots,
+        compact,
+        lora,
+        sources,
+        SCB::sys_reset,
+    )
+    .await
 }
