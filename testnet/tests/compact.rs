@@ -149,3 +149,33 @@ fn chains_are_renewed_before_they_run_out() {
         assert_ne!(cr.held, Some(false), "{} — {}", cr.name, cr.detail);
     }
 }
+
+#[test]
+fn attack_criteria_hold_on_other_seeds() {
+    for scenario in [
+        Scenario::Clone,
+        Scenario::BatchCompromise,
+        Scenario::Partition,
+        Scenario::Forgery,
+        Scenario::Replay,
+    ] {
+        for seed in [2, 3] {
+            let mut p = Params::small(scenario);
+            p.suite = Suite::Compact;
+            p.seed = seed;
+            let s = match run::simulate(p, &mut |_| {}) {
+                Ok(s) => s,
+                Err(e) => panic!("{scenario} seed {seed}: {e}"),
+            };
+            for c in &s.criteria {
+                assert_ne!(
+                    c.held,
+                    Some(false),
+                    "{scenario} seed {seed}: {} — {}",
+                    c.name,
+                    c.detail
+                );
+            }
+        }
+    }
+}
