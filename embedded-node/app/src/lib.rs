@@ -48,6 +48,7 @@
 //! |-----------|---------|---------|
 //! | `defmt`   | no      | logging through `defmt` (otherwise the log calls compile to nothing) |
 //! | `relay`   | no      | [`relay`]: the relay role over embassy-net (UDP) |
+//! | `compact` | no      | the compact suite's device loop in [`node`] (suite 2, [`compact`]); without it the device attests in suite 1 only (clock synchronisation runs either way) |
 
 #![no_std]
 #![forbid(unsafe_code)]
