@@ -29,19 +29,24 @@
 
 use embassy_futures::select::{Either, select};
 use heapless::Vec;
+#[cfg(feature = "compact")]
 use slope_node::compact::device::{Error as CompactError, Schedule};
+#[cfg(feature = "compact")]
 use slope_node::compact::persist::{PersistError, Persistent};
 use slope_node::device::storage::{Slots, TwoSlot, TwoSlotError};
 use slope_node::device::{self, Error, Frame, MIN_INCEPT_SAMPLES, Slope};
-use slope_proto::compact::crypto::frame_digest;
-use slope_proto::{LinkDigest, ShortId};
+use slope_proto::ShortId;
+#[cfg(feature = "compact")]
+use slope_proto::{LinkDigest, compact::crypto::frame_digest};
 use slope_radios::frame::encode_frame;
 use slope_radios::meta::RxMeta;
 use slope_radios::radio::{Radio, Tune};
 
 use crate::air::{Air, Hold, Plan};
 use crate::clock::Clock;
-use crate::compact::{self, NoStore, RenewalPool, Store, When};
+use crate::compact::{self, NoStore, RenewalPool};
+#[cfg(feature = "compact")]
+use crate::compact::{Store, When};
 use crate::harvest::{Harvester, MAX_SOURCES, Sources};
 use crate::health::STARTUP_SYMBOLS;
 use crate::log::dbg;
@@ -179,11 +184,11 @@ pub struct Stats {
 pub type StorageError<M> = TwoSlotError<<M as Slots>::Error>;
 
 /// A compact frame's bytes.
-#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+#[cfg(feature = "compact")]
 type CompactFrame = Vec<u8, { slope_proto::compact::params::MAX_COMPACT_FRAME }>;
 
 /// What [`Node::make_compact`] made.
-#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+#[cfg(feature = "compact")]
 enum Made {
     /// Fall back to suite 1 this cycle.
     Suite1,
@@ -207,9 +212,15 @@ enum Suite2<K: Slots> {
     /// Not configured, no store, or the chain ran out: suite 1 only.
     Off,
     /// Configured, not anchored yet.
+    #[cfg(feature = "compact")]
     Ready(Store<K>),
     /// Anchored: the persisted compact device.
+    #[cfg(feature = "compact")]
     Live(Persistent<Store<K>>),
+    /// (Without the feature the medium is only kept.)
+    #[cfg(not(feature = "compact"))]
+    #[allow(dead_code)]
+    Unused(core::marker::PhantomData<K>),
 }
 
 /// The device role over a radio, flash slots, a clock, entropy sources and a sensor
@@ -233,10 +244,12 @@ pub struct Node<R, M: Slots, C, S, P, K: Slots = NoStore> {
     since_establishment: u32,
     next_cycle_us: Option<u64>,
     stats: Stats,
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
     suite2: Suite2<K>,
     sync: TimeSync,
     renewal: RenewalPool,
     /// Renewal copies sent for the chain starting at `.1`.
+    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
     renewals_sent: (u8, u32),
     /// Wake up for this cycle (µs) if it is earlier than the usual one.
     wake_us: Option<u64>,
@@ -285,11 +298,15 @@ where
         sensor: P,
     ) -> Result<Self, Fatal<StorageError<M>>> {
         let slope = Slope::restore(config.slope, TwoSlot::new(slots)).map_err(fatal)?;
+        #[cfg(feature = "compact")]
         let suite2 = match (config.compact, compact) {
-            (Some(_), Some(medium)) if cfg!(feature = "compact") => {
-                restore_compact(Store::new(medium), slope.id())?
-            }
+            (Some(_), Some(medium)) => restore_compact(Store::new(medium), slope.id())?,
             _ => Suite2::Off,
+        };
+        #[cfg(not(feature = "compact"))]
+        let suite2 = {
+            drop(compact);
+            Suite2::Off
         };
         let sync = TimeSync::new(config.compact.map_or_else(Default::default, |c| c.sync));
         let harvester = Harvester::new(sources.list());
@@ -399,6 +416,7 @@ where
     }
 
     /// The compact state, once anchored.
+    #[cfg(feature = "compact")]
     pub fn compact_state(&self) -> Option<&Persistent<Store<K>>> {
         match &self.suite2 {
             Suite2::Live(p) => Some(p),
@@ -407,6 +425,7 @@ where
     }
 
     /// The compact store's medium, anchored or not (for a simulated reboot in tests).
+    #[cfg(feature = "compact")]
     pub fn compact_medium(&self) -> Option<&K> {
         match &self.suite2 {
             Suite2::Live(p) => Some(p.storage().medium()),
@@ -432,7 +451,7 @@ where
     async fn harvest(&mut self) {
         let want = if self.slope.id().is_none() {
             MIN_INCEPT_SAMPLES.saturating_sub(self.pooled)
-        } else if matches!(&self.suite2, Suite2::Live(p) if !p.device().has_next()) {
+        } else if self.renewal_wanted() {
             // The next compact chain waits for these: gather them in one cycle.
             let missing = compact::MIN_RENEWAL_SAMPLES.saturating_sub(self.renewal.samples());
             self.config.fresh_per_cycle.max(missing)
@@ -469,6 +488,17 @@ where
         }
         self.air.reseed(self.hop_seed);
         debug!("entropy: {} samples this cycle", got.delivered);
+    }
+
+    /// Whether the next compact chain waits for entropy.
+    #[cfg(feature = "compact")]
+    fn renewal_wanted(&self) -> bool {
+        matches!(&self.suite2, Suite2::Live(p) if !p.device().has_next())
+    }
+
+    #[cfg(not(feature = "compact"))]
+    fn renewal_wanted(&self) -> bool {
+        false
     }
 
     /// Incepts or attests; transmits what was released.
@@ -704,7 +734,7 @@ where
 
     /// Whether the plan's slowest data rate carries the last suite-1 frame.
     #[inline(never)]
-    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    #[cfg(feature = "compact")]
     fn suite1_fits(&self) -> bool {
         let plan = self.air.plan();
         let Some(rate) = plan.region.data_rate(plan.min_dr) else {
@@ -716,7 +746,7 @@ where
 
     /// Unix time now, when this cycle speaks suite 2: configured, a store, incepted,
     /// the clock synchronised, and (for [`When::Suite1DoesNotFit`]) suite 1 too long.
-    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    #[cfg(feature = "compact")]
     fn compact_time(&self) -> Option<u64> {
         if !cfg!(feature = "compact") {
             return None;
@@ -735,7 +765,7 @@ where
     /// when this cycle falls back to suite 1. The frame is made by a plain function and
     /// only its bytes are held across the transmission (the device's state stays out
     /// of the task's future, which is static RAM).
-    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    #[cfg(feature = "compact")]
     async fn compact(&mut self, unix_ms: u64) -> Result<Option<Cycle>, Fatal<StorageError<M>>> {
         let reading = self.sensor.read().await;
         let made = self.make_compact(unix_ms, &reading.payload)?;
@@ -795,7 +825,7 @@ where
     /// Anchors (state and anchor stored first), or makes the compact attestation (or
     /// renewal) of the current interval, stored before it is returned.
     #[inline(never)]
-    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    #[cfg(feature = "compact")]
     fn make_compact(
         &mut self,
         unix_ms: u64,
@@ -922,7 +952,7 @@ where
 
     /// The suite-1 establishment and the compact anchor again, for verifiers that
     /// missed them.
-    #[cfg_attr(not(feature = "compact"), allow(dead_code))]
+    #[cfg(feature = "compact")]
     async fn resend_establishment(&mut self) {
         if let Some(est) = self
             .slope
@@ -954,7 +984,7 @@ where
 }
 
 /// The global interval of Unix time `unix_ms` (0 before interval 1).
-#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+#[cfg(feature = "compact")]
 fn interval_of(s: &Schedule, unix_ms: u64) -> u32 {
     match unix_ms.checked_sub(s.start_ms) {
         Some(d) => u32::try_from(d / u64::from(s.interval_ms.max(1)) + 1).unwrap_or(u32::MAX),
@@ -963,6 +993,7 @@ fn interval_of(s: &Schedule, unix_ms: u64) -> u32 {
 }
 
 /// The stored compact state of `device`, or a store ready to anchor.
+#[cfg(feature = "compact")]
 #[inline(never)]
 fn restore_compact<K: Slots, E>(
     mut store: Store<K>,
@@ -990,6 +1021,7 @@ fn restore_compact<K: Slots, E>(
 }
 
 /// Maps the compact store's errors to what stops the device.
+#[cfg(feature = "compact")]
 fn compact_fatal<X, E>(e: PersistError<compact::StoreError<X>>) -> Fatal<E> {
     match e {
         PersistError::Corrupt(_) | PersistError::Storage(compact::StoreError::Corrupt) => {
