@@ -40,7 +40,8 @@ use crate::timesync::Policy;
 pub enum When {
     /// Whenever the clock is synchronised.
     Always,
-    /// When the plan's slowest data rate cannot carry the suite-1 attestation.
+    /// When the plan's slowest data rate cannot carry a routine suite-1 attestation
+    /// ([`SUITE1_ATTESTATION_PHY`]).
     Suite1DoesNotFit,
 }
 
@@ -86,6 +87,12 @@ impl Config {
         sync: Policy::DEFAULT,
     };
 }
+
+/// Bytes on air of a routine suite-1 attestation with 8 bytes of payload and no
+/// neighbours (109, docs/benchmarks.md "Wire format"), with the 3-byte radio framing:
+/// [`When::Suite1DoesNotFit`] compares it with the plan's slowest data rate (EU868 DR3
+/// carries 128 bytes: suite 1; DR0–DR2, 64: suite 2).
+pub const SUITE1_ATTESTATION_PHY: usize = 109 + 3;
 
 /// Largest anchor frame kept.
 pub const MAX_ANCHOR: usize = 160;

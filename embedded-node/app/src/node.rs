@@ -732,16 +732,14 @@ where
         }
     }
 
-    /// Whether the plan's slowest data rate carries the last suite-1 frame.
-    #[inline(never)]
+    /// Whether the plan's slowest data rate carries a routine suite-1 attestation
+    /// (fixed size, so the choice does not flap with the neighbours heard).
     #[cfg(feature = "compact")]
     fn suite1_fits(&self) -> bool {
         let plan = self.air.plan();
-        let Some(rate) = plan.region.data_rate(plan.min_dr) else {
-            return false;
-        };
-        let len = self.slope.last_frames().last().map_or(0, |f| f.len());
-        len + 3 <= rate.max_phy_payload()
+        plan.region
+            .data_rate(plan.min_dr)
+            .is_some_and(|rate| compact::SUITE1_ATTESTATION_PHY <= rate.max_phy_payload())
     }
 
     /// Unix time now, when this cycle speaks suite 2: configured, a store, incepted,

@@ -489,3 +489,49 @@ fn compact_memory_fits_the_budget() {
         "{persistent} + {sync} + {pool}"
     );
 }
+
+/// The default choice ([`When::Suite1DoesNotFit`]): a device whose slowest data rate
+/// carries a suite-1 attestation (EU868 from SF9) stays in suite 1; one planned down to
+/// SF12 (51-byte payloads) synchronises, anchors and speaks compact.
+#[test]
+fn suite_two_only_where_suite_one_does_not_fit() {
+    use slope_firmware::air::Plan;
+    let run = |plan: Plan| {
+        let world: World = Rc::new(Cell::new(0));
+        let cell = RefCell::new(MemFlash::new(2 * REGION as usize, None));
+        let mut c = Config::eu868();
+        c.plan = plan;
+        c.compact = Some(compact::Config::DEFAULT);
+        let mut node = Node::boot_with(
+            c,
+            Slots::new(Shared(&cell), 0).expect("layout"),
+            Some(Slots::new(Shared(&cell), REGION).expect("layout")),
+            Gateways {
+                world: world.clone(),
+                air: Rc::new(RefCell::new(Vec::new())),
+                device: None,
+                inbox: Vec::new(),
+                listening: false,
+                rng: Rng(3),
+            },
+            BootClock {
+                world: world.clone(),
+                boot_us: 0,
+            },
+            Trng(Rng(4)),
+            Counter(0),
+        )
+        .expect("boot");
+        (0..12)
+            .map(|_| embassy_futures::block_on(node.step()).expect("cycle"))
+            .filter(|c| matches!(c, Cycle::Compact { sent: true, .. }))
+            .count()
+    };
+    assert_eq!(run(Plan::EU868), 0, "EU868 from SF9 carries suite 1");
+    let sf12 = Plan {
+        min_dr: 0,
+        ..Plan::EU868
+    };
+    let compact = run(sf12);
+    assert!(compact >= 8, "only {compact} compact frames at SF12");
+}
