@@ -130,13 +130,7 @@ fn duplicates() {
 fn chains_are_renewed_before_they_run_out() {
     // Chains of 24 intervals (6 h at 15 min): every device renews during the run, the
     // verifiers follow it to the next chain, and nothing looks forked.
-    let mut p = Params::small(Scenario::Baseline);
-    p.suite = Suite::Compact;
-    p.chain_len = 24;
-    let s = match run::simulate(p, &mut |_| {}) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    };
+    let s = short_chains(Scenario::Baseline);
     let c = s.outcomes.compact.unwrap_or_default();
     assert!(c.renewals_sent >= s.devices as u64, "{c:?}");
     assert!(c.renewed > 0, "{c:?}");
@@ -177,5 +171,28 @@ fn attack_criteria_hold_on_other_seeds() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn clones_are_proven_across_renewals() {
+    // 24-interval chains: most conflicts happen in a renewed chain, and their proofs
+    // carry every renewal from the anchor on (frame, receipt, key).
+    let s = short_chains(Scenario::Clone);
+    let c = s.outcomes.compact.unwrap_or_default();
+    assert!(c.renewed > 0 && c.proofs_built > c.unproven, "{c:?}");
+    for cr in &s.criteria {
+        assert_ne!(cr.held, Some(false), "{} — {}", cr.name, cr.detail);
+    }
+}
+
+/// The small compact run of `scenario` with chains of 24 intervals (6 h at 15 min).
+fn short_chains(scenario: Scenario) -> slope_testnet::Summary {
+    let mut p = Params::small(scenario);
+    p.suite = Suite::Compact;
+    p.chain_len = 24;
+    match run::simulate(p, &mut |_| {}) {
+        Ok(s) => s,
+        Err(e) => panic!("{scenario}: {e}"),
     }
 }

@@ -64,6 +64,9 @@ impl<V> Bounded<V> {
     }
 }
 
+/// A suite-2 renewal ready for a proof: (its receipt, the frame, its interval's key).
+type Dated = (Arc<[u8]>, Arc<[u8]>, slope_proto::compact::crypto::ChainKey);
+
 /// A suite-2 frame relayed by another gateway: the first gateway's receive time and
 /// its signed receipt of it (the frame keeps the first receive time, §3 of
 /// docs/compact-suite.md).
@@ -234,6 +237,8 @@ pub struct Gateway {
     stamps: Bounded<Arc<[u8]>>,
     /// The rogue's raw material: recent authenticated compact frames per device.
     pub rogue_frames: HashMap<DeviceId, VecDeque<VerifiedCompact>>,
+    /// Suite 2: each device's chains, disclosed keys and renewal frames.
+    chains: super::chains::Chains,
 }
 
 impl Gateway {
@@ -275,6 +280,7 @@ impl Gateway {
             heard: Bounded::default(),
             stamps: Bounded::default(),
             rogue_frames: HashMap::new(),
+            chains: super::chains::Chains::default(),
         }
     }
 
@@ -568,16 +574,30 @@ impl Gateway {
         };
         let a = stamp(self, c.first.frame(), c.first.rx_ms());
         let b = stamp(self, c.second.frame(), c.second.rx_ms());
-        let proof = match (a, b, self.anchors.get(&c.device)) {
-            (Some(ra), Some(rb), Some(anchor)) => {
+        // Every renewal from the anchor's chain to the conflict's, each with the
+        // receipt that dates it.
+        let renewals: Option<Vec<Dated>> =
+            self.chains.parts(&c.device, c.interval).and_then(|parts| {
+                parts
+                    .into_iter()
+                    .map(|(frame, key)| Some((stamp(self, &frame, u64::MAX)?, frame, key)))
+                    .collect()
+            });
+        let proof = match (a, b, self.anchors.get(&c.device), renewals) {
+            (Some(ra), Some(rb), Some(anchor), Some(renewals)) => {
                 let est = self.verifier.establishments(&c.device);
+                let renewals: Vec<(&[u8], &[u8], &slope_proto::compact::crypto::ChainKey)> =
+                    renewals
+                        .iter()
+                        .map(|(r, f, k)| (&f[..], &r[..], k))
+                        .collect();
                 est.first().and_then(|inception| {
                     let mut out = vec![0u8; slope_proto::limits::MAX_PROOF];
                     let parts = Parts {
                         inception,
                         rotations: est.get(1..).unwrap_or(&[]),
                         anchor,
-                        renewals: &[],
+                        renewals: &renewals,
                         key: &c.key,
                         a: (c.first.frame(), &ra),
                         b: (c.second.frame(), &rb),
@@ -589,9 +609,7 @@ impl Gateway {
             }
             _ => None,
         };
-        // A conflict in a renewed chain needs the renewals (each with its receipt and
-        // its interval's key) in the proof: the testnet does not collect those, so
-        // such a conflict stays unproven (counted).
+        // Checked before use: a proof missing a piece stays unproven (counted).
         let skew = self.max_skew_ms();
         let Some(proof) = proof.filter(|p| slope_node::compact::verify_proof(p, skew).is_ok())
         else {
@@ -625,9 +643,12 @@ impl Gateway {
     ) {
         let c = &mut self.counters;
         match outcome {
-            vc::Outcome::Anchored { device, .. } => {
+            vc::Outcome::Anchored { device, first, len } => {
                 c.compact.anchored += 1;
                 if let Some(i) = input {
+                    if let Ok(a) = slope_proto::compact::SignedAnchor::decode(&i.envelope) {
+                        self.chains.anchored(device, first, len, a.body().delay);
+                    }
                     let fresh = !self.anchors.contains_key(&device);
                     self.anchors.insert(device, i.envelope.clone());
                     self.track(device, actions);
@@ -641,8 +662,24 @@ impl Gateway {
                 }
             }
             vc::Outcome::Frame(FrameOutcome::Duplicate { .. }) => c.duplicate += 1,
-            vc::Outcome::Frame(_) => {
+            vc::Outcome::Frame(f) => {
                 c.compact.taken += 1;
+                if let (
+                    FrameOutcome::Buffered {
+                        device, interval, ..
+                    }
+                    | FrameOutcome::Checked {
+                        device, interval, ..
+                    },
+                    Some(i),
+                ) = (f, input)
+                    && slope_proto::compact::frame::parse_header(&i.envelope)
+                        == Ok(slope_proto::compact::Kind::Renewal)
+                {
+                    let radio = i.source == Source::Radio;
+                    self.chains
+                        .heard(device, interval, i.envelope.clone(), radio);
+                }
                 if let Some(i) = input.filter(|i| i.source == Source::Radio) {
                     // The reception time this gateway would sign for the frame, and its
                     // witness entry: signed at reception (what the radio observed, not
@@ -661,6 +698,10 @@ impl Gateway {
                 c.verified += 1;
                 let device = *a.device();
                 self.track(device, actions);
+                if let Ok(view) = slope_proto::compact::attestation::View::parse(a.frame()) {
+                    self.chains
+                        .disclosed(&device, view.interval(), view.disclosed());
+                }
                 // Authenticated from this gateway's own radio reception (a relayed
                 // frame carries the relayed observation, frequency 0).
                 if a.rx().is_some_and(|o| o.freq_hz != 0) {
@@ -694,7 +735,26 @@ impl Gateway {
                 self.compact_conflict(now_ms, &conflict, actions);
             }
             vc::Outcome::Event(CompactEvent::BadMac { .. }) => c.compact.bad_mac += 1,
-            vc::Outcome::Event(CompactEvent::Renewed { .. }) => c.compact.renewed += 1,
+            vc::Outcome::Event(CompactEvent::Renewed { device, first, len }) => {
+                c.compact.renewed += 1;
+                self.chains.renewed(&device, first, len);
+                // Relay the renewal copies this radio heard (with their receipts), so
+                // that gateways that missed them follow the device to its next chain.
+                for h in self.chains.to_relay(&device) {
+                    let rx = self.heard.get(blake3::hash(&h.frame).as_bytes()).copied();
+                    let relay = rx.and_then(|rx_ms| {
+                        let receipt = self.own_stamp(&h.frame, rx_ms)?;
+                        Some(Relay { rx_ms, receipt })
+                    });
+                    if relay.is_some() {
+                        actions.push(Action::Gossip {
+                            device,
+                            envelope: h.frame,
+                            relay,
+                        });
+                    }
+                }
+            }
             vc::Outcome::Event(CompactEvent::RenewalConflict { .. }) => c.divergence += 1,
             _ => c.compact.refused_other += 1,
         }

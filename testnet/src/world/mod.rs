@@ -10,11 +10,14 @@
 //!   [`mesh`]: what gateways do with each other (gossip, proofs, sync).
 //! - [`receipts`] and [`corroborate`]: witness receipt batches between gateways, and
 //!   the decisions that wait for them.
+//! - [`chains`]: suite 2, each gateway's record of a device's compact chains (what a
+//!   proof in a renewed chain needs).
 //! - [`memo`]: the signature memo the gateways share; [`preverify`]: the second
 //!   thread that fills it.
 //! - [`attack`]: the scenarios' scripts; [`setup`]: building the world.
 
 pub mod attack;
+pub mod chains;
 pub mod corroborate;
 pub mod device;
 pub mod gateway;
