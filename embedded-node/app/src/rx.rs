@@ -5,7 +5,10 @@
 //! `slope_proto::decode`, neither of which panics on any input); signatures are the
 //! verifiers' business.
 
-use slope_proto::{LinkDigest, Message, NeighbourId, ShortId, WitnessId};
+use slope_proto::{
+    Inception, Interaction, Kind, LinkDigest, NeighbourId, Receipt, Rotation, ShortId, Signed,
+    WitnessId,
+};
 use slope_radios::frame::parse_frame;
 
 /// A received frame, classified.
@@ -42,29 +45,46 @@ pub fn classify(frame: &[u8]) -> Heard {
     let Ok(envelope) = parse_frame(frame) else {
         return Heard::Other;
     };
-    match slope_proto::decode(envelope) {
-        Ok(Message::Inception(e)) => Heard::Neighbour {
-            id: e.device_id().neighbour(),
-            seq: 0,
+    // Only the kinds the device acts on are decoded (not divergence proofs or receipt
+    // batches, whose decoders the firmware then does not carry).
+    let Ok(header) = slope_proto::Header::parse(envelope) else {
+        return Heard::Other;
+    };
+    match header.kind {
+        Kind::Inception => match Signed::<Inception>::decode(envelope) {
+            Ok(e) => Heard::Neighbour {
+                id: e.device_id().neighbour(),
+                seq: 0,
+            },
+            Err(_) => Heard::Other,
         },
-        Ok(Message::Rotation(e)) => Heard::Neighbour {
-            id: neighbour_of(e.body().device),
-            seq: e.body().seq,
+        Kind::Rotation => match Signed::<Rotation>::decode(envelope) {
+            Ok(e) => Heard::Neighbour {
+                id: neighbour_of(e.body().device),
+                seq: e.body().seq,
+            },
+            Err(_) => Heard::Other,
         },
-        Ok(Message::Interaction(e)) => Heard::Neighbour {
-            id: neighbour_of(e.body().device),
-            seq: e.body().seq,
+        Kind::Interaction => match Signed::<Interaction>::decode(envelope) {
+            Ok(e) => Heard::Neighbour {
+                id: neighbour_of(e.body().device),
+                seq: e.body().seq,
+            },
+            Err(_) => Heard::Other,
         },
-        Ok(Message::Receipt(r)) => Heard::Beacon {
-            witness: r.body().witness,
-            device: r.body().device,
-            seq: r.body().seq,
-            event: r.body().event,
-            time_ms: r.body().observed.time_ms,
+        Kind::Receipt => match Signed::<Receipt>::decode(envelope) {
+            Ok(r) => Heard::Beacon {
+                witness: r.body().witness,
+                device: r.body().device,
+                seq: r.body().seq,
+                event: r.body().event,
+                time_ms: r.body().observed.time_ms,
+            },
+            Err(_) => Heard::Other,
         },
-        // Batched receipts travel between gateways (libp2p), never to a device: if one is
-        // heard on air it tells the device nothing it acts on.
-        Ok(Message::Divergence(_) | Message::ReceiptBatch(_)) | Err(_) => Heard::Other,
+        // Proofs and batched receipts travel between gateways (libp2p), never to a
+        // device: heard on air they tell the device nothing it acts on.
+        _ => Heard::Other,
     }
 }
 
