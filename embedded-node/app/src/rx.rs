@@ -1,9 +1,9 @@
 //! What a received frame is to the device: a neighbour's event, a gateway's beacon (a
 //! witness receipt), or something to count and ignore.
 //!
-//! Only the form is checked (`slope_radios::frame::parse_frame`, then
-//! `slope_proto::decode`, neither of which panics on any input); signatures are the
-//! verifiers' business.
+//! Only the form is checked (`slope_radios::frame::parse_frame`, then the header and the
+//! decoder of the frame's kind, for the four kinds the device acts on; none of them
+//! panics on any input); signatures are the verifiers' business.
 
 use slope_proto::{
     Inception, Interaction, Kind, LinkDigest, NeighbourId, Receipt, Rotation, ShortId, Signed,
