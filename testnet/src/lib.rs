@@ -1,8 +1,10 @@
 //! `slope-testnet`: a reproducible experiment on a simulated Slope network.
 //!
 //! What it is: a deterministic discrete-event simulation of hundreds to thousands of
-//! LoRa devices and tens to hundreds of gateways, running the real protocol code —
-//! devices run `slope_node::device::Slope` on simulated flash with power-cut injection,
+//! LoRa devices and tens to hundreds of gateways, running the real protocol code with
+//! either attestation suite (`--suite ed25519|compact`) —
+//! devices run `slope_node::device::Slope` on simulated flash with power-cut injection
+//! (and, with suite 2, anchor a compact chain and speak `slope_node::compact` frames),
 //! over the `slope_radios::sim` channel (path loss, shadowing, collisions, duty cycle);
 //! gateways run `slope_node::verifier::Verifier` (batch verification) and the trust
 //! engine, and gossip verified attestations, witness receipt batches and divergence
@@ -26,7 +28,8 @@
 //!   pass criteria.
 //! - [`world`]: the simulation (devices, gateways, channel, gossip, attacks).
 //! - [`metrics`]: counters and ground truth; [`summary`]: the results of a run;
-//!   [`suites`]: airtime and energy with either suite.
+//!   [`suites`]: airtime and energy with either suite (measured for the one that ran,
+//!   computed for the other).
 //! - [`report`]: terminal table, `results.json`, `report.html`.
 //! - [`run`]: one run end to end; [`live`]: the live layer (`--live`).
 //!

@@ -97,6 +97,9 @@ pub struct Summary {
     pub scenario: Scenario,
     /// The attestation suite the devices spoke.
     pub suite: Suite,
+    /// Suite 2: intervals per compact chain (compact runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_len: Option<u32>,
     pub version: &'static str,
     pub seed: u64,
     pub devices: usize,
@@ -288,6 +291,7 @@ impl Summary {
         let mut s = Self {
             scenario: p.scenario,
             suite: p.suite,
+            chain_len: (p.suite == Suite::Compact).then_some(p.chain_len),
             version: env!("CARGO_PKG_VERSION"),
             seed: p.seed,
             devices: p.devices,

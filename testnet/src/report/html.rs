@@ -33,7 +33,7 @@ pub fn render(s: &Summary) -> String {
     let _ = write!(
         out,
         "<p>Seed {}, version {}, {} devices, {} gateways, {} h simulated, {} suite. \
-         Reproduce with <code>slope-testnet run --scenario {} --suite {} --devices {} --gateways {} --seed {} --duration {}h</code>; \
+         Reproduce with <code>slope-testnet run --scenario {} --suite {}{} --devices {} --gateways {} --seed {} --duration {}h</code>; \
          the trace digest must be <code>{}</code>.</p>",
         s.seed,
         s.version,
@@ -43,6 +43,8 @@ pub fn render(s: &Summary) -> String {
         s.suite,
         s.scenario.name(),
         s.suite,
+        s.chain_len
+            .map_or(String::new(), |n| format!(" --chain-len {n}")),
         s.devices,
         s.gateways,
         s.seed,
