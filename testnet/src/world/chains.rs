@@ -179,3 +179,64 @@ impl Chains {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slope_node::compact::device::{Device as Chain2, Schedule};
+    use slope_proto::compact::attestation::View;
+
+    const T: u64 = 60_000;
+
+    fn at(i: u32) -> u64 {
+        u64::from(i - 1) * T + 1_000
+    }
+
+    #[test]
+    fn a_renewals_key_is_walked_back_from_the_latest_disclosure() {
+        let device = DeviceId([4; 32]);
+        let schedule = Schedule {
+            start_ms: 0,
+            interval_ms: T as u32,
+            delay: 2,
+        };
+        // Chain 1 covers intervals 1..=8; renewals in 6 and 7; chain 2 from 9.
+        let mut d = Chain2::new(device, &[1; 32], schedule, 1, 8).expect("chain");
+        let mut c = Chains::default();
+        c.anchored(device, 1, 8, 2);
+        let mut renewals = Vec::new();
+        for i in 1..=12u32 {
+            if i == 6 || i == 7 {
+                if i == 6 {
+                    d.prepare_renewal(&[2; 32], 8).expect("prepare");
+                }
+                let r = d.renew(at(i)).expect("renew");
+                let frame: Arc<[u8]> = r.frame().into();
+                c.heard(device, i, frame.clone(), true);
+                renewals.push(frame);
+                continue;
+            }
+            let f = d.attest(at(i), &[i as u8]).expect("attest");
+            let view = View::parse(f.frame()).expect("view");
+            c.disclosed(&device, view.interval(), view.disclosed());
+            if i == 8 {
+                c.renewed(&device, 9, 8);
+            }
+        }
+        // Interval 5 is in the anchor's chain: no renewal needed.
+        assert_eq!(c.parts(&device, 5).map(|p| p.len()), Some(0));
+        // Interval 11 is in chain 2: one renewal, whose key verifies its MAC.
+        let parts = c.parts(&device, 11).expect("parts");
+        assert_eq!(parts.len(), 1);
+        let (frame, key) = &parts[0];
+        assert!(renewals.contains(frame));
+        let m = Maced::<Renewal>::decode(frame).expect("renewal");
+        assert!(m.verify(&mac_key(key)));
+        // An interval past every known chain, or a device never anchored: nothing.
+        assert!(c.parts(&device, 40).is_none());
+        assert!(c.parts(&DeviceId([5; 32]), 3).is_none());
+        // The radio-heard renewals are relayed once.
+        assert_eq!(c.to_relay(&device).len(), 2);
+        assert!(c.to_relay(&device).is_empty());
+    }
+}

@@ -615,3 +615,28 @@ pub fn frame_for_air(envelope: &[u8]) -> Arc<[u8]> {
     }
     out.into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_clock_stays_within_its_documented_bound() {
+        // docs/compact-suite.md §3: the verifier's max_skew_ms (10 s) must cover the
+        // device's error plus the gateway's.
+        assert!(
+            Clock::bound_ms() < 10_000.0 - 100.0,
+            "{}",
+            Clock::bound_ms()
+        );
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(7);
+        for _ in 0..1000 {
+            let c = Clock::draw(&mut rng);
+            for t in [0, 3_600_000, DAY_MS - 1, DAY_MS, 5 * DAY_MS + 12_345] {
+                let err = c.now(t + 10_000_000) as f64 - (t + 10_000_000) as f64;
+                assert!(err.abs() <= Clock::bound_ms() + 1.0, "{c:?} at {t}: {err}");
+            }
+        }
+    }
+}
