@@ -70,7 +70,7 @@ enum Command {
         #[arg(long, default_value = "ed25519")]
         suite: String,
         /// Suite 2: intervals per compact chain (default 4096, 42.7 days at 15 min);
-        /// a device renews its chain in the last 3 intervals.
+        /// a device sends 3 renewals within the last quarter of each chain.
         #[arg(long)]
         chain_len: Option<u32>,
         /// Threads (1 or 2): the second checks signatures ahead of the gateways. The
