@@ -359,6 +359,18 @@ fn main() -> Result<()> {
     if let Some(c) = commit_fsync_s {
         println!("of which redb commit (write-out + fsync): {c:.2} s");
     }
+    let commit_cpu_s = metrics.encode().lines().find_map(|l| {
+        l.strip_prefix("slope_commit_cpu_seconds_total ")?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    });
+    if let Some(c) = commit_cpu_s.filter(|c| *c > 0.0) {
+        println!(
+            "commit stage CPU (its thread's own clock): {c:.2} s = {:.1} us/attestation",
+            1e6 * c / frames.len() as f64
+        );
+    }
     println!(
         "ingest commits: {commits} ({:.0} attestations per commit; group commit up to {} attestations)",
         frames.len() as f64 / commits.max(1) as f64,

@@ -187,7 +187,12 @@ impl Stage {
         &mut self,
         mut group: Vec<Verified<T>>,
     ) -> Vec<Result<Output<T>, Failed<T>>> {
-        match self.commit_outcomes(&mut group) {
+        let cpu = crate::metrics::thread_cpu_seconds();
+        let outcomes = self.commit_outcomes(&mut group);
+        if let (Some(a), Some(b)) = (cpu, crate::metrics::thread_cpu_seconds()) {
+            self.metrics.commit_cpu_seconds.inc_by((b - a).max(0.0));
+        }
+        match outcomes {
             Ok(per_batch) => group
                 .into_iter()
                 .zip(per_batch)
