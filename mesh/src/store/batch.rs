@@ -1,7 +1,12 @@
 //! Writing: a [`Txn`] is one redb write transaction; its [`Batch`] holds every table the
 //! pipeline writes, opened once for the whole transaction (opening a table is a B-tree
 //! root lookup and an allocation: per record it cost more than the insert itself).
+//!
+//! Device records are written back: the transaction keeps each record it read or wrote
+//! decoded in memory and writes each changed one once, at [`Txn::commit`] (a device
+//! heard five times in a group commit was decoded, encoded and inserted five times).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -9,7 +14,7 @@ use redb::{ReadableTable, Table};
 use slope_proto::DeviceId;
 
 use super::tables::*;
-use super::{DeviceRecord, FrameRecord, StoreError, db, decode, encode};
+use super::{DeviceRecord, FrameRecord, StoreError, db, decode};
 use crate::lineage::{self, Entry, Record};
 
 /// One write transaction: open its tables with [`Txn::batch`], drop the batch, then
@@ -19,7 +24,12 @@ pub struct Txn {
     pub(super) head: (u64, [u8; 32]),
     /// The store's fault-injection counter ([`super::Store::fail_next_commits`]).
     pub(super) fail: Arc<AtomicU32>,
+    /// Device records read or written in this transaction (see the module docs).
+    pub(super) devices: Devices,
 }
+
+/// Device records of a transaction, decoded; `true`: changed, to write at the commit.
+pub(super) type Devices = HashMap<[u8; 32], (DeviceRecord, bool)>;
 
 /// The tables of one [`Txn`], open until dropped. Reads see this transaction's writes.
 pub struct Batch<'t> {
@@ -30,6 +40,9 @@ pub struct Batch<'t> {
     lineage: Table<'t, u64, &'static [u8]>,
     by_device: Table<'t, &'static [u8; 40], ()>,
     head: &'t mut (u64, [u8; 32]),
+    cache: &'t mut Devices,
+    /// Scratch for encoding values (one allocation per batch, not per record).
+    buf: Vec<u8>,
 }
 
 impl Txn {
@@ -44,6 +57,8 @@ impl Txn {
             lineage: txn.open_table(LINEAGE).map_err(db)?,
             by_device: txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?,
             head: &mut self.head,
+            cache: &mut self.devices,
+            buf: Vec::new(),
         })
     }
 
@@ -59,6 +74,16 @@ impl Txn {
             self.txn.abort().map_err(db)?;
             return Err(StoreError::Db("injected commit failure".into()));
         }
+        if self.devices.values().any(|(_, changed)| *changed) {
+            let mut t = self.txn.open_table(DEVICES).map_err(db)?;
+            let mut buf = Vec::new();
+            for (id, (record, _)) in self.devices.iter().filter(|(_, (_, c))| *c) {
+                buf.clear();
+                buf = postcard::to_extend(record, buf)
+                    .map_err(|_| StoreError::Decode { table: "devices" })?;
+                t.insert(id, buf.as_slice()).map_err(db)?;
+            }
+        }
         {
             let mut meta = self.txn.open_table(META).map_err(db)?;
             let mut head = Vec::with_capacity(40);
@@ -72,11 +97,21 @@ impl Txn {
 
 impl Batch<'_> {
     /// A device record (sees this transaction's writes).
-    pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
-        match self.devices.get(&id.0).map_err(db)? {
-            Some(v) => Ok(Some(decode("devices", v.value())?)),
-            None => Ok(None),
+    pub fn device(&mut self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        if let Some((r, _)) = self.cache.get(&id.0) {
+            return Ok(Some(r.clone()));
         }
+        let Some(record) = self
+            .devices
+            .get(&id.0)
+            .map_err(db)?
+            .map(|v| decode::<DeviceRecord>("devices", v.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        self.cache.insert(id.0, (record.clone(), false));
+        Ok(Some(record))
     }
 
     /// The committed (or batched) frame of `id` at `seq`.
@@ -104,11 +139,19 @@ impl Batch<'_> {
         Ok(out)
     }
 
+    /// Stores a device record (written at the commit, see the module docs).
     pub fn put_device(&mut self, id: &DeviceId, record: &DeviceRecord) -> Result<(), StoreError> {
-        self.devices
-            .insert(&id.0, encode(record).as_slice())
-            .map_err(db)?;
+        self.cache.insert(id.0, (record.clone(), true));
         Ok(())
+    }
+
+    /// `value` encoded into the batch's scratch buffer.
+    fn encoded<T: serde::Serialize>(&mut self, value: &T) -> &[u8] {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        // Into a Vec it fails only on out-of-memory, which aborts anyway.
+        self.buf = postcard::to_extend(value, buf).unwrap_or_default();
+        &self.buf
     }
 
     /// Stores a frame and prunes the one `retain` positions below it. Returns false
@@ -120,12 +163,17 @@ impl Batch<'_> {
         retain: u32,
     ) -> Result<bool, StoreError> {
         let key = frame_key(id, record.seq);
-        if self.frames.get(&key).map_err(db)?.is_some() {
+        self.encoded(record);
+        // One B-tree walk: insert, and put back what was there, if anything (rare).
+        let old = self
+            .frames
+            .insert(&key, self.buf.as_slice())
+            .map_err(db)?
+            .map(|v| v.value().to_vec());
+        if let Some(old) = old {
+            self.frames.insert(&key, old.as_slice()).map_err(db)?;
             return Ok(false);
         }
-        self.frames
-            .insert(&key, encode(record).as_slice())
-            .map_err(db)?;
         if let Some(old) = record.seq.checked_sub(retain.max(1)) {
             self.frames.remove(&frame_key(id, old)).map_err(db)?;
         }
@@ -164,12 +212,14 @@ impl Batch<'_> {
             time_ms,
             entry,
         };
-        let bytes = encode(&record);
-        self.lineage.insert(index, bytes.as_slice()).map_err(db)?;
+        self.encoded(&record);
+        self.lineage
+            .insert(index, self.buf.as_slice())
+            .map_err(db)?;
         self.by_device
             .insert(&lineage_key(&device, index), ())
             .map_err(db)?;
-        *self.head = (index + 1, lineage::digest(&bytes));
+        *self.head = (index + 1, lineage::digest(&self.buf));
         Ok(index)
     }
 }

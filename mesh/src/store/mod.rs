@@ -34,8 +34,9 @@ use tables::*;
 pub const DB_FILE: &str = "slope.redb";
 
 /// The schema version this build reads and writes (2: decisions keep the trust
-/// engine's typed reasons, one lineage record per observation).
-pub const SCHEMA: u32 = 2;
+/// engine's typed reasons, one lineage record per observation; 3: the engine lineage
+/// in chunks of records).
+pub const SCHEMA: u32 = 3;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +387,7 @@ impl Store {
             txn,
             head,
             fail: self.fail_commits.clone(),
+            devices: Default::default(),
         })
     }
 

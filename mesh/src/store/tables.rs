@@ -20,8 +20,11 @@ pub const LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("lineage")
 pub const LINEAGE_BY_DEVICE: TableDefinition<&[u8; 40], ()> =
     TableDefinition::new("lineage_by_device");
 
-/// index → postcard `slope_node::lineage::Record` (the trust engine's lineage).
-pub const ENGINE_LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("engine_lineage");
+/// index of its first record → a chunk of consecutive postcard
+/// `slope_node::lineage::Record`s, the trust engine's lineage (see
+/// `engine_lineage`'s module docs).
+pub const ENGINE_LINEAGE: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("engine_lineage_chunks");
 
 pub const K_SCHEMA: &str = "schema";
 pub const K_ENGINE_HEAD: &str = "engine_lineage_head";
