@@ -564,6 +564,11 @@ impl Gateway {
     /// A suite-2 divergence this verifier found: a proof if both frames have a receipt
     /// dating them (this gateway's own reception, or the relayer's receipt).
     fn compact_conflict(&mut self, now_ms: u64, c: &Conflict, actions: &mut Vec<Action>) {
+        // A clone conflicts in every interval: once the device is quarantined here, one
+        // proof is enough (the proofs held stay one per device, not one per interval).
+        if self.stage.mode(&c.device, now_ms) == Mode::Quarantined {
+            return;
+        }
         let stamp = |g: &mut Self, frame: &[u8], rx_ms: u64| {
             let digest = *blake3::hash(frame).as_bytes();
             if let Some(r) = g.stamps.get(&digest) {
