@@ -140,16 +140,27 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
             ));
         }
         Scenario::Sybil => {
+            let compact = o.compact.map_or((true, String::new()), |c| {
+                (
+                    c.peak_pending <= c.pending_bound,
+                    format!(
+                        ", peak {} suite-2 frames waiting for their key (bound {})",
+                        c.peak_pending, c.pending_bound
+                    ),
+                )
+            });
             v.push(check(
                 "gateway state within its bound",
                 s.gateway_peak_devices <= s.gateway_device_bound
-                    && s.gateway_peak_escrow <= s.gateway_escrow_bound,
+                    && s.gateway_peak_escrow <= s.gateway_escrow_bound
+                    && compact.0,
                 format!(
-                    "peak {} devices (bound {}), peak {} escrowed (bound {})",
+                    "peak {} devices (bound {}), peak {} escrowed (bound {}){}",
                     s.gateway_peak_devices,
                     s.gateway_device_bound,
                     s.gateway_peak_escrow,
-                    s.gateway_escrow_bound
+                    s.gateway_escrow_bound,
+                    compact.1
                 ),
             ));
             let control = s.control_heard_after_attack.unwrap_or(1.0);

@@ -273,6 +273,10 @@ impl Summary {
             let honest = &world.devices[..p.devices];
             cc.renewals_sent = honest.iter().map(|d| d.renewals).sum();
             cc.exhausted = honest.iter().filter(|d| d.exhausted).count() as u64;
+            cc.pending_bound = world
+                .gateways
+                .first()
+                .map_or(0, |g| g.verifier().compact().config().max_pending_total);
             o.compact = Some(cc);
         }
         let c = world.counters.clone();

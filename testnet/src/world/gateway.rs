@@ -176,7 +176,10 @@ pub struct CompactCounters {
     pub exhausted: u64,
     pub unproven: u64,
     pub proofs_built: u64,
+    /// Peak of frames waiting for their key at one gateway, and the verifier's bound
+    /// (filled in by the summary).
     pub peak_pending: usize,
+    pub pending_bound: usize,
 }
 
 impl CompactCounters {
@@ -196,6 +199,7 @@ impl CompactCounters {
         self.unproven += o.unproven;
         self.proofs_built += o.proofs_built;
         self.peak_pending = self.peak_pending.max(o.peak_pending);
+        self.pending_bound = self.pending_bound.max(o.pending_bound);
     }
 }
 
