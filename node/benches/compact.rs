@@ -11,6 +11,13 @@
 //! and one keyed MAC (39 B) per frame — and a plain blake3 hash of each 47-byte frame.
 //! Best of 25 rounds, the measurements interleaved round by round (this machine is
 //! shared and noisy: interleaving exposes all of them to the same load). Goal: ≥ 1,000,000 per second.
+//!
+//! Decisions (second table): the trust engine's cost per compact attestation
+//! (`Engine::handle_compact` on the `VerifiedCompact`s the one verifier produced above,
+//! no receipts, into an in-memory lineage) beside a suite-1 decision on the same engine
+//! and devices (`Engine::handle_attestation`, events built with `assume_verified`, as in
+//! the trust benchmark) and ed25519 `verify_strict`, interleaved in the same run. A fresh
+//! engine per round; the devices' inceptions are decided before the clock starts.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock; the library never does
 
 use std::hint::black_box;
@@ -19,9 +26,12 @@ use std::time::Instant;
 use ed25519_dalek::SigningKey;
 use slope_node::compact::device::{Device, Schedule};
 use slope_node::compact::verifier::{Config, Verifier};
+use slope_node::lineage::{Genesis, Local, Memory};
+use slope_node::trust::{Engine, Policy, Zone};
+use slope_node::verifier::VerifiedAttestation;
 use slope_proto::compact::SignedAnchor;
 use slope_proto::compact::crypto::{ChainKey, mac, mac_key, step};
-use slope_proto::{DeviceId, Inception, Signed};
+use slope_proto::{DeviceId, Event, Inception, Interaction, LinkDigest, Observation, Signed};
 
 const DEVICES: usize = 100;
 const INTERVALS: u32 = 300;
@@ -131,14 +141,6 @@ fn main() {
 
     // The same frames through the one verifier (suite byte routing, anchors checked
     // against the suite-1 key history, results from poll_outcome).
-    let rx = |t: u64| slope_proto::Observation {
-        rssi_dbm: -100,
-        snr_qdb: 20,
-        freq_hz: 868_100_000,
-        foff_hz: None,
-        sf: 12,
-        time_ms: t,
-    };
     let mut one = || {
         let mut v = slope_node::verifier::Verifier::new(Default::default());
         for (inc, (_, _, a)) in c.inceptions.iter().zip(&c.anchors) {
@@ -226,4 +228,158 @@ fn main() {
         raw3_s / one_s,
         goal(one_s)
     );
+    decisions(&c);
+}
+
+/// A fresh engine that knows every device of `c` (inceptions decided, not timed).
+fn engine(c: &Corpus, inceptions: &[VerifiedAttestation]) -> Engine<Memory> {
+    let genesis = Genesis {
+        author: SigningKey::from_bytes(&[200; 32])
+            .verifying_key()
+            .to_bytes(),
+        operators: vec![],
+        local: Some(Local {
+            zone: Zone(1),
+            position: None,
+        }),
+        policy: Policy::default(),
+    };
+    let mut e = Engine::new(genesis, Memory::new(1 << 30), START).expect("engine");
+    for a in inceptions {
+        e.handle_attestation(START, a, &[])
+            .expect("inception decided");
+    }
+    assert_eq!(e.devices(), c.anchors.len());
+    e
+}
+
+/// The receiving radio's observation at `t` (an SF12 reception).
+fn rx(t: u64) -> Observation {
+    Observation {
+        rssi_dbm: -100,
+        snr_qdb: 20,
+        freq_hz: 868_100_000,
+        foff_hz: None,
+        sf: 12,
+        time_ms: t,
+    }
+}
+
+fn decisions(c: &Corpus) {
+    // The verified inputs, made once by the real verifier.
+    let mut v = slope_node::verifier::Verifier::new(Default::default());
+    let mut inceptions = Vec::new();
+    for (inc, (_, _, a)) in c.inceptions.iter().zip(&c.anchors) {
+        match v.handle_attestation(START, inc, rx(START)) {
+            slope_node::verifier::Outcome::Extended(att) => inceptions.push(att),
+            o => panic!("inception: {o:?}"),
+        }
+        v.handle_attestation(START, a, rx(START));
+    }
+    let mut compact = Vec::new();
+    for (t, f) in &c.frames {
+        v.handle_attestation(*t, f, rx(*t));
+        while let Some(o) = v.poll_outcome() {
+            if let slope_node::verifier::Outcome::Compact(
+                slope_node::verifier::compact::Outcome::Event(
+                    slope_node::compact::verifier::Event::Authenticated(a),
+                ),
+            ) = o
+            {
+                compact.push((*t, a));
+            }
+        }
+    }
+    // Suite-1 events for the same devices at the same times (one signed pool).
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let pool: Vec<Event> = (0..256u32)
+        .map(|i| {
+            let body = Interaction {
+                device: c.anchors[0].0.short(),
+                seq: 1 + i,
+                prev: LinkDigest([i as u8; 16]),
+                epoch: 0,
+                boot: 1,
+                behaviour: [1, 2, 3, 4],
+                heard: heapless::Vec::new(),
+                payload: heapless::Vec::from_slice(&[0x42; 8]).unwrap_or_default(),
+            };
+            Event::Interaction(Signed::sign(body, &c.anchors[0].0, &key).expect("sign"))
+        })
+        .collect();
+    let suite1: Vec<(u64, VerifiedAttestation)> = compact
+        .iter()
+        .enumerate()
+        .map(|(k, (t, a))| {
+            let event = pool[k % pool.len()].clone();
+            let digest = event.digest(a.device());
+            let att = VerifiedAttestation::assume_verified(
+                *a.device(),
+                event,
+                digest,
+                rx(*t),
+                *t,
+                0,
+                true,
+            );
+            (*t, att)
+        })
+        .collect();
+    let n = compact.len() as f64;
+
+    // One round: a fresh engine, then every decision timed.
+    let round = |decide: &dyn Fn(&mut Engine<Memory>, usize)| {
+        let mut e = engine(c, &inceptions);
+        timed(|| {
+            for k in 0..compact.len() {
+                decide(&mut e, k);
+            }
+            compact.len() as u64
+        })
+    };
+    let mut compact_run = || {
+        round(&|e, k| {
+            let (t, a) = &compact[k];
+            e.handle_compact(*t, a, &[]).expect("decision");
+        })
+    };
+    let mut suite1_run = || {
+        round(&|e, k| {
+            let (t, a) = &suite1[k];
+            e.handle_attestation(*t, a, &[]).expect("decision");
+        })
+    };
+    let msg = [9u8; 32];
+    let sig = slope_proto::crypto::sign(&key, &msg);
+    let vk = key.verifying_key();
+    let mut ed = || {
+        timed(|| {
+            let mut ok = 0u64;
+            for _ in 0..2_000 {
+                ok += slope_proto::crypto::verify(&vk, black_box(&msg), &sig).is_ok() as u64;
+            }
+            ok
+        })
+    };
+    let r = interleaved(&mut [&mut compact_run, &mut suite1_run, &mut ed]);
+    assert_eq!((r[0].1, r[1].1, r[2].1), (n as u64, n as u64, 2_000));
+    println!();
+    println!(
+        "trust decisions, {} devices, {} decisions per round, no receipts (best of {ROUNDS} interleaved rounds)",
+        c.anchors.len(),
+        compact.len()
+    );
+    println!("| what | per second | ns per decision |");
+    println!("|---|---|---|");
+    for (what, s, k) in [
+        ("Engine::handle_compact (suite 2)", r[0].0, n),
+        (
+            "Engine::handle_attestation (suite 1, same devices)",
+            r[1].0,
+            n,
+        ),
+        ("reference: ed25519 verify_strict", r[2].0, 2_000.0),
+    ] {
+        println!("| {what} | {:.0} | {:.0} |", k / s, s / k * 1e9);
+    }
 }

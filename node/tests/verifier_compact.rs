@@ -413,3 +413,115 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, vec![1, 2, 3, 4, 5]);
     }
 }
+
+/// The device's suite-1 rotation to epoch 1 (revealing key 43, committing to key 44).
+fn rotation(f: &Fixture) -> Vec<u8> {
+    let next = SigningKey::from_bytes(&[43; 32]);
+    let inception = slope_proto::Event::decode(&f.inception).expect("inception");
+    let body = slope_proto::Rotation {
+        device: f.id.short(),
+        seq: 1,
+        prev: inception.digest(&f.id).link(),
+        epoch: 1,
+        key: next.verifying_key().to_bytes(),
+        next_key: slope_proto::crypto::next_key_digest(
+            SigningKey::from_bytes(&[44; 32]).verifying_key().as_bytes(),
+        ),
+    };
+    slope_proto::Signed::sign(body, &f.id, &next)
+        .expect("rotation")
+        .frame()
+        .to_vec()
+}
+
+#[test]
+fn a_device_re_anchors_after_a_rotation_and_never_reuses_an_interval() {
+    let mut f = fixture(compact::Config::default());
+    anchored(&mut f);
+    let mut events = Vec::new();
+    for i in 1..=6 {
+        let (t, r) = at(i);
+        let frame = f.device.attest(t, &[i as u8; 8]).expect("attest");
+        f.verifier.handle_attestation(r, frame.frame(), rx(r));
+        events.extend(polled(&mut f.verifier));
+    }
+    assert_eq!(authenticated(&events), (1..=4).collect::<Vec<_>>());
+    let next = SigningKey::from_bytes(&[43; 32]);
+    let conflict = Outcome::Rejected(VerifyError::Anchor(compact::AnchorError::Conflict));
+    // Another chain in the same epoch: a conflict.
+    let other = Device::new(f.id, &[10; 32], schedule(), 20, 4096).expect("device");
+    let same_epoch = SignedAnchor::sign(other.anchor(0), &f.id, &f.key).expect("anchor");
+    let (_, r) = at(7);
+    assert_eq!(
+        f.verifier.handle_attestation(r, same_epoch.frame(), rx(r)),
+        conflict
+    );
+    // The rotation retires key 42; the device re-anchors under key 43.
+    let o = f.verifier.handle_attestation(r, &rotation(&f), rx(r));
+    assert!(matches!(o, Outcome::Extended(_)), "{o:?}");
+    // A new chain over intervals the device already used is refused.
+    let reuse = Device::new(f.id, &[10; 32], schedule(), 5, 4096).expect("device");
+    let reuse = SignedAnchor::sign(reuse.anchor(1), &f.id, &next).expect("anchor");
+    assert_eq!(
+        f.verifier.handle_attestation(r, reuse.frame(), rx(r)),
+        conflict
+    );
+    // Another schedule is refused too.
+    let mut moved = schedule();
+    moved.interval_ms *= 2;
+    let moved = Device::new(f.id, &[10; 32], moved, 20, 4096).expect("device");
+    let moved = SignedAnchor::sign(moved.anchor(1), &f.id, &next).expect("anchor");
+    assert_eq!(
+        f.verifier.handle_attestation(r, moved.frame(), rx(r)),
+        conflict
+    );
+    // The old epoch's anchor is now signed by a retired key.
+    assert_eq!(
+        f.verifier.handle_attestation(r, &f.anchor, rx(r)),
+        Outcome::Rejected(VerifyError::RetiredKey)
+    );
+    // The later chain is accepted, and its frames authenticate.
+    let mut device = Device::new(f.id, &[10; 32], schedule(), 20, 4096).expect("device");
+    let anchor = SignedAnchor::sign(device.anchor(1), &f.id, &next).expect("anchor");
+    assert_eq!(
+        f.verifier.handle_attestation(r, anchor.frame(), rx(r)),
+        Outcome::Compact(compact::Outcome::Anchored {
+            device: f.id,
+            first: 20,
+            len: 4096
+        })
+    );
+    let mut events = Vec::new();
+    for i in 20..=26 {
+        let (t, r) = at(i);
+        let frame = device.attest(t, &[i as u8; 8]).expect("attest");
+        f.verifier.handle_attestation(r, frame.frame(), rx(r));
+        events.extend(polled(&mut f.verifier));
+    }
+    assert_eq!(authenticated(&events), (20..=24).collect::<Vec<_>>());
+    // A frame of the retired chain for an interval of the new one: its disclosure does
+    // not hash to the new chain's anchor, so it is refused on arrival.
+    let (t, r) = at(27);
+    let stale = f.device.attest(t, b"old chain").expect("attest");
+    assert_eq!(
+        f.verifier.handle_attestation(r, stale.frame(), rx(r)),
+        Outcome::Rejected(VerifyError::Compact(Reject::BadDisclosure))
+    );
+    let frame = device.attest(t, b"new chain").expect("attest");
+    f.verifier.handle_attestation(r, frame.frame(), rx(r));
+    assert_eq!(authenticated(&polled(&mut f.verifier)), vec![25]);
+
+    // A gateway that learns the device after its rotation takes the new anchor only.
+    let mut late = Verifier::with_compact(Config::default(), compact::Config::default());
+    late.handle_attestation(r, &f.inception, rx(r));
+    let o = late.handle_attestation(r, &rotation(&f), rx(r));
+    assert!(matches!(o, Outcome::Extended(_)), "{o:?}");
+    assert_eq!(
+        late.handle_attestation(r, &f.anchor, rx(r)),
+        Outcome::Rejected(VerifyError::RetiredKey)
+    );
+    assert!(matches!(
+        late.handle_attestation(r, anchor.frame(), rx(r)),
+        Outcome::Compact(compact::Outcome::Anchored { first: 20, .. })
+    ));
+}

@@ -390,6 +390,17 @@ impl Verifier {
     /// Adds a device's anchor, checked against its suite-1 key of the anchor's epoch
     /// (the caller takes it from its suite-1 key state). Re-adding the same anchor is
     /// a no-op.
+    ///
+    /// **Re-anchoring** (a device anchors again after a suite-1 rotation, which retires
+    /// the key that signed its first anchor): an anchor of a *later* epoch than the
+    /// tracked one, with the same schedule (start, interval, delay) and a chain that
+    /// starts after every interval the device is known to have used, replaces what
+    /// follows: the tracked chains end just before the new `first` (chains a renewal
+    /// committed to from there on are superseded) and the new chain is tracked from its
+    /// anchor. No interval can so carry frames of two chains. Anything else that
+    /// differs from the tracked anchor — another chain in the same epoch, an earlier
+    /// epoch, another schedule, a chain that does not start later — is
+    /// [`AnchorError::Conflict`].
     pub fn add_anchor(
         &mut self,
         device: DeviceId,
@@ -401,14 +412,14 @@ impl Verifier {
             .verify(&device, key)
             .map_err(AnchorError::Signature)?;
         let body = anchor.body().clone();
-        if let Some(s) = self.devices.get(&device.short()) {
+        if let Some(s) = self.devices.get_mut(&device.short()) {
             if s.device != device {
                 return Err(AnchorError::ShortIdTaken);
             }
             return if s.schedule == body {
                 Ok(())
             } else {
-                Err(AnchorError::Conflict)
+                reanchor(s, body)
             };
         }
         if self.devices.len() >= self.config.max_devices {
@@ -744,6 +755,56 @@ fn release(state: &mut State, config: &Config, events: &mut Sink<'_>) -> usize {
             received: p.received,
         });
     }
+}
+
+/// Tracks a later-epoch anchor of an anchored device (see [`Verifier::add_anchor`]).
+fn reanchor(state: &mut State, body: Anchor) -> Result<(), AnchorError> {
+    let old = &state.schedule;
+    let same_schedule =
+        (old.start_ms, old.interval_ms, old.delay) == (body.start_ms, body.interval_ms, body.delay);
+    // The highest interval the device is known to have used: frames waiting or
+    // authenticated, and the frames that disclosed each chain's highest known key.
+    let delay = u32::from(old.delay);
+    let used = state
+        .pending
+        .iter()
+        .map(|p| p.interval)
+        .chain(state.recent.iter().map(|d| d.interval))
+        .chain(
+            state
+                .chains
+                .iter()
+                .filter(|c| c.known_l > 0)
+                .map(|c| (c.first + c.known_l - 1).saturating_add(delay)),
+        )
+        .max()
+        .unwrap_or(0);
+    let starts_before = state.chains.first().is_some_and(|c| c.first < body.first);
+    if body.epoch <= old.epoch || !same_schedule || body.first <= used || !starts_before {
+        return Err(AnchorError::Conflict);
+    }
+    // Chains (from renewals) that would start at or after the new one are superseded;
+    // the others end just before it.
+    state.chains.retain(|c| c.first < body.first);
+    for c in state.chains.iter_mut() {
+        if c.last() >= body.first {
+            c.len = body.first - c.first;
+            c.renewed = None;
+        }
+    }
+    if state.chains.is_full() {
+        state.chains.remove(0);
+    }
+    // Room was made above: cannot fail.
+    let _ = state.chains.push(Chain {
+        first: body.first,
+        len: body.len,
+        known_l: 0,
+        known: body.anchor.clone(),
+        renewed: None,
+    });
+    state.schedule = body;
+    Ok(())
 }
 
 /// Records a verified renewal of the chain containing interval `i`.

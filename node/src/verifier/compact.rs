@@ -5,9 +5,11 @@
 //!   epoch, taken from this verifier's key history (so suite 2 inherits suite 1's
 //!   identity, and nothing else supplies keys). Only the current epoch's key is
 //!   accepted: a rotation retires the key that signed an older anchor, and a device
-//!   re-anchors after rotating. An anchor for a device whose inception or rotation has
-//!   not arrived is refused with [`VerifyError::UnknownKey`] (not escrowed; the device
-//!   repeats its anchor, and the caller may retry it once the establishment arrives).
+//!   re-anchors after rotating (`compact::verifier::Verifier::add_anchor`: a later
+//!   epoch, the same schedule, a chain after every interval used). An anchor for a
+//!   device whose inception or rotation has not arrived is refused with
+//!   [`VerifyError::UnknownKey`] (not escrowed; the device repeats its anchor, and the
+//!   caller may retry it once the establishment arrives).
 //! - Attestations and renewals (kinds 1, 2) go to [`crate::compact::verifier`]. The
 //!   immediate outcome is [`Outcome::Frame`]; results come later, when a following
 //!   frame discloses the key, through [`super::Verifier::poll_outcome`] as
