@@ -7,9 +7,10 @@
 //!   frames bridged by hashing forward, renewals, divergence detection.
 //! - [`verify_proof`]: the stateless check of a suite-2 divergence proof.
 //!
-//! Routed inside the one verifier by `verifier::compact`. Not yet wired into the trust
-//! engine, the mesh, the firmware or the testnet: see docs/compact-suite.md,
-//! "Integration".
+//! Routed inside the one verifier by `verifier::compact`; decided by the trust engine
+//! (`trust::Engine::handle_compact`, `handle_compact_proof`); run by the testnet
+//! (`--suite compact`) and the firmware (feature `compact`). What each integration
+//! covers and leaves out: docs/compact-suite.md, "Integration".
 
 pub mod chain;
 pub mod device;
