@@ -121,3 +121,50 @@ mod engine_chunks {
         }
     }
 }
+
+/// The per-device lineage index (one run of indices per device per transaction) gives
+/// the newest records about a device, oldest first, across transactions.
+#[test]
+fn lineage_of_a_device_across_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join(DB_FILE)).unwrap();
+    let mut expected: Vec<Vec<u64>> = vec![Vec::new(); 3];
+    for txn_no in 0..4u64 {
+        let mut txn = store.begin().unwrap();
+        let mut b = txn.batch().unwrap();
+        for i in 0..(5 + txn_no) {
+            let device = ((i + txn_no) % 3) as usize;
+            let index = b
+                .append(
+                    txn_no * 100 + i,
+                    slope_mesh::lineage::Entry::Released {
+                        device: [device as u8; 32],
+                        note: format!("{txn_no}/{i}"),
+                    },
+                )
+                .unwrap();
+            expected[device].push(index);
+        }
+        drop(b);
+        txn.commit().unwrap();
+    }
+    for (device, want) in expected.iter().enumerate() {
+        let id = slope_proto::DeviceId([device as u8; 32]);
+        for limit in [1, 3, want.len(), want.len() + 5] {
+            let got: Vec<u64> = store
+                .lineage_of(&id, limit)
+                .unwrap()
+                .iter()
+                .map(|r| r.index)
+                .collect();
+            let from = want.len().saturating_sub(limit);
+            assert_eq!(got, want[from..].to_vec(), "device {device}, limit {limit}");
+        }
+    }
+    assert!(
+        store
+            .lineage_of(&slope_proto::DeviceId([9; 32]), 10)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -5,6 +5,8 @@
 //! Device records are written back: the transaction keeps each record it read or wrote
 //! decoded in memory and writes each changed one once, at [`Txn::commit`] (a device
 //! heard five times in a group commit was decoded, encoded and inserted five times).
+//! Likewise the per-device lineage index gets one entry per device per transaction,
+//! listing the indices of the records about it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +28,9 @@ pub struct Txn {
     pub(super) fail: Arc<AtomicU32>,
     /// Device records read or written in this transaction (see the module docs).
     pub(super) devices: Devices,
+    /// The lineage records this transaction appended, by device (one index entry per
+    /// device at the commit).
+    pub(super) by_device: HashMap<[u8; 32], Vec<u64>>,
 }
 
 /// Device records of a transaction, decoded; `true`: changed, to write at the commit.
@@ -38,9 +43,9 @@ pub struct Batch<'t> {
     establishments: Table<'t, &'static [u8; 36], &'static [u8]>,
     divergences: Table<'t, &'static [u8; 32], &'static [u8]>,
     lineage: Table<'t, u64, &'static [u8]>,
-    by_device: Table<'t, &'static [u8; 40], ()>,
     head: &'t mut (u64, [u8; 32]),
     cache: &'t mut Devices,
+    by_device: &'t mut HashMap<[u8; 32], Vec<u64>>,
     /// Scratch for encoding values (one allocation per batch, not per record).
     buf: Vec<u8>,
 }
@@ -55,9 +60,9 @@ impl Txn {
             establishments: txn.open_table(ESTABLISHMENTS).map_err(db)?,
             divergences: txn.open_table(DIVERGENCES).map_err(db)?,
             lineage: txn.open_table(LINEAGE).map_err(db)?,
-            by_device: txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?,
             head: &mut self.head,
             cache: &mut self.devices,
+            by_device: &mut self.by_device,
             buf: Vec::new(),
         })
     }
@@ -82,6 +87,21 @@ impl Txn {
                 buf = postcard::to_extend(record, buf)
                     .map_err(|_| StoreError::Decode { table: "devices" })?;
                 t.insert(id, buf.as_slice()).map_err(db)?;
+            }
+        }
+        if !self.by_device.is_empty() {
+            let mut t = self.txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
+            let mut run = Vec::new();
+            for (id, indices) in &self.by_device {
+                let Some(first) = indices.first() else {
+                    continue;
+                };
+                run.clear();
+                for i in indices {
+                    run.extend_from_slice(&i.to_be_bytes());
+                }
+                t.insert(&lineage_key(&DeviceId(*id), *first), run.as_slice())
+                    .map_err(db)?;
             }
         }
         {
@@ -216,9 +236,7 @@ impl Batch<'_> {
         self.lineage
             .insert(index, self.buf.as_slice())
             .map_err(db)?;
-        self.by_device
-            .insert(&lineage_key(&device, index), ())
-            .map_err(db)?;
+        self.by_device.entry(device.0).or_default().push(index);
         *self.head = (index + 1, lineage::digest(&self.buf));
         Ok(index)
     }

@@ -339,18 +339,20 @@ impl Store {
         let lo = lineage_key(id, 0);
         let hi = lineage_key(id, u64::MAX);
         let mut out = Vec::new();
-        for item in idx
-            .range::<&[u8; 40]>(&lo..=&hi)
-            .map_err(db)?
-            .rev()
-            .take(limit)
-        {
-            let (k, _) = item.map_err(db)?;
-            let key = k.value();
-            let mut index = [0u8; 8];
-            index.copy_from_slice(&key[32..]);
-            if let Some(v) = t.get(u64::from_be_bytes(index)).map_err(db)? {
-                out.push(decode("lineage", v.value())?);
+        'runs: for item in idx.range::<&[u8; 40]>(&lo..=&hi).map_err(db)?.rev() {
+            let (_, run) = item.map_err(db)?;
+            for index in run.value().chunks(8).rev() {
+                if out.len() >= limit {
+                    break 'runs;
+                }
+                let index = <[u8; 8]>::try_from(index)
+                    .map_err(|_| StoreError::Decode {
+                        table: "lineage_by_device",
+                    })
+                    .map(u64::from_be_bytes)?;
+                if let Some(v) = t.get(index).map_err(db)? {
+                    out.push(decode("lineage", v.value())?);
+                }
             }
         }
         out.reverse();
@@ -388,6 +390,7 @@ impl Store {
             head,
             fail: self.fail_commits.clone(),
             devices: Default::default(),
+            by_device: Default::default(),
         })
     }
 

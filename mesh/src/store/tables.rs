@@ -16,9 +16,11 @@ pub const ESTABLISHMENTS: TableDefinition<&[u8; 36], &[u8]> =
 pub const DIVERGENCES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("divergences");
 /// index → postcard lineage `Record`.
 pub const LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("lineage");
-/// device id ‖ index (big endian) → ().
-pub const LINEAGE_BY_DEVICE: TableDefinition<&[u8; 40], ()> =
-    TableDefinition::new("lineage_by_device");
+/// device id ‖ index of its first entry (big endian) → the indices (u64 big endian,
+/// ascending) of the lineage records about the device that one transaction appended:
+/// one entry per device per transaction, not one per record.
+pub const LINEAGE_BY_DEVICE: TableDefinition<&[u8; 40], &[u8]> =
+    TableDefinition::new("lineage_by_device_runs");
 
 /// index of its first record → a chunk of consecutive postcard
 /// `slope_node::lineage::Record`s, the trust engine's lineage (see
