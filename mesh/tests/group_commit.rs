@@ -130,7 +130,9 @@ fn overlapped_groups_are_bounded_and_receipt_only_committed_frames() {
     let before = commits(&metrics);
     while let Some((now, inputs)) = queue.next() {
         let out = overlap.push(&mut p, now, inputs, || queue.next());
-        assert!(overlap.waiting() <= commit_max + per_batch, "bounded");
+        // One verification may take several waiting batches (fewer than `commit_max`
+        // frames plus one batch).
+        assert!(overlap.waiting() < 2 * commit_max + per_batch, "bounded");
         for o in out {
             let o = o.expect("committed");
             assert_durable(&store, &ids, &o);
@@ -144,7 +146,14 @@ fn overlapped_groups_are_bounded_and_receipt_only_committed_frames() {
             outputs.push(o);
         }
     }
-    assert_eq!(outputs.len(), batches.len());
+    // Batches verified together come out as one output.
+    assert!((1..=batches.len()).contains(&outputs.len()));
+    let verdicts: usize = outputs.iter().map(|o| o.verdicts.len()).sum();
+    assert_eq!(
+        verdicts,
+        batches.len() * per_batch,
+        "every frame has its verdict"
+    );
     let n = commits(&metrics) - before;
     assert!(
         (2..=batches.len() as u64).contains(&n),

@@ -262,6 +262,7 @@ fn main() -> Result<()> {
         256,
         a.engine.then(slope_node::trust::Policy::default),
     )?;
+    let cpu0 = process_cpu_seconds();
     let t = Instant::now();
     let mut accepted = 0usize;
     let mut receipts = 0usize;
@@ -322,7 +323,9 @@ fn main() -> Result<()> {
             count(out.map_err(|f| f.error)?);
         }
     }
-    let e2e = frames.len() as f64 / t.elapsed().as_secs_f64();
+    let e2e_wall = t.elapsed().as_secs_f64();
+    let e2e_cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    let e2e = frames.len() as f64 / e2e_wall;
     anyhow::ensure!(
         accepted == frames.len(),
         "only {accepted} of {} accepted",
@@ -358,6 +361,13 @@ fn main() -> Result<()> {
     });
     if let Some(c) = commit_fsync_s {
         println!("of which redb commit (write-out + fsync): {c:.2} s");
+    }
+    if let Some(c) = e2e_cpu {
+        println!(
+            "end-to-end CPU: {c:.2} s of CPU in {e2e_wall:.2} s = {:.2} of {cores} cores busy, {:.1} us of CPU per attestation",
+            c / e2e_wall,
+            1e6 * c / frames.len() as f64
+        );
     }
     let commit_cpu_s = metrics.encode().lines().find_map(|l| {
         l.strip_prefix("slope_commit_cpu_seconds_total ")?
@@ -462,4 +472,16 @@ fn main() -> Result<()> {
         a.frames + 1
     );
     Ok(())
+}
+
+/// CPU time of this process (all its threads, live and exited), seconds, from
+/// `/proc/self/stat` (Linux; clock ticks of 10 ms).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }

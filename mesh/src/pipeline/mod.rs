@@ -368,8 +368,13 @@ fn verify<T>(
 /// [`Overlapped::flush`] when no more input is waiting. When the node is idle a lone
 /// batch is the whole group and commits at the next call, as without grouping.
 ///
-/// Bound: at most `commit_max` attestations wait verified, plus the one batch being
-/// verified when the bound is reached.
+/// While a group commits, batches from `more` are verified together, up to the first
+/// batch's size times the number of verifier shards (and at most `commit_max`), so that
+/// every shard verifies full-size ed25519 batches; their outputs then come out as one.
+///
+/// Bound: at most `commit_max` attestations wait verified, plus the frames of the one
+/// verification running when the bound is reached (fewer than `commit_max` plus one
+/// batch).
 #[derive(Debug)]
 pub struct Overlapped<T> {
     waiting: std::collections::VecDeque<Verified<T>>,
@@ -448,13 +453,31 @@ impl<T: Send> Overlapped<T> {
             metrics,
             stage,
         } = p;
+        // While the commit runs, batches waiting in `more` are verified together up to
+        // this many frames (at most `commit_max`), so that each shard's ed25519 batch is
+        // as large as one input batch (a 256-frame batch split over two shards is two
+        // batches of 128, whose verification costs more per signature).
+        let coalesce = inputs
+            .len()
+            .max(1)
+            .saturating_mul(verifier.len())
+            .min(commit_max);
         let committed = std::thread::scope(|s| {
             let commit = s.spawn(|| stage.commit_group(group));
             waiting.push_back(verify(verifier, metrics, now, inputs));
             while !commit.is_finished()
                 && waiting.iter().map(Verified::len).sum::<usize>() < commit_max
             {
-                let Some((now, inputs)) = more() else { break };
+                let Some((mut now, mut inputs)) = more() else {
+                    break;
+                };
+                while inputs.len() < coalesce {
+                    let Some((later, more_inputs)) = more() else {
+                        break;
+                    };
+                    now = later;
+                    inputs.extend(more_inputs);
+                }
                 waiting.push_back(verify(verifier, metrics, now, inputs));
             }
             commit

@@ -46,6 +46,16 @@ impl Shards {
     }
 
     /// The configuration as given (before it was split).
+    /// Verifier shards (one per core).
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Never: there is at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
