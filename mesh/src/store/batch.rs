@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use redb::{ReadableTable, Table};
 use slope_proto::DeviceId;
 
+use super::chunks::Chunks;
 use super::tables::*;
 use super::{DeviceRecord, FrameRecord, StoreError, db, decode};
 use crate::lineage::{self, Entry, Record};
@@ -31,6 +32,8 @@ pub struct Txn {
     /// The lineage records this transaction appended, by device (one index entry per
     /// device at the commit).
     pub(super) by_device: HashMap<[u8; 32], Vec<u64>>,
+    /// The lineage records this transaction appended, in chunks written at the commit.
+    pub(super) lineage: Chunks,
 }
 
 /// Device records of a transaction, decoded; `true`: changed, to write at the commit.
@@ -42,10 +45,10 @@ pub struct Batch<'t> {
     frames: Table<'t, &'static [u8; 36], &'static [u8]>,
     establishments: Table<'t, &'static [u8; 36], &'static [u8]>,
     divergences: Table<'t, &'static [u8; 32], &'static [u8]>,
-    lineage: Table<'t, u64, &'static [u8]>,
     head: &'t mut (u64, [u8; 32]),
     cache: &'t mut Devices,
     by_device: &'t mut HashMap<[u8; 32], Vec<u64>>,
+    lineage: &'t mut Chunks,
     /// Scratch for encoding values (one allocation per batch, not per record).
     buf: Vec<u8>,
 }
@@ -59,10 +62,10 @@ impl Txn {
             frames: txn.open_table(FRAMES).map_err(db)?,
             establishments: txn.open_table(ESTABLISHMENTS).map_err(db)?,
             divergences: txn.open_table(DIVERGENCES).map_err(db)?,
-            lineage: txn.open_table(LINEAGE).map_err(db)?,
             head: &mut self.head,
             cache: &mut self.devices,
             by_device: &mut self.by_device,
+            lineage: &mut self.lineage,
             buf: Vec::new(),
         })
     }
@@ -88,6 +91,10 @@ impl Txn {
                     .map_err(|_| StoreError::Decode { table: "devices" })?;
                 t.insert(id, buf.as_slice()).map_err(db)?;
             }
+        }
+        if !self.lineage.is_empty() {
+            let mut t = self.txn.open_table(LINEAGE).map_err(db)?;
+            self.lineage.write(&mut t)?;
         }
         if !self.by_device.is_empty() {
             let mut t = self.txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
@@ -233,9 +240,7 @@ impl Batch<'_> {
             entry,
         };
         self.encoded(&record);
-        self.lineage
-            .insert(index, self.buf.as_slice())
-            .map_err(db)?;
+        self.lineage.push(index, &self.buf);
         self.by_device.entry(device.0).or_default().push(index);
         *self.head = (index + 1, lineage::digest(&self.buf));
         Ok(index)

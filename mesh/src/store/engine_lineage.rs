@@ -8,13 +8,7 @@
 //! (the trait's "durable before acting" rule, at batch granularity). If a commit fails
 //! the pipeline discards the engine and reopens it from the committed head.
 //!
-//! Layout: the records one transaction writes go into chunks, each one redb value keyed
-//! by the index of its first record and holding consecutive records as (u32
-//! little-endian length, bytes), at most [`CHUNK_BYTES`] per chunk (a longer record is a
-//! chunk of its own). A group commit of 2 000 attestations writes about 7 000 engine
-//! records: as one value each they were a quarter of the commit thread's time in B-tree
-//! inserts; in chunks they are a few dozen inserts of the same bytes. The records, their
-//! order and the export are unchanged.
+//! Stored in chunks of consecutive records ([`super::chunks`]).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,6 +16,7 @@ use redb::ReadableDatabase;
 use slope_node::lineage::{Storage, StorageError};
 use slope_proto::Digest;
 
+use super::chunks::{self, Chunks};
 use super::tables::{ENGINE_LINEAGE, K_ENGINE_HEAD, K_WITNESSES, META};
 use super::{Store, StoreError, db, decode_head};
 
@@ -156,67 +151,15 @@ impl Store {
     pub fn engine_records(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(ENGINE_LINEAGE).map_err(db)?;
-        // The chunk holding `from` starts at or before it.
-        let start = match t.range(..=from).map_err(db)?.next_back() {
-            Some(item) => item.map_err(db)?.0.value(),
-            None => return Ok(Vec::new()),
-        };
         let mut out = Vec::new();
-        let mut next = start;
-        for item in t.range(start..).map_err(db)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(db)?;
-            if k.value() != next {
-                // A chunk must start where the previous one ended.
-                return Err(StoreError::Decode {
-                    table: "engine_lineage",
-                });
-            }
-            for record in chunk_records(v.value()) {
-                let record = record.ok_or(StoreError::Decode {
-                    table: "engine_lineage",
-                })?;
-                if out.len() >= limit {
-                    break;
-                }
-                if next >= from {
-                    out.push(record.to_vec());
-                }
-                next += 1;
-            }
+        if limit > 0 {
+            chunks::read(&t, "engine_lineage", from, |_, record| {
+                out.push(record.to_vec());
+                Ok(out.len() < limit)
+            })?;
         }
         Ok(out)
     }
-}
-
-/// Bytes per chunk of engine records at most (see the module docs), unless one record
-/// alone is longer.
-pub(super) const CHUNK_BYTES: usize = 64 * 1024;
-
-/// The records of a chunk, in order; `None` where the chunk is cut short.
-fn chunk_records(mut chunk: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
-    std::iter::from_fn(move || {
-        if chunk.is_empty() {
-            return None;
-        }
-        let record = chunk
-            .get(..4)
-            .and_then(|n| <[u8; 4]>::try_from(n).ok())
-            .map(|n| u32::from_le_bytes(n) as usize)
-            .and_then(|n| chunk.get(4..n.checked_add(4)?).map(|r| (n, r)));
-        Some(match record {
-            Some((n, r)) => {
-                chunk = chunk.get(4 + n..).unwrap_or_default();
-                Some(r)
-            }
-            None => {
-                chunk = &[];
-                None
-            }
-        })
-    })
 }
 
 impl super::Txn {
@@ -245,23 +188,11 @@ impl super::Txn {
             return Ok(());
         };
         let mut t = self.txn.open_table(ENGINE_LINEAGE).map_err(db)?;
-        let mut chunk = Vec::new();
-        let mut first = None;
+        let mut chunks = Chunks::default();
         for (i, _, r) in &records {
-            if first.is_some() && chunk.len() + 4 + r.len() > CHUNK_BYTES {
-                if let Some(at) = first.take() {
-                    t.insert(at, chunk.as_slice()).map_err(db)?;
-                }
-                chunk.clear();
-            }
-            first.get_or_insert(*i);
-            // Records are bounded far below 4 GiB (MAX_PENDING_BYTES).
-            chunk.extend_from_slice(&(r.len() as u32).to_le_bytes());
-            chunk.extend_from_slice(r);
+            chunks.push(*i, r);
         }
-        if let Some(at) = first {
-            t.insert(at, chunk.as_slice()).map_err(db)?;
-        }
+        chunks.write(&mut t)?;
         let mut meta = self.txn.open_table(META).map_err(db)?;
         let mut head = Vec::with_capacity(40);
         head.extend_from_slice(&(last + 1).to_le_bytes());

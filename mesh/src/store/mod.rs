@@ -9,6 +9,7 @@
 
 mod batch;
 mod check;
+mod chunks;
 mod engine_lineage;
 mod records;
 mod tables;
@@ -324,9 +325,11 @@ impl Store {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(LINEAGE).map_err(db)?;
         let mut out = Vec::new();
-        for item in t.range(from..).map_err(db)?.take(limit) {
-            let (_, v) = item.map_err(db)?;
-            out.push(decode("lineage", v.value())?);
+        if limit > 0 {
+            chunks::read(&t, "lineage", from, |_, v| {
+                out.push(decode("lineage", v)?);
+                Ok(out.len() < limit)
+            })?;
         }
         Ok(out)
     }
@@ -350,9 +353,12 @@ impl Store {
                         table: "lineage_by_device",
                     })
                     .map(u64::from_be_bytes)?;
-                if let Some(v) = t.get(index).map_err(db)? {
-                    out.push(decode("lineage", v.value())?);
-                }
+                chunks::read(&t, "lineage", index, |at, v| {
+                    if at == index {
+                        out.push(decode("lineage", v)?);
+                    }
+                    Ok(false)
+                })?;
             }
         }
         out.reverse();
@@ -366,11 +372,16 @@ impl Store {
         let t = txn.open_table(LINEAGE).map_err(db)?;
         // Streamed: a long log never has to fit in memory.
         let mut chain = lineage::Chain::new();
-        for item in t.iter().map_err(db)? {
-            let (k, v) = item.map_err(db)?;
-            if let Err(e) = chain.push(k.value(), v.value()) {
-                return Ok(Err(e));
+        let mut broken = None;
+        chunks::read(&t, "lineage", 0, |index, v| {
+            if let Err(e) = chain.push(index, v) {
+                broken = Some(e);
+                return Ok(false);
             }
+            Ok(true)
+        })?;
+        if let Some(e) = broken {
+            return Ok(Err(e));
         }
         Ok(chain.finish(head))
     }
@@ -391,6 +402,7 @@ impl Store {
             fail: self.fail_commits.clone(),
             devices: Default::default(),
             by_device: Default::default(),
+            lineage: Default::default(),
         })
     }
 

@@ -14,8 +14,9 @@ pub const ESTABLISHMENTS: TableDefinition<&[u8; 36], &[u8]> =
     TableDefinition::new("establishments");
 /// device id → encoded divergence proof.
 pub const DIVERGENCES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("divergences");
-/// index → postcard lineage `Record`.
-pub const LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("lineage");
+/// index of its first record → a chunk of consecutive postcard lineage `Record`s (the
+/// gateway lineage; see `chunks`).
+pub const LINEAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("lineage_chunks");
 /// device id ‖ index of its first entry (big endian) → the indices (u64 big endian,
 /// ascending) of the lineage records about the device that one transaction appended:
 /// one entry per device per transaction, not one per record.
