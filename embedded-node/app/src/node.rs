@@ -838,6 +838,19 @@ where
             delay: c.delay,
         };
         let i = interval_of(&schedule, unix_ms);
+        // A suite-1 rotation retired the key that signed the stored anchor: gateways
+        // that learn the device from now on refuse that anchor, so the device anchors a
+        // new chain under its current key (the verifiers take a later epoch whose chain
+        // starts after every interval used: two intervals ahead, as the first time).
+        if let Suite2::Live(live) = &self.suite2
+            && anchored_epoch(live.storage().anchor()) < self.slope.epoch()
+        {
+            let Suite2::Live(live) = core::mem::replace(&mut self.suite2, Suite2::Off) else {
+                return Ok(Made::Suite1);
+            };
+            info!("suite-1 key rotated: anchoring a new compact chain");
+            self.suite2 = Suite2::Ready(live.into_storage());
+        }
         if let Suite2::Ready(_) = &self.suite2 {
             let Suite2::Ready(mut store) = core::mem::replace(&mut self.suite2, Suite2::Off) else {
                 return Ok(Made::Suite1);
@@ -988,6 +1001,14 @@ fn interval_of(s: &Schedule, unix_ms: u64) -> u32 {
         Some(d) => u32::try_from(d / u64::from(s.interval_ms.max(1)) + 1).unwrap_or(u32::MAX),
         None => 0,
     }
+}
+
+/// The suite-1 epoch whose key signed a stored anchor frame (`None`: unreadable, which
+/// compares below every epoch, so the device anchors again). Read without the anchor
+/// decoder, which the image does not otherwise need.
+#[cfg(feature = "compact")]
+fn anchored_epoch(frame: &[u8]) -> Option<u32> {
+    slope_proto::compact::SignedAnchor::epoch_of(frame)
 }
 
 /// The stored compact state of `device`, or a store ready to anchor.

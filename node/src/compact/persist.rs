@@ -103,6 +103,13 @@ impl<S: Storage> Persistent<S> {
         &self.storage
     }
 
+    /// Gives the storage back, for a new chain to be created in it
+    /// ([`Persistent::create`] stores over the old state: a re-anchor after a suite-1
+    /// rotation).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
     /// The attestation for the interval of `now_ms`, returned only once the state
     /// that marks the interval used is stored.
     pub fn attest(
