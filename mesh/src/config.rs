@@ -65,7 +65,9 @@ pub struct Ingest {
     pub batch_max: usize,
     /// Group commit: verified batches waiting for the store are committed together, up
     /// to this many attestations in one write transaction (one fsync); receipts are
-    /// signed after that commit. A lone batch commits at once.
+    /// signed after that commit. A lone batch commits at once. While a group commits,
+    /// the batches waiting are verified together (one per verifier shard), so up to
+    /// `commit_max` plus about one merged batch can wait verified.
     pub commit_max: usize,
     /// Frames kept per device in the store (establishment events are always kept).
     pub frames_per_device: u32,
