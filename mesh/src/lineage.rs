@@ -67,6 +67,25 @@ pub enum Entry {
         scope: Option<Scope>,
         note: String,
     },
+    /// Suite 2: an anchor (a compact chain signed by the device's suite-1 key of
+    /// `epoch`) was verified and committed.
+    Anchored {
+        device: [u8; 32],
+        epoch: u32,
+        first: u32,
+        len: u32,
+    },
+    /// Suite 2: a compact attestation for `interval` was authenticated (its MAC under
+    /// a key disclosed later, received in time), and the decision on it. `digest` is
+    /// the suite-2 frame digest.
+    Compact {
+        device: [u8; 32],
+        interval: u32,
+        digest: [u8; 32],
+        source: Source,
+        admission: Admission,
+        reasons: Reasons,
+    },
 }
 
 impl Entry {
@@ -80,7 +99,9 @@ impl Entry {
             | Self::Quarantined { device, .. }
             | Self::Revoked { device, .. }
             | Self::Released { device, .. }
-            | Self::Pinned { device, .. } => device,
+            | Self::Pinned { device, .. }
+            | Self::Anchored { device, .. }
+            | Self::Compact { device, .. } => device,
         }
     }
 }

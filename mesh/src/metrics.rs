@@ -64,6 +64,11 @@ pub struct Metrics {
     pub receipts_in: Family<Kind, Counter>,
     /// Sync requests, by kind (summary, fetch) and direction.
     pub sync: Family<Kind, Counter>,
+    /// Suite-2 (compact) frames and results, by kind: `frame_in` (every suite-2 frame
+    /// entering the verifier), `anchored`, `buffered`, `checked`, `duplicate`,
+    /// `rejected_*` (by reason), then later `authenticated`, `bad_mac`, `renewed`,
+    /// `renewal_conflict`, `divergence`, `divergence_unproven`, `expired`.
+    pub compact: Family<Kind, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +105,7 @@ impl Metrics {
             receipts_signed: Counter::default(),
             receipts_in: Family::default(),
             sync: Family::default(),
+            compact: Family::default(),
         };
         r.register(
             "ingest_frames",
@@ -178,6 +184,11 @@ impl Metrics {
             m.receipts_in.clone(),
         );
         r.register("sync", "Sync protocol messages, by kind", m.sync.clone());
+        r.register(
+            "compact",
+            "Suite-2 (compact) frames and verifier results, by kind",
+            m.compact.clone(),
+        );
         Self {
             registry: Arc::new(r),
             ..m

@@ -38,6 +38,10 @@ type Tag = Option<(PeerId, MessageId)>;
 /// Sync fetches in flight at most.
 const MAX_INFLIGHT_FETCH: usize = 256;
 
+/// How often the verifier's timeouts run (escrow expiry, suite-2 frames whose key
+/// never came): it visits every suite-2 device, so not per frame.
+const TIMEOUT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connected peer, for the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerInfo {
@@ -495,6 +499,8 @@ impl Runtime {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut stop: watch::Receiver<bool>) {
         let mut sync_tick = tokio::time::interval(self.config.network.sync_interval());
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut timeout_tick = tokio::time::interval(TIMEOUT_EVERY);
+        timeout_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let radio = self.radio.clone();
         loop {
             let now = self.clock.now_ms();
@@ -517,6 +523,7 @@ impl Runtime {
                 _ = radio.notified(), if !work => {}
                 _ = ripe, if !work && gossip_wait.is_some() => {}
                 _ = sync_tick.tick() => self.sync_round(),
+                _ = timeout_tick.tick() => self.pipeline.handle_timeout(self.clock.now_ms()),
             }
         }
         tracing::info!("gateway stopped");
@@ -719,33 +726,25 @@ impl Runtime {
             .inc_by(m.data.len() as u64);
         let topic = m.topic.as_str();
         let now = self.clock.now_ms();
-        let verdict = if topic == topics::ATTESTATIONS {
-            if m.data.len() > slope_proto::limits::MAX_FRAME {
-                Verdict::Reject
-            } else {
-                let rx = gossip_rx(now);
-                let cap = self.config.ingest.queue_capacity.max(1);
-                if self.gossip.len() >= cap {
-                    if let Some(old) = self.gossip.pop_front() {
-                        self.metrics
-                            .dropped
-                            .get_or_create(&kind("gossip_queue"))
-                            .inc();
-                        self.report(old.tag, Verdict::Ignore);
-                    }
+        let queued = if topic == topics::ATTESTATIONS {
+            (m.data.len() <= slope_proto::limits::MAX_FRAME).then_some(now)
+        } else if topic == topics::COMPACT {
+            match self.pipeline.admit_compact(now, &m.data) {
+                Ok(rx_ms) => Some(rx_ms),
+                Err(v) => {
+                    self.report(Some((peer, id)), v);
+                    return;
                 }
-                self.gossip.push_back(Input {
-                    frame: m.data,
-                    rx,
-                    source: Source::Gossip,
-                    tag: Some((peer, id)),
-                });
-                self.metrics
-                    .queue_depth
-                    .get_or_create(&kind("gossip"))
-                    .set(self.gossip.len() as i64);
-                return;
             }
+        } else {
+            None
+        };
+        if let Some(rx_ms) = queued {
+            self.queue_gossip(peer, id, m.data, rx_ms);
+            return;
+        }
+        let verdict = if topic == topics::ATTESTATIONS {
+            Verdict::Reject
         } else if topic == topics::RECEIPTS {
             match self.pipeline.ingest_receipt(now, &m.data) {
                 Ok(v) => v,
@@ -766,6 +765,32 @@ impl Runtime {
             Verdict::Reject
         };
         self.report(Some((peer, id)), verdict);
+    }
+
+    /// Queues a gossip attestation or suite-2 message for the pipeline, received (for a
+    /// suite-2 frame: to be checked as received) at `rx_ms`. One bounded queue, oldest
+    /// dropped and reported as `Ignore`.
+    fn queue_gossip(&mut self, peer: PeerId, id: MessageId, frame: Vec<u8>, rx_ms: u64) {
+        let cap = self.config.ingest.queue_capacity.max(1);
+        if self.gossip.len() >= cap {
+            if let Some(old) = self.gossip.pop_front() {
+                self.metrics
+                    .dropped
+                    .get_or_create(&kind("gossip_queue"))
+                    .inc();
+                self.report(old.tag, Verdict::Ignore);
+            }
+        }
+        self.gossip.push_back(Input {
+            frame,
+            rx: gossip_rx(rx_ms),
+            source: Source::Gossip,
+            tag: Some((peer, id)),
+        });
+        self.metrics
+            .queue_depth
+            .get_or_create(&kind("gossip"))
+            .set(self.gossip.len() as i64);
     }
 
     fn report(&mut self, tag: Tag, verdict: Verdict) {
@@ -860,6 +885,7 @@ impl Runtime {
             Effect::PublishAttestation(f) => self.publish(topics::attestations(), f),
             Effect::PublishReceipt(r) => self.publish(topics::receipts(), r),
             Effect::PublishProof(p) => self.publish(topics::divergences(), p),
+            Effect::PublishCompact(c) => self.publish(topics::compact(), c),
             Effect::Missing(m) => {
                 let (prefix, after) = match m {
                     Missing::Inception(short) => (short.0.to_vec(), None),

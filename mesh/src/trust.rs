@@ -452,6 +452,32 @@ impl Engine {
         Ok(listed.to_vec())
     }
 
+    /// Decides on a compact (suite-2) attestation the verifier authenticated, with the
+    /// listed peers' receipts naming it.
+    pub fn compact(
+        &mut self,
+        now: u64,
+        att: &slope_node::verifier::compact::VerifiedCompact,
+        receipts: &[slope_node::trust::VerifiedReceipt],
+    ) -> Result<Decision, slope_node::trust::Error> {
+        self.engine
+            .handle_compact(now, att, receipts)
+            .map(|d| convert(&d))
+    }
+
+    /// Quarantines on a suite-2 divergence proof (verified again by the engine under
+    /// `max_skew_ms`; both receipt signers must be registered, active witnesses).
+    pub fn compact_proof(
+        &mut self,
+        now: u64,
+        proof: &[u8],
+        max_skew_ms: u64,
+    ) -> Result<Decision, slope_node::trust::Error> {
+        self.engine
+            .handle_compact_proof(now, proof, max_skew_ms)
+            .map(|d| convert(&d))
+    }
+
     /// Quarantines on locally found divergence evidence.
     pub fn divergence(
         &mut self,

@@ -211,6 +211,9 @@ async fn device(
         .device(&id)?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "unknown device".into()))?;
     let proof = s.store.divergence(&id)?.map(hex::encode);
+    let compact = s.store.compact_device(&id)?;
+    let mut suites = vec![1u8];
+    suites.extend(compact.map(|_| 2u8));
     let witnesses: Vec<_> = r
         .witnesses
         .iter()
@@ -244,6 +247,21 @@ async fn device(
             "last_freq_hz": r.rf.last_freq_hz,
             "last_sf": r.rf.last_sf,
         },
+        "suites": suites,
+        "compact": compact.map(|c| json!({
+            "anchor_epoch": c.epoch,
+            "chain_first": c.first,
+            "chain_len": c.len,
+            "start_ms": c.start_ms,
+            "interval_ms": c.interval_ms,
+            "delay": c.delay,
+            "head_interval": c.head_interval,
+            "chain_position": c.head_interval.map(|h| h.saturating_sub(c.first) + 1),
+            "frames": c.frames,
+            "authenticated": c.authenticated,
+            "bad_mac": c.bad_mac,
+            "renewed": c.renewed.map(|(first, len)| json!({"first": first, "len": len})),
+        })),
     })))
 }
 

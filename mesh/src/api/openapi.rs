@@ -41,7 +41,7 @@ pub const DOCUMENT: &str = r##"{
     },
     "/v1/devices/{id}": {
       "get": {
-        "summary": "One device: slope, admission and reasons, grant, quarantine and proof, witnesses, RF profile",
+        "summary": "One device: slope, admission and reasons, grant, quarantine and proof, witnesses, RF profile; `suites` it speaks and, for suite 2, `compact` (anchored chain, head interval and chain position, frame counters)",
         "parameters": [ { "$ref": "#/components/parameters/id" } ],
         "responses": { "200": { "description": "device" }, "404": { "description": "unknown device" } }
       }

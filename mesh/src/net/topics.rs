@@ -9,6 +9,10 @@ pub const RECEIPTS: &str = "/slope/1/receipts";
 /// Encoded divergence proofs.
 pub const DIVERGENCES: &str = "/slope/1/divergences";
 
+/// Suite-2 (compact) messages: anchors, and stamped frames (the first gateway's
+/// timestamp receipt, then the frame; see `crate::pipeline::compact`).
+pub const COMPACT: &str = "/slope/1/compact";
+
 pub fn attestations() -> IdentTopic {
     IdentTopic::new(ATTESTATIONS)
 }
@@ -18,6 +22,9 @@ pub fn receipts() -> IdentTopic {
 pub fn divergences() -> IdentTopic {
     IdentTopic::new(DIVERGENCES)
 }
-pub fn all() -> [IdentTopic; 3] {
-    [attestations(), receipts(), divergences()]
+pub fn compact() -> IdentTopic {
+    IdentTopic::new(COMPACT)
+}
+pub fn all() -> [IdentTopic; 4] {
+    [attestations(), receipts(), divergences(), compact()]
 }

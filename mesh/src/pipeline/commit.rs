@@ -1,7 +1,9 @@
 //! The commit stage: the trust decision for each verified outcome, the batch's writes in
 //! one redb transaction (tables opened once), its commit, then the witness receipts for
 //! what it committed. Also the other writers: peers' receipts and proofs, operator
-//! actions.
+//! actions. Suite-2 (compact) outcomes: [`compact`].
+
+mod compact;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +34,14 @@ struct PendingReceipt {
     seq: u32,
     digest: slope_proto::Digest,
     rx: Observation,
+}
+
+/// What a decision is recorded with in the gateway lineage: a newly committed
+/// observation (its digest and source), a suite-1 attestation or a compact one.
+struct Observed {
+    digest: [u8; 32],
+    source: Source,
+    compact: bool,
 }
 
 /// The commit stage's state: everything but the verifier.
@@ -150,6 +160,11 @@ impl Stage {
         txn.commit()
     }
 
+    /// Peer gateways whose receipts count (key, zone).
+    pub(super) fn listed(&self) -> &[([u8; 32], u16)] {
+        &self.listed
+    }
+
     /// Receipts held for attestations not yet here.
     pub(super) fn pending_receipts(&self) -> usize {
         self.pending.len()
@@ -240,6 +255,7 @@ impl Stage {
         group: &mut [Verified<T>],
     ) -> Result<Vec<(Vec<Verdict>, Vec<Effect>)>, StoreError> {
         let mut pending = Vec::new();
+        let mut stamps = Vec::new();
         let mut per_batch = Vec::with_capacity(group.len());
         let mut txn = self.store.begin()?;
         {
@@ -248,6 +264,19 @@ impl Stage {
                 let mut effects = Vec::new();
                 let mut verdicts = Vec::with_capacity(v.inputs.len());
                 for (input, outcome) in v.inputs.iter().zip(std::mem::take(&mut v.outcomes)) {
+                    if super::compact::is_compact(&input.frame) {
+                        let verdict = self.compact_input(
+                            &mut batch,
+                            v.now,
+                            outcome,
+                            input,
+                            &mut pending,
+                            &mut stamps,
+                            &mut effects,
+                        )?;
+                        verdicts.push(verdict);
+                        continue;
+                    }
                     let verdict = self.apply(
                         &mut batch,
                         v.now,
@@ -288,6 +317,7 @@ impl Stage {
         self.metrics.receipts_signed.inc_by(pending.len() as u64);
         let now = group.iter().map(|v| v.now).max().unwrap_or(0);
         if let Some((_, effects)) = per_batch.last_mut() {
+            effects.extend(compact::stamp(&self.identity, stamps));
             effects.extend(
                 sign_receipts(&self.identity, now, pending)
                     .into_iter()
@@ -397,6 +427,10 @@ impl Stage {
                     .inc();
                 blame(&e)
             }
+            Outcome::Compact(slope_node::verifier::compact::Outcome::Event(e)) => {
+                self.compact_event(batch, now, e, effects)?;
+                Verdict::Ignore
+            }
             _ => Verdict::Ignore,
         })
     }
@@ -486,7 +520,11 @@ impl Stage {
                     grant: None,
                 })
         });
-        let observed = Some((att.digest().0, source));
+        let observed = Some(Observed {
+            digest: att.digest().0,
+            source,
+            compact: false,
+        });
         self.decide_and_record(batch, now, &device, &mut rec, att.seq(), engine, observed)?;
         batch.put_device(&device, &rec)?;
         Ok(Verdict::Accept)
@@ -525,7 +563,7 @@ impl Stage {
         rec: &mut DeviceRecord,
         seq: u32,
         engine: Option<Decision>,
-        observed: Option<([u8; 32], Source)>,
+        observed: Option<Observed>,
     ) -> Result<(), StoreError> {
         // The engine decides, except where the operator pinned a scope or a proof
         // quarantined the device (both are the mesh's own durable state).
@@ -546,7 +584,19 @@ impl Stage {
             .get_or_create(&kind(decision.admission.as_str()))
             .inc();
         let entry = match observed {
-            Some((digest, source)) => Entry::Observed {
+            Some(Observed {
+                digest,
+                source,
+                compact: true,
+            }) => Entry::Compact {
+                device: device.0,
+                interval: seq,
+                digest,
+                source,
+                admission: decision.admission,
+                reasons: decision.reasons.clone(),
+            },
+            Some(Observed { digest, source, .. }) => Entry::Observed {
                 device: device.0,
                 seq,
                 digest,
@@ -649,12 +699,23 @@ impl Stage {
         now: u64,
         bytes: &[u8],
     ) -> Result<(Verdict, Vec<Effect>), StoreError> {
-        let Ok(d) = verify_divergence_proof(bytes) else {
+        // Suite 2 (`01 02 04 …`) or suite 1, by the suite byte.
+        let compact = super::compact::is_compact(bytes);
+        let verified = if compact {
+            slope_node::compact::verify_proof(bytes, compact::max_skew_ms())
+                .ok()
+                .map(|d| (d.device, d.interval))
+        } else {
+            verify_divergence_proof(bytes)
+                .ok()
+                .map(|d| (d.device, d.seq))
+        };
+        let Some((device, seq)) = verified else {
             return Ok((Verdict::Reject, Vec::new()));
         };
         if self
             .store
-            .device(&d.device)?
+            .device(&device)?
             .is_some_and(|r| r.quarantine.is_some())
         {
             return Ok((Verdict::Ignore, Vec::new()));
@@ -662,20 +723,25 @@ impl Stage {
         self.staged(|s| {
             let mut effects = Vec::new();
             let mut txn = s.store.begin()?;
-            s.quarantine(
-                &mut txn.batch()?,
-                now,
-                &d.device,
-                d.seq,
-                bytes,
-                &mut effects,
-                false,
-            )?;
+            let taken = if compact {
+                // Only under the witness policy (see `quarantine_compact`).
+                let mut batch = txn.batch()?;
+                s.quarantine_compact(&mut batch, now, &device, seq, bytes, &mut effects)?
+            } else {
+                let mut batch = txn.batch()?;
+                s.quarantine(&mut batch, now, &device, seq, bytes, &mut effects, false)?;
+                true
+            };
             if let Some(engine) = &s.engine {
                 txn.put_engine_lineage(engine.pending())?;
             }
             txn.commit()?;
-            Ok((Verdict::Accept, effects))
+            let verdict = if taken {
+                Verdict::Accept
+            } else {
+                Verdict::Ignore
+            };
+            Ok((verdict, effects))
         })
     }
 

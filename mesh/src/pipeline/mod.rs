@@ -19,6 +19,7 @@
 //! loop, the benchmark drives it directly.
 
 mod commit;
+pub mod compact;
 pub mod pending;
 pub mod shards;
 
@@ -65,6 +66,9 @@ pub enum Effect {
     PublishReceipt(Vec<u8>),
     /// Gossip this divergence proof (found here).
     PublishProof(Vec<u8>),
+    /// Gossip this suite-2 message on the compact topic: an anchor, or a stamped frame
+    /// ([`compact::stamped_message`]).
+    PublishCompact(Vec<u8>),
     /// An escrowed frame waits for this: ask peers.
     Missing(Missing),
     /// The device was quarantined.
@@ -234,9 +238,29 @@ impl Pipeline {
                 let now = chunk.iter().map(|(_, rx)| rx.time_ms).max().unwrap_or(0);
                 self.verifier.handle_batch(now, chunk);
             }
+            compact::replay(&mut self.verifier, &store, &page)?;
             while self.verifier.poll_outcome().is_some() {}
         }
         Ok(n)
+    }
+
+    /// A message from the compact gossip topic, checked for form and receipt before it
+    /// is queued: the receive time to verify it with, or the verdict
+    /// ([`compact::admit`]).
+    pub fn admit_compact(&self, now: u64, bytes: &[u8]) -> Result<u64, Verdict> {
+        compact::admit(bytes, self.stage.listed(), now).map(|a| a.rx_ms)
+    }
+
+    /// Expires what waited too long in the verifier (escrowed suite-1 frames, suite-2
+    /// frames whose key never came). Call it periodically.
+    pub fn handle_timeout(&mut self, now: u64) {
+        let expired = self.verifier.handle_timeout(now);
+        if expired > 0 {
+            self.metrics
+                .compact
+                .get_or_create(&kind("expired"))
+                .inc_by(expired as u64);
+        }
     }
 
     /// The verify stage: decodes and verifies a batch (the verifier's state advances).
@@ -340,9 +364,7 @@ fn verify<T>(
             .inc();
     }
     let started = Instant::now();
-    let frames: Vec<(&[u8], Observation)> =
-        inputs.iter().map(|i| (i.frame.as_slice(), i.rx)).collect();
-    let outcomes = verifier.handle_batch(now, &frames);
+    let outcomes = compact::verify_batch(verifier, now, &inputs);
     let mut released = Vec::new();
     while let Some(o) = verifier.poll_outcome() {
         released.push(o);

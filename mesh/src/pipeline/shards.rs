@@ -145,6 +145,39 @@ impl Shards {
         self.of(device).head(device)
     }
 
+    /// A suite-2 frame received at `rx_ms`, on the shard of the short id it names
+    /// (bytes 3..11 of every suite-2 frame; the anchor lands beside its device's
+    /// suite-1 key). See [`super::compact`].
+    pub fn handle_compact(&mut self, rx_ms: u64, frame: &[u8], rx: Observation) -> Outcome {
+        let i = frame
+            .get(3)
+            .map_or(0, |b| usize::from(*b) % self.shards.len());
+        self.shards[i].handle_attestation(rx_ms, frame, rx)
+    }
+
+    /// Expires escrowed frames and suite-2 frames that waited too long for their key,
+    /// in every shard; returns how many suite-2 frames were dropped.
+    pub fn handle_timeout(&mut self, now: u64) -> usize {
+        let before = self.compact_pending();
+        for v in &mut self.shards {
+            v.handle_timeout(now);
+        }
+        before.saturating_sub(self.compact_pending())
+    }
+
+    /// Suite-2 devices tracked, in all shards.
+    pub fn compact_devices(&self) -> usize {
+        self.shards.iter().map(|v| v.compact().device_count()).sum()
+    }
+
+    /// Suite-2 frames waiting for their keys, in all shards.
+    pub fn compact_pending(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|v| v.compact().pending_total())
+            .sum()
+    }
+
     /// Forgets a divergence of `device` (operator release).
     pub fn release(&mut self, device: &DeviceId) -> bool {
         let i = self.index(&device.short());

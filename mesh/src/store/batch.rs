@@ -51,6 +51,8 @@ pub struct Batch<'t> {
     lineage: &'t mut Chunks,
     /// Scratch for encoding values (one allocation per batch, not per record).
     buf: Vec<u8>,
+    /// Suite-2 tables ([`super::compact`]).
+    pub(super) compact: super::compact::Tables<'t>,
 }
 
 impl Txn {
@@ -67,6 +69,7 @@ impl Txn {
             by_device: &mut self.by_device,
             lineage: &mut self.lineage,
             buf: Vec::new(),
+            compact: super::compact::Tables::open(txn)?,
         })
     }
 

@@ -10,6 +10,7 @@
 mod batch;
 mod check;
 mod chunks;
+pub mod compact;
 mod engine_lineage;
 mod records;
 mod tables;
@@ -36,8 +37,8 @@ pub const DB_FILE: &str = "slope.redb";
 
 /// The schema version this build reads and writes (2: decisions keep the trust
 /// engine's typed reasons, one lineage record per observation; 3: the engine lineage
-/// in chunks of records).
-pub const SCHEMA: u32 = 3;
+/// in chunks of records; 4: suite-2 tables ([`compact`]) and lineage entries).
+pub const SCHEMA: u32 = 4;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +52,9 @@ pub enum StoreError {
     Corrupt { path: PathBuf, detail: String },
     #[error("{path}: no database here (run `slope init`)")]
     Missing { path: PathBuf },
-    #[error("{path}: schema version {found}, this build reads {SCHEMA}")]
+    #[error(
+        "{path}: schema version {found}, this build reads {SCHEMA}: the data directory was written by another version of slope; keep that version for it, or start this one on a new data directory (`slope init`)"
+    )]
     Schema { path: PathBuf, found: u32 },
     #[error("database: {0}")]
     Db(String),
@@ -172,6 +175,7 @@ impl Store {
             txn.open_table(LINEAGE).map_err(db)?;
             txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
             txn.open_table(ENGINE_LINEAGE).map_err(db)?;
+            compact::create(&txn)?;
         }
         txn.commit().map_err(db)
     }
