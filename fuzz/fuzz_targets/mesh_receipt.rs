@@ -6,6 +6,12 @@
 //! entries never panic; a split message re-joins to exactly its input; a decoded batch
 //! holds 1..=MAX_BATCH_ENTRIES entries in strictly increasing order, and its receipts
 //! all name its witness.
+//!
+//! Also the suite-2 form on the compact topic (`slope_mesh::pipeline::compact`): a
+//! *stamped frame* (a timestamp receipt, then the frame it names). Splitting and
+//! admission never panic; a split message re-joins to exactly its input, its frame is
+//! an attestation or a renewal; an admitted message's receive time is the receiver's
+//! own clock unless its receipt's signer is listed, and never later than it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +19,30 @@ use slope_mesh::pipeline::{parse_receipt_message, receipt_message};
 use slope_proto::limits::MAX_BATCH_ENTRIES;
 use slope_proto::{Message, Receipt, Signed};
 
+fn compact(data: &[u8]) {
+    use slope_mesh::pipeline::compact::{admit, split_stamped, stamped_message};
+    use slope_proto::compact::Kind;
+    if let Some((receipt, frame)) = split_stamped(data) {
+        assert_eq!(stamped_message(receipt.frame(), frame), data);
+        assert!(matches!(
+            slope_proto::compact::frame::parse_header(frame),
+            Ok(Kind::Attestation | Kind::Renewal)
+        ));
+        let listed = [(receipt.body().witness, 0u16)];
+        let now = 1_700_000_000_000;
+        if let Ok(a) = admit(data, &listed, now) {
+            assert!(a.rx_ms <= now);
+            assert!(a.stamped_by_listed);
+        }
+    }
+    if let Ok(a) = admit(data, &[], 42) {
+        assert_eq!(a.rx_ms, 42);
+        assert!(!a.stamped_by_listed);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    compact(data);
     let Some((key, frame)) = parse_receipt_message(data) else {
         assert!(data.len() < 32);
         return;

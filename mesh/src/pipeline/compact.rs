@@ -244,4 +244,40 @@ mod tests {
             assert!(admit(&m[..n], &[], 1).is_err());
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes: splitting and admission never panic; what splits re-joins to its
+        /// input; an unlisted signer never sets the receive time.
+        #[test]
+        fn any_bytes_split_and_admit_without_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Some((r, f)) = split_stamped(&data) {
+                proptest::prop_assert_eq!(stamped_message(r.frame(), f), data.clone());
+            }
+            if let Ok(a) = admit(&data, &[], 42) {
+                proptest::prop_assert_eq!(a.rx_ms, 42);
+            }
+        }
+
+        /// A stamped frame with any receive time and any frame body splits back, and a
+        /// bit flip anywhere in its receipt is rejected.
+        #[test]
+        fn stamped_frames_round_trip_and_flips_are_rejected(
+            rx_ms in proptest::num::u64::ANY,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            flip in proptest::num::usize::ANY,
+        ) {
+            let key = SigningKey::from_bytes(&[6; 32]);
+            let mut f = vec![1, SUITE, Kind::Attestation as u8];
+            f.extend_from_slice(&body);
+            let r = Receipt::sign(&key, crypto::frame_digest(&f), rx_ms).unwrap();
+            let m = stamped_message(r.frame(), &f);
+            let (back, rest) = split_stamped(&m).unwrap();
+            proptest::prop_assert_eq!(back, r.clone());
+            proptest::prop_assert_eq!(rest, &f[..]);
+            let mut bad = m.clone();
+            let i = 3 + flip % (r.frame().len() - 3);
+            bad[i] ^= 1;
+            proptest::prop_assert!(admit(&bad, &[], 7).is_err());
+        }
+    }
 }
