@@ -995,6 +995,8 @@ impl Runtime {
                 };
                 for id in devices.into_iter().take(4) {
                     establishments.extend(store.establishments(&id).unwrap_or_default());
+                    // Suite-2 anchors after the key history that verifies them.
+                    establishments.extend(store.compact_anchors(&id).unwrap_or_default());
                     let limit = sync::MAX_FETCH.saturating_sub(frames.len());
                     frames.extend(
                         store

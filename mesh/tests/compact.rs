@@ -490,3 +490,41 @@ async fn a_restart_keeps_the_compact_state_and_the_frames_waiting_for_keys() {
     lineages_verify(&g, 41);
     g.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_joins_late_learns_the_anchor_by_sync() {
+    let clock = Manual::at(START);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = gateway_on(da.path(), 51, &[], &clock, &[51, 52]).await;
+    let mut s = speaker(13);
+    let id = s.id;
+    establish(&a, &s).await;
+    for k in 1..=2 {
+        let f = frame(&mut s.chain, &clock, k, 0);
+        speak(&a, &id, f).await;
+    }
+    // B joins after the anchor was gossiped: it learns the key history and the anchor
+    // through sync, then takes the device's next frames from gossip.
+    let boot = address(&a).await;
+    let b = gateway_on(db.path(), 52, &[boot], &clock, &[51, 52]).await;
+    eventually(30, "B learns the anchor by sync", || async {
+        b.store().compact_device(&id).unwrap().is_some()
+    })
+    .await;
+    assert_eq!(
+        b.store().compact_anchors(&id).unwrap(),
+        vec![s.anchor.clone()]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for k in 3..=5 {
+        let f = frame(&mut s.chain, &clock, k, 0);
+        speak(&a, &id, f).await;
+    }
+    // Frames 3..=5 reached B: frame 5 discloses the key of interval 3.
+    eventually(30, "B authenticates interval 3", || async {
+        compact_state(&b, &id).0 == Some(3)
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
