@@ -204,10 +204,29 @@ async fn compact_frames_at_one_gateway_converge_everywhere_and_a_clone_is_quaran
 
     // (a) Eight compact intervals at gateway 0: intervals 1..=6 are authenticated
     // (each frame discloses the key of two intervals before), 7 and 8 wait.
+    // Gateway 2's radio hears each frame too, after gossip brought it: it witnesses
+    // it, and gateway 0 decides each frame with that receipt.
     for k in 1..=8 {
         let f = frame(&mut s.chain, &clock, k, 0);
-        speak(&gws[0], &id, f).await;
+        speak(&gws[0], &id, f.clone()).await;
+        eventually(20, "gateway 2 has the frame by gossip", || async {
+            compact_frames(&gws[2], &id) >= u64::from(k)
+        })
+        .await;
+        hear(&gws[2], &[f]);
+        eventually(20, "gateway 0 holds gateway 2's receipt", || async {
+            metric(&gws[0], "slope_receipts_in_total{kind=\"pending\"}") >= u64::from(k)
+        })
+        .await;
     }
+    assert_eq!(
+        metric(&gws[0], "slope_receipts_in_total{kind=\"decided_with\"}"),
+        6,
+        "every authenticated frame decided with gateway 2's receipt"
+    );
+    let witness2 = identity(3).witness_id().0;
+    let rec = gws[0].store().device(&id).unwrap().unwrap();
+    assert!(rec.witnesses.iter().any(|w| w.witness == witness2));
     for (i, g) in gws.iter().enumerate() {
         eventually(
             30,
@@ -279,13 +298,18 @@ async fn compact_frames_at_one_gateway_converge_everywhere_and_a_clone_is_quaran
     }
 }
 
-/// Gossip messages the victim rejected.
-fn rejects(g: &Handle) -> u64 {
+/// A counter's value (0 when absent).
+fn metric(g: &Handle, name: &str) -> u64 {
     let m = g.metrics().encode();
     m.lines()
-        .find_map(|l| l.strip_prefix("slope_gossip_validation_total{kind=\"reject\"} "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Gossip messages the victim rejected.
+fn rejects(g: &Handle) -> u64 {
+    metric(g, "slope_gossip_validation_total{kind=\"reject\"}")
 }
 
 /// Forgery `n` (round `r` makes each message differ): a frame whose disclosed key does

@@ -159,8 +159,20 @@ impl Stage {
                 }
                 Ok(Verdict::Accept)
             }
-            CompactOutcome::Frame(FrameOutcome::Duplicate { .. }) => {
+            CompactOutcome::Frame(FrameOutcome::Duplicate { device, interval }) => {
                 self.count_compact("duplicate");
+                // Heard on our radio after it arrived by gossip: witness it (a suite-1
+                // receipt batch entry), as for suite 1. Its time stays the first one.
+                if input.source == Source::Radio && !Self::quarantined(batch, &device)? {
+                    if let Some(frame) = frame_of(input) {
+                        pending.push(PendingReceipt {
+                            device,
+                            seq: interval,
+                            digest: Digest(crypto::frame_digest(frame)),
+                            rx: input.rx,
+                        });
+                    }
+                }
                 Ok(Verdict::Ignore)
             }
             _ => Ok(Verdict::Ignore),
@@ -287,6 +299,12 @@ impl Stage {
         };
         for r in &receipts {
             rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
+        }
+        if !receipts.is_empty() {
+            self.metrics
+                .receipts_in
+                .get_or_create(&kind("decided_with"))
+                .inc_by(receipts.len() as u64);
         }
         if let Some(rx) = vc.rx().filter(|rx| !rx.is_relayed()) {
             self.observe_radio(&mut rec, rx);
