@@ -12,9 +12,12 @@
 //!   decision → commit → one signed receipt batch → gossip; [`pipeline::Overlapped`]
 //!   commits batch n while batch n+1 is verified; peers' receipts from listed witnesses
 //!   ([`pipeline::pending`] holds those that arrive before their attestation).
+//!   Suite-2 (compact, hash-only) frames go through the same pipeline
+//!   ([`pipeline::compact`]: receive times, the stamped-frame gossip form, routing;
+//!   results come one disclosure delay later, from the verifier's polled outcomes).
 //! - [`trust`]: the trust stage (admission tiers, grants) behind [`trust::Decide`].
 //! - [`store`]: redb tables for devices, frames, establishment events, divergence
-//!   proofs, lineage; `slope db check`.
+//!   proofs, lineage, suite-2 anchors and frames ([`store::compact`]); `slope db check`.
 //! - [`lineage`]: the hash-chained log of every observation, decision and action.
 //! - [`net`]: libp2p behaviour (gossipsub, Kademlia, identify, mDNS, request-response
 //!   sync) and the sync protocol.

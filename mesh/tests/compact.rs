@@ -296,6 +296,19 @@ async fn compact_frames_at_one_gateway_converge_everywhere_and_a_clone_is_quaran
     for g in gws {
         g.shutdown().await;
     }
+    // `slope db check` passes on every data directory (the suite-2 proof verifies, the
+    // compact tables decode and match their keys).
+    for d in &dirs {
+        let check = slope_mesh::store::Store::check(&d.path().join(slope_mesh::store::DB_FILE));
+        assert!(check.ok(), "{:?}", check.problems);
+        // Frames 1..=11 and the clone's; a frame after the quarantine is not kept.
+        assert_eq!(check.divergences, 1);
+        assert!(
+            (11..=12).contains(&check.compact_frames),
+            "{}",
+            check.compact_frames
+        );
+    }
 }
 
 /// A counter's value (0 when absent).

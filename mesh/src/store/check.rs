@@ -24,6 +24,8 @@ pub struct Check {
     pub frames: u64,
     pub lineage_records: u64,
     pub divergences: u64,
+    /// Suite-2 frames read.
+    pub compact_frames: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -121,13 +123,18 @@ fn scan(store: &Store, report: &mut Check) -> Result<(), StoreError> {
     for item in div.iter().map_err(db)? {
         let (k, v) = item.map_err(db)?;
         report.divergences += 1;
-        match slope_node::verifier::verify_divergence_proof(v.value()) {
-            Ok(d) if d.device.0 == *k.value() => {}
+        match super::compact::proof_device(v.value()) {
+            Some(d) if d.0 == *k.value() => {}
             _ => report.problem(format!(
                 "divergence proof of {} does not verify",
                 hex::encode(k.value())
             )),
         }
+    }
+    let (frames, problems) = super::compact::check(store)?;
+    report.compact_frames = frames;
+    for p in problems {
+        report.problem(p);
     }
     Ok(())
 }

@@ -289,6 +289,64 @@ impl Store {
     }
 }
 
+/// The device a stored divergence proof proves, checked with no other state: suite 2
+/// (`01 02 04 …`, under the verifier's clock bound) or suite 1.
+pub(super) fn proof_device(bytes: &[u8]) -> Option<DeviceId> {
+    if bytes.get(1) == Some(&slope_proto::compact::SUITE) {
+        let skew = slope_node::verifier::compact::Config::default().max_skew_ms;
+        slope_node::compact::verify_proof(bytes, skew)
+            .ok()
+            .map(|d| d.device)
+    } else {
+        slope_node::verifier::verify_divergence_proof(bytes)
+            .ok()
+            .map(|d| d.device)
+    }
+}
+
+/// `slope db check` of the suite-2 tables: every anchor decodes, every compact record
+/// decodes, every compact frame decodes and its bytes match the digest and interval in
+/// its key. Returns the frames read and the problems found.
+pub(super) fn check(store: &Store) -> Result<(u64, Vec<String>), StoreError> {
+    let txn = store.db.begin_read().map_err(db)?;
+    let mut problems = Vec::new();
+    for item in txn.open_table(ANCHORS).map_err(db)?.iter().map_err(db)? {
+        let (k, v) = item.map_err(db)?;
+        if slope_proto::compact::SignedAnchor::decode(v.value()).is_err() {
+            problems.push(format!(
+                "compact anchor {} does not decode",
+                hex::encode(k.value())
+            ));
+        }
+    }
+    for item in txn.open_table(DEVICES).map_err(db)?.iter().map_err(db)? {
+        let (k, v) = item.map_err(db)?;
+        if postcard::from_bytes::<CompactRecord>(v.value()).is_err() {
+            problems.push(format!(
+                "compact record of {} does not decode",
+                hex::encode(k.value())
+            ));
+        }
+    }
+    let mut frames = 0;
+    for item in txn.open_table(FRAMES).map_err(db)?.iter().map_err(db)? {
+        let (k, v) = item.map_err(db)?;
+        frames += 1;
+        let key = k.value();
+        let ok = postcard::from_bytes::<CompactFrame>(v.value()).is_ok_and(|f| {
+            key[32..36] == f.interval.to_be_bytes()
+                && key[36..] == slope_proto::compact::crypto::frame_digest(&f.frame)
+        });
+        if !ok {
+            problems.push(format!(
+                "compact frame {}: does not decode or does not match its key",
+                hex::encode(key)
+            ));
+        }
+    }
+    Ok((frames, problems))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
