@@ -34,6 +34,22 @@ async fn gateway_on(
     clock: &Manual,
     listed: &[u8],
 ) -> Handle {
+    start(dir, seed, bootstrap, clock, listed, false).await
+}
+
+/// [`gateway_on`] with the HTTP API served on a free loopback port.
+async fn gateway_on_with_api(dir: &Path, seed: u8, clock: &Manual, listed: &[u8]) -> Handle {
+    start(dir, seed, &[], clock, listed, true).await
+}
+
+async fn start(
+    dir: &Path,
+    seed: u8,
+    bootstrap: &[Multiaddr],
+    clock: &Manual,
+    listed: &[u8],
+    serve_api: bool,
+) -> Handle {
     let mut c = config(dir, bootstrap);
     c.ingest.receipt_wait_ms = 0;
     c.trust.witnesses = listed
@@ -44,10 +60,25 @@ async fn gateway_on(
         })
         .collect();
     let options = Options {
+        serve_api,
         clock: Arc::new(clock.clone()),
         ..Options::default()
     };
     Node::start_with(c, identity(seed), options).await.unwrap()
+}
+
+/// GET `path` from a gateway's API, as JSON.
+async fn api_get(g: &Handle, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = g.api_addr().expect("API served");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("JSON body")
 }
 
 /// A device incepted in suite 1 with two attestations, and its compact chain (interval
@@ -494,7 +525,7 @@ async fn a_restart_keeps_the_compact_state_and_the_frames_waiting_for_keys() {
     );
     g.shutdown().await;
 
-    let g = gateway_on(dir.path(), 41, &[], &clock, &[41]).await;
+    let g = gateway_on_with_api(dir.path(), 41, &clock, &[41]).await;
     let after = (
         g.store().compact_device(&id).unwrap(),
         g.store().compact_frames(&id).unwrap(),
@@ -524,6 +555,12 @@ async fn a_restart_keeps_the_compact_state_and_the_frames_waiting_for_keys() {
         .collect();
     intervals.sort_unstable();
     assert_eq!(intervals, vec![1, 2, 3, 4, 5]);
+    // The operator API shows both suites and the compact position.
+    let view = api_get(&g, &format!("/v1/devices/{}", hex::encode(id.0))).await;
+    assert_eq!(view["suites"], serde_json::json!([1, 2]), "{view}");
+    assert_eq!(view["compact"]["head_interval"], 5, "{view}");
+    assert_eq!(view["compact"]["chain_position"], 5, "{view}");
+    assert_eq!(view["compact"]["authenticated"], 5, "{view}");
     lineages_verify(&g, 41);
     g.shutdown().await;
 }
