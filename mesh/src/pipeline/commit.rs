@@ -495,22 +495,8 @@ impl Stage {
             });
             effects.push(Effect::PublishAttestation(att.frame().to_vec()));
         }
-        let receipts = match self.engine {
-            Some(_) if !self.pending.is_empty() => {
-                self.pending
-                    .take(&(device.short(), att.seq(), att.digest().link()))
-            }
-            _ => Vec::new(),
-        };
-        for r in &receipts {
-            rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
-        }
-        if !receipts.is_empty() {
-            self.metrics
-                .receipts_in
-                .get_or_create(&kind("decided_with"))
-                .inc_by(receipts.len() as u64);
-        }
+        let receipts =
+            self.take_held_receipts(&(device.short(), att.seq(), att.digest().link()), &mut rec);
         let engine = self.engine.as_mut().map(|e| {
             e.attestation(now, &att, &receipts)
                 .unwrap_or_else(|e| Decision {
@@ -543,6 +529,29 @@ impl Stage {
         let establishments = batch.establishments(device)?;
         let refs: Vec<&[u8]> = establishments.iter().map(Vec::as_slice).collect();
         Ok(build_proof(&refs, a, b).ok())
+    }
+
+    /// The peers' receipts held for the event `key` (none without a trust engine),
+    /// counted as witnesses in the device record and as `decided_with` in the metrics.
+    fn take_held_receipts(
+        &mut self,
+        key: &super::pending::Key,
+        rec: &mut DeviceRecord,
+    ) -> Vec<VerifiedReceipt> {
+        let receipts = match self.engine {
+            Some(_) if !self.pending.is_empty() => self.pending.take(key),
+            _ => Vec::new(),
+        };
+        for r in &receipts {
+            rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
+        }
+        if !receipts.is_empty() {
+            self.metrics
+                .receipts_in
+                .get_or_create(&kind("decided_with"))
+                .inc_by(receipts.len() as u64);
+        }
+        receipts
     }
 
     fn observe_radio(&self, rec: &mut DeviceRecord, rx: &Observation) {

@@ -290,22 +290,10 @@ impl Stage {
         let source = batch
             .compact_frame(&device, vc.interval(), &digest)?
             .map_or(Source::Gossip, |f| f.source);
-        let receipts = match self.engine {
-            Some(_) if !self.pending.is_empty() => {
-                self.pending
-                    .take(&(device.short(), vc.interval(), Digest(digest).link()))
-            }
-            _ => Vec::new(),
-        };
-        for r in &receipts {
-            rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
-        }
-        if !receipts.is_empty() {
-            self.metrics
-                .receipts_in
-                .get_or_create(&kind("decided_with"))
-                .inc_by(receipts.len() as u64);
-        }
+        let receipts = self.take_held_receipts(
+            &(device.short(), vc.interval(), Digest(digest).link()),
+            &mut rec,
+        );
         if let Some(rx) = vc.rx().filter(|rx| !rx.is_relayed()) {
             self.observe_radio(&mut rec, rx);
         }
