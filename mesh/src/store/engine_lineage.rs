@@ -30,7 +30,7 @@ pub struct Shared {
     committed: (u64, Option<Digest>),
 }
 
-/// The shared state (see [`Shared`]).
+/// The shared state (see `Shared`, private to this module).
 pub type Pending = Arc<Mutex<Shared>>;
 
 /// Bytes of uncommitted engine records held at most (a runaway batch fails closed).
