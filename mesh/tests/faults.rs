@@ -228,3 +228,53 @@ fn failed_pin_changes_neither_store_nor_engine() {
     );
     assert_whole(dir.path(), store, p);
 }
+
+#[test]
+fn receipts_taken_by_a_failed_group_wait_for_their_attestation_again() {
+    use slope_mesh::pipeline::{Receipts, receipt_message};
+    use slope_proto::{Event, Receipt, Signed, crypto};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut p) = pipeline(dir.path());
+    let peer = Identity::from_seed([7; 32]);
+    let peer_key = peer.signing_key().verifying_key().to_bytes();
+    p.set_receipts(Receipts {
+        witnesses: vec![(peer_key, 2)],
+        pending: 1024,
+        pending_ttl_ms: 600_000,
+    })
+    .unwrap();
+    let (d, _, inception) = incepted(901);
+    let id = device_id(&d);
+    let event = Event::decode(&inception).unwrap();
+    // The listed peer's receipt arrives before the attestation it names.
+    let body = Receipt {
+        witness: crypto::witness_id(&peer_key),
+        device: id.short(),
+        seq: 0,
+        event: event.digest(&id).link(),
+        observed: common::rx(-90),
+    };
+    let signed = Signed::witness(body, peer.signing_key()).unwrap();
+    let verdict = p
+        .ingest_receipt(1, &receipt_message(&peer_key, signed.frame()))
+        .unwrap();
+    assert_eq!(verdict, Verdict::Accept);
+    assert_eq!(p.pending_receipts(), 1);
+
+    // Its attestation's group fails at the commit: the receipt waits again.
+    store.fail_next_commits(1);
+    let v = p.verify(2, inputs(std::slice::from_ref(&inception)));
+    assert!(p.commit(v).is_err());
+    assert_eq!(
+        p.pending_receipts(),
+        1,
+        "a failed commit lost the peer's receipt"
+    );
+
+    // The frame comes back and is decided with it.
+    let v = p.verify(3, inputs(std::slice::from_ref(&inception)));
+    assert!(p.commit(v).is_ok());
+    assert_eq!(p.pending_receipts(), 0);
+    assert_whole(dir.path(), store, p);
+}

@@ -59,6 +59,9 @@ pub(super) struct Stage {
     listed: Vec<([u8; 32], u16)>,
     /// Peers' receipts waiting for their attestation.
     pending: Pending<VerifiedReceipt>,
+    /// The receipts taken from `pending` by the group being committed: held again if
+    /// its commit fails (its decisions are undone, the receipts must not be lost).
+    taken: Vec<(super::pending::Key, VerifiedReceipt)>,
     /// Where operator actions the stage signs itself read the time.
     pub(super) clock: crate::clock::Shared,
     /// Whether [`Self::set_receipts`] was called (until then the registry is left as
@@ -86,6 +89,7 @@ impl Stage {
             engine_policy,
             listed: Vec::new(),
             pending: Pending::new(0, 0),
+            taken: Vec::new(),
             configured: false,
             clock: crate::clock::system(),
         }
@@ -203,7 +207,18 @@ impl Stage {
         mut group: Vec<Verified<T>>,
     ) -> Vec<Result<Output<T>, Failed<T>>> {
         let cpu = crate::metrics::thread_cpu_seconds();
+        self.taken.clear();
         let outcomes = self.commit_outcomes(&mut group);
+        if outcomes.is_err() {
+            // Nothing of the group was committed: the receipts its decisions took wait
+            // for their attestation again (it comes back when the frame is re-sent).
+            let now = group.iter().map(|v| v.now).max().unwrap_or(0);
+            for (key, r) in std::mem::take(&mut self.taken) {
+                let slot = r.slot();
+                self.pending.hold(now, key, slot, r);
+            }
+        }
+        self.taken.clear();
         if let (Some(a), Some(b)) = (cpu, crate::metrics::thread_cpu_seconds()) {
             self.metrics.commit_cpu_seconds.inc_by((b - a).max(0.0));
         }
@@ -544,6 +559,7 @@ impl Stage {
         };
         for r in &receipts {
             rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
+            self.taken.push((*key, r.clone()));
         }
         if !receipts.is_empty() {
             self.metrics
