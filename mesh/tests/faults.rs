@@ -278,3 +278,27 @@ fn receipts_taken_by_a_failed_group_wait_for_their_attestation_again() {
     assert_eq!(p.pending_receipts(), 0);
     assert_whole(dir.path(), store, p);
 }
+
+#[test]
+fn an_engine_lost_to_a_failed_reopen_is_reopened_before_the_next_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut p) = pipeline(dir.path());
+    let batches = chains(2, 910);
+    // The group fails, and so does the engine's reopen after it (its commit).
+    store.fail_next_commits(2);
+    let v = p.verify(1, inputs(&batches[0].1));
+    assert!(p.commit(v).is_err());
+    // The next group is decided by the trust engine, not by the built-in policy: the
+    // engine lineage holds an observation for every frame committed.
+    let v = p.verify(2, inputs(&batches[1].1));
+    assert!(p.commit(v).is_ok());
+    let id = Identity::from_seed(SEED);
+    let export = store
+        .engine_export(id.signing_key())
+        .unwrap()
+        .expect("engine lineage exists");
+    let author = id.signing_key().verifying_key().to_bytes();
+    let report = slope_node::lineage::verify(&export, &author).expect("verifies");
+    assert_eq!(report.observations, batches[1].1.len() as u64);
+    assert_whole(dir.path(), store, p);
+}

@@ -119,11 +119,23 @@ impl Stage {
         &mut self,
         write: impl FnOnce(&mut Self) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
+        self.ensure_engine()?;
         let out = write(self);
         if out.is_err() {
             self.rollback_engine();
         }
         out
+    }
+
+    /// With a trust engine configured, nothing is decided or written without it: an
+    /// engine lost to a failed reopen (after a failed commit) is reopened first, and
+    /// while that fails the write fails too (fail closed) instead of falling back to
+    /// the built-in policy.
+    fn ensure_engine(&mut self) -> Result<(), StoreError> {
+        if self.engine_policy.is_some() && self.engine.is_none() {
+            self.reopen_engine()?;
+        }
+        Ok(())
     }
 
     /// Reopens the engine from the committed lineage after a failed write (see
@@ -269,6 +281,7 @@ impl Stage {
         &mut self,
         group: &mut [Verified<T>],
     ) -> Result<Vec<(Vec<Verdict>, Vec<Effect>)>, StoreError> {
+        self.ensure_engine()?;
         let mut pending = Vec::new();
         let mut stamps = Vec::new();
         let mut per_batch = Vec::with_capacity(group.len());
