@@ -15,6 +15,8 @@
 //! across renewals, rotations and reboots — with no divergence, renewal conflict, bad
 //! MAC or late/future rejection.
 
+mod support;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -39,26 +41,12 @@ use slope_radios::airtime::Modulation;
 use slope_radios::frame::{encode_frame, parse_frame};
 use slope_radios::meta::{RxMeta, Snr};
 use slope_radios::radio::{Radio, Tune, TxParams, TxReport};
+use support::Rng;
 
 const PAGES: usize = 4;
 const REGION: u32 = (2 * PAGES * 2048) as u32;
 /// True Unix time at world time 0.
 const T0_MS: u64 = compact::Config::EPOCH_2026_MS + 86_400_000;
-
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// True time, µs since world start (the device's clock restarts at every boot).
 type World = Rc<Cell<u64>>;

@@ -7,6 +7,8 @@
 //! `lora-phy`, the board's driver, are left out) and uses the firmware's own flash layer
 //! (`FlashSlots` over a NOR flash with STM32WL geometry).
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use slope_firmware::flash::FlashSlots;
@@ -21,24 +23,10 @@ use slope_proto::{DeviceId, Event};
 use slope_radios::SpreadingFactor;
 use slope_radios::frame::{encode_frame, parse_frame};
 use slope_radios::meta::{RxMeta, Snr};
+use support::Rng;
 
 const PAGES: usize = 4;
 const FLASH: usize = 2 * PAGES * 2048;
-
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A board with a good source, a source stuck at one value, and a biased one that
 /// alternates with zeros (too poor for its claim).
