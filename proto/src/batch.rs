@@ -27,9 +27,7 @@ use crate::crypto;
 use crate::envelope::{Header, Kind};
 use crate::error::{DecodeError, EncodeError, SignatureError};
 use crate::ids::{Digest, LinkDigest, ShortId, WitnessId};
-use crate::limits::{
-    HEADER_LEN, MAX_BATCH_ENTRIES, MAX_BATCH_ENTRY, MAX_RECEIPT_BATCH, SIGNATURE_LEN,
-};
+use crate::limits::{HEADER_LEN, MAX_BATCH_ENTRIES, MAX_RECEIPT_BATCH, SIGNATURE_LEN};
 use crate::receipt::{Observation, Receipt};
 
 /// One receipt of a batch: what the witness saw of one event.
@@ -117,7 +115,7 @@ impl<'a> ReceiptBatch<'a> {
         let mut rest = entries;
         let mut previous = None;
         for _ in 0..count {
-            let (entry, tail) = codec::take_exact::<Entry, MAX_BATCH_ENTRY>(rest)?;
+            let (entry, tail) = take_entry(rest)?;
             entry.observed.check().map_err(DecodeError::InvalidField)?;
             check_order(&mut previous, &entry).map_err(DecodeError::InvalidField)?;
             rest = tail;
@@ -288,7 +286,7 @@ impl Iterator for Entries<'_> {
         }
         // decode() checked every entry; a failure here cannot happen and would end the
         // iteration rather than panic.
-        let Ok((entry, tail)) = postcard::take_from_bytes::<Entry>(self.rest) else {
+        let Ok((entry, tail)) = take_entry(self.rest) else {
             self.left = 0;
             return None;
         };
@@ -305,6 +303,104 @@ impl Iterator for Entries<'_> {
 
 impl ExactSizeIterator for Entries<'_> {}
 
+/// Decodes one canonical entry from the front of `bytes`: the same bytes that
+/// `codec::take_exact::<Entry, MAX_BATCH_ENTRY>` accepts, with the same values (a
+/// property test holds them equal), read directly instead of through serde and a
+/// re-encoding — a receiver reads every entry of every batch it gets.
+fn take_entry(bytes: &[u8]) -> Result<(Entry, &[u8]), DecodeError> {
+    let mut r = Reader {
+        rest: bytes,
+        non_canonical: false,
+    };
+    let device = ShortId(r.array()?);
+    let seq = r.varint(32)? as u32;
+    let event = LinkDigest(r.array()?);
+    let rssi_dbm = zigzag16(r.varint(16)?);
+    let snr_qdb = zigzag16(r.varint(16)?);
+    let freq_hz = r.varint(32)? as u32;
+    let foff_hz = match r.byte()? {
+        0 => None,
+        1 => {
+            let z = r.varint(32)? as u32;
+            Some(((z >> 1) as i32) ^ -((z & 1) as i32))
+        }
+        _ => return Err(DecodeError::MalformedBody),
+    };
+    let sf = r.byte()?;
+    let time_ms = r.varint(64)?;
+    if r.non_canonical {
+        return Err(DecodeError::NonCanonical);
+    }
+    let entry = Entry {
+        device,
+        seq,
+        event,
+        observed: Observation {
+            rssi_dbm,
+            snr_qdb,
+            freq_hz,
+            foff_hz,
+            sf,
+            time_ms,
+        },
+    };
+    Ok((entry, r.rest))
+}
+
+/// Zigzag-decodes a postcard `i16` (read as a 16-bit varint).
+fn zigzag16(z: u64) -> i16 {
+    let z = z as u16;
+    ((z >> 1) as i16) ^ -((z & 1) as i16)
+}
+
+/// A cursor over an entry's bytes. Like postcard followed by the re-encoding check of
+/// `codec::take_exact`: a malformed field ends the read at once (`MalformedBody`), an
+/// encoding that is well formed but not the shortest is noted and refused once the
+/// whole entry has been read (`NonCanonical`).
+struct Reader<'a> {
+    rest: &'a [u8],
+    non_canonical: bool,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let (&b, rest) = self.rest.split_first().ok_or(DecodeError::MalformedBody)?;
+        self.rest = rest;
+        Ok(b)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (head, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::MalformedBody)?;
+        self.rest = rest;
+        Ok(*head)
+    }
+
+    /// A postcard (LEB128) varint of an unsigned integer of `bits` bits (16, 32 or
+    /// 64): at most ⌈bits / 7⌉ bytes, the last of them within the bits left.
+    fn varint(&mut self, bits: u32) -> Result<u64, DecodeError> {
+        let max_bytes = bits.div_ceil(7);
+        let last_max = (1u8 << (bits % 7)) - 1;
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if i == max_bytes - 1 && b > last_max {
+                    return Err(DecodeError::MalformedBody);
+                }
+                if i > 0 && b == 0 {
+                    self.non_canonical = true;
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::MalformedBody)
+    }
+}
+
 fn check_order(
     previous: &mut Option<(ShortId, u32, LinkDigest)>,
     entry: &Entry,
@@ -315,4 +411,121 @@ fn check_order(
     }
     *previous = Some(key);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MAX_BATCH_ENTRY;
+    use proptest::prelude::*;
+
+    /// The serde path the direct reader replaces: postcard, then the re-encoding check.
+    fn by_serde(bytes: &[u8]) -> Result<(Entry, &[u8]), DecodeError> {
+        codec::take_exact::<Entry, MAX_BATCH_ENTRY>(bytes)
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        (
+            any::<[u8; 8]>(),
+            any::<u32>(),
+            any::<[u8; 16]>(),
+            (any::<i16>(), any::<i16>(), any::<u32>()),
+            (any::<Option<i32>>(), any::<u8>(), any::<u64>()),
+        )
+            .prop_map(
+                |(device, seq, event, (rssi_dbm, snr_qdb, freq_hz), (foff_hz, sf, time_ms))| {
+                    Entry {
+                        device: ShortId(device),
+                        seq,
+                        event: LinkDigest(event),
+                        observed: Observation {
+                            rssi_dbm,
+                            snr_qdb,
+                            freq_hz,
+                            foff_hz,
+                            sf,
+                            time_ms,
+                        },
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every encoded entry, and every corruption of one (a byte changed, the tail
+        /// cut, a byte stretched, bytes appended), reads the same through both paths: same entry and rest,
+        /// or the same error.
+        #[test]
+        fn direct_reader_matches_serde(
+            e in entry(),
+            at in any::<prop::sample::Index>(),
+            byte in prop_oneof![any::<u8>(), prop::sample::select(&[0u8, 1, 2, 3, 4, 0x0f, 0x10, 0x7f, 0x80, 0x81, 0xff][..])],
+            cut in 0usize..60,
+            tail in prop::collection::vec(any::<u8>(), 0..4),
+            how in 0u8..4,
+        ) {
+            let mut buf = [0u8; MAX_BATCH_ENTRY];
+            let n = codec::encode_into(&e, &mut buf).unwrap();
+            let mut bytes = buf[..n].to_vec();
+            match how {
+                0 => { let i = at.index(bytes.len()); bytes[i] = byte; }
+                1 => bytes.truncate(cut.min(bytes.len())),
+                // Stretch: a byte gets the continuation bit and a zero byte follows
+                // (a varint's last byte becomes a longer encoding of the same value).
+                3 => {
+                    let i = at.index(bytes.len());
+                    bytes[i] |= 0x80;
+                    bytes.insert(i + 1, 0);
+                }
+                _ => {}
+            }
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(take_entry(&bytes), by_serde(&bytes));
+            if how == 2 {
+                prop_assert_eq!(take_entry(&bytes).map(|(e, _)| e), Ok(e));
+            }
+        }
+
+        /// Arbitrary bytes too (mostly refused, and refused the same way).
+        #[test]
+        fn direct_reader_matches_serde_on_noise(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert_eq!(take_entry(&bytes), by_serde(&bytes));
+        }
+    }
+
+    /// Varints that are well formed but longer than needed are `NonCanonical`; one byte
+    /// too many or a last byte over the type's bits is malformed.
+    #[test]
+    fn varint_edges() {
+        let read = |b: &[u8], bits| {
+            Reader {
+                rest: b,
+                non_canonical: false,
+            }
+            .varint(bits)
+        };
+        assert_eq!(read(&[0x7f], 16), Ok(127));
+        assert_eq!(read(&[0xff, 0xff, 0x03], 16), Ok(65535));
+        assert_eq!(
+            read(&[0xff, 0xff, 0x04], 16),
+            Err(DecodeError::MalformedBody)
+        );
+        assert_eq!(
+            read(&[0x80, 0x80, 0x80, 0x00], 16),
+            Err(DecodeError::MalformedBody)
+        );
+        let mut r = Reader {
+            rest: &[0x81, 0x00],
+            non_canonical: false,
+        };
+        assert_eq!(r.varint(32), Ok(1));
+        assert!(r.non_canonical);
+        let mut max64 = [0xffu8; 10];
+        max64[9] = 0x01;
+        assert_eq!(read(&max64, 64), Ok(u64::MAX));
+        max64[9] = 0x02;
+        assert_eq!(read(&max64, 64), Err(DecodeError::MalformedBody));
+    }
 }

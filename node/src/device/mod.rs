@@ -72,6 +72,10 @@ pub struct Slope<S: Storage> {
     state: Option<State>,
     behaviour: [u8; 4],
     boot: u16,
+    /// The signing key of the current epoch, expanded once (deriving the public key is
+    /// a scalar multiplication, as dear as a signature): rebuilt when the state's key
+    /// seed no longer matches it (after a rotation or a restore).
+    signer: Option<SigningKey>,
 }
 
 impl<S: Storage> Slope<S> {
@@ -93,6 +97,7 @@ impl<S: Storage> Slope<S> {
             state,
             behaviour: [0; 4],
             boot,
+            signer: None,
         })
     }
 
@@ -249,8 +254,8 @@ impl<S: Storage> Slope<S> {
             heard: strongest(heard),
             payload,
         };
-        let key = SigningKey::from_bytes(&next.key_seed);
-        let signed = Signed::sign(body, &next.device, &key).map_err(Error::Encode)?;
+        let key = self.signer(&next.key_seed);
+        let signed = Signed::sign(body, &next.device, key).map_err(Error::Encode)?;
         next.seq = signed.body().seq;
         next.head = signed.digest(&next.device);
         next.epoch_events = next.epoch_events.saturating_add(1);
@@ -338,6 +343,15 @@ impl<S: Storage> Slope<S> {
             slope_proto::compact::SignedAnchor::sign(device.anchor(s.epoch), &s.device, &key)
                 .map_err(Error::Encode)?;
         Ok((device, anchor))
+    }
+
+    /// The signing key for `seed`, expanded once per epoch.
+    fn signer(&mut self, seed: &[u8; 32]) -> &SigningKey {
+        if self.signer.as_ref().is_some_and(|k| k.as_bytes() != seed) {
+            self.signer = None;
+        }
+        self.signer
+            .get_or_insert_with(|| SigningKey::from_bytes(seed))
     }
 
     /// Persists `state` atomically, then adopts it. On a storage error the in-memory
