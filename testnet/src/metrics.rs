@@ -90,6 +90,11 @@ pub struct Counters {
     /// Attestation deliveries by gossip, and their bytes (payload and overhead, every hop).
     pub gossip_deliveries: u64,
     pub gossip_bytes: u64,
+    /// Gossip copies a gateway's seen-cache dropped before its verifier saw them (the
+    /// gateway had already received or published that message id), and publications
+    /// refused because the publisher had already received the message by gossip.
+    pub gossip_seen_dropped: u64,
+    pub gossip_publish_duplicate: u64,
     /// Proof messages sent hop by hop, and their bytes.
     pub proof_messages: u64,
     pub proof_bytes: u64,

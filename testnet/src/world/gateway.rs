@@ -7,7 +7,9 @@
 //! at the next flush, one batch verification per flush. What the world must do next
 //! comes back as [`Action`]s.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use super::fx::{HashMap, HashSet};
 use std::sync::Arc;
 
 use slope_node::verifier::compact::{
@@ -267,12 +269,12 @@ impl Gateway {
             stage,
             inbox: Vec::new(),
             flush_scheduled: false,
-            history: HashMap::new(),
-            tracked: HashSet::new(),
-            proofs: HashSet::new(),
+            history: HashMap::default(),
+            tracked: HashSet::default(),
+            proofs: HashSet::default(),
             proof_list: Vec::new(),
             syncing: BTreeSet::new(),
-            escrowed_radio: HashSet::new(),
+            escrowed_radio: HashSet::default(),
             counters: Counters::default(),
             peak_devices: 0,
             peak_escrow: 0,
@@ -280,10 +282,10 @@ impl Gateway {
             corroboration,
             rogue: false,
             false_entries: 0,
-            anchors: HashMap::new(),
+            anchors: HashMap::default(),
             heard: Bounded::default(),
             stamps: Bounded::default(),
-            rogue_frames: HashMap::new(),
+            rogue_frames: HashMap::default(),
             chains: super::chains::Chains::default(),
         }
     }

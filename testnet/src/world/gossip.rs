@@ -171,11 +171,100 @@ pub fn standard_normal(rng: &mut impl Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// How long a gateway remembers a gossip message id, µs: the mesh's gossipsub
+/// `duplicate_cache_time` (`mesh/src/net/behaviour.rs`).
+pub const SEEN_TTL_US: u64 = 120 * 1_000_000;
+
+/// A gossip message id: blake3 of the message's data, first 20 bytes, as the mesh's
+/// `message_id` (so one attestation heard by many gateways is one message).
+pub type MessageId = [u8; 20];
+
+/// The message id of an attestation's gossip data: the frame, and for a relayed
+/// suite-2 frame the relaying gateway's receipt after it.
+pub fn message_id(envelope: &[u8], receipt: Option<&[u8]>) -> MessageId {
+    let mut h = blake3::Hasher::new();
+    h.update(envelope);
+    if let Some(r) = receipt {
+        h.update(r);
+    }
+    let mut id = [0u8; 20];
+    id.copy_from_slice(&h.finalize().as_bytes()[..20]);
+    id
+}
+
+/// One gateway's gossipsub seen-cache (its duplicate cache): the ids of the messages
+/// it published or received in the last [`SEEN_TTL_US`]. A copy whose id is in it is
+/// dropped before the application sees it; publishing an id in it is refused
+/// (gossipsub's `PublishError::Duplicate`). Bounded by time, as gossipsub's is: it
+/// holds what the gateway got in the last 120 s and no more.
+#[derive(Debug, Default)]
+pub struct Seen {
+    ids: super::fx::HashMap<MessageId, u64>,
+    /// Ids by insertion time (ascending), for expiry.
+    order: std::collections::VecDeque<(u64, MessageId)>,
+}
+
+impl Seen {
+    /// Whether `id` was seen within the TTL before `now_us`.
+    pub fn contains(&mut self, id: &MessageId, now_us: u64) -> bool {
+        self.expire(now_us);
+        self.ids.contains_key(id)
+    }
+
+    /// Records `id` as seen at `now_us`; false if it was already there.
+    pub fn insert(&mut self, id: MessageId, now_us: u64) -> bool {
+        self.expire(now_us);
+        if self.ids.contains_key(&id) {
+            return false;
+        }
+        self.ids.insert(id, now_us);
+        self.order.push_back((now_us, id));
+        true
+    }
+
+    /// Ids held now.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn expire(&mut self, now_us: u64) {
+        while let Some(&(at, id)) = self.order.front() {
+            if at + SEEN_TTL_US > now_us {
+                break;
+            }
+            self.order.pop_front();
+            self.ids.remove(&id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn seen_cache_drops_repeats_within_its_ttl_only() {
+        let mut seen = Seen::default();
+        let a = message_id(b"frame", None);
+        let b = message_id(b"frame", Some(b"receipt"));
+        assert_ne!(a, b);
+        assert!(seen.insert(a, 1_000));
+        assert!(!seen.insert(a, 2_000));
+        assert!(seen.contains(&a, 1_000 + SEEN_TTL_US - 1));
+        assert!(!seen.contains(&b, 2_000));
+        // Expired: seen again as new, and the cache holds only what is live.
+        assert!(!seen.contains(&a, 1_000 + SEEN_TTL_US));
+        assert!(seen.is_empty());
+        assert!(seen.insert(a, 1_000 + SEEN_TTL_US));
+        assert_eq!(seen.len(), 1);
+    }
 
     #[test]
     fn partition_cuts_and_heal_restores() {

@@ -9,7 +9,7 @@ use slope_node::verifier::Missing;
 use slope_proto::{DeviceId, Observation};
 
 use super::gateway::{Action, Input, Relay, Source};
-use super::gossip::OVERHEAD_BYTES;
+use super::gossip::{self, OVERHEAD_BYTES};
 use super::trust::Mode;
 use super::{Ev, SAMPLE_MS, World};
 use crate::metrics::Sample;
@@ -83,8 +83,21 @@ impl World {
         }
     }
 
-    /// Delivers a verified attestation to every other gateway tracking the device.
+    /// Publishes a verified attestation: gossip delivers it to every other gateway
+    /// tracking the device, each copy through the receiver's seen-cache. A gateway that
+    /// already holds the message id (it got the message by gossip before its own radio
+    /// copy was verified) publishes nothing, as gossipsub refuses a duplicate publish.
     fn gossip(&mut self, from: u16, device: DeviceId, envelope: Arc<[u8]>, relay: Option<Relay>) {
+        let id = gossip::message_id(&envelope, relay.as_ref().map(|r| &r.receipt[..]));
+        let now_us = self.now_us;
+        if !self
+            .seen
+            .get_mut(usize::from(from))
+            .is_none_or(|s| s.insert(id, now_us))
+        {
+            self.counters.gossip_publish_duplicate += 1;
+            return;
+        }
         let Some(targets) = self.interest.get(&device).cloned() else {
             return;
         };
@@ -99,14 +112,41 @@ impl World {
             let receipt = relay.as_ref().map_or(0, |r| r.receipt.len() as u64 + 8);
             self.counters.gossip_bytes +=
                 (envelope.len() as u64 + receipt + OVERHEAD_BYTES) * u64::from(hops);
+            // A receiver that holds the id now still holds it when the copy arrives
+            // (the latency is far below the cache's 120 s): drop the copy here rather
+            // than through the event queue; its bytes were sent all the same.
+            if self
+                .seen
+                .get_mut(usize::from(to))
+                .is_some_and(|s| s.contains(&id, now_us))
+            {
+                self.counters.gossip_seen_dropped += 1;
+                continue;
+            }
             let input = Input {
                 envelope: envelope.clone(),
                 rx: gossip_rx(self.now_ms()),
                 source: Source::Gossip,
                 relay: relay.clone(),
             };
-            self.schedule(self.now_us + (ms * 1000.0) as u64, Ev::Deliver(to, input));
+            self.schedule(now_us + (ms * 1000.0) as u64, Ev::Gossip { to, id, input });
         }
+    }
+
+    /// A gossip copy arrives: the seen-cache drops it if the id was received or
+    /// published here before, or hands it to the gateway.
+    pub(super) fn on_gossip(&mut self, to: u16, id: gossip::MessageId, input: Input) {
+        let now_us = self.now_us;
+        let fresh = self
+            .seen
+            .get_mut(usize::from(to))
+            .is_none_or(|s| s.insert(id, now_us));
+        if !fresh {
+            self.counters.gossip_seen_dropped += 1;
+            return;
+        }
+        self.trace.record(now_us, 3, &[u64::from(to)]);
+        self.deliver(to, input);
     }
 
     /// Asks the nearest reachable gateway that tracks the device for its establishment

@@ -12,6 +12,7 @@
 //!   the decisions that wait for them.
 //! - [`chains`]: suite 2, each gateway's record of a device's compact chains (what a
 //!   proof in a renewed chain needs).
+//! - [`fx`]: the fixed hasher of the simulator's maps.
 //! - [`memo`]: the signature memo the gateways share; [`preverify`]: the second
 //!   thread that fills it.
 //! - [`attack`]: the scenarios' scripts; [`setup`]: building the world.
@@ -20,6 +21,7 @@ pub mod attack;
 pub mod chains;
 pub mod corroborate;
 pub mod device;
+pub mod fx;
 pub mod gateway;
 pub mod gossip;
 pub mod memo;
@@ -32,7 +34,9 @@ pub mod setup;
 pub mod trace;
 pub mod trust;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use fx::HashMap;
 use std::sync::Arc;
 
 use rand_chacha::ChaCha12Rng;
@@ -77,8 +81,14 @@ pub enum Ev {
     Reboot(usize),
     /// A gateway verifies its inbox.
     Flush(u16),
-    /// A frame reaches a gateway by gossip, sync or a forwarder loop.
+    /// A frame reaches a gateway by sync or a forwarder loop.
     Deliver(u16, Input),
+    /// An attestation's gossip message reaches a gateway (through its seen-cache).
+    Gossip {
+        to: u16,
+        id: gossip::MessageId,
+        input: Input,
+    },
     /// A sync reply: `from`'s establishment events of `device` for `to`.
     SyncReply {
         to: u16,
@@ -141,6 +151,8 @@ pub struct World {
     pub pre_stats: preverify::Stats,
     /// The envelope of the last transmission received, shared by its receptions.
     last_rx: Option<(u64, Arc<[u8]>)>,
+    /// Each gateway's gossipsub seen-cache.
+    seen: Vec<gossip::Seen>,
     /// The signature memo every gateway's verifier shares.
     memo: memo::Memo,
     /// The second core's signature checks (see [`preverify`]).
@@ -219,6 +231,7 @@ impl World {
                 self.trace.record(self.now_us, 3, &[u64::from(g)]);
                 self.deliver(g, input);
             }
+            Ev::Gossip { to, id, input } => self.on_gossip(to, id, input),
             Ev::SyncReply {
                 to,
                 from,

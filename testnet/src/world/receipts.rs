@@ -20,7 +20,9 @@
 //! [`PENDING_MAX`] decisions wait (at the bound the oldest is decided at once), at
 //! most [`slope_node::trust::evidence::MAX_RECEIPTS`] receipts per decision.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use super::fx::HashMap;
 
 use slope_node::trust::VerifiedReceipt;
 use slope_node::trust::compact::receipt_digest;
@@ -162,10 +164,10 @@ impl Corroboration {
             witnessed: BTreeMap::new(),
             pending: VecDeque::new(),
             base: 0,
-            index: HashMap::new(),
-            expected: HashMap::new(),
+            index: HashMap::default(),
+            expected: HashMap::default(),
             expected_order: VecDeque::new(),
-            early: HashMap::new(),
+            early: HashMap::default(),
             decide_scheduled: false,
             watch: None,
             counters: Counters::default(),

@@ -2,7 +2,6 @@
 //! over the same area, the gossip overlay, the honest fleet's dormancy, reboots and
 //! power-cut arming, and the scenario's attack plan.
 
-use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -122,10 +121,10 @@ impl World {
             gateways,
             overlay,
             roles,
-            identity: HashMap::new(),
-            short: HashMap::new(),
-            interest: HashMap::new(),
-            heard_by: HashMap::new(),
+            identity: Default::default(),
+            short: Default::default(),
+            interest: Default::default(),
+            heard_by: Default::default(),
             home: Vec::with_capacity(params.devices),
             ledger: Vec::new(),
             truth: vec![Truth::default(); params.devices],
@@ -140,6 +139,7 @@ impl World {
             partition_healed_ms: None,
             pre_stats: Default::default(),
             last_rx: None,
+            seen: (0..params.gateways).map(|_| Default::default()).collect(),
             memo,
             pre,
             params,
