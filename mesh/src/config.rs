@@ -76,9 +76,17 @@ pub struct Ingest {
     pub pending_receipts: usize,
     /// How long such a receipt is held, milliseconds.
     pub pending_receipt_ttl_ms: u64,
-    /// How long an attestation that came by gossip waits before it is decided, so that
-    /// the receipts its witnesses gossip with it are decided with it, milliseconds.
+    /// The receipt window, milliseconds: an attestation heard on this gateway's radio
+    /// is committed, receipted and gossiped at once, and its trust decision is taken
+    /// this long later with the receipts the other gateways that heard it sent in the
+    /// meantime; an attestation that came by gossip waits this long before it is
+    /// verified, so that the receipts its witnesses gossip with it arrive first.
+    /// 0: decided at once (peers' receipts arriving later are only counted).
     pub receipt_wait_ms: u64,
+    /// Attestations committed and waiting for their decision (the receipt window), at
+    /// most; at the bound the oldest is decided early, and counted
+    /// (`slope_decisions_total{kind="early"}`).
+    pub receipt_wait_max: usize,
 }
 
 /// A peer gateway whose witness receipts count (see [`Trust::witnesses`]).
@@ -170,6 +178,7 @@ impl Default for Ingest {
             pending_receipts: 65_536,
             pending_receipt_ttl_ms: 600_000,
             receipt_wait_ms: 250,
+            receipt_wait_max: crate::pipeline::window::DEFAULT_MAX,
         }
     }
 }
@@ -271,9 +280,12 @@ frames_per_device = 256
 # for at most this long.
 pending_receipts = 65536
 pending_receipt_ttl_ms = 600000
-# An attestation from gossip waits this long before it is decided, so that the receipts
-# its witnesses gossip with it count in the decision.
+# The receipt window (ms): an attestation heard on the radio is committed and receipted
+# at once, and decided this long later with the receipts of the other gateways that
+# heard it; one from gossip waits this long before it is verified. 0: decide at once.
 receipt_wait_ms = 250
+# Attestations waiting for their decision at most; the oldest is decided early beyond.
+receipt_wait_max = 32768
 
 [radio]
 # Semtech UDP packet forwarder: point the gateway's `server_address` here

@@ -11,7 +11,9 @@
 //! - [`pipeline`]: decode → verify (batch, [`pipeline::shards`] across cores) → trust
 //!   decision → commit → one signed receipt batch → gossip; [`pipeline::Overlapped`]
 //!   commits batch n while batch n+1 is verified; peers' receipts from listed witnesses
-//!   ([`pipeline::pending`] holds those that arrive before their attestation).
+//!   ([`pipeline::pending`] holds those that arrive before their attestation); the
+//!   receipt window ([`pipeline::window`]) decides an attestation heard on the radio
+//!   `ingest.receipt_wait_ms` after its commit, with the receipts that came meanwhile.
 //!   Suite-2 (compact, hash-only) frames go through the same pipeline
 //!   ([`pipeline::compact`]: receive times, the stamped-frame gossip form, routing;
 //!   results come one disclosure delay later, from the verifier's polled outcomes).

@@ -62,6 +62,11 @@ pub struct Metrics {
     /// attestation), `late` (their attestation was already decided: counted in the
     /// device record only), `pending` (held for an attestation not yet here).
     pub receipts_in: Family<Kind, Counter>,
+    /// Decisions taken after the receipt window (`ingest.receipt_wait_ms`), by how:
+    /// `waited` (the window was over), `early` (the bound of attestations waiting was
+    /// reached), `restored` (waiting at a restart, queued again), `lost` (waiting at a
+    /// restart, but its frame was no longer in the store: never decided).
+    pub decisions: Family<Kind, Counter>,
     /// Sync requests, by kind (summary, fetch) and direction.
     pub sync: Family<Kind, Counter>,
     /// Suite-2 (compact) frames and results, by kind: `frame_in` (every suite-2 frame
@@ -104,6 +109,7 @@ impl Metrics {
             admissions: Family::default(),
             receipts_signed: Counter::default(),
             receipts_in: Family::default(),
+            decisions: Family::default(),
             sync: Family::default(),
             compact: Family::default(),
         };
@@ -182,6 +188,11 @@ impl Metrics {
             "receipts_in",
             "Peers' witness receipts, by fate",
             m.receipts_in.clone(),
+        );
+        r.register(
+            "decisions",
+            "Decisions taken after the receipt window, by how (waited, early, restored, lost)",
+            m.decisions.clone(),
         );
         r.register("sync", "Sync protocol messages, by kind", m.sync.clone());
         r.register(

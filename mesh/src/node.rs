@@ -192,6 +192,8 @@ impl Node {
             witnesses,
             pending: config.ingest.pending_receipts,
             pending_ttl_ms: config.ingest.pending_receipt_ttl_ms,
+            wait_ms: config.ingest.receipt_wait_ms,
+            waiting: config.ingest.receipt_wait_max,
         })?;
         let swarm = build_swarm(&config, &identity)?;
         let peer_id = *swarm.local_peer_id();
@@ -511,6 +513,10 @@ impl Runtime {
                 || self.overlap.is_pending();
             let ripe =
                 tokio::time::sleep(std::time::Duration::from_millis(gossip_wait.unwrap_or(0)));
+            // Decisions whose receipt window ends (a group commit takes them too).
+            let decide_in = self.pipeline.decision_due_in(now);
+            let decide =
+                tokio::time::sleep(std::time::Duration::from_millis(decide_in.unwrap_or(0)));
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
@@ -522,6 +528,7 @@ impl Runtime {
                 _ = std::future::ready(()), if work => self.process_batch(),
                 _ = radio.notified(), if !work => {}
                 _ = ripe, if !work && gossip_wait.is_some() => {}
+                _ = decide, if !work && decide_in.is_some() => self.decide_due(),
                 _ = sync_tick.tick() => self.sync_round(),
                 _ = timeout_tick.tick() => self.pipeline.handle_timeout(self.clock.now_ms()),
             }
@@ -841,6 +848,13 @@ impl Runtime {
             .set(self.gossip.len() as i64);
         for out in out {
             self.committed(out);
+        }
+    }
+
+    /// Decides the attestations whose receipt window is over.
+    fn decide_due(&mut self) {
+        if let Err(e) = self.pipeline.decide_due(self.clock.now_ms()) {
+            tracing::error!(error = %e, "decisions not committed; they wait again");
         }
     }
 

@@ -184,6 +184,11 @@ fn daemon_survives_kill_9_and_checks_clean() {
     assert_eq!(code, 200);
     assert!(doc.contains("\"openapi\""));
 
+    // Every frame decided (the receipt window is over) before the kill.
+    wait(30, "every decision taken", || {
+        get(api, "/metrics")
+            .is_some_and(|(_, m)| m.contains("slope_queue_depth{kind=\"undecided\"} 0"))
+    });
     // kill -9, then the offline tools and a restart.
     child.kill().unwrap();
     child.wait().unwrap();

@@ -242,6 +242,7 @@ fn receipts_taken_by_a_failed_group_wait_for_their_attestation_again() {
         witnesses: vec![(peer_key, 2)],
         pending: 1024,
         pending_ttl_ms: 600_000,
+        ..Receipts::default()
     })
     .unwrap();
     let (d, _, inception) = incepted(901);

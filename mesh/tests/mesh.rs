@@ -163,8 +163,10 @@ async fn restarted_gateway_keeps_its_state_and_continues() {
     frames.extend(attest(&mut dev, &mut rng, 10, 1000, 0));
     let g = gateway(dir.path(), 21, &[]).await;
     hear(&g, &frames);
+    // Committed, and decided (after the receipt window).
     eventually(20, "committed", || async {
         state(&g, &id).is_some_and(|s| s.2 as usize == frames.len())
+            && g.store().undecided().unwrap().is_empty()
     })
     .await;
     let before = g.store().device(&id).unwrap().unwrap();
@@ -187,6 +189,7 @@ async fn restarted_gateway_keeps_its_state_and_continues() {
     let want = frames.len() + next.len();
     eventually(20, "extended after restart", || async {
         state(&g, &id).is_some_and(|s| s.2 as usize == want)
+            && g.store().undecided().unwrap().is_empty()
     })
     .await;
     // The engine was restored from its lineage, not started empty: its decision on the

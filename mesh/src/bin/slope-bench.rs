@@ -5,7 +5,12 @@
 //!
 //! `cargo run --release -p slope-mesh --bin slope-bench -- [--devices N] [--frames K]
 //! [--mem-devices M] [--batch B] [--engine 0|1] [--overlap 0|1] [--commit-max C]
-//! [--mem-engine 0|1]`
+//! [--mem-engine 0|1] [--receipt-wait-ms W]`
+//!
+//! `--receipt-wait-ms W` (default 0) runs with the node's receipt window: each
+//! attestation is committed and receipted at once and decided W ms (of wall-clock time)
+//! later, in a later group's transaction; the ones still waiting at the end are decided
+//! inside the measured time.
 //!
 //! `--mem-engine 1` also feeds the memory measurement's attestations to a trust engine
 //! (its lineage records discarded, as a gateway's are written to redb), so the figure
@@ -43,6 +48,7 @@ struct Args {
     overlap: bool,
     commit_max: usize,
     mem_engine: bool,
+    receipt_wait_ms: u64,
 }
 
 fn args() -> Result<Args> {
@@ -55,6 +61,7 @@ fn args() -> Result<Args> {
         overlap: true,
         commit_max: slope_mesh::pipeline::DEFAULT_COMMIT_MAX,
         mem_engine: false,
+        receipt_wait_ms: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -72,6 +79,7 @@ fn args() -> Result<Args> {
             "--overlap" => a.overlap = v != 0,
             "--commit-max" => a.commit_max = v as usize,
             "--mem-engine" => a.mem_engine = v != 0,
+            "--receipt-wait-ms" => a.receipt_wait_ms = v,
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -262,8 +270,17 @@ fn main() -> Result<()> {
         256,
         a.engine.then(slope_node::trust::Policy::default),
     )?;
+    if a.receipt_wait_ms > 0 {
+        pipeline.set_receipts(slope_mesh::pipeline::Receipts {
+            wait_ms: a.receipt_wait_ms,
+            ..Default::default()
+        })?;
+    }
     let cpu0 = process_cpu_seconds();
     let t = Instant::now();
+    // Batch times: synthetic (1 ms apart) without the window; wall-clock with it, so
+    // that decisions fall due as they would in the node.
+    let wall = a.receipt_wait_ms > 0;
     let mut accepted = 0usize;
     let mut receipts = 0usize;
     let mut receipt_batches = 0usize;
@@ -295,7 +312,12 @@ fn main() -> Result<()> {
                 tag: (),
             })
             .collect();
-        (1_700_000_000_000 + n as u64, inputs)
+        let ms = if wall {
+            t.elapsed().as_millis() as u64
+        } else {
+            n as u64
+        };
+        (1_700_000_000_000 + ms, inputs)
     });
     let mut commits = 0usize;
     while let Some((now, inputs)) = batches.next() {
@@ -323,6 +345,10 @@ fn main() -> Result<()> {
             count(out.map_err(|f| f.error)?);
         }
     }
+    // The decisions still in their window are taken now (inside the measured time).
+    let late_decisions = pipeline.undecided();
+    pipeline.decide_due(u64::MAX / 2)?;
+    anyhow::ensure!(pipeline.undecided() == 0, "undecided attestations left");
     let e2e_wall = t.elapsed().as_secs_f64();
     let e2e_cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let e2e = frames.len() as f64 / e2e_wall;
@@ -333,6 +359,12 @@ fn main() -> Result<()> {
     );
     anyhow::ensure!(receipts == frames.len(), "only {receipts} receipts");
     let lineage = store.lineage_head()?.0;
+    if wall {
+        println!(
+            "receipt window {} ms: {late_decisions} decisions were still waiting at the end",
+            a.receipt_wait_ms
+        );
+    }
     let db_bytes = std::fs::metadata(dir.path().join(DB_FILE))?.len();
     drop(pipeline);
     drop(store);

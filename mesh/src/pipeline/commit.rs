@@ -18,6 +18,7 @@ use slope_proto::limits::{MAX_BATCH_ENTRIES, MAX_RECEIPT_BATCH};
 use slope_proto::{DeviceId, Message, Observation, Receipt, ReceiptBatch, WitnessId};
 
 use super::pending::Pending;
+use super::window::{Waiting, Window};
 use super::{
     Effect, Failed, Output, Verdict, Verified, blame, parse_receipt_message, quiet_rx,
     receipt_message,
@@ -59,6 +60,8 @@ pub(super) struct Stage {
     listed: Vec<([u8; 32], u16)>,
     /// Peers' receipts waiting for their attestation.
     pending: Pending<VerifiedReceipt>,
+    /// Attestations committed whose decision waits for their witnesses' receipts.
+    pub(super) window: Window,
     /// The receipts taken from `pending` by the group being committed: held again if
     /// its commit fails (its decisions are undone, the receipts must not be lost).
     taken: Vec<(super::pending::Key, VerifiedReceipt)>,
@@ -89,6 +92,7 @@ impl Stage {
             engine_policy,
             listed: Vec::new(),
             pending: Pending::new(0, 0),
+            window: Window::default(),
             taken: Vec::new(),
             configured: false,
             clock: crate::clock::system(),
@@ -100,6 +104,8 @@ impl Stage {
     pub(super) fn set_receipts(&mut self, r: super::Receipts) -> Result<(), StoreError> {
         self.listed = r.witnesses;
         self.pending = Pending::new(r.pending, r.pending_ttl_ms);
+        self.window.wait_ms = r.wait_ms;
+        self.window.max = r.waiting;
         self.configured = true;
         let out = self.register_witnesses();
         if out.is_err() {
@@ -288,6 +294,11 @@ impl Stage {
         let mut txn = self.store.begin()?;
         {
             let mut batch = txn.batch()?;
+            self.window.begin();
+            // Decisions whose receipt window is over come first: their attestations
+            // were committed before this group's.
+            let latest = group.iter().map(|v| v.now).max().unwrap_or(0);
+            self.decide_waiting(&mut batch, latest, false)?;
             for v in group.iter_mut() {
                 let mut effects = Vec::new();
                 let mut verdicts = Vec::with_capacity(v.inputs.len());
@@ -329,6 +340,8 @@ impl Stage {
                 }
                 per_batch.push((verdicts, effects));
             }
+            self.decide_waiting(&mut batch, latest, true)?;
+            self.store_window(&mut batch)?;
         }
         if let Some(e) = &self.engine {
             txn.put_engine_lineage(e.pending())?;
@@ -523,10 +536,35 @@ impl Stage {
             });
             effects.push(Effect::PublishAttestation(att.frame().to_vec()));
         }
-        let receipts =
-            self.take_held_receipts(&(device.short(), att.seq(), att.digest().link()), &mut rec);
+        // Heard on our radio: committed and receipted now, decided when the receipt
+        // window is over (a frame from gossip waited before it was verified). A later
+        // frame of a device with one waiting waits behind it (decided in order).
+        let wait = source == Source::Radio || self.window.holds(&device.0);
+        if self.engine.is_some() && self.window.wait_ms > 0 && wait {
+            batch.put_device(&device, &rec)?;
+            self.window.push(now, source, att);
+            return Ok(Verdict::Accept);
+        }
+        self.decide_observed(batch, now, &att, source, &mut rec)?;
+        batch.put_device(&device, &rec)?;
+        Ok(Verdict::Accept)
+    }
+
+    /// The trust decision on a committed attestation, with the peers' receipts held
+    /// for it, recorded as its `Observed` lineage record (at `now`, the time of the
+    /// batch that committed it).
+    fn decide_observed(
+        &mut self,
+        batch: &mut Batch<'_>,
+        now: u64,
+        att: &VerifiedAttestation,
+        source: Source,
+        rec: &mut DeviceRecord,
+    ) -> Result<(), StoreError> {
+        let device = *att.device();
+        let receipts = self.take_held_receipts(&super::window::key_of(att), rec);
         let engine = self.engine.as_mut().map(|e| {
-            e.attestation(now, &att, &receipts)
+            e.attestation(now, att, &receipts)
                 .unwrap_or_else(|e| Decision {
                     // Fail closed: no decision without its lineage record.
                     admission: Admission::Deferred,
@@ -539,9 +577,98 @@ impl Stage {
             source,
             compact: false,
         });
-        self.decide_and_record(batch, now, &device, &mut rec, att.seq(), engine, observed)?;
-        batch.put_device(&device, &rec)?;
-        Ok(Verdict::Accept)
+        self.decide_and_record(batch, now, &device, rec, att.seq(), engine, observed)
+    }
+
+    /// Decides the waiting attestations whose window is over at `now` (with `early`:
+    /// the oldest beyond the bound instead), in the order they were committed.
+    fn decide_waiting(
+        &mut self,
+        batch: &mut Batch<'_>,
+        now: u64,
+        early: bool,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        loop {
+            let next = if early {
+                self.window.pop_over()
+            } else {
+                self.window.pop_due(now)
+            };
+            let Some(Waiting {
+                now: then,
+                source,
+                att,
+                ..
+            }) = next
+            else {
+                break;
+            };
+            n += 1;
+            let device = *att.device();
+            // A committed attestation has its device record (a device is never
+            // removed); a record missing means nothing to decide on.
+            let Some(mut rec) = batch.device(&device)? else {
+                continue;
+            };
+            self.decide_observed(batch, then, &att, source, &mut rec)?;
+            batch.put_device(&device, &rec)?;
+        }
+        if n > 0 {
+            self.metrics
+                .decisions
+                .get_or_create(&kind(if early { "early" } else { "waited" }))
+                .inc_by(n as u64);
+        }
+        Ok(n)
+    }
+
+    /// Writes what changed in the window into this transaction.
+    fn store_window(&mut self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        for (group, waiting) in self.window.take_dirty() {
+            batch.put_undecided(group, &waiting)?;
+        }
+        self.metrics
+            .queue_depth
+            .get_or_create(&kind("undecided"))
+            .set(self.window.len() as i64);
+        Ok(())
+    }
+
+    /// Decides, in one transaction of their own, the waiting attestations whose window
+    /// is over at `now` (the node calls it when no group commit does). Returns how many.
+    pub(super) fn decide_due(&mut self, now: u64) -> Result<usize, StoreError> {
+        if self.window.due_in(now) != Some(0) {
+            return Ok(0);
+        }
+        self.ensure_engine()?;
+        self.taken.clear();
+        let out = self.write_due(now);
+        if out.is_err() {
+            // Undone: the receipts its decisions took wait again.
+            for (key, r) in std::mem::take(&mut self.taken) {
+                let slot = r.slot();
+                self.pending.hold(now, key, slot, r);
+            }
+        }
+        self.taken.clear();
+        out
+    }
+
+    fn write_due(&mut self, now: u64) -> Result<usize, StoreError> {
+        let mut txn = self.store.begin()?;
+        let n = {
+            let mut batch = txn.batch()?;
+            self.window.begin();
+            let n = self.decide_waiting(&mut batch, now, false)?;
+            self.store_window(&mut batch)?;
+            n
+        };
+        if let Some(e) = &self.engine {
+            txn.put_engine_lineage(e.pending())?;
+        }
+        txn.commit()?;
+        Ok(n)
     }
 
     /// A divergence proof for two conflicting frames of `device`, built from the
@@ -850,7 +977,15 @@ impl Stage {
         };
         let mut late = Vec::new();
         for (body, verified) in bodies.iter().zip(verified) {
-            match self.committed_device(body)? {
+            // Committed but still in its receipt window: held, it is decided with it.
+            let waiting =
+                verified.is_some() && self.window.contains(&(body.device, body.seq, body.event));
+            let committed = if waiting {
+                None
+            } else {
+                self.committed_device(body)?
+            };
+            match committed {
                 Some(device) => late.push((device, body)),
                 None => {
                     if let Some(v) = verified {

@@ -22,11 +22,12 @@ mod commit;
 pub mod compact;
 pub mod pending;
 pub mod shards;
+pub mod window;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use slope_node::verifier::{Missing, Outcome, VerifyError};
+use slope_node::verifier::{Missing, Outcome, VerifiedAttestation, VerifyError};
 use slope_proto::{DeviceId, Observation};
 
 use crate::identity::Identity;
@@ -83,7 +84,7 @@ pub struct Output<T> {
 }
 
 /// How peers' receipts are taken (see [`Pipeline::set_receipts`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Receipts {
     /// Peer gateways whose receipts count: (public key, trust zone).
     pub witnesses: Vec<([u8; 32], u16)>,
@@ -91,6 +92,26 @@ pub struct Receipts {
     pub pending: usize,
     /// How long such a receipt is held, milliseconds.
     pub pending_ttl_ms: u64,
+    /// The receipt window: how long after its commit an attestation is decided, so that
+    /// the receipts of the other gateways that heard it are decided with it,
+    /// milliseconds (0: decided in its commit, as before the window). With the trust
+    /// engine only ([`window`]).
+    pub wait_ms: u64,
+    /// Attestations waiting for their decision, at most (the oldest is decided early at
+    /// the bound).
+    pub waiting: usize,
+}
+
+impl Default for Receipts {
+    fn default() -> Self {
+        Self {
+            witnesses: Vec::new(),
+            pending: 0,
+            pending_ttl_ms: 0,
+            wait_ms: 0,
+            waiting: window::DEFAULT_MAX,
+        }
+    }
 }
 
 /// A batch whose commit failed: the error, and the tags of its inputs (nothing of it was
@@ -193,6 +214,30 @@ impl Pipeline {
         self.stage.pending_receipts()
     }
 
+    /// Attestations committed whose decision waits for the receipt window
+    /// ([`window`]).
+    pub fn undecided(&self) -> usize {
+        self.stage.window.len()
+    }
+
+    /// Milliseconds until the oldest waiting decision is due at `now` (0: due now),
+    /// `None` when none waits. The node calls [`Self::decide_due`] then (a group commit
+    /// also takes the decisions that are due).
+    pub fn decision_due_in(&self, now: u64) -> Option<u64> {
+        self.stage.window.due_in(now)
+    }
+
+    /// Decides, in a transaction of their own, the attestations whose receipt window is
+    /// over at `now`; returns how many. On a failed commit the verifier, the engine and
+    /// the window are rebuilt from the store (nothing of it was decided).
+    pub fn decide_due(&mut self, now: u64) -> Result<usize, StoreError> {
+        let out = self.stage.decide_due(now);
+        if out.is_err() {
+            self.recover();
+        }
+        out
+    }
+
     /// The verifier (read-only), for heads.
     pub fn verifier(&self) -> &Shards {
         &self.verifier
@@ -215,6 +260,21 @@ impl Pipeline {
         self.stage.reopen_engine()?;
         let store = self.stage.store.clone();
         let window = config.window.max(1);
+        // Attestations committed whose decision was still waiting: the replay below
+        // yields each again as a verified attestation, which queues it again.
+        let undecided = store.undecided()?;
+        let mut wanted: std::collections::HashMap<([u8; 32], u32), Option<VerifiedAttestation>> =
+            undecided
+                .iter()
+                .flat_map(|(_, u)| u.iter().map(|u| ((u.device, u.seq), None)))
+                .collect();
+        // Per device, the oldest position waiting: replayed from there when that is
+        // further back than the verifier's window.
+        let mut oldest: std::collections::HashMap<[u8; 32], u32> = Default::default();
+        for u in undecided.iter().flat_map(|(_, u)| u) {
+            let o = oldest.entry(u.device).or_insert(u.seq);
+            *o = (*o).min(u.seq);
+        }
         let mut after: Option<DeviceId> = None;
         let mut n = 0;
         loop {
@@ -223,11 +283,22 @@ impl Pipeline {
             after = Some(*last);
             let mut frames: Vec<(Vec<u8>, Observation)> = Vec::new();
             for (id, _) in &page {
-                let rx = quiet_rx();
+                let mut recent = store.recent_frames(id, window)?;
+                if let Some(&seq) = oldest.get(&id.0) {
+                    if recent.first().is_some_and(|f| f.seq > seq) {
+                        recent = store.frames(id, seq.checked_sub(1), usize::MAX)?;
+                    }
+                }
                 for f in store.establishments(id)? {
+                    // As it was heard, when it is among the recent frames (a decision
+                    // still waiting for it is taken with its reception).
+                    let rx = recent
+                        .iter()
+                        .find(|r| r.frame == f)
+                        .map_or_else(quiet_rx, |r| r.rx);
                     frames.push((f, rx));
                 }
-                for f in store.recent_frames(id, window)? {
+                for f in recent {
                     frames.push((f.frame, f.rx));
                 }
                 n += 1;
@@ -236,12 +307,63 @@ impl Pipeline {
                 frames.iter().map(|(f, rx)| (f.as_slice(), *rx)).collect();
             for chunk in refs.chunks(512) {
                 let now = chunk.iter().map(|(_, rx)| rx.time_ms).max().unwrap_or(0);
-                self.verifier.handle_batch(now, chunk);
+                for outcome in self.verifier.handle_batch(now, chunk) {
+                    if wanted.is_empty() {
+                        break;
+                    }
+                    if let Outcome::Extended(att) = outcome {
+                        if let Some(slot) = wanted.get_mut(&(att.device().0, att.seq())) {
+                            *slot = Some(att);
+                        }
+                    }
+                }
             }
             compact::replay(&mut self.verifier, &store, &page)?;
             while self.verifier.poll_outcome().is_some() {}
         }
+        self.restore_window(undecided, wanted);
         Ok(n)
+    }
+
+    /// Queues again the attestations whose decision was waiting (see [`Self::rebuild`]);
+    /// one whose frame the replay did not yield (pruned from the store, or a replay
+    /// that failed) is counted as lost and dropped from the store at the next commit.
+    fn restore_window(
+        &mut self,
+        undecided: Vec<(u64, Vec<crate::store::Undecided>)>,
+        mut found: std::collections::HashMap<([u8; 32], u32), Option<VerifiedAttestation>>,
+    ) {
+        let next_group = undecided.last().map_or(0, |(g, _)| g + 1);
+        let mut restored = Vec::new();
+        let mut gone = std::collections::BTreeSet::new();
+        for (group, entries) in undecided {
+            for u in entries {
+                match found.get_mut(&(u.device, u.seq)).and_then(Option::take) {
+                    Some(att) => restored.push(window::Waiting {
+                        group,
+                        now: u.now_ms,
+                        source: u.source,
+                        att,
+                    }),
+                    None => {
+                        tracing::warn!(
+                            device = %hex::encode(u.device),
+                            seq = u.seq,
+                            "a decision waiting at the restart lost its frame; not decided"
+                        );
+                        self.metrics.decisions.get_or_create(&kind("lost")).inc();
+                        gone.insert(group);
+                    }
+                }
+            }
+        }
+        if !restored.is_empty() {
+            self.metrics
+                .decisions
+                .get_or_create(&kind("restored"))
+                .inc_by(restored.len() as u64);
+        }
+        self.stage.window.reset(restored, gone, next_group);
     }
 
     /// A message from the compact gossip topic, checked for form and receipt before it

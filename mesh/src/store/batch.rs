@@ -17,7 +17,7 @@ use slope_proto::DeviceId;
 
 use super::chunks::Chunks;
 use super::tables::*;
-use super::{DeviceRecord, FrameRecord, StoreError, db, decode};
+use super::{DeviceRecord, FrameRecord, StoreError, Undecided, db, decode};
 use crate::lineage::{self, Entry, Record};
 
 /// One write transaction: open its tables with [`Txn::batch`], drop the batch, then
@@ -45,6 +45,7 @@ pub struct Batch<'t> {
     frames: Table<'t, &'static [u8; 36], &'static [u8]>,
     establishments: Table<'t, &'static [u8; 36], &'static [u8]>,
     divergences: Table<'t, &'static [u8; 32], &'static [u8]>,
+    undecided: Table<'t, u64, &'static [u8]>,
     head: &'t mut (u64, [u8; 32]),
     cache: &'t mut Devices,
     by_device: &'t mut HashMap<[u8; 32], Vec<u64>>,
@@ -64,6 +65,7 @@ impl Txn {
             frames: txn.open_table(FRAMES).map_err(db)?,
             establishments: txn.open_table(ESTABLISHMENTS).map_err(db)?,
             divergences: txn.open_table(DIVERGENCES).map_err(db)?,
+            undecided: txn.open_table(UNDECIDED).map_err(db)?,
             head: &mut self.head,
             cache: &mut self.devices,
             by_device: &mut self.by_device,
@@ -224,6 +226,20 @@ impl Batch<'_> {
 
     pub fn put_divergence(&mut self, id: &DeviceId, proof: &[u8]) -> Result<(), StoreError> {
         self.divergences.insert(&id.0, proof).map_err(db)?;
+        Ok(())
+    }
+
+    /// Stores the attestations of transaction `group` still waiting for their decision
+    /// (none: removes the entry).
+    pub fn put_undecided(&mut self, group: u64, waiting: &[Undecided]) -> Result<(), StoreError> {
+        if waiting.is_empty() {
+            self.undecided.remove(group).map_err(db)?;
+            return Ok(());
+        }
+        self.encoded(&waiting);
+        self.undecided
+            .insert(group, self.buf.as_slice())
+            .map_err(db)?;
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub use batch::{Batch, Txn};
 pub use check::{Check, Problem};
 pub use engine_lineage::{Pending, RedbLineage};
 pub use records::{
-    DeviceRecord, FrameRecord, MAX_WITNESSES, QuarantineInfo, RfProfile, WitnessStat,
+    DeviceRecord, FrameRecord, MAX_WITNESSES, QuarantineInfo, RfProfile, Undecided, WitnessStat,
 };
 
 use crate::lineage::{self, Record};
@@ -175,6 +175,7 @@ impl Store {
             txn.open_table(LINEAGE).map_err(db)?;
             txn.open_table(LINEAGE_BY_DEVICE).map_err(db)?;
             txn.open_table(ENGINE_LINEAGE).map_err(db)?;
+            txn.open_table(UNDECIDED).map_err(db)?;
             compact::create(&txn)?;
         }
         txn.commit().map_err(db)
@@ -265,6 +266,24 @@ impl Store {
         for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)?.take(limit) {
             let (_, v) = item.map_err(db)?;
             out.push(decode("frames", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The attestations committed whose decision waits (see [`Undecided`]), by the
+    /// transaction that committed them, oldest first.
+    pub fn undecided(&self) -> Result<Vec<(u64, Vec<Undecided>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = match txn.open_table(UNDECIDED) {
+            Ok(t) => t,
+            // A store opened read-only that never had the table: nothing waits.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db)? {
+            let (k, v) = item.map_err(db)?;
+            out.push((k.value(), decode("undecided", v.value())?));
         }
         Ok(out)
     }

@@ -44,6 +44,18 @@ impl RfProfile {
     }
 }
 
+/// An attestation committed whose trust decision is still to be taken (the receipt
+/// window): enough to find its frame again after a restart and to record the decision
+/// as it would have been recorded at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undecided {
+    pub device: [u8; 32],
+    pub seq: u32,
+    /// The time of the batch that committed it: the decision is taken as of then.
+    pub now_ms: u64,
+    pub source: Source,
+}
+
 /// Why a device is quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineInfo {

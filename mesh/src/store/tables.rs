@@ -29,6 +29,12 @@ pub const LINEAGE_BY_DEVICE: TableDefinition<&[u8; 40], &[u8]> =
 pub const ENGINE_LINEAGE: TableDefinition<u64, &[u8]> =
     TableDefinition::new("engine_lineage_chunks");
 
+/// number of the write transaction that committed them → postcard `Vec<Undecided>`:
+/// attestations committed (and receipted) whose trust decision waits for the receipt
+/// window (`ingest.receipt_wait_ms`); rewritten as they are decided, removed when none
+/// is left (see `pipeline::window`).
+pub const UNDECIDED: TableDefinition<u64, &[u8]> = TableDefinition::new("undecided");
+
 pub const K_SCHEMA: &str = "schema";
 pub const K_ENGINE_HEAD: &str = "engine_lineage_head";
 pub const K_LINEAGE_HEAD: &str = "lineage_head";
