@@ -24,6 +24,8 @@
 //! - [`net`]: libp2p behaviour (gossipsub, Kademlia, identify, mDNS, request-response
 //!   sync) and the sync protocol.
 //! - [`source`]: radio sources (packet forwarder, simulator, anything) as one channel.
+//! - [`downlink`]: time echoes, the short downlink that answers a known device's
+//!   attestation heard through the packet forwarder (its clock source).
 //! - [`api`]: axum HTTP API, OpenAPI document, Prometheus `/metrics`.
 //! - [`config`], [`identity`], [`metrics`], [`error`].
 //!
@@ -60,6 +62,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod downlink;
 pub mod error;
 pub mod identity;
 pub mod lineage;

@@ -74,6 +74,10 @@ pub struct Metrics {
     /// `rejected_*` (by reason), then later `authenticated`, `bad_mac`, `renewed`,
     /// `renewal_conflict`, `divergence`, `divergence_unproven`, `expired`.
     pub compact: Family<Kind, Counter>,
+    /// Time echoes (`downlink`), by fate: `sent`, `send_failed`, or why none was sent
+    /// (`not_attestation`, `unknown_device`, `ambiguous_device`, `too_soon`,
+    /// `duty_cycle`, `no_region`, `table_full`, `store_error`).
+    pub echo: Family<Kind, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,6 +116,7 @@ impl Metrics {
             decisions: Family::default(),
             sync: Family::default(),
             compact: Family::default(),
+            echo: Family::default(),
         };
         r.register(
             "ingest_frames",
@@ -199,6 +204,11 @@ impl Metrics {
             "compact",
             "Suite-2 (compact) frames and verifier results, by kind",
             m.compact.clone(),
+        );
+        r.register(
+            "echo",
+            "Time echoes to devices, sent or skipped by reason",
+            m.echo.clone(),
         );
         Self {
             registry: Arc::new(r),

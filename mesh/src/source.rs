@@ -151,15 +151,20 @@ pub fn now_ms() -> u64 {
 /// The Semtech UDP packet forwarder as a source.
 #[cfg(feature = "forwarder")]
 pub mod forwarder {
-    use slope_radios::forwarder::{self, Forwarder};
+    use slope_radios::CodingRate;
+    use slope_radios::forwarder::{self, Eui, Forwarder, Txpk};
     use tokio::sync::mpsc;
 
     use super::{Source, Uplink, now_ms};
+    use crate::downlink::Echoer;
 
-    /// Uplinks from a packet-forwarder server; non-Slope frames are skipped.
+    /// Uplinks from a packet-forwarder server; non-Slope frames are skipped. With an
+    /// [`Echoer`], attestations of known devices are answered with a time echo
+    /// ([`crate::downlink`]) through the gateway that heard them.
     pub struct ForwarderSource {
         pub server: Forwarder,
         uplinks: mpsc::Receiver<forwarder::Uplink>,
+        echo: Option<(Echoer<Eui>, tokio::time::Instant)>,
     }
 
     impl ForwarderSource {
@@ -170,7 +175,49 @@ pub mod forwarder {
                 ..forwarder::Config::default()
             };
             let (server, uplinks) = Forwarder::bind(config).await?;
-            Ok(Self { server, uplinks })
+            Ok(Self {
+                server,
+                uplinks,
+                echo: None,
+            })
+        }
+
+        /// Answers attestations with time echoes decided by `echoer`.
+        pub fn with_echo(mut self, echoer: Echoer<Eui>) -> Self {
+            self.echo = Some((echoer, tokio::time::Instant::now()));
+            self
+        }
+
+        /// The echo for `uplink` (converted as `up`), as a timestamped PULL_RESP
+        /// `txpk`: the uplink's `tmst` plus the window's delay, its frequency and data
+        /// rate, not inverted.
+        async fn answer(&mut self, gw: &forwarder::Uplink, up: &Uplink) {
+            let Some((echoer, start)) = self.echo.as_mut() else {
+                return;
+            };
+            let now_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let Ok(a) = echoer.decide(
+                gw.gateway,
+                &up.frame,
+                gw.meta.freq_hz,
+                up.rx.time_ms,
+                now_us,
+            ) else {
+                return;
+            };
+            let txpk = Txpk {
+                tmst: Some(gw.rxpk.tmst.wrapping_add(a.window.delay_us)),
+                freq_hz: a.window.freq_hz,
+                rfch: 0,
+                power_dbm: a.window.power_dbm,
+                sf: a.window.modulation.sf,
+                bw: a.window.modulation.bw,
+                cr: CodingRate::_4_5,
+                ipol: false,
+                data: a.phy,
+            };
+            let sent = self.server.send_txpk(gw.gateway, &txpk).await;
+            echoer.count(if sent.is_ok() { "sent" } else { "send_failed" });
         }
     }
 
@@ -196,6 +243,7 @@ pub mod forwarder {
             loop {
                 let up = self.uplinks.recv().await?;
                 if let Some(u) = convert(&up) {
+                    self.answer(&up, &u).await;
                     return Some(u);
                 }
             }

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slope");
@@ -90,26 +89,6 @@ fn start(config: &Path) -> Child {
         .unwrap()
 }
 
-fn push_data(frames: &[Vec<u8>]) -> Vec<u8> {
-    let rxpk: Vec<String> = frames
-        .iter()
-        .map(|f| {
-            let mut phy = vec![0xE0, b'S', b'L'];
-            phy.extend_from_slice(f);
-            format!(
-                r#"{{"time":"2024-01-12T08:59:28.000000Z","tmst":3512348611,"chan":2,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF9BW125","codr":"4/5","rssi":-95,"lsnr":5.5,"size":{},"data":"{}"}}"#,
-                phy.len(),
-                base64::engine::general_purpose::STANDARD.encode(&phy)
-            )
-        })
-        .collect();
-    let json = format!(r#"{{"rxpk":[{}]}}"#, rxpk.join(","));
-    let mut d = vec![2, 0x12, 0x34, 0x00];
-    d.extend_from_slice(&[0xAA, 0x55, 0, 0, 0, 0, 0, 1]);
-    d.extend_from_slice(json.as_bytes());
-    d
-}
-
 #[test]
 fn daemon_survives_kill_9_and_checks_clean() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,7 +128,7 @@ fn daemon_survives_kill_9_and_checks_clean() {
     frames.extend(attest(&mut dev, &mut rng, 5, 1000, 0));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     wait(30, "device committed via the packet forwarder", || {
-        sock.send_to(&push_data(&frames), ("127.0.0.1", udp))
+        sock.send_to(&push_data(&frames, 3_512_348_611), ("127.0.0.1", udp))
             .unwrap();
         get(api, &format!("/v1/devices/{id}"))
             .is_some_and(|(c, b)| c == 200 && b.contains(&format!("\"depth\":{}", frames.len())))

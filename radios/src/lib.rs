@@ -11,6 +11,7 @@
 //! - [`frame`]: Slope frames on air are LoRaWAN proprietary frames (`0xE0`, then `"SL"`,
 //!   then the envelope: 3 bytes of overhead), so they share channels and gateways with
 //!   LoRaWAN.
+//! - [`echo`]: the time echo's receive window (delay, frequency, data rate per region).
 //! - [`meta`]: what a receiver reports with every frame ([`meta::RxMeta`]).
 //!
 //! ## Guarantees
@@ -24,7 +25,7 @@
 //! ## Non-goals
 //!
 //! - Envelopes are opaque bytes: this crate never parses, signs or verifies them.
-//! - No LoRaWAN MAC (no joins, no ADR, no downlink windows) and no FSK or LR-FHSS.
+//! - No LoRaWAN MAC (no joins, no ADR; the one downlink window is [`echo`]'s) and no FSK or LR-FHSS.
 //! - The packet-forwarder protocol is unauthenticated; this crate does not fix that (see
 //!   [`forwarder`]).
 //!
@@ -46,6 +47,7 @@
 
 pub mod airtime;
 pub mod duty_cycle;
+pub mod echo;
 pub mod frame;
 pub mod meta;
 pub mod radio;

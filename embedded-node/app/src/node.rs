@@ -12,9 +12,11 @@
 //!    heard: the slope commits the new state to flash *before* it hands out the frame;
 //! 4. transmit, on a channel and data rate the duty-cycle tracker admits (a frame held back
 //!    by the duty cycle waits, listening meanwhile);
-//! 5. listen for a receive window (gateway receipts of the device's own frames feed the
-//!    clock synchronisation, [`crate::timesync`]), then sleep until the next cycle
-//!    (interval ± 1/8).
+//! 5. after the attestation, open the echo window (`slope_radios::echo`: 2 s after the
+//!    frame's end, on the region's echo frequency and data rate) for a gateway's time
+//!    echo; listen for the rest of the receive window (echoes and receipts of the
+//!    device's own frames feed the clock synchronisation, [`crate::timesync`]), then
+//!    sleep until the next cycle (interval ± 1/8).
 //!
 //! With the compact suite configured ([`Config::compact`], [`crate::compact`]) and the
 //! clock synchronised, step 3 is suite 2 instead: the first time, anchor a compact chain
@@ -38,6 +40,8 @@ use slope_node::device::{self, Error, Frame, MIN_INCEPT_SAMPLES, Slope};
 use slope_proto::ShortId;
 #[cfg(feature = "compact")]
 use slope_proto::{LinkDigest, compact::crypto::frame_digest};
+use slope_radios::airtime::Modulation;
+use slope_radios::echo::Window;
 use slope_radios::frame::encode_frame;
 use slope_radios::meta::RxMeta;
 use slope_radios::radio::{Radio, Tune};
@@ -172,7 +176,9 @@ pub struct Stats {
     pub witnessed: u32,
     /// Radio driver errors.
     pub radio_errors: u32,
-    /// Receipts that became clock samples.
+    /// Time echoes received (any device's).
+    pub echoes: u32,
+    /// Receipts and echoes that became clock samples.
     pub time_samples: u32,
     /// Compact frames sent.
     pub compact_sent: u32,
@@ -549,10 +555,16 @@ where
         );
         // The frames take the positions up to `seq` (a rotation, then the interaction).
         let first = seq.saturating_sub(released.frames.len() as u32 - 1);
+        let mut end = None;
         for (k, frame) in released.frames.iter().enumerate() {
-            if let Some(tx) = self.send(frame).await {
+            end = self.send(frame).await;
+            if let Some(tx) = end {
                 self.note_suite1(frame, first + k as u32, tx);
             }
+        }
+        // Gateways echo the attestation (the last frame), not a rotation before it.
+        if let Some(end) = end {
+            self.echo_window(end).await;
         }
         self.since_establishment = if rotated {
             0
@@ -575,7 +587,7 @@ where
 
     /// Transmits one envelope as soon as the duty cycle allows (listening while it
     /// waits). A radio failure marks the last frames for sending again next cycle.
-    /// Returns the transmission's start (µs), if it went on air.
+    /// Returns the transmission's end (µs), if it went on air.
     async fn send(&mut self, envelope: &[u8]) -> Option<u64> {
         self.send_by(envelope, None).await
     }
@@ -602,7 +614,8 @@ where
                                 "sent {} bytes on {} Hz, {} us on air",
                                 len, params.freq_hz, report.airtime_us
                             );
-                            Some(now)
+                            // The transmission has ended (the radio returns at TxDone).
+                            Some(self.clock.now_us())
                         }
                         Err(e) => {
                             self.stats.radio_errors += 1;
@@ -641,6 +654,31 @@ where
             self.clock.sleep_until_us(deadline_us).await;
             return;
         };
+        self.listen_on_until(channel, modulation, deadline_us).await;
+    }
+
+    /// The echo window after an attestation whose transmission ended at `end_us`
+    /// (`slope_radios::echo`: 2 s later, the region's echo frequency and data rate,
+    /// EU868 869.525 MHz at SF12): listens for neighbours on the plan's channels until
+    /// it opens, then for the echo until the longest one would have ended.
+    async fn echo_window(&mut self, end_us: u64) {
+        let w = Window::of(self.air.plan().region);
+        let (open, close) = w.listen_span_us();
+        self.listen_until(end_us.saturating_add(u64::from(open)))
+            .await;
+        self.listen_on_until(
+            w.freq_hz,
+            w.modulation,
+            end_us.saturating_add(u64::from(close)),
+        )
+        .await;
+    }
+
+    /// Listens on `channel` with `modulation` until `deadline_us`, then idles the radio.
+    async fn listen_on_until(&mut self, channel: u32, modulation: Modulation, deadline_us: u64) {
+        if self.clock.now_us() >= deadline_us {
+            return;
+        }
         if let Err(e) = self.radio.listen_on(channel, modulation) {
             self.stats.radio_errors += 1;
             warn!("cannot tune the receiver: {}", dbg(&e));
@@ -717,12 +755,24 @@ where
                     }
                 }
             }
+            rx::Heard::Echo(e) => {
+                self.stats.echoes = self.stats.echoes.saturating_add(1);
+                if Some(e.device) == self.own {
+                    let now = self.clock.now_ms();
+                    if self
+                        .sync
+                        .offer_echo(now, e.witness, e.seq, &e.digest, e.rx_ms)
+                    {
+                        self.stats.time_samples = self.stats.time_samples.saturating_add(1);
+                    }
+                }
+            }
             rx::Heard::Other => {}
         }
     }
 
-    /// Registers suite-1 frame `seq` sent at `tx_us` with the clock synchronisation (a
-    /// receipt must name its position and digest).
+    /// Registers suite-1 frame `seq` whose transmission ended at `tx_us` with the clock
+    /// synchronisation (a receipt or an echo must name its position and digest).
     #[inline(never)]
     fn note_suite1(&mut self, frame: &[u8], seq: u32, tx_us: u64) {
         let signed = frame.len().checked_sub(slope_proto::limits::SIGNATURE_LEN);
@@ -798,6 +848,7 @@ where
             if renewal {
                 self.renewals_sent.0 += 1;
             }
+            self.echo_window(tx).await;
         } else {
             self.stats.compact_late = self.stats.compact_late.saturating_add(1);
         }

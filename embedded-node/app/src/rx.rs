@@ -1,13 +1,15 @@
 //! What a received frame is to the device: a neighbour's event, a gateway's beacon (a
-//! witness receipt), or something to count and ignore.
+//! witness receipt), a gateway's time echo, or something to count and ignore.
 //!
 //! Only the form is checked (`slope_radios::frame::parse_frame`, then the header and the
 //! decoder of the frame's kind, for the four kinds the device acts on; none of them
 //! panics on any input); signatures are the verifiers' business.
 
+#[cfg(not(feature = "compact"))]
+use slope_proto::Receipt;
+use slope_proto::compact::{self, Echo};
 use slope_proto::{
-    Inception, Interaction, Kind, LinkDigest, NeighbourId, Receipt, Rotation, ShortId, Signed,
-    WitnessId,
+    Inception, Interaction, Kind, LinkDigest, NeighbourId, Rotation, ShortId, Signed, WitnessId,
 };
 use slope_radios::frame::parse_frame;
 
@@ -21,7 +23,8 @@ pub enum Heard {
         /// The position heard.
         seq: u32,
     },
-    /// A gateway's witness receipt for `device` at `seq`: its beacon, and for this
+    /// (Not in a `compact` image, which takes its time from echoes.) A gateway's
+    /// witness receipt for `device` at `seq`: its beacon, and for this
     /// device's own events, the sign it was heard.
     Beacon {
         /// The gateway.
@@ -36,6 +39,9 @@ pub enum Heard {
         /// here: a clock sample, [`crate::timesync`]).
         time_ms: u64,
     },
+    /// A gateway's time echo (suite 2, kind 5): unsigned, a clock sample for the frame
+    /// it names when that is one of this device's ([`crate::timesync`]).
+    Echo(Echo),
     /// Not a Slope frame, or not a well-formed one.
     Other,
 }
@@ -45,6 +51,11 @@ pub fn classify(frame: &[u8]) -> Heard {
     let Ok(envelope) = parse_frame(frame) else {
         return Heard::Other;
     };
+    // The one suite-2 message a device acts on (its other kinds are gateways' business
+    // or other devices' compact frames, which the device does not report).
+    if envelope.get(1) == Some(&compact::SUITE) {
+        return Echo::decode(envelope).map_or(Heard::Other, Heard::Echo);
+    }
     // Only the kinds the device acts on are decoded (not divergence proofs or receipt
     // batches, whose decoders the firmware then does not carry).
     let Ok(header) = slope_proto::Header::parse(envelope) else {
@@ -72,6 +83,10 @@ pub fn classify(frame: &[u8]) -> Heard {
             },
             Err(_) => Heard::Other,
         },
+        // Receipts (119 B) are no way to give a device its time on the slow rates
+        // (no gateway sends them on air; echoes do that): a compact image leaves their
+        // decoder out (≈ 1 KiB of flash it needs for the echo).
+        #[cfg(not(feature = "compact"))]
         Kind::Receipt => match Signed::<Receipt>::decode(envelope) {
             Ok(r) => Heard::Beacon {
                 witness: r.body().witness,

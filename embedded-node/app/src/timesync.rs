@@ -1,4 +1,5 @@
-//! Unix time for the compact suite, from the gateways' witness receipts heard on air.
+//! Unix time for the compact suite, from the gateways' time echoes and witness receipts
+//! heard on air.
 //!
 //! The device's own clock ([`crate::clock::Clock`]) is monotonic since boot. The compact
 //! suite (docs/compact-suite.md §3) needs Unix time: a device clock pushed **ahead** of
@@ -9,12 +10,18 @@
 //! samples can only ever pull the clock *ahead* as fast as the crystal could have
 //! fallen behind.
 //!
-//! **Samples.** A receipt counts only if it names this device, the position (or compact
-//! interval) **and the event digest** of a frame this device sent, and arrives within
-//! [`Policy::max_latency_ms`] of that transmission. Its `time_ms` is the gateway's
-//! receive time of that frame, which lies *before* the receipt was heard; the sample
-//! assigns it to the moment the receipt was heard, so an honest sample is ahead of true
-//! time by at most the gateway's own error (δ_gw), and behind by the round trip.
+//! **Samples.** A receipt or a time echo (`slope_proto::compact::Echo`, the short
+//! downlink a gateway sends in the device's echo window) counts only if it names this
+//! device, the position (or compact interval) **and the event digest** (an echo: its
+//! first 8 bytes) of a frame this device sent, and arrives within
+//! [`Policy::max_latency_ms`] of that transmission. Its time is the gateway's receive
+//! time of that frame. A receipt's sample is assigned to the moment the receipt was
+//! heard (it lies before that: behind by the round trip); an echo's to the moment the
+//! frame's transmission ended, which is when the gateway received it (the echo's 2 s
+//! delay and its airtime would otherwise put every sample ≈ 4 s behind at SF12). Either
+//! way an honest sample is ahead of true time by at most the gateway's own error
+//! (δ_gw: its clock and its stamping latency). Neither is authenticated; the policy
+//! below does not care which kind a sample came from.
 //!
 //! **Estimate.** Between samples the estimate runs slow by the crystal's tolerance
 //! ([`Policy::drift_ppm`], ρ): `E(m) = E₀ + (m − m₀)(1 − ρ)`. A crystal within ±ρ then
@@ -192,8 +199,9 @@ impl TimeSync {
         &self.policy
     }
 
-    /// Records a frame this device sent at `mono_ms`: its position (or compact
-    /// interval) and event digest, which a receipt must name.
+    /// Records a frame this device sent, whose transmission **ended** at `mono_ms`: its
+    /// position (or compact interval) and event digest, which a receipt or an echo
+    /// must name.
     pub fn sent(&mut self, mono_ms: u64, seq: u32, event: LinkDigest) {
         if self.sent.is_full() {
             self.sent.remove(0);
@@ -205,10 +213,11 @@ impl TimeSync {
         });
     }
 
-    /// Offers a receipt for one of this device's frames, heard at `mono_ms`. Returns
-    /// whether it became a sample (it names a frame sent within the latency bound, and
-    /// its witness has no sample yet in this round).
-    #[inline(never)]
+    /// Offers a witness receipt for one of this device's frames, heard at `mono_ms`.
+    /// The sample is the receipt's time at `mono_ms` (the gateway's receive time lies
+    /// before that: behind by the round trip). Returns whether it became a sample (it
+    /// names a frame sent within the latency bound, and its witness has no sample yet
+    /// in this round).
     pub fn offer(
         &mut self,
         mono_ms: u64,
@@ -217,16 +226,57 @@ impl TimeSync {
         event: LinkDigest,
         time_ms: u64,
     ) -> bool {
+        self.take(mono_ms, witness, seq, &event.0, time_ms, false)
+    }
+
+    /// Offers a time echo (`slope_proto::compact::Echo`) heard at `mono_ms`: it names
+    /// the frame by `seq` and the first 8 bytes of its digest. The sample is the echo's
+    /// time at the moment the frame's transmission ended (what [`TimeSync::sent`]
+    /// recorded), which is when the gateway received it: an honest echo is ahead of
+    /// true time by at most the gateway's error (its clock and its stamping latency,
+    /// δ_gw), never by the echo's own delay and airtime. Same rules as
+    /// [`TimeSync::offer`] otherwise: a gateway's echo and receipt for one frame are one
+    /// witness, one sample.
+    pub fn offer_echo(
+        &mut self,
+        mono_ms: u64,
+        witness: WitnessId,
+        seq: u32,
+        digest: &[u8; 8],
+        time_ms: u64,
+    ) -> bool {
+        self.take(mono_ms, witness, seq, digest, time_ms, true)
+    }
+
+    /// A sample from a receipt or an echo naming (`seq`, a prefix of the event digest),
+    /// heard at `mono_ms`, taken at the frame's end (`at_sent`) or at `mono_ms`.
+    #[inline(never)]
+    fn take(
+        &mut self,
+        mono_ms: u64,
+        witness: WitnessId,
+        seq: u32,
+        event: &[u8],
+        time_ms: u64,
+        at_sent: bool,
+    ) -> bool {
         let max = self.policy.max_latency_ms;
-        let matches = self.sent.iter().any(|s| {
-            s.seq == seq && s.event == event && mono_ms >= s.mono_ms && mono_ms - s.mono_ms <= max
+        let matched = self.sent.iter().find(|s| {
+            s.seq == seq
+                && !event.is_empty()
+                && s.event.0.starts_with(event)
+                && mono_ms >= s.mono_ms
+                && mono_ms - s.mono_ms <= max
         });
-        if !matches || time_ms == 0 || self.samples.iter().any(|s| s.witness == witness) {
+        let Some(sent) = matched else {
+            return false;
+        };
+        if time_ms == 0 || self.samples.iter().any(|s| s.witness == witness) {
             return false;
         }
         let sample = Sample {
             witness,
-            mono_ms,
+            mono_ms: if at_sent { sent.mono_ms } else { mono_ms },
             unix_ms: time_ms,
         };
         if self.samples.is_full() {
@@ -344,6 +394,37 @@ mod tests {
         // The earliest: W[0]'s 1_000_000 at 200, projected slow to 400.
         assert_eq!(s.unix_ms(400), Some(1_000_199));
         assert_eq!(s.mono_ms(1_000_199), Some(400));
+    }
+
+    #[test]
+    fn an_echo_is_taken_at_the_end_of_its_frame_and_counts_as_its_witness() {
+        let mut s = TimeSync::new(Policy {
+            quorum: 1,
+            ..Policy::DEFAULT
+        });
+        // The frame's transmission ended at 1_000; the echo is heard 4 s later.
+        s.sent(1_000, 9, EV);
+        let prefix = [7u8; 8];
+        assert!(
+            !s.offer_echo(5_000, W[0], 8, &prefix, 2_000_000),
+            "other seq"
+        );
+        assert!(
+            !s.offer_echo(5_000, W[0], 9, &[6; 8], 2_000_000),
+            "other digest"
+        );
+        assert!(
+            !s.offer_echo(500, W[0], 9, &prefix, 2_000_000),
+            "before the frame"
+        );
+        assert!(s.offer_echo(5_000, W[0], 9, &prefix, 2_000_000));
+        assert!(
+            !s.offer(5_100, W[0], 9, EV, 2_000_000),
+            "the same gateway's receipt is the same witness"
+        );
+        assert_eq!(s.close(5_000), Update::Synced);
+        // 2_000_000 at 1_000, projected slow over 4 s: 3_999.8 ms later, rounded down.
+        assert_eq!(s.unix_ms(5_000), Some(2_003_999));
     }
 
     #[test]

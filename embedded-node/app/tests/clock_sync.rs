@@ -1,6 +1,7 @@
-//! The clock-synchronisation invariant, against an attacker who chooses receipts freely
-//! (any time, any witness id, any number, any arrival within the latency bound) and may
-//! jam the honest gateways in any round: the estimate is never ahead of true time by
+//! The clock-synchronisation invariant, against an attacker who chooses receipts and
+//! time echoes freely (any time, any witness id, any number, any arrival within the
+//! latency bound) and may jam the honest gateways in any round, whose honest answer is
+//! a receipt or an echo: the estimate is never ahead of true time by
 //! more than δ_gw + 2ρ × (the time spanned by rounds with no honest receipt), for a
 //! crystal anywhere within ±ρ. The first synchronisation is assumed to hear at least
 //! one honest gateway (the stated weak point, docs in `slope_firmware::timesync`).
@@ -18,16 +19,20 @@ const SLACK: u64 = 2;
 struct Round {
     /// Milliseconds of device (monotonic) time since the previous round.
     gap_ms: u64,
-    /// Whether an honest gateway's receipt gets through, and its clock error.
+    /// Whether an honest gateway's answer gets through, and its clock error.
     honest: Option<i64>,
-    /// The attacker's receipts: (witness byte, offset from true time in ms, delay ms).
-    forged: Vec<(u8, i64, u64)>,
+    /// Whether that answer is a time echo (else a receipt).
+    echo: bool,
+    /// The attacker's receipts or echoes: (witness byte, offset from true time in ms,
+    /// delay ms, an echo).
+    forged: Vec<(u8, i64, u64, bool)>,
 }
 
 fn round() -> impl Strategy<Value = Round> {
     (
         prop_oneof![1_000u64..120_000, 120_000u64..20_000_000],
         prop::option::weighted(0.5, -GW_ERR..=GW_ERR),
+        any::<bool>(),
         prop::collection::vec(
             (
                 any::<u8>(),
@@ -37,13 +42,15 @@ fn round() -> impl Strategy<Value = Round> {
                     Just(i64::MAX / 4)
                 ],
                 0u64..30_000,
+                any::<bool>(),
             ),
             0..4,
         ),
     )
-        .prop_map(|(gap_ms, honest, forged)| Round {
+        .prop_map(|(gap_ms, honest, echo, forged)| Round {
             gap_ms,
             honest,
+            echo,
             forged,
         })
 }
@@ -74,7 +81,7 @@ proptest! {
         let mut bound: Option<u64> = None;
         let mut last_set = 0u64;
         // The first round: one honest gateway and one forged witness (the quorum).
-        let mut all = vec![Round { gap_ms: 0, honest: Some(first_err), forged: vec![(9, 3_600_000, 5)] }];
+        let mut all = vec![Round { gap_ms: 0, honest: Some(first_err), echo: false, forged: vec![(9, 3_600_000, 5, true)] }];
         all.extend(rounds);
         for r in all {
             mono += r.gap_ms;
@@ -86,15 +93,27 @@ proptest! {
             // An unsynchronised device takes the first clock only with an honest
             // gateway heard (the stated assumption); otherwise the attacker is jamming.
             let honest = if sync.unix_ms(mono).is_none() { r.honest.or(Some(0)) } else { r.honest };
+            let prefix = [seq as u8; 8];
             if let Some(err) = honest {
-                heard += 400;
-                let c = (truth(t0, mono + 200, ppm) as i64 + err) as u64;
-                honest_here |= sync.offer(heard, WitnessId([0xaa; 8]), seq, event, c);
+                if r.echo {
+                    // Received when the frame ended (`sent`), heard 2 s + airtime later.
+                    heard += 4_000;
+                    let c = (truth(t0, mono, ppm) as i64 + err) as u64;
+                    honest_here |= sync.offer_echo(heard, WitnessId([0xaa; 8]), seq, &prefix, c);
+                } else {
+                    heard += 400;
+                    let c = (truth(t0, mono + 200, ppm) as i64 + err) as u64;
+                    honest_here |= sync.offer(heard, WitnessId([0xaa; 8]), seq, event, c);
+                }
             }
-            for (w, off, delay) in &r.forged {
+            for (w, off, delay, echo) in &r.forged {
                 let at = heard + delay;
                 let c = (truth(t0, at, ppm) as i64).saturating_add(*off).max(1) as u64;
-                sync.offer(at, WitnessId([*w; 8]), seq, event, c);
+                if *echo {
+                    sync.offer_echo(at, WitnessId([*w; 8]), seq, &prefix, c);
+                } else {
+                    sync.offer(at, WitnessId([*w; 8]), seq, event, c);
+                }
                 heard = heard.max(at);
             }
             mono = heard + 1;

@@ -1,6 +1,7 @@
 //! The compact suite in the firmware's device role, on host doubles of the board:
-//! two gateways answer every frame the device sends with a signed witness receipt
-//! carrying their (true) receive time; the device synchronises its clock from them,
+//! two gateways answer every attestation the device sends with a time echo (one of
+//! them per frame: their echoes share a window) carrying their (true) receive time;
+//! the device synchronises its clock from them,
 //! anchors a compact chain, and sends compact attestations (and renewals near each
 //! chain's end) through hundreds of intervals, with the power cut at random instants —
 //! during flash writes of either state region (they share one flash), right after a
@@ -21,76 +22,30 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use slope_firmware::clock::Clock;
 use slope_firmware::compact::{self, When};
 use slope_firmware::flash::{FlashSlots, Shared};
-use slope_firmware::harvest::{SourceInfo, Sources};
-use slope_firmware::health::MinEntropy;
 use slope_firmware::node::{Config, Cycle, Fatal, Node};
-use slope_firmware::sensor::{Reading, Sensor};
 use slope_firmware::sim::{MemFlash, SimFrame};
 use slope_firmware::timesync::Policy;
 use slope_node::device::Config as SlopeConfig;
 use slope_node::verifier::compact::{self as vc, Event as CEvent, Reject};
 use slope_node::verifier::{Config as VConfig, Outcome, Verifier, VerifyError};
+use slope_proto::compact::Echo;
 use slope_proto::compact::crypto::frame_digest;
 use slope_proto::compact::{Attestation, Maced, Renewal};
-use slope_proto::{Event, LinkDigest, Observation, Receipt, Signed, crypto, sample};
+use slope_proto::{Event, Observation, WitnessId};
 use slope_radios::SpreadingFactor;
 use slope_radios::airtime::Modulation;
+use slope_radios::echo;
 use slope_radios::frame::{encode_frame, parse_frame};
 use slope_radios::meta::{RxMeta, Snr};
 use slope_radios::radio::{Radio, Tune, TxParams, TxReport};
-use support::Rng;
+use support::{BootClock, Counter, Rng, Trng, World};
 
 const PAGES: usize = 4;
 const REGION: u32 = (2 * PAGES * 2048) as u32;
 /// True Unix time at world time 0.
 const T0_MS: u64 = compact::Config::EPOCH_2026_MS + 86_400_000;
-
-/// True time, µs since world start (the device's clock restarts at every boot).
-type World = Rc<Cell<u64>>;
-
-struct BootClock {
-    world: World,
-    boot_us: u64,
-}
-impl Clock for BootClock {
-    fn now_us(&self) -> u64 {
-        self.world.get() - self.boot_us
-    }
-    async fn sleep_until_us(&mut self, deadline_us: u64) {
-        let t = self.boot_us + deadline_us;
-        if t > self.world.get() {
-            self.world.set(t);
-        }
-    }
-}
-
-/// One healthy source.
-struct Trng(Rng);
-const LIST: &[SourceInfo] = &[SourceInfo {
-    name: "trng",
-    min_entropy: MinEntropy::FourBits,
-}];
-impl Sources for Trng {
-    fn list(&self) -> &'static [SourceInfo] {
-        LIST
-    }
-    async fn sample(&mut self, _: usize) -> Option<u8> {
-        Some(self.0.next() as u8)
-    }
-}
-
-struct Counter(u32);
-impl Sensor for Counter {
-    async fn read(&mut self) -> Reading {
-        self.0 += 1;
-        let mut r = Reading::default();
-        let _ = r.payload.extend_from_slice(&self.0.to_le_bytes());
-        r
-    }
-}
 
 /// A frame on air: the envelope and the true time it left (ms).
 type OnAir = Vec<(Vec<u8>, u64)>;
@@ -108,54 +63,41 @@ struct Gateways {
 }
 
 impl Gateways {
-    fn receipts(&mut self, envelope: &[u8], tx_ms: u64) {
+    /// One gateway's time echo (of the two, at random: their echoes share a window),
+    /// for the device's interactions and compact attestations and renewals, heard in
+    /// the echo window 2 s after the frame ended at `end_ms`.
+    fn echo(&mut self, envelope: &[u8], end_ms: u64) {
         let Some(device) = self.device else { return };
-        let (seq, event) = if envelope.get(1) == Some(&2) {
-            let link = |f: &[u8]| {
-                let mut l = [0u8; 16];
-                l.copy_from_slice(&frame_digest(f)[..16]);
-                LinkDigest(l)
-            };
-            match envelope.get(2) {
-                Some(1) => match Maced::<Attestation>::decode(envelope) {
-                    Ok(a) => (a.body().interval, link(envelope)),
-                    Err(_) => return,
-                },
-                Some(2) => match Maced::<Renewal>::decode(envelope) {
-                    Ok(r) => (r.body().interval, link(envelope)),
-                    Err(_) => return,
-                },
+        let (seq, link) = if envelope.get(1) == Some(&2) {
+            let interval = match envelope.get(2) {
+                Some(1) => Maced::<Attestation>::decode(envelope).map(|a| a.body().interval),
+                Some(2) => Maced::<Renewal>::decode(envelope).map(|r| r.body().interval),
                 _ => return,
-            }
+            };
+            let Ok(interval) = interval else { return };
+            (interval, frame_digest(envelope))
         } else {
             match Event::decode(envelope) {
-                Ok(e) => (e.seq(), e.digest(&device).link()),
-                Err(_) => return,
+                Ok(e @ Event::Interaction(_)) => (e.seq(), e.digest(&device).0),
+                _ => return,
             }
         };
-        for g in 1..=2u8 {
-            let key = sample::key(0x40 + g);
-            let body = Receipt {
-                witness: crypto::witness_id(key.verifying_key().as_bytes()),
-                device: device.short(),
-                seq,
-                event,
-                observed: Observation {
-                    rssi_dbm: -100,
-                    snr_qdb: 20,
-                    freq_hz: 868_100_000,
-                    foff_hz: None,
-                    sf: 9,
-                    time_ms: tx_ms + 50 + self.rng.below(40),
-                },
-            };
-            let receipt = Signed::<Receipt>::witness(body, &key).expect("receipt");
-            let mut phy = [0u8; 255];
-            let n = encode_frame(receipt.frame(), &mut phy).expect("frame");
-            let at = self.world.get() + 300_000 + self.rng.below(500_000);
-            self.inbox
-                .push((at, phy[..n].iter().copied().collect::<SimFrame>()));
-        }
+        let g = 1 + self.rng.below(2) as u8;
+        let mut digest = [0u8; 8];
+        digest.copy_from_slice(&link[..8]);
+        let echo = Echo {
+            device: device.short(),
+            seq,
+            digest,
+            rx_ms: end_ms + self.rng.below(40),
+            witness: WitnessId([g; 8]),
+        };
+        let bytes = echo.encode().expect("echo");
+        let mut phy = [0u8; 255];
+        let n = encode_frame(&bytes, &mut phy).expect("frame");
+        let at = self.world.get() + u64::from(echo::DELAY_US);
+        self.inbox
+            .push((at, phy[..n].iter().copied().collect::<SimFrame>()));
     }
 }
 
@@ -170,10 +112,10 @@ impl Radio for Gateways {
         {
             self.device = Some(i.device_id());
         }
-        self.receipts(&envelope, tx_ms);
-        self.air.borrow_mut().push((envelope, tx_ms));
+        self.air.borrow_mut().push((envelope.clone(), tx_ms));
         let airtime_us = params.modulation.time_on_air_us(frame.len()).unwrap_or(0);
         self.world.set(self.world.get() + u64::from(airtime_us));
+        self.echo(&envelope, T0_MS + self.world.get() / 1000);
         Ok(TxReport { airtime_us })
     }
 
@@ -222,7 +164,7 @@ impl Tune for Gateways {
     }
     async fn idle(&mut self) -> Result<(), Self::Error> {
         self.listening = false;
-        // Receipts not heard in this window are lost.
+        // Echoes not heard in this window are lost.
         let now = self.world.get();
         self.inbox.retain(|(at, _)| *at > now);
         Ok(())
@@ -557,7 +499,9 @@ fn suite_two_only_where_suite_one_does_not_fit() {
             Counter(0),
         )
         .expect("boot");
-        (0..12)
+        // (One echo per attestation, from one of two gateways: the quorum of two
+        // witnesses takes a few cycles.)
+        (0..16)
             .map(|_| embassy_futures::block_on(node.step()).expect("cycle"))
             .filter(|c| matches!(c, Cycle::Compact { sent: true, .. }))
             .count()
@@ -568,5 +512,5 @@ fn suite_two_only_where_suite_one_does_not_fit() {
         ..Plan::EU868
     };
     let compact = run(sf12);
-    assert!(compact >= 8, "only {compact} compact frames at SF12");
+    assert!(compact >= 10, "only {compact} compact frames at SF12");
 }

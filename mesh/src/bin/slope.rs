@@ -185,6 +185,7 @@ fn load(config: &Path) -> Result<Config> {
 async fn gateway(config_path: &Path) -> Result<()> {
     let config = load(config_path)?;
     let identity = Identity::load(&config.data_dir.join(KEY_FILE))?;
+    let witness = identity.witness_id();
     let node = slope_mesh::Node::start(config.clone(), identity, true).await?;
     #[cfg(feature = "forwarder")]
     let _forwarder = if config.radio.forwarder.is_empty() {
@@ -199,6 +200,20 @@ async fn gateway(config_path: &Path) -> Result<()> {
             .await
             .with_context(|| format!("packet forwarder on {bind}"))?;
         tracing::info!(addr = %source.server.local_addr(), "packet forwarder listening");
+        let source = if config.radio.echo {
+            let echo = slope_mesh::downlink::Config {
+                min_gap_ms: config.radio.echo_gap_ms,
+                ..slope_mesh::downlink::Config::default()
+            };
+            source.with_echo(slope_mesh::downlink::Echoer::new(
+                echo,
+                witness,
+                node.store().clone(),
+                node.metrics().clone(),
+            ))
+        } else {
+            source
+        };
         Some(node.radio().spawn(source))
     };
     for a in node.listen_addrs().await? {

@@ -93,6 +93,32 @@ pub fn hear(g: &Handle, frames: &[Vec<u8>]) {
     }
 }
 
+/// The EUI of the fake packet forwarder in [`push_data`].
+pub const FORWARDER_EUI: [u8; 8] = [0xAA, 0x55, 0, 0, 0, 0, 0, 1];
+
+/// A GWMP v2 PUSH_DATA from [`FORWARDER_EUI`] carrying `frames` (Slope-framed) as
+/// `rxpk`s heard at `tmst` on 868.1 MHz, SF9.
+pub fn push_data(frames: &[Vec<u8>], tmst: u32) -> Vec<u8> {
+    use base64::Engine;
+    let rxpk: Vec<String> = frames
+        .iter()
+        .map(|f| {
+            let mut phy = vec![0xE0, b'S', b'L'];
+            phy.extend_from_slice(f);
+            format!(
+                r#"{{"time":"2024-01-12T08:59:28.000000Z","tmst":{tmst},"chan":2,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF9BW125","codr":"4/5","rssi":-95,"lsnr":5.5,"size":{},"data":"{}"}}"#,
+                phy.len(),
+                base64::engine::general_purpose::STANDARD.encode(&phy)
+            )
+        })
+        .collect();
+    let json = format!(r#"{{"rxpk":[{}]}}"#, rxpk.join(","));
+    let mut d = vec![2, 0x12, 0x34, 0x00];
+    d.extend_from_slice(&FORWARDER_EUI);
+    d.extend_from_slice(json.as_bytes());
+    d
+}
+
 /// A test configuration: loopback TCP on a free port, fast heartbeat and sync.
 pub fn config(dir: &Path, bootstrap: &[Multiaddr]) -> Config {
     let mut c = Config {

@@ -30,6 +30,8 @@ pub enum Kind {
     Receipt = 3,
     /// Divergence proof (libp2p only).
     Divergence = 4,
+    /// A gateway's unsigned time echo of a frame it heard (downlink, on air only).
+    Echo = 5,
 }
 
 /// Checks the header of a suite-2 message and returns its kind.
@@ -49,6 +51,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Kind, DecodeError> {
         2 => Kind::Renewal,
         3 => Kind::Receipt,
         4 => Kind::Divergence,
+        5 => Kind::Echo,
         other => return Err(DecodeError::UnknownKind(other)),
     })
 }

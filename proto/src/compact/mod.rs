@@ -21,11 +21,13 @@
 //! - [`crypto`]: the chain step, MAC keys, MACs, digests (domain-separated blake3).
 //! - [`frame`]: the shared header and the MAC'd frame container.
 //! - [`anchor`], [`attestation`], [`renewal`], [`receipt`], [`proof`]: the messages.
+//! - [`echo`]: the gateway's unsigned time echo, a downlink to the device.
 //! - [`error`]: the proof error type.
 
 pub mod anchor;
 pub mod attestation;
 pub mod crypto;
+pub mod echo;
 pub mod error;
 pub mod frame;
 pub mod params;
@@ -36,6 +38,7 @@ pub mod renewal;
 pub use anchor::{Anchor, SignedAnchor};
 pub use attestation::Attestation;
 pub use crypto::ChainKey;
+pub use echo::Echo;
 pub use error::ProofError;
 pub use frame::{Kind, Maced, SUITE};
 pub use proof::{CompactProof, Divergence};
@@ -54,6 +57,7 @@ pub enum Message<'a> {
     Renewal(Maced<Renewal>),
     Receipt(Receipt),
     Divergence(CompactProof<'a>),
+    Echo(Echo),
 }
 
 /// Decodes any suite-2 message (header `01 02 kind`). Never panics, never allocates.
@@ -64,5 +68,6 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         Kind::Renewal => Message::Renewal(Maced::decode(bytes)?),
         Kind::Receipt => Message::Receipt(Receipt::decode(bytes)?),
         Kind::Divergence => Message::Divergence(CompactProof::decode(bytes)?),
+        Kind::Echo => Message::Echo(Echo::decode(bytes)?),
     })
 }
