@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::{attest, clone_of, device_id, incepted};
 use slope_mesh::identity::Identity;
 use slope_mesh::metrics::Metrics;
-use slope_mesh::pipeline::{Effect, Output, Overlapped, Pipeline, Verdict};
+use slope_mesh::pipeline::{Effect, Output, Overlapped, Pipeline, Receipts, Verdict};
 use slope_mesh::store::Store;
 use slope_mesh::trust::{Admission, Scope};
 use slope_proto::DeviceId;
@@ -231,7 +231,7 @@ fn failed_pin_changes_neither_store_nor_engine() {
 
 #[test]
 fn receipts_taken_by_a_failed_group_wait_for_their_attestation_again() {
-    use slope_mesh::pipeline::{Receipts, receipt_message};
+    use slope_mesh::pipeline::receipt_message;
     use slope_proto::{Event, Receipt, Signed, crypto};
 
     let dir = tempfile::tempdir().unwrap();
@@ -301,5 +301,53 @@ fn an_engine_lost_to_a_failed_reopen_is_reopened_before_the_next_decision() {
     let author = id.signing_key().verifying_key().to_bytes();
     let report = slope_node::lineage::verify(&export, &author).expect("verifies");
     assert_eq!(report.observations, batches[1].1.len() as u64);
+    assert_whole(dir.path(), store, p);
+}
+
+/// The receipt window: decisions whose own commit fails are undone, stay stored as
+/// waiting, are not retried before a second has passed (no loop on a failing disk), and
+/// are then taken; both lineages are whole.
+#[test]
+fn failed_decision_commit_waits_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut p) = pipeline(dir.path());
+    p.set_receipts(Receipts {
+        wait_ms: 100,
+        ..Receipts::default()
+    })
+    .unwrap();
+    let (id, frames) = chains(1, 950).remove(0);
+    let out = p.ingest(1_000, inputs(&frames)).unwrap();
+    // Committed and receipted at once; decided later.
+    assert!(receipts(&out) > 0);
+    let waiting = frames.len();
+    assert_eq!(p.undecided(), waiting);
+    assert_eq!(p.decision_due_in(1_000), Some(100));
+    assert_eq!(
+        store.device(&id).unwrap().unwrap().admission,
+        Admission::Deferred
+    );
+
+    store.fail_next_commits(1);
+    assert!(p.decide_due(1_100).is_err());
+    // Nothing decided: still waiting, in memory (rebuilt from the store) and stored.
+    assert_eq!(p.undecided(), waiting);
+    let stored: usize = store
+        .undecided()
+        .unwrap()
+        .iter()
+        .map(|(_, u)| u.len())
+        .sum();
+    assert_eq!(stored, waiting);
+    assert_eq!(p.decision_due_in(1_100), Some(1_000));
+    assert_eq!(p.decide_due(1_500).unwrap(), 0);
+
+    assert_eq!(p.decide_due(2_100).unwrap(), waiting);
+    assert_eq!(p.undecided(), 0);
+    assert!(store.undecided().unwrap().is_empty());
+    assert_ne!(
+        store.device(&id).unwrap().unwrap().admission,
+        Admission::Deferred
+    );
     assert_whole(dir.path(), store, p);
 }

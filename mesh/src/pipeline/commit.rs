@@ -641,10 +641,11 @@ impl Stage {
         if self.window.due_in(now) != Some(0) {
             return Ok(0);
         }
-        self.ensure_engine()?;
         self.taken.clear();
-        let out = self.write_due(now);
+        let out = self.ensure_engine().and_then(|()| self.write_due(now));
         if out.is_err() {
+            // Retried in a second (a group commit may take them before).
+            self.window.retry_at = now.saturating_add(1000);
             // Undone: the receipts its decisions took wait again.
             for (key, r) in std::mem::take(&mut self.taken) {
                 let slot = r.slot();

@@ -99,6 +99,9 @@ pub(super) struct Window<A = VerifiedAttestation> {
     pub wait_ms: u64,
     /// At most this many wait.
     pub max: usize,
+    /// After a failed commit of decisions: none is due before this time (kept across
+    /// [`Self::reset`]), so a failing disk is retried once a second, not in a loop.
+    pub retry_at: u64,
 }
 
 impl<A> Default for Window<A> {
@@ -112,6 +115,7 @@ impl<A> Default for Window<A> {
             current: None,
             wait_ms: 0,
             max: DEFAULT_MAX,
+            retry_at: 0,
         }
     }
 }
@@ -203,7 +207,8 @@ impl<A: Attestation> Window<A> {
     /// none waits.
     pub fn due_in(&self, now: u64) -> Option<u64> {
         let w = self.queue.front()?;
-        Some(w.now.saturating_add(self.wait_ms).saturating_sub(now))
+        let due = w.now.saturating_add(self.wait_ms).max(self.retry_at);
+        Some(due.saturating_sub(now))
     }
 
     /// The stored entries that changed, with what each must now hold (empty: remove).
