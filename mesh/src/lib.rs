@@ -37,8 +37,11 @@
 //! caller drives ([`clock::Manual`]) and, for simulations only, commits without fsync.
 //! Per node, [`Handle::radio`] injects radio frames, [`Handle::store`] answers queries
 //! (a device's admission, slope, grant), [`Handle::metrics`] its counters, and
-//! [`Handle::peers`] its connections. Not provided yet: libp2p's memory transport, and
-//! a stream of the node's outputs (what it gossips) other than by a peer subscribing.
+//! [`Handle::peers`] its connections, and [`Handle::events`] what it decided that a
+//! harness reads back ([`node::Event`]: each quarantine with the node's time; a bounded
+//! broadcast, see [`node::Options::events`]). Not provided: libp2p's memory transport
+//! (embedded nodes use loopback TCP), and a stream of what it gossips other than by a
+//! peer subscribing.
 //!
 //! ## Guarantees
 //! - A witness receipt is signed, and a gossip message forwarded, only after the

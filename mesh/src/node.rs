@@ -18,7 +18,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, tcp, yamux};
 use serde::Serialize;
 use slope_node::verifier::Missing;
 use slope_proto::DeviceId;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -78,6 +78,17 @@ enum Command {
     ),
     PublishRaw(&'static str, Vec<u8>),
     SyncNow,
+    /// Nothing to do: the loop wakes and re-reads its clock.
+    ClockMoved,
+}
+
+/// What a node did, for the program that embeds it ([`Handle::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `device` was quarantined here at `at_ms` (the node's clock) on a divergence proof
+    /// this node found or received and verified; committed before it is announced.
+    Quarantined { device: DeviceId, at_ms: u64 },
 }
 
 /// A handle to a running node.
@@ -86,6 +97,7 @@ pub struct Handle {
     store: Arc<Store>,
     metrics: Metrics,
     radio: RadioSink,
+    events: broadcast::Sender<Event>,
     commands: mpsc::Sender<Command>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -115,6 +127,10 @@ pub struct Options {
     /// simulations only (see [`crate::store::Options::fsync`]): a crash may lose
     /// batches whose receipts were already gossiped.
     pub fsync: bool,
+    /// Capacity of the [`Handle::events`] broadcast. Default: 1024. A subscriber that
+    /// falls further behind loses the oldest events and is told how many
+    /// (`broadcast::error::RecvError::Lagged`); the node never waits for it.
+    pub events: usize,
 }
 
 impl Default for Options {
@@ -123,6 +139,7 @@ impl Default for Options {
             serve_api: false,
             clock: crate::clock::system(),
             fsync: true,
+            events: 1024,
         }
     }
 }
@@ -156,7 +173,9 @@ impl Node {
             serve_api,
             clock,
             fsync,
+            events,
         } = options;
+        let (events, _) = broadcast::channel(events.max(1));
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let store = Arc::new(Store::open_with(
             &config.data_dir.join(DB_FILE),
@@ -214,6 +233,7 @@ impl Node {
             clock,
             inflight: HashSet::new(),
             sync_cursor: 0,
+            events: events.clone(),
         };
         runtime.listen_and_bootstrap()?;
         let task = tokio::spawn(runtime.run(command_rx, stop_rx.clone()));
@@ -255,6 +275,7 @@ impl Node {
             store,
             metrics,
             radio,
+            events,
             commands,
             stop,
             task,
@@ -315,6 +336,10 @@ impl Handle {
     pub fn radio(&self) -> &RadioSink {
         &self.radio
     }
+    /// What the node does from now on ([`Event`]), bounded by [`Options::events`].
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
     /// The API's bound address, if it serves one.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().map(|(a, _)| *a)
@@ -360,6 +385,15 @@ impl Handle {
     pub async fn sync_now(&self) -> Result<(), Error> {
         self.commands
             .send(Command::SyncNow)
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+    /// Tells a node on a clock the caller drives ([`crate::clock::Manual`]) that the time
+    /// moved: it re-reads the clock now (gossip whose receipt wait is over is decided)
+    /// instead of when its own timer, set with the old time, fires.
+    pub async fn clock_moved(&self) -> Result<(), Error> {
+        self.commands
+            .send(Command::ClockMoved)
             .await
             .map_err(|_| Error::Stopped)
     }
@@ -460,6 +494,8 @@ struct Runtime {
     clock: crate::clock::Shared,
     inflight: HashSet<Vec<u8>>,
     sync_cursor: usize,
+    /// Where [`Event`]s go (nobody may listen).
+    events: broadcast::Sender<Event>,
 }
 
 impl Runtime {
@@ -604,6 +640,7 @@ impl Runtime {
                 self.swarm.behaviour_mut().publish(&t, data);
             }
             Command::SyncNow => self.sync_round(),
+            Command::ClockMoved => {}
         }
     }
 
@@ -762,7 +799,10 @@ impl Runtime {
             }
         } else if topic == topics::DIVERGENCES {
             match self.pipeline.ingest_proof(now, &m.data) {
-                Ok((v, _)) => v,
+                Ok((v, effects)) => {
+                    self.announce(&effects);
+                    v
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "store error on proof");
                     Verdict::Ignore
@@ -918,7 +958,21 @@ impl Runtime {
                     self.fetch(p, prefix.clone(), after);
                 }
             }
-            Effect::Quarantined(_) => {}
+            Effect::Quarantined(d) => self.announce(&[Effect::Quarantined(d)]),
+        }
+    }
+
+    /// Tells the embedding program about the quarantines among `effects` (committed).
+    fn announce(&self, effects: &[Effect]) {
+        for e in effects {
+            if let Effect::Quarantined(device) = e {
+                let at_ms = self.clock.now_ms();
+                // No subscriber is not an error.
+                let _ = self.events.send(Event::Quarantined {
+                    device: *device,
+                    at_ms,
+                });
+            }
         }
     }
 
@@ -1057,8 +1111,9 @@ impl Runtime {
             } => {
                 let now = self.clock.now_ms();
                 for p in proofs.into_iter().take(8) {
-                    if let Err(e) = self.pipeline.ingest_proof(now, &p) {
-                        tracing::error!(error = %e, "store error on synced proof");
+                    match self.pipeline.ingest_proof(now, &p) {
+                        Ok((_, effects)) => self.announce(&effects),
+                        Err(e) => tracing::error!(error = %e, "store error on synced proof"),
                     }
                 }
                 let cap = self.config.ingest.queue_capacity.max(1);

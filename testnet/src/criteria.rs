@@ -5,7 +5,39 @@
 use crate::scenario::Scenario;
 use crate::summary::{Criterion, Summary};
 
-fn check(name: &str, held: bool, detail: String) -> Criterion {
+/// Clones heard, caught anywhere and caught everywhere (either layer).
+pub(crate) struct Clones {
+    pub attacked: usize,
+    pub detected: usize,
+    pub detected_everywhere: usize,
+    pub unheard: usize,
+    pub silent: usize,
+    pub gateways: usize,
+}
+
+/// "Every clone detected" and "every gateway quarantines every clone".
+pub(crate) fn clones(c: &Clones) -> [Criterion; 2] {
+    [
+        check(
+            "every clone detected",
+            c.attacked > 0 && c.detected == c.attacked,
+            format!(
+                "{} of {} heard clones quarantined ({} clones no gateway heard; {} whose original stayed silent)",
+                c.detected, c.attacked, c.unheard, c.silent
+            ),
+        ),
+        check(
+            "every gateway quarantines every clone",
+            c.attacked > 0 && c.detected_everywhere == c.attacked,
+            format!(
+                "{} of {} quarantined by all {} gateways",
+                c.detected_everywhere, c.attacked, c.gateways
+            ),
+        ),
+    ]
+}
+
+pub(crate) fn check(name: &str, held: bool, detail: String) -> Criterion {
     Criterion {
         name: name.to_string(),
         held: Some(held),
@@ -51,22 +83,14 @@ pub fn evaluate(s: &Summary) -> Vec<Criterion> {
         )
     };
     let every_clone = |v: &mut Vec<Criterion>| {
-        v.push(check(
-            "every clone detected",
-            s.attacked > 0 && s.detected == s.attacked,
-            format!(
-                "{} of {} heard clones quarantined ({} clones no gateway heard; {} whose original stayed silent)",
-                s.detected, s.attacked, s.cloned_unheard, s.cloned_original_silent
-            ),
-        ));
-        v.push(check(
-            "every gateway quarantines every clone",
-            s.attacked > 0 && s.detected_everywhere == s.attacked,
-            format!(
-                "{} of {} quarantined by all {} gateways",
-                s.detected_everywhere, s.attacked, s.gateways
-            ),
-        ));
+        v.extend(clones(&Clones {
+            attacked: s.attacked,
+            detected: s.detected,
+            detected_everywhere: s.detected_everywhere,
+            unheard: s.cloned_unheard,
+            silent: s.cloned_original_silent,
+            gateways: s.gateways,
+        }));
     };
     match s.scenario {
         Scenario::Baseline => {

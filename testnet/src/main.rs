@@ -49,9 +49,13 @@ enum Command {
         /// Run real slope-mesh gateways with libp2p instead of the modelled mesh.
         #[arg(long)]
         live: bool,
-        /// Seeds for --live (statistics over several runs).
+        /// Seeds for --live (statistics over several runs): --seed, --seed + 1, …
         #[arg(long, default_value_t = 3)]
         seeds: u64,
+        /// --live: width of one replay window of virtual time, e.g. 10s, 1m (receptions
+        /// in a window are injected together; gossip settles between windows).
+        #[arg(long, default_value = "10s")]
+        step: String,
         /// Where to write results.json and report.html.
         #[arg(long, default_value = "testnet-out")]
         out: PathBuf,
@@ -108,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             attack_size,
             live,
             seeds,
+            step,
             out,
             small,
             quiet,
@@ -120,6 +125,8 @@ fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| slope_testnet::Error::UnknownScenario(scenario.clone()))?;
             let mut p = if small {
                 Params::small(scenario)
+            } else if live {
+                slope_testnet::live::defaults(scenario)
             } else {
                 Params::defaults(scenario)
             };
@@ -148,8 +155,29 @@ fn main() -> anyhow::Result<()> {
             }
             p.check()?;
             if live {
-                let list: Vec<u64> = (0..seeds).map(|k| seed + k).collect();
-                slope_testnet::live::run(&p, &list)?;
+                let list: Vec<u64> = (0..seeds.max(1)).map(|k| seed + k).collect();
+                let options = slope_testnet::live::Options {
+                    step_ms: parse_duration(&step)?,
+                    ..Default::default()
+                };
+                println!(
+                    "slope-testnet {} LIVE: {} gateways, {} devices, {:.0} h, {} seed(s) from {}",
+                    scenario,
+                    p.gateways,
+                    p.devices,
+                    p.duration_ms as f64 / 3.6e6,
+                    list.len(),
+                    seed
+                );
+                let report = slope_testnet::live::run(&p, &list, options)?;
+                print!("{}", report.render());
+                report
+                    .write(&out)
+                    .with_context(|| format!("writing to {}", out.display()))?;
+                println!("  wrote {}/results.json", out.display());
+                if !report.passed {
+                    bail!("{} (live) failed its pass criteria", scenario);
+                }
                 return Ok(());
             }
             println!(

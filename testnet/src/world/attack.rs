@@ -161,6 +161,14 @@ impl Attack {
         }
     }
 
+    /// Whether `envelope` is a frame the attacker forged (`Some(true)`) or replayed
+    /// (`Some(false)`), for the live layer's oracles.
+    pub fn attacker_frame(&self, envelope: &[u8]) -> Option<bool> {
+        self.tags
+            .get(blake3::hash(envelope).as_bytes())
+            .map(|t| *t == Tag::Forged)
+    }
+
     fn tag(&mut self, envelope: &[u8], tag: Tag) {
         self.tags.insert(*blake3::hash(envelope).as_bytes(), tag);
     }

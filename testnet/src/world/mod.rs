@@ -68,6 +68,18 @@ pub enum NodeRole {
     Attacker,
 }
 
+/// A reception at a gateway's radio, recorded for the live layer (`crate::live`) when
+/// [`World::tape`] is on: it replays them into real gateways.
+#[derive(Debug, Clone)]
+pub struct Reception {
+    /// When the gateway got it (virtual ms; a forwarder loop's copy comes later than its
+    /// `rx.time_ms`).
+    pub at_ms: u64,
+    pub gateway: u16,
+    pub envelope: Arc<[u8]>,
+    pub rx: slope_proto::Observation,
+}
+
 /// A scheduled event.
 #[derive(Debug)]
 pub enum Ev {
@@ -157,6 +169,8 @@ pub struct World {
     memo: memo::Memo,
     /// The second core's signature checks (see [`preverify`]).
     pre: preverify::PreVerifier,
+    /// Every radio reception at a gateway, in order, when `Some` (the live layer).
+    pub tape: Option<Vec<Reception>>,
 }
 
 impl World {

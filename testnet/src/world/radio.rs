@@ -293,6 +293,16 @@ impl World {
 
     /// Queues a frame at gateway `g` and schedules its flush.
     pub(super) fn deliver(&mut self, g: u16, input: Input) {
+        if let Some(tape) = &mut self.tape
+            && input.source == Source::Radio
+        {
+            tape.push(super::Reception {
+                at_ms: self.now_us / 1000,
+                gateway: g,
+                envelope: input.envelope.clone(),
+                rx: input.rx,
+            });
+        }
         let Some(gw) = self.gateways.get_mut(usize::from(g)) else {
             return;
         };

@@ -36,7 +36,7 @@ const MAST_M: i32 = 30;
 
 /// The trust zone of gateway `g` on a grid of `cols` columns: its site, a 2 × 2 block of
 /// neighbouring gateways (one operator's word for four masts).
-fn site_zone(g: usize, cols: usize) -> slope_node::trust::Zone {
+pub(crate) fn site_zone(g: usize, cols: usize) -> slope_node::trust::Zone {
     let (c, r) = (g % cols, g / cols);
     let zone = 1 + c / 2 + (r / 2) * cols.div_ceil(2);
     slope_node::trust::Zone(u16::try_from(zone).unwrap_or(u16::MAX))
@@ -143,6 +143,7 @@ impl World {
             memo,
             pre,
             params,
+            tape: None,
         };
         world.place_devices(width, height)?;
         world.plan_attack(width, height);
