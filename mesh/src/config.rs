@@ -40,7 +40,8 @@ pub struct Network {
     pub sync_interval_ms: u64,
     /// Peers asked per sync round, at most.
     pub sync_fanout: usize,
-    /// Connections held at most (inbound plus outbound).
+    /// Peers (inbound plus outbound, dials in progress included) beyond which the node
+    /// stops dialling peers Kademlia discovers. Inbound connections are not refused.
     pub max_connections: u32,
 }
 

@@ -131,6 +131,11 @@ pub struct Options {
     /// falls further behind loses the oldest events and is told how many
     /// (`broadcast::error::RecvError::Lagged`); the node never waits for it.
     pub events: usize,
+    /// Find peers beyond those given: Kademlia serves and asks queries. Default: true.
+    /// `false` (an embedding that sets its own topology) puts Kademlia in client mode:
+    /// the node neither answers nor learns from the DHT, so it holds its bootstrap
+    /// peers, the peers it is told to dial and those that dial it.
+    pub discovery: bool,
 }
 
 impl Default for Options {
@@ -140,6 +145,7 @@ impl Default for Options {
             clock: crate::clock::system(),
             fsync: true,
             events: 1024,
+            discovery: true,
         }
     }
 }
@@ -174,6 +180,7 @@ impl Node {
             clock,
             fsync,
             events,
+            discovery,
         } = options;
         let (events, _) = broadcast::channel(events.max(1));
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
@@ -214,7 +221,13 @@ impl Node {
             wait_ms: config.ingest.receipt_wait_ms,
             waiting: config.ingest.receipt_wait_max,
         })?;
-        let swarm = build_swarm(&config, &identity)?;
+        let mut swarm = build_swarm(&config, &identity)?;
+        if !discovery {
+            swarm
+                .behaviour_mut()
+                .kad
+                .set_mode(Some(libp2p::kad::Mode::Client));
+        }
         let peer_id = *swarm.local_peer_id();
         let radio = RadioSink::new(config.ingest.queue_capacity, metrics.clone());
         let (commands, command_rx) = mpsc::channel(64);
@@ -721,8 +734,17 @@ impl Runtime {
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                // Dials still in progress count: Kademlia reports many peers at once,
+                // and counting only established connections dialled them all.
                 let max = self.config.network.max_connections as usize;
-                if !self.swarm.is_connected(&peer) && self.swarm.connected_peers().count() < max {
+                let pending = self
+                    .swarm
+                    .network_info()
+                    .connection_counters()
+                    .num_pending_outgoing() as usize;
+                if !self.swarm.is_connected(&peer)
+                    && self.swarm.connected_peers().count() + pending < max
+                {
                     let _ = self.swarm.dial(peer);
                 }
             }

@@ -46,6 +46,9 @@ fn forged_frames_are_never_stored_by_a_real_gateway() {
     let s = &r.runs[0];
     assert!(s.forged_received > 0, "{}", show(&r));
     assert_eq!(s.forged_accepted, 0, "{}", show(&r));
+    // The oracle compares stored frames with tape envelopes byte for byte: it sees the
+    // victims' authentic frames, so it would see a forged one.
+    assert!(s.victim_frames_matched > 0, "{}", show(&r));
     assert_eq!(s.quarantines, 0, "{}", show(&r));
     assert_eq!(s.false_quarantines, 0, "{}", show(&r));
     assert!(r.passed, "{}", show(&r));

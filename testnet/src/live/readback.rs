@@ -61,6 +61,9 @@ pub struct Seed {
     /// Forged and replayed receptions injected, forged frames a gateway stored.
     pub forged_received: u64,
     pub forged_accepted: u64,
+    /// Frames of the attacked identities stored by gateways that are byte for byte a
+    /// reception on the tape: the oracle above compares like with like when it is > 0.
+    pub victim_frames_matched: u64,
     pub replayed_received: u64,
     /// Receptions repeating an earlier one at the same gateway.
     pub duplicate_receptions: u64,
@@ -200,7 +203,12 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
         .iter()
         .filter_map(|v| ids.get(v).copied())
         .collect();
-    let mut forged_accepted = 0;
+    let on_tape: std::collections::HashSet<blake3::Hash> = tape
+        .receptions
+        .iter()
+        .map(|r| blake3::hash(&r.envelope))
+        .collect();
+    let (mut forged_accepted, mut matched) = (0, 0);
     for g in &cluster.gateways {
         for id in &victims {
             for f in g
@@ -211,6 +219,9 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
             {
                 if world.attack.attacker_frame(&f.frame) == Some(true) {
                     forged_accepted += 1;
+                }
+                if on_tape.contains(&blake3::hash(&f.frame)) {
+                    matched += 1;
                 }
             }
         }
@@ -251,6 +262,7 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
         time_to_full_scope: full,
         forged_received,
         forged_accepted,
+        victim_frames_matched: matched,
         replayed_received,
         duplicate_receptions,
         gossip_bytes_in: bytes_in,
