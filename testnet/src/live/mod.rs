@@ -94,7 +94,14 @@ pub fn run(params: &Params, seeds: &[u64], options: Options) -> Result<Report, E
         let mut p = params.clone();
         p.seed = seed;
         p.check()?;
-        results.push(runtime.block_on(one(p, options))?);
+        let s = runtime.block_on(one(p, options))?;
+        // Progress on long runs: one line per seed as it ends.
+        eprintln!(
+            "  seed {seed}: {} ({:.0} s wall)",
+            if s.passed { "pass" } else { "FAIL" },
+            s.perf.wall_s
+        );
+        results.push(s);
     }
     Ok(Report::of(params, results))
 }
