@@ -277,8 +277,8 @@ fn divergence_proof_verifies_and_forgeries_do_not() {
         anchor: &s.anchor,
         renewals: &[],
         key: &key,
-        a: (first.frame(), r1.frame()),
-        b: (second.frame(), r2.frame()),
+        a: (first.frame(), &[r1.frame()]),
+        b: (second.frame(), &[r2.frame()]),
     };
     let n = CompactProof::encode(&parts, &mut out).expect("encode");
     let proof = &out[..n];
@@ -296,7 +296,7 @@ fn divergence_proof_verifies_and_forgeries_do_not() {
     .expect("late");
     let n = CompactProof::encode(
         &Parts {
-            b: (second.frame(), late.frame()),
+            b: (second.frame(), &[late.frame()]),
             ..parts
         },
         &mut out,
@@ -309,7 +309,7 @@ fn divergence_proof_verifies_and_forgeries_do_not() {
     // Forgery 2: the same frame twice.
     let n = CompactProof::encode(
         &Parts {
-            b: (first.frame(), r1.frame()),
+            b: (first.frame(), &[r1.frame()]),
             ..parts
         },
         &mut out,
@@ -330,7 +330,7 @@ fn divergence_proof_verifies_and_forgeries_do_not() {
     // Forgery 4: a receipt for another frame.
     let n = CompactProof::encode(
         &Parts {
-            b: (second.frame(), r1.frame()),
+            b: (second.frame(), &[r1.frame()]),
             ..parts
         },
         &mut out,
@@ -345,6 +345,125 @@ fn divergence_proof_verifies_and_forgeries_do_not() {
         f[bit / 8] ^= 1 << (bit % 8);
         assert!(verify_proof(&f, SKEW).is_err(), "bit {bit}");
     }
+}
+
+/// Several receipts date each frame: encoding keeps one per witness in ascending order,
+/// every one must be in time, at most `MAX_DATING`, and a proof whose receipts are out
+/// of order (or repeat a witness) is not canonical.
+#[test]
+fn a_proof_frame_carries_several_receipts_of_distinct_witnesses() {
+    let mut s = setup(101);
+    let mut clone = setup(101).device;
+    let (t4, rx4) = at(4);
+    let a = s.device.attest(t4, b"honest").expect("attest");
+    let b = clone.attest(t4, b"clone").expect("attest");
+    s.verifier.handle_frame(rx4, a.frame()).expect("a");
+    s.verifier.handle_frame(rx4 + 500, b.frame()).expect("b");
+    let (t6, rx6) = at(6);
+    s.verifier
+        .handle_frame(rx6, s.device.attest(t6, b"").expect("attest").frame())
+        .expect("discloser");
+    let Some(Event::Divergence(c)) = events(&mut s.verifier)
+        .into_iter()
+        .find(|e| matches!(e, Event::Divergence(_)))
+    else {
+        panic!("no divergence");
+    };
+    let gws: Vec<SigningKey> = (1..=6u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    let stamp = |k: &SigningKey, frame: &[u8], rx: u64| {
+        Receipt::sign(k, c2::crypto::frame_digest(frame), rx)
+            .expect("receipt")
+            .frame()
+            .to_vec()
+    };
+    let (fa, fb) = (c.first.frame(), c.second.frame());
+    let ra: Vec<Vec<u8>> = [2, 0, 2, 1]
+        .iter()
+        .map(|&g| stamp(&gws[g], fa, c.first.rx_ms()))
+        .collect();
+    let rb = [stamp(&gws[3], fb, c.second.rx_ms())];
+    let ra_refs: Vec<&[u8]> = ra.iter().map(Vec::as_slice).collect();
+    let rb_refs: Vec<&[u8]> = rb.iter().map(Vec::as_slice).collect();
+    let parts = Parts {
+        inception: &s.inception,
+        rotations: &[],
+        anchor: &s.anchor,
+        renewals: &[],
+        key: &c.key,
+        a: (fa, &ra_refs),
+        b: (fb, &rb_refs),
+    };
+    let mut out = vec![0u8; 4096];
+    let n = CompactProof::encode(&parts, &mut out).expect("encode");
+    let good = out[..n].to_vec();
+    let d = verify_proof(&good, SKEW).expect("verifies");
+    let key = |g: usize| gws[g].verifying_key().to_bytes();
+    let mut want = [key(0), key(1), key(2)];
+    want.sort();
+    // The frames are in canonical order: find which dating is whose.
+    let (da, db) = if fa < fb {
+        (d.dating[0], d.dating[1])
+    } else {
+        (d.dating[1], d.dating[0])
+    };
+    assert_eq!(da.witnesses(), &want[..], "one per witness, ascending");
+    assert_eq!(db.witnesses(), &[key(3)][..]);
+
+    // A policy that wants two witnesses per frame refuses it (the second frame has one).
+    let p = CompactProof::decode(&good).expect("decodes");
+    assert_eq!(
+        p.verify_with(SKEW, |d| d.witnesses().len() >= 2),
+        Err(ProofError::Undated { interval: 4 })
+    );
+
+    // Every receipt must be in time: one late receipt among good ones spoils the proof.
+    let late = stamp(&gws[4], fb, START + 6 * T);
+    let rb_late: Vec<&[u8]> = vec![&rb[0], &late];
+    let n = CompactProof::encode(
+        &Parts {
+            b: (fb, &rb_late),
+            ..parts
+        },
+        &mut out,
+    )
+    .expect("encode");
+    assert!(matches!(
+        verify_proof(&out[..n], SKEW),
+        Err(ProofError::Late { .. })
+    ));
+
+    // Five distinct witnesses do not fit; none does not either.
+    let five: Vec<Vec<u8>> = (0..5)
+        .map(|g| stamp(&gws[g], fa, c.first.rx_ms()))
+        .collect();
+    let five: Vec<&[u8]> = five.iter().map(Vec::as_slice).collect();
+    for receipts in [&five[..], &[][..]] {
+        assert!(
+            CompactProof::encode(
+                &Parts {
+                    a: (fa, receipts),
+                    ..parts
+                },
+                &mut out,
+            )
+            .is_err()
+        );
+    }
+
+    // Swap two receipts of the first frame in the encoded proof (same length: same
+    // rx_ms): the order is no longer canonical and the proof is refused.
+    let (x, y) = (&ra[0], &ra[1]); // witnesses 2 and 0 (both kept; now sorted apart)
+    let px = good.windows(x.len()).position(|w| w == &x[..]).expect("x");
+    let py = good.windows(y.len()).position(|w| w == &y[..]).expect("y");
+    let mut swapped = good.clone();
+    swapped[px..px + x.len()].copy_from_slice(y);
+    swapped[py..py + y.len()].copy_from_slice(x);
+    assert_eq!(
+        verify_proof(&swapped, SKEW),
+        Err(ProofError::Decode(slope_proto::DecodeError::NonCanonical))
+    );
 }
 
 proptest! {

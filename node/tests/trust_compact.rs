@@ -380,7 +380,9 @@ fn the_compact_head_fits_the_hot_record() {
 
 /// A compact divergence proof for device `Device::new(7)`: a clone of its chain sends
 /// another frame for interval 4; the two frames are dated by receipts of `signers`.
-fn compact_proof(signers: [&SigningKey; 2], start_ms: Millis) -> Vec<u8> {
+/// A proof of a clone's conflict in interval 4 whose first frame is dated by
+/// `signers[0]` and second by `signers[1]` (each a list of witnesses).
+fn compact_proof(signers: [&[&SigningKey]; 2], start_ms: Millis) -> Vec<u8> {
     let dev = Device::new(7);
     let mut v = Verifier::with_compact(Config::default(), vc::Config::default());
     let r0 = obs(-100, -20, 0, start_ms);
@@ -417,10 +419,15 @@ fn compact_proof(signers: [&SigningKey; 2], start_ms: Millis) -> Vec<u8> {
     let stamp = |k: &SigningKey, r: &vc::Received| {
         CompactReceipt::sign(k, pcrypto::frame_digest(r.frame()), r.rx_ms()).expect("stamp")
     };
+    let dating = |keys: &[&SigningKey], r: &vc::Received| -> Vec<Vec<u8>> {
+        keys.iter().map(|k| stamp(k, r).frame().to_vec()).collect()
+    };
     let (r1, r2) = (
-        stamp(signers[0], &conflict.first),
-        stamp(signers[1], &conflict.second),
+        dating(signers[0], &conflict.first),
+        dating(signers[1], &conflict.second),
     );
+    let r1: Vec<&[u8]> = r1.iter().map(Vec::as_slice).collect();
+    let r2: Vec<&[u8]> = r2.iter().map(Vec::as_slice).collect();
     let mut out = vec![0u8; 8192];
     let n = CompactProof::encode(
         &Parts {
@@ -429,8 +436,8 @@ fn compact_proof(signers: [&SigningKey; 2], start_ms: Millis) -> Vec<u8> {
             anchor: anchor.frame(),
             renewals: &[],
             key: &conflict.key,
-            a: (conflict.first.frame(), r1.frame()),
-            b: (conflict.second.frame(), r2.frame()),
+            a: (conflict.first.frame(), &r1),
+            b: (conflict.second.frame(), &r2),
         },
         &mut out,
     )
@@ -442,6 +449,8 @@ fn compact_proof(signers: [&SigningKey; 2], start_ms: Millis) -> Vec<u8> {
 #[test]
 fn a_compact_divergence_quarantines_through_the_divergence_path() {
     let (inputs, gws, id) = scenario(21, 50, 0, |_| true, |_| 0b11);
+    let mut gws = gws;
+    gws.push(Gateway::new(13, 2, 900)); // a second witness in gws[0]'s zone
     let mut e = fresh(&gws);
     let mut now = T0;
     for (t, input) in &inputs {
@@ -450,17 +459,25 @@ fn a_compact_divergence_quarantines_through_the_divergence_path() {
     }
     now += 1_000;
     assert!(e.grant(&id, now).is_some(), "the device holds a grant");
-    // Dated by a gateway that is not a witness here: refused, nothing recorded.
-    let stranger = sample::key(99);
-    let weak = compact_proof([&gws[0].key, &stranger], T0);
     let records = e.lineage().next_index();
-    assert_eq!(
-        e.handle_compact_proof(now, &weak, 10_000),
-        Err(slope_node::trust::Error::UnknownWitness)
-    );
+    let (g1, g2, zone_mate) = (&gws[0].key, &gws[1].key, &gws[2].key);
+    let stranger = sample::key(99);
+    // Each frame dated by one registered witness: refused, nothing recorded. This is
+    // the rogue-witness case: one witness's back-dated receipt would frame the device.
+    // So are a stranger's word, and two witnesses of one zone.
+    for weak in [
+        [&[g1][..], &[g2][..]],
+        [&[g1, g2][..], &[g2, &stranger][..]],
+        [&[g1, g2][..], &[g1, zone_mate][..]],
+    ] {
+        assert_eq!(
+            e.handle_compact_proof(now, &compact_proof(weak, T0), 10_000),
+            Err(slope_node::trust::Error::Undated)
+        );
+    }
     assert_eq!(e.lineage().next_index(), records);
-    // Dated by two registered witnesses: quarantined, grant revoked in this call.
-    let proof = compact_proof([&gws[0].key, &gws[1].key], T0);
+    // Each frame dated by witnesses of two zones: quarantined, grant revoked in this call.
+    let proof = compact_proof([&[g1, g2], &[zone_mate, g2, &stranger]], T0);
     let d = e
         .handle_compact_proof(now, &proof, 10_000)
         .expect("decision");
@@ -490,6 +507,43 @@ fn a_compact_divergence_quarantines_through_the_divergence_path() {
         restored
             .hot(&id)
             .is_some_and(|h| h.has(slope_node::trust::device::flag::QUARANTINED))
+    );
+}
+
+#[test]
+fn a_compact_proof_dated_by_the_gateway_itself_needs_no_other_zone() {
+    let (inputs, gws, _) = scenario(22, 50, 0, |_| true, |_| 0b11);
+    let mut e = fresh(&gws);
+    let mut now = T0;
+    for (t, input) in &inputs {
+        feed(&mut e, *t, input);
+        now = *t;
+    }
+    now += 1_000;
+    let own = sample::key(AUTHOR);
+    // Its own receipt on one frame only: the other still needs two zones.
+    let half = compact_proof([&[&own], &[&gws[0].key]], T0);
+    assert_eq!(
+        e.handle_compact_proof(now, &half, 10_000),
+        Err(slope_node::trust::Error::Undated)
+    );
+    // It dated both frames itself (its own clock, its own radio or gossip in time).
+    let proof = compact_proof([&[&own], &[&own, &gws[1].key]], T0);
+    let d = e
+        .handle_compact_proof(now, &proof, 10_000)
+        .expect("decision");
+    assert!(matches!(d.admission, Admission::Quarantined(_)), "{d:?}");
+    let ex = export(&e);
+    assert_eq!(lineage::verify(&ex, &author()).expect("verifies").proofs, 1);
+    // A checker that is not the author and sees every signer in one zone does not take
+    // the same proof: the author's own word counts only for the author.
+    let p = slope_node::proto::compact::CompactProof::decode(&proof).expect("decodes");
+    let one_zone = |_: &[u8; 32]| Some(slope_node::trust::Zone(2));
+    assert_eq!(
+        p.verify_with(10_000, |d| slope_node::compact::dated_enough(
+            d, None, one_zone
+        )),
+        Err(slope_node::proto::compact::ProofError::Undated { interval: 4 })
     );
 }
 

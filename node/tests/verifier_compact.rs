@@ -254,8 +254,8 @@ fn a_compact_divergence_is_detected_and_proven() {
             anchor: &f.anchor,
             renewals: &[],
             key: &c.key,
-            a: (c.first.frame(), r1.frame()),
-            b: (c.second.frame(), r2.frame()),
+            a: (c.first.frame(), &[r1.frame()]),
+            b: (c.second.frame(), &[r2.frame()]),
         },
         &mut out,
     )

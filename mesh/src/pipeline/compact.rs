@@ -10,9 +10,13 @@
 //! stricter). A frame relayed over gossip travels as a *stamped frame*: the first
 //! gateway's timestamp receipt (suite-2 kind 3, signed at reception, after the frame
 //! was committed there) followed by the frame. The receipt's time is used only when
-//! its signer is a listed witness (`[[trust.witnesses]]`), and never later than this
-//! gateway's own clock; from anyone else, this gateway's own reception time is used —
-//! it can only make a frame late, never admit one whose key was already public.
+//! its signer is a listed witness (`[[trust.witnesses]]`), never later than this
+//! gateway's own clock and never more than [`RELAY_BACKDATE_MS`] earlier; from anyone
+//! else, this gateway's own reception time is used — it can only make a frame late,
+//! never admit one whose key was already public. The lower bound is what keeps a
+//! rogue listed witness from back-dating a frame it made after the key's disclosure
+//! into this gateway's verifier (docs/compact-suite.md §3, §5): the security condition
+//! then holds when `max_skew_ms ≥ δ_dev + δ_gw + RELAY_BACKDATE_MS`.
 //!
 //! **Gossip form** (topic [`crate::net::topics::COMPACT`]): an anchor is its frame
 //! (`01 02 00 …`); an attestation or renewal is `receipt ‖ frame` (`01 02 03 …`), the
@@ -69,6 +73,8 @@ pub fn split_stamped(bytes: &[u8]) -> Option<(Receipt, &[u8])> {
     }
 }
 
+pub use slope_node::compact::RELAY_BACKDATE_MS;
+
 /// What a compact gossip message is, once its form and receipt are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -95,7 +101,13 @@ pub fn admit(bytes: &[u8], listed: &[([u8; 32], u16)], now: u64) -> Result<Admit
             let stamp = receipt.body();
             let listed = listed.iter().any(|(k, _)| *k == stamp.witness);
             Ok(Admitted {
-                rx_ms: if listed { stamp.rx_ms.min(now) } else { now },
+                rx_ms: if listed {
+                    stamp
+                        .rx_ms
+                        .clamp(now.saturating_sub(RELAY_BACKDATE_MS), now)
+                } else {
+                    now
+                },
                 stamped_by_listed: listed,
             })
         }
@@ -214,6 +226,28 @@ mod tests {
             assert!(a.stamped_by_listed);
             // Unlisted signer: our own time.
             assert_eq!(admit(&m, &[], 1_000).unwrap().rx_ms, 1_000);
+        }
+    }
+
+    /// A listed witness can date a relayed frame earlier than its arrival here by at
+    /// most `RELAY_BACKDATE_MS` (a rogue witness's back-dated receipt of a frame made
+    /// after the key's disclosure stays late).
+    #[test]
+    fn a_listed_witness_back_dates_by_at_most_the_relay_allowance() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let listed = [(key.verifying_key().to_bytes(), 0u16)];
+        let f = frame();
+        let now = 1_700_000_000_000u64;
+        for (stamp, want) in [
+            (now - 500, now - 500),
+            (now - RELAY_BACKDATE_MS, now - RELAY_BACKDATE_MS),
+            (now - 3_600_000, now - RELAY_BACKDATE_MS),
+            (0, now - RELAY_BACKDATE_MS),
+            (now + 9, now),
+        ] {
+            let r = Receipt::sign(&key, crypto::frame_digest(&f), stamp).unwrap();
+            let a = admit(&stamped_message(r.frame(), &f), &listed, now).expect("admitted");
+            assert_eq!(a.rx_ms, want, "stamp {stamp}");
         }
     }
 

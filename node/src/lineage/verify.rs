@@ -11,7 +11,8 @@
 //! observed event (a batched receipt's one signature is checked once, at its own
 //! record, and each observation's reference to one of its entries is checked against
 //! that entry); every divergence proof verifies on its own (a suite-2 one under its
-//! recorded clock bound, dated by two witnesses registered and active before it); every operator action is
+//! recorded clock bound, each frame dated by the author itself or by witnesses of two
+//! trust zones registered and active before it: `compact::dated_enough`); every operator action is
 //! signed by a genesis operator; every grant names an earlier decision of its device and
 //! every revocation an earlier grant; and the checkpoint's count, head and signature.
 
@@ -28,6 +29,7 @@ use slope_proto::{
 use super::export::{self, Export};
 use super::keys::{FrameFault, Keys};
 use super::record::{self, Entry, ReceiptRef, Record};
+use crate::trust::Zone;
 use crate::trust::operator::Action;
 
 /// What a successful verification established.
@@ -133,6 +135,7 @@ pub fn verify(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyError> {
         batches: BTreeMap::new(),
         operators: Vec::new(),
         witnesses: BTreeMap::new(),
+        own: None,
         decisions: BTreeMap::new(),
         grants: BTreeMap::new(),
         keys: Keys::default(),
@@ -227,7 +230,10 @@ struct State<'a> {
     /// Verified batched receipts by record index (borrowed from the export).
     batches: BTreeMap<u64, ReceiptBatch<'a>>,
     operators: Vec<[u8; 32]>,
-    witnesses: BTreeMap<WitnessId, (VerifyingKey, bool)>,
+    /// Registered witnesses: key, active, trust zone.
+    witnesses: BTreeMap<WitnessId, (VerifyingKey, bool, Zone)>,
+    /// The author's own key when its radio is a witness (genesis `local`).
+    own: Option<[u8; 32]>,
     decisions: BTreeMap<u64, DeviceId>,
     grants: BTreeMap<u64, DeviceId>,
     keys: Keys,
@@ -242,10 +248,12 @@ impl<'a> State<'a> {
                     return Err(VerifyError::Genesis { record: i });
                 }
                 self.operators = g.operators.clone();
-                if g.local.is_some() {
+                if let Some(local) = &g.local {
                     let k = crypto::verifying_key(author)
                         .map_err(|_| VerifyError::Genesis { record: i })?;
-                    self.witnesses.insert(crypto::witness_id(author), (k, true));
+                    self.witnesses
+                        .insert(crypto::witness_id(author), (k, true, local.zone));
+                    self.own = Some(*author);
                 }
             }
             _ if i == 0 => return Err(VerifyError::Genesis { record: i }),
@@ -321,13 +329,19 @@ impl<'a> State<'a> {
                 max_skew_ms,
                 proof,
             } => {
-                let ok = crate::compact::verify_proof(proof, *max_skew_ms).is_ok_and(|d| {
-                    d.device == *device
-                        && d.interval == *interval
-                        && d.witnesses.iter().all(|k| {
-                            matches!(self.witnesses.get(&crypto::witness_id(k)), Some((_, true)))
+                let zone_of = |k: &[u8; 32]| match self.witnesses.get(&crypto::witness_id(k)) {
+                    Some((_, true, zone)) => Some(*zone),
+                    _ => None,
+                };
+                let ok = slope_proto::compact::CompactProof::decode(proof)
+                    .ok()
+                    .and_then(|p| {
+                        p.verify_with(*max_skew_ms, |dating| {
+                            crate::compact::dated_enough(dating, self.own.as_ref(), zone_of)
                         })
-                });
+                        .ok()
+                    })
+                    .is_some_and(|d| d.device == *device && d.interval == *interval);
                 if !ok {
                     return Err(VerifyError::Proof { record: i });
                 }
@@ -338,10 +352,11 @@ impl<'a> State<'a> {
                     .map_err(|_| VerifyError::Operator { record: i })?;
                 self.report.operator_actions += 1;
                 match &s.action {
-                    Action::RegisterWitness { key, .. } => {
+                    Action::RegisterWitness { key, zone, .. } => {
                         let k = crypto::verifying_key(key)
                             .map_err(|_| VerifyError::Operator { record: i })?;
-                        self.witnesses.insert(crypto::witness_id(key), (k, true));
+                        self.witnesses
+                            .insert(crypto::witness_id(key), (k, true, *zone));
                     }
                     Action::RetireWitness { witness } => {
                         if let Some(w) = self.witnesses.get_mut(witness) {
@@ -399,6 +414,6 @@ impl<'a> State<'a> {
         witness: &WitnessId,
         verifies: impl FnOnce(&VerifyingKey) -> bool,
     ) -> bool {
-        matches!(self.witnesses.get(witness), Some((k, true)) if verifies(k))
+        matches!(self.witnesses.get(witness), Some((k, true, _)) if verifies(k))
     }
 }

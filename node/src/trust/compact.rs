@@ -106,27 +106,37 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Quarantines a device on a suite-2 divergence proof (a `CompactProof`: two frames
-    /// for one interval under one disclosed key, each dated by a gateway receipt before
+    /// for one interval under one disclosed key, each dated by gateway receipts before
     /// the key's disclosure), through the same path as a suite-1 proof (records the
     /// proof, revokes the grant in this call). The proof is checked under
     /// `max_skew_ms` (the verifier's clock bound; recorded with it) and, since it is only
-    /// as strong as the gateways whose receipts date it, both must be registered, active
-    /// witnesses ([`Error::UnknownWitness`] otherwise: nothing recorded).
+    /// as strong as the witnesses whose receipts date it, every renewal and both frames
+    /// must be [`crate::compact::dated_enough`]: by this gateway itself, or by
+    /// registered, active witnesses of [`crate::compact::DATING_ZONES`] trust zones
+    /// ([`Error::Undated`] otherwise: nothing recorded).
     pub fn handle_compact_proof(
         &mut self,
         now: Millis,
         proof: &[u8],
         max_skew_ms: u64,
     ) -> Result<Decision, Error> {
-        let d = crate::compact::verify_proof(proof, max_skew_ms).map_err(Error::CompactProof)?;
-        let registered = |k: &[u8; 32]| {
-            self.witnesses
-                .active(&slope_proto::crypto::witness_id(k))
-                .is_some()
+        let own = self
+            .local
+            .and_then(|slot| self.witnesses.get(slot))
+            .map(|w| w.key.to_bytes());
+        let zone_of = |k: &[u8; 32]| {
+            let slot = self.witnesses.active(&slope_proto::crypto::witness_id(k))?;
+            self.witnesses.get(slot).map(|w| w.zone)
         };
-        if !d.witnesses.iter().all(registered) {
-            return Err(Error::UnknownWitness);
-        }
+        let d = slope_proto::compact::CompactProof::decode(proof)
+            .map_err(|e| Error::CompactProof(e.into()))?
+            .verify_with(max_skew_ms, |dating| {
+                crate::compact::dated_enough(dating, own.as_ref(), zone_of)
+            })
+            .map_err(|e| match e {
+                slope_proto::compact::ProofError::Undated { .. } => Error::Undated,
+                e => Error::CompactProof(e),
+            })?;
         let digest = Digest(*blake3::hash(proof).as_bytes());
         let divergence = slope_proto::Divergence {
             device: d.device,

@@ -27,9 +27,10 @@ pub enum Error {
     NotQuarantined,
     /// A suite-2 divergence proof does not verify.
     CompactProof(slope_proto::compact::ProofError),
-    /// A suite-2 divergence proof is dated by a gateway that is not a registered,
-    /// active witness of this engine.
-    UnknownWitness,
+    /// A frame (or renewal) of a suite-2 divergence proof is not dated by witnesses
+    /// this engine takes as enough: registered, active witnesses of
+    /// [`crate::compact::DATING_ZONES`] trust zones, or this gateway itself.
+    Undated,
 }
 
 impl fmt::Display for Error {
@@ -42,9 +43,10 @@ impl fmt::Display for Error {
             Self::UnknownDevice => f.write_str("unknown device"),
             Self::NotQuarantined => f.write_str("device is not quarantined"),
             Self::CompactProof(e) => write!(f, "compact divergence proof: {e:?}"),
-            Self::UnknownWitness => {
-                f.write_str("compact divergence proof dated by an unregistered witness")
-            }
+            Self::Undated => f.write_str(
+                "compact divergence proof: a frame is not dated by witnesses of two trust zones \
+                 (or this gateway)",
+            ),
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum ProofError {
     Late { interval: u32, rx_ms: u64 },
     /// The two frames are identical, or not in canonical (bytewise) order.
     NoConflict,
+    /// The checker's policy does not take the witnesses dating the frame (or renewal)
+    /// of this interval as enough ([`super::CompactProof::verify_with`]).
+    Undated { interval: u32 },
 }
 
 impl fmt::Display for ProofError {
@@ -56,6 +59,10 @@ impl fmt::Display for ProofError {
                 )
             }
             Self::NoConflict => f.write_str("frames identical or not in canonical order"),
+            Self::Undated { interval } => write!(
+                f,
+                "frame for interval {interval} not dated by witnesses the checker takes"
+            ),
         }
     }
 }

@@ -41,7 +41,7 @@ pub use crypto::ChainKey;
 pub use echo::Echo;
 pub use error::ProofError;
 pub use frame::{Kind, Maced, SUITE};
-pub use proof::{CompactProof, Divergence};
+pub use proof::{CompactProof, Dating, Divergence};
 pub use receipt::Receipt;
 pub use renewal::Renewal;
 

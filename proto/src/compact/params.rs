@@ -36,6 +36,12 @@ pub const MAX_COMPACT_FRAME: usize = 64;
 /// Largest timestamp receipt: 3 + 32 + 32 + 10 + 64 bytes.
 pub const MAX_RECEIPT: usize = 141;
 
+/// Most timestamp receipts dating one frame of a divergence proof (distinct witnesses).
+/// A proof is as strong as the witnesses dating each frame; a checker wants them from
+/// at least two trust zones (docs/compact-suite.md §5), and four leaves room for
+/// witnesses the checker does not know without letting a proof grow without bound.
+pub const MAX_DATING: usize = 4;
+
 /// Most renewals a divergence proof may walk through: 64 chains, eight years at the
 /// default parameters. Beyond that the device re-anchors with a signed anchor.
 pub const MAX_PROOF_RENEWALS: usize = 64;

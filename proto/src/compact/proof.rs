@@ -1,29 +1,40 @@
 //! Suite-2 divergence proofs (kind 4): two different frames that verify under one
-//! disclosed key for one interval, each with a gateway receipt showing it arrived
+//! disclosed key for one interval, each dated by gateway receipts showing it arrived
 //! before that key could be known. Checked with no other state by
-//! [`CompactProof::verify`]. Travels over libp2p only.
+//! [`CompactProof::verify`] (cryptography and dating) and
+//! [`CompactProof::verify_with`] (plus the checker's policy on who dated each frame).
+//! Travels over libp2p only.
 //!
 //! ```text
 //! header 01 02 04
 //! inception : bytes                       suite-1 inception (device id, key epoch 0)
 //! rotations : varint n ‖ bytes^n          suite-1 rotations, epochs 1..=n in order
 //! anchor    : bytes                       suite-2 anchor signed by the epoch-n key
-//! renewals  : varint m ‖ (bytes renewal ‖ bytes receipt ‖ key [16])^m
+//! renewals  : varint m ‖ (bytes renewal ‖ dating ‖ key [16])^m
 //! key       : [16]                        K(i), the key of the conflicting interval
-//! first     : bytes frame ‖ bytes receipt
-//! second    : bytes frame ‖ bytes receipt  first frame < second frame, bytewise
+//! first     : bytes frame ‖ dating
+//! second    : bytes frame ‖ dating        first frame < second frame, bytewise
+//! dating    : varint k ‖ bytes receipt^k  1 ≤ k ≤ MAX_DATING, witnesses strictly ascending
 //! ```
 //!
 //! `bytes` is a varint length then the bytes; varints are minimal LEB128 (postcard).
-//! Each renewal carries its interval's key and a receipt, because a renewal, like an
+//! Each renewal carries its interval's key and its dating, because a renewal, like an
 //! attestation, is only evidence if it arrived before its key was public.
+//!
+//! **Why several receipts per frame.** Once `K(i)` is public anyone can MAC a frame for
+//! interval `i`; only the receipts say the frame existed before that. A single
+//! witness that back-dates a receipt could therefore make a second frame and frame an
+//! honest device. Each frame (and renewal) carries up to [`MAX_DATING`] receipts of
+//! distinct witnesses, every one valid and in time, so a checker can require the
+//! dating of independent witnesses (two trust zones, or itself) before it acts
+//! (docs/compact-suite.md §5).
 
 use super::anchor::{Anchor, SignedAnchor};
 use super::attestation::Attestation;
 use super::crypto::{self, ChainKey};
 use super::error::ProofError;
 use super::frame::{Kind, Maced, MacedBody, expect_kind, header, parse_header};
-use super::params::{KEY_LEN, MAX_PROOF_RENEWALS, MAX_PROOF_ROTATIONS};
+use super::params::{KEY_LEN, MAX_DATING, MAX_PROOF_RENEWALS, MAX_PROOF_ROTATIONS};
 use super::receipt::Receipt;
 use super::renewal::Renewal;
 use crate::crypto as c1;
@@ -43,8 +54,32 @@ pub struct CompactProof<'a> {
     renewals: &'a [u8],
     n_renewals: usize,
     key: [u8; KEY_LEN],
-    first: (&'a [u8], &'a [u8]),
-    second: (&'a [u8], &'a [u8]),
+    first: Item<'a>,
+    second: Item<'a>,
+}
+
+/// A dated item of a proof: a frame and the encoded list of its receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Item<'a> {
+    frame: &'a [u8],
+    /// `n` receipts, each `bytes`.
+    receipts: &'a [u8],
+    n: usize,
+}
+
+/// The witnesses (ed25519 public keys) whose valid, in-time receipts date one frame of a
+/// proof: distinct, in ascending order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dating {
+    keys: [[u8; 32]; MAX_DATING],
+    len: u8,
+}
+
+impl Dating {
+    /// The witnesses, ascending.
+    pub fn witnesses(&self) -> &[[u8; 32]] {
+        &self.keys[..usize::from(self.len)]
+    }
 }
 
 /// What a verified proof establishes.
@@ -57,11 +92,14 @@ pub struct Divergence {
     pub interval: u32,
     /// The suite-1 epoch whose key signed the anchor.
     pub epoch: u32,
-    /// The gateways (ed25519 public keys) whose receipts date the two frames. The
-    /// proof is as strong as the less trusted of them: a checker's policy decides
-    /// whether they are registered witnesses.
-    pub witnesses: [[u8; 32]; 2],
+    /// The witnesses whose receipts date each of the two frames (canonical order). The
+    /// proof is as strong as the dating of its less well dated frame: a checker's
+    /// policy ([`CompactProof::verify_with`]) decides whose word it takes.
+    pub dating: [Dating; 2],
 }
+
+/// A renewal in [`Parts`]: its frame, the receipts dating it, the key of its interval.
+pub type DatedRenewal<'p> = (&'p [u8], &'p [&'p [u8]], &'p ChainKey);
 
 /// The parts of a proof, for [`CompactProof::encode`].
 #[derive(Debug, Clone, Copy)]
@@ -69,12 +107,14 @@ pub struct Parts<'p> {
     pub inception: &'p [u8],
     pub rotations: &'p [&'p [u8]],
     pub anchor: &'p [u8],
-    /// (renewal frame, its receipt, the key of its interval).
-    pub renewals: &'p [(&'p [u8], &'p [u8], &'p ChainKey)],
+    /// Each renewal: (frame, its receipts, the key of its interval).
+    pub renewals: &'p [DatedRenewal<'p>],
     pub key: &'p ChainKey,
-    /// (frame, receipt), in any order: encoding sorts them.
-    pub a: (&'p [u8], &'p [u8]),
-    pub b: (&'p [u8], &'p [u8]),
+    /// (frame, receipts), in any order: encoding sorts the frames, and each frame's
+    /// receipts by witness, keeping one receipt per witness (the first given). At least
+    /// one and at most [`MAX_DATING`] distinct witnesses per frame.
+    pub a: (&'p [u8], &'p [&'p [u8]]),
+    pub b: (&'p [u8], &'p [&'p [u8]]),
 }
 
 struct Reader<'a> {
@@ -117,6 +157,23 @@ impl<'a> Reader<'a> {
         k.copy_from_slice(self.take(KEY_LEN)?);
         Ok(k)
     }
+    /// A frame and its receipt list (structure only).
+    fn item(&mut self) -> Result<Item<'a>, DecodeError> {
+        let frame = self.bytes()?;
+        let n = self.varint()?;
+        if n == 0 || n > MAX_DATING {
+            return Err(DecodeError::MalformedBody);
+        }
+        let start = self.pos;
+        for _ in 0..n {
+            self.bytes()?;
+        }
+        Ok(Item {
+            frame,
+            receipts: &self.buf[start..self.pos],
+            n,
+        })
+    }
 }
 
 struct Writer<'o> {
@@ -148,6 +205,43 @@ impl Writer<'_> {
     fn bytes(&mut self, b: &[u8]) -> Result<(), ProofError> {
         self.varint(b.len())?;
         self.put(b)
+    }
+    /// A frame's receipts: one per witness (the first given), ascending by witness.
+    fn dating(&mut self, receipts: &[&[u8]]) -> Result<(), ProofError> {
+        self.dating_capped(receipts, false)
+    }
+
+    /// [`Self::dating`]; with `cap`, receipts of witnesses beyond `MAX_DATING` are
+    /// dropped instead of refused.
+    fn dating_capped(&mut self, receipts: &[&[u8]], cap: bool) -> Result<(), ProofError> {
+        let mut kept: [([u8; 32], &[u8]); MAX_DATING] = [([0; 32], &[]); MAX_DATING];
+        let mut n = 0;
+        for r in receipts {
+            let w = Receipt::decode(r)?.body().witness;
+            if kept[..n].iter().any(|(k, _)| *k == w) || (cap && n == MAX_DATING) {
+                continue;
+            }
+            let slot =
+                kept.get_mut(n)
+                    .ok_or(ProofError::Encode(crate::EncodeError::TooManyEntries {
+                        count: n + 1,
+                        max: MAX_DATING,
+                    }))?;
+            *slot = (w, r);
+            n += 1;
+        }
+        if n == 0 {
+            return Err(ProofError::Encode(crate::EncodeError::InvalidField(
+                "a proof frame needs at least one receipt",
+            )));
+        }
+        let kept = &mut kept[..n];
+        kept.sort_unstable_by_key(|k| k.0);
+        self.varint(n)?;
+        for (_, r) in kept.iter() {
+            self.bytes(r)?;
+        }
+        Ok(())
     }
 }
 
@@ -240,6 +334,35 @@ fn check_receipt(
     Ok(r.body().witness)
 }
 
+/// Checks every receipt of an item (valid, names the frame, in time) and that their
+/// witnesses are distinct and ascending; returns them.
+fn check_dating(
+    frame: &[u8],
+    receipts: &[u8],
+    n: usize,
+    interval: u32,
+    schedule: &Anchor,
+    max_skew_ms: u64,
+) -> Result<Dating, ProofError> {
+    let mut dating = Dating {
+        keys: [[0; 32]; MAX_DATING],
+        len: 0,
+    };
+    let mut r = Reader {
+        buf: receipts,
+        pos: 0,
+    };
+    for i in 0..n.min(MAX_DATING) {
+        let w = check_receipt(frame, r.bytes()?, interval, schedule, max_skew_ms)?;
+        if i > 0 && w <= dating.keys[i - 1] {
+            return Err(ProofError::Decode(DecodeError::NonCanonical));
+        }
+        dating.keys[i] = w;
+        dating.len += 1;
+    }
+    Ok(dating)
+}
+
 impl<'a> CompactProof<'a> {
     /// Decodes the structure of a proof (parts are decoded by [`Self::verify`]).
     /// Never panics, never allocates.
@@ -272,18 +395,17 @@ impl<'a> CompactProof<'a> {
         }
         let start = r.pos;
         for _ in 0..n_renewals {
-            r.bytes()?;
-            r.bytes()?;
+            r.item()?;
             r.key()?;
         }
         let renewals = &bytes[start..r.pos];
         let key = r.key()?;
-        let first = (r.bytes()?, r.bytes()?);
-        let second = (r.bytes()?, r.bytes()?);
+        let first = r.item()?;
+        let second = r.item()?;
         if r.pos != bytes.len() {
             return Err(DecodeError::TrailingBytes);
         }
-        if first.0 >= second.0 {
+        if first.frame >= second.frame {
             return Err(DecodeError::NonCanonical);
         }
         Ok(Self {
@@ -318,9 +440,9 @@ impl<'a> CompactProof<'a> {
         }
         w.bytes(parts.anchor)?;
         w.varint(parts.renewals.len())?;
-        for (frame, receipt, key) in parts.renewals {
+        for (frame, receipts, key) in parts.renewals {
             w.bytes(frame)?;
-            w.bytes(receipt)?;
+            w.dating(receipts)?;
             w.put(&key.0)?;
         }
         w.put(&parts.key.0)?;
@@ -329,16 +451,29 @@ impl<'a> CompactProof<'a> {
         } else {
             (parts.b, parts.a)
         };
-        for (frame, receipt) in [a, b] {
+        for (frame, receipts) in [a, b] {
             w.bytes(frame)?;
-            w.bytes(receipt)?;
+            w.dating(receipts)?;
         }
         Ok(w.pos)
     }
 
-    /// Checks the proof with no other state. `max_skew_ms` is the clock bound of the
-    /// security condition (the checker's policy, normally the verifier's own).
+    /// Checks the proof with no other state: key history, anchor, renewals, MACs, and
+    /// every receipt (valid, naming its frame, in time). `max_skew_ms` is the clock
+    /// bound of the security condition (the checker's policy, normally the verifier's
+    /// own). It does not judge *who* dated the frames: see [`Self::verify_with`].
     pub fn verify(&self, max_skew_ms: u64) -> Result<Divergence, ProofError> {
+        self.verify_with(max_skew_ms, |_| true)
+    }
+
+    /// [`Self::verify`], and `accept` must take the dating of every renewal and of both
+    /// frames ([`ProofError::Undated`] otherwise): the checker's policy on whose word
+    /// dates a frame (a trust engine asks for witnesses of two trust zones, or itself).
+    pub fn verify_with(
+        &self,
+        max_skew_ms: u64,
+        mut accept: impl FnMut(&Dating) -> bool,
+    ) -> Result<Divergence, ProofError> {
         // Suite-1 key history: inception, then rotations epoch 1, 2, … in order.
         let inception = Signed::<Inception>::decode(self.inception)?;
         let device = inception.device_id();
@@ -384,8 +519,8 @@ impl<'a> CompactProof<'a> {
             pos: 0,
         };
         for _ in 0..self.n_renewals {
-            let frame = r.bytes()?;
-            let receipt = r.bytes()?;
+            let item = r.item()?;
+            let frame = item.frame;
             let k = ChainKey(r.key()?);
             let renewal = Maced::<Renewal>::decode(frame)?;
             let body = renewal.body();
@@ -396,7 +531,19 @@ impl<'a> CompactProof<'a> {
             if !renewal.verify(&mk) {
                 return Err(ProofError::BadMac);
             }
-            check_receipt(frame, receipt, body.interval, &schedule, max_skew_ms)?;
+            let dating = check_dating(
+                frame,
+                item.receipts,
+                item.n,
+                body.interval,
+                &schedule,
+                max_skew_ms,
+            )?;
+            if !accept(&dating) {
+                return Err(ProofError::Undated {
+                    interval: body.interval,
+                });
+            }
             let first = chain
                 .first
                 .checked_add(chain.len)
@@ -412,37 +559,119 @@ impl<'a> CompactProof<'a> {
         }
 
         // The two conflicting frames.
-        let a = AnyMaced::decode(self.first.0)?;
-        let b = AnyMaced::decode(self.second.0)?;
+        let a = AnyMaced::decode(self.first.frame)?;
+        let b = AnyMaced::decode(self.second.frame)?;
         if a.device() != device.short() || b.device() != device.short() {
             return Err(ProofError::WrongDevice);
         }
         let interval = a.interval();
-        if b.interval() != interval || self.first.0 == self.second.0 {
+        if b.interval() != interval || self.first.frame == self.second.frame {
             return Err(ProofError::NoConflict);
         }
         let mk = chain.mac_key(&device, interval, &ChainKey(self.key))?;
         if !a.verify(&mk) || !b.verify(&mk) {
             return Err(ProofError::BadMac);
         }
-        let w1 = check_receipt(self.first.0, self.first.1, interval, &schedule, max_skew_ms)?;
-        let w2 = check_receipt(
-            self.second.0,
-            self.second.1,
-            interval,
-            &schedule,
-            max_skew_ms,
-        )?;
+        let mut dating = [Dating {
+            keys: [[0; 32]; MAX_DATING],
+            len: 0,
+        }; 2];
+        for (slot, item) in dating.iter_mut().zip([&self.first, &self.second]) {
+            *slot = check_dating(
+                item.frame,
+                item.receipts,
+                item.n,
+                interval,
+                &schedule,
+                max_skew_ms,
+            )?;
+            if !accept(slot) {
+                return Err(ProofError::Undated { interval });
+            }
+        }
         Ok(Divergence {
             device,
             interval,
             epoch,
-            witnesses: [w1, w2],
+            dating,
         })
+    }
+
+    /// Re-encodes the proof into `out` with `receipt(frame)` added to the dating of
+    /// every renewal and frame it gives one for: a checker that received a frame in time
+    /// itself adds its own receipt (its own word, `dated_enough` in the node). Added
+    /// receipts come first; existing ones of other witnesses are kept while
+    /// [`MAX_DATING`] allows. Nothing is verified here.
+    pub fn with_receipts<'r>(
+        &self,
+        mut receipt: impl FnMut(&[u8]) -> Option<&'r [u8]>,
+        out: &mut [u8],
+    ) -> Result<usize, ProofError> {
+        let cap = out.len().min(MAX_PROOF);
+        let mut w = Writer {
+            out: &mut out[..cap],
+            pos: 0,
+        };
+        let mut item = |w: &mut Writer<'_>, it: &Item<'a>| -> Result<(), ProofError> {
+            let mut list: [&[u8]; MAX_DATING + 1] = [&[]; MAX_DATING + 1];
+            let mut n = 0;
+            if let Some(r) = receipt(it.frame) {
+                list[0] = r;
+                n = 1;
+            }
+            let mut r = Reader {
+                buf: it.receipts,
+                pos: 0,
+            };
+            for _ in 0..it.n {
+                let b = r.bytes()?;
+                if let Some(slot) = list.get_mut(n) {
+                    *slot = b;
+                    n += 1;
+                }
+            }
+            w.bytes(it.frame)?;
+            w.dating_capped(&list[..n], true)
+        };
+        w.put(&header(Kind::Divergence))?;
+        w.bytes(self.inception)?;
+        w.varint(self.n_rotations)?;
+        w.put(self.rotations)?;
+        w.bytes(self.anchor)?;
+        w.varint(self.n_renewals)?;
+        let mut r = Reader {
+            buf: self.renewals,
+            pos: 0,
+        };
+        for _ in 0..self.n_renewals {
+            let it = r.item()?;
+            item(&mut w, &it)?;
+            w.put(&r.key()?)?;
+        }
+        w.put(&self.key)?;
+        item(&mut w, &self.first)?;
+        item(&mut w, &self.second)?;
+        Ok(w.pos)
+    }
+
+    /// Every dated frame of the proof, renewals first, then the two conflicting frames.
+    pub fn for_each_frame(&self, mut f: impl FnMut(&'a [u8])) {
+        let mut r = Reader {
+            buf: self.renewals,
+            pos: 0,
+        };
+        for _ in 0..self.n_renewals {
+            // The structure was checked by `decode`.
+            if let (Ok(it), Ok(_)) = (r.item(), r.key()) {
+                f(it.frame);
+            }
+        }
+        f(self.first.frame);
+        f(self.second.frame);
     }
 
     /// The two conflicting frames, in canonical order.
     pub fn frames(&self) -> (&'a [u8], &'a [u8]) {
-        (self.first.0, self.second.0)
+        (self.first.frame, self.second.frame)
     }
 }

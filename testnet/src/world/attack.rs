@@ -569,8 +569,8 @@ impl World {
             anchor: &anchor,
             renewals: &[],
             key: &key,
-            a: (honest.frame(), &ra),
-            b: (&second, &rb),
+            a: (honest.frame(), &[&ra[..]]),
+            b: (&second, &[&rb[..]]),
         };
         let n = match CompactProof::encode(&parts, &mut out) {
             Ok(n) => n,

@@ -64,10 +64,21 @@ impl<V> Bounded<V> {
     fn get(&self, key: &[u8; 32]) -> Option<&V> {
         self.map.get(key)
     }
+    fn get_mut(&mut self, key: &[u8; 32]) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
 }
 
+/// Relayers' receipts kept per suite-2 frame (distinct relayers): with this gateway's
+/// own, a proof frame's dating (`MAX_DATING`).
+const RELAYS_PER_FRAME: usize = slope_proto::compact::params::MAX_DATING - 1;
+
 /// A suite-2 renewal ready for a proof: (its receipt, the frame, its interval's key).
-type Dated = (Arc<[u8]>, Arc<[u8]>, slope_proto::compact::crypto::ChainKey);
+type Dated = (
+    Vec<Arc<[u8]>>,
+    Arc<[u8]>,
+    slope_proto::compact::crypto::ChainKey,
+);
 
 /// A suite-2 frame relayed by another gateway: the first gateway's receive time and
 /// its signed receipt of it (the frame keeps the first receive time, §3 of
@@ -109,6 +120,22 @@ pub enum Action {
         device: DeviceId,
         envelope: Arc<[u8]>,
         relay: Option<Relay>,
+    },
+    /// A suite-2 frame this gateway's radio heard, relayed at once with this gateway's
+    /// timestamp receipt (as the mesh does after its commit): its MAC can only be
+    /// checked one disclosure later, and by then a relayed frame would be late at every
+    /// other gateway (they date it by their own clock, at most `RELAY_BACKDATE_MS`
+    /// earlier). Not a verdict on the frame: nothing is counted as accepted.
+    Relay {
+        device: DeviceId,
+        envelope: Arc<[u8]>,
+        relay: Relay,
+    },
+    /// A suite-2 frame this gateway's radio heard is now authenticated (it was relayed
+    /// at reception): counted as a verified frame, not gossiped again.
+    Verified {
+        device: DeviceId,
+        envelope: Arc<[u8]>,
     },
     /// The gateway now tracks this device (it wants its gossip).
     Track(DeviceId),
@@ -178,6 +205,9 @@ pub struct CompactCounters {
     pub exhausted: u64,
     pub unproven: u64,
     pub proofs_built: u64,
+    /// Peers' proofs dated by one zone only that this gateway took after adding its
+    /// own receipts (it received the frames in time itself).
+    pub proofs_upgraded: u64,
     /// Peak of frames waiting for their key at one gateway, and the verifier's bound
     /// (filled in by the summary).
     pub peak_pending: usize,
@@ -200,6 +230,7 @@ impl CompactCounters {
         self.exhausted += o.exhausted;
         self.unproven += o.unproven;
         self.proofs_built += o.proofs_built;
+        self.proofs_upgraded += o.proofs_upgraded;
         self.peak_pending = self.peak_pending.max(o.peak_pending);
         self.pending_bound = self.pending_bound.max(o.pending_bound);
     }
@@ -239,8 +270,14 @@ pub struct Gateway {
     anchors: HashMap<DeviceId, Arc<[u8]>>,
     /// Suite 2: frame digest → this gateway's radio reception time.
     heard: Bounded<u64>,
-    /// Suite 2: frame digest → a signed receipt (this gateway's, or the relayer's).
+    /// Suite 2: frame digest → the time this gateway's verifier dated a relayed frame
+    /// with (its own clock, at most `RELAY_BACKDATE_MS` earlier).
+    dated: Bounded<u64>,
+    /// Suite 2: frame digest → this gateway's signed receipt of its radio reception.
     stamps: Bounded<Arc<[u8]>>,
+    /// Suite 2: frame digest → the receipts of the gateways that relayed it here (each
+    /// heard it on its radio), at most `RELAYS_PER_FRAME`.
+    relays: Bounded<Vec<Arc<[u8]>>>,
     /// The rogue's raw material: recent authenticated compact frames per device.
     pub rogue_frames: HashMap<DeviceId, VecDeque<VerifiedCompact>>,
     /// Suite 2: each device's chains, disclosed keys and renewal frames.
@@ -285,6 +322,8 @@ impl Gateway {
             anchors: HashMap::default(),
             heard: Bounded::default(),
             stamps: Bounded::default(),
+            relays: Bounded::default(),
+            dated: Bounded::default(),
             rogue_frames: HashMap::default(),
             chains: super::chains::Chains::default(),
         }
@@ -497,14 +536,26 @@ impl Gateway {
             self.outcome(now_ms, outcome, Some(input), &mut actions, trace);
         }
         // A relayed suite-2 frame keeps the first gateway's receive time (dated by its
-        // receipt, which travels with it): checked one by one at that time.
+        // receipt, which travels with it), but never earlier than its arrival here less
+        // `RELAY_BACKDATE_MS` (as in the mesh: a lying witness cannot back-date a frame
+        // into this verifier): checked one by one at that time.
         for input in &relayed {
             let Some(relay) = &input.relay else { continue };
             let digest = *blake3::hash(&input.envelope).as_bytes();
-            self.stamps.insert(digest, relay.receipt.clone());
+            match self.relays.get_mut(&digest) {
+                Some(rs) => {
+                    if rs.len() < RELAYS_PER_FRAME && !rs.contains(&relay.receipt) {
+                        rs.push(relay.receipt.clone());
+                    }
+                }
+                None => self.relays.insert(digest, vec![relay.receipt.clone()]),
+            }
+            let floor = now_ms.saturating_sub(slope_node::compact::RELAY_BACKDATE_MS);
+            let rx_ms = relay.rx_ms.clamp(floor, now_ms.max(floor));
+            self.dated.insert(digest, rx_ms);
             let outcome = self
                 .verifier
-                .handle_attestation(relay.rx_ms, &input.envelope, input.rx);
+                .handle_attestation(rx_ms, &input.envelope, input.rx);
             self.outcome(now_ms, outcome, Some(input), &mut actions, trace);
         }
         while let Some(outcome) = self.verifier.poll_outcome() {
@@ -519,8 +570,14 @@ impl Gateway {
     }
 
     /// A divergence proof received by gossip: verified here from nothing before it
-    /// quarantines anything. Returns the device when the proof is valid and new here.
-    pub fn handle_proof(&mut self, now_ms: u64, proof: &Arc<[u8]>) -> Option<DeviceId> {
+    /// quarantines anything. Returns the device and the proof to forward when the proof
+    /// is valid and new here (a suite-2 proof may come back with this gateway's own
+    /// receipts added).
+    pub fn handle_proof(
+        &mut self,
+        now_ms: u64,
+        proof: &Arc<[u8]>,
+    ) -> Option<(DeviceId, Arc<[u8]>)> {
         let key = *blake3::hash(proof).as_bytes();
         if self.proofs.contains(&key) {
             return None;
@@ -534,7 +591,7 @@ impl Gateway {
                 self.proofs.insert(key);
                 self.proof_list.push(proof.clone());
                 let fresh = self.stage.diverged(now_ms, &d.device, proof);
-                fresh.then_some(d.device)
+                fresh.then(|| (d.device, proof.clone()))
             }
             Err(_) => {
                 self.counters.proofs_rejected += 1;
@@ -550,58 +607,131 @@ impl Gateway {
         now_ms: u64,
         key: [u8; 32],
         proof: &Arc<[u8]>,
-    ) -> Option<DeviceId> {
+    ) -> Option<(DeviceId, Arc<[u8]>)> {
         let skew = self.max_skew_ms();
         let Ok(d) = slope_node::compact::verify_proof(proof, skew) else {
             self.counters.proofs_rejected += 1;
             return None;
         };
-        let (fresh, accepted) = self.stage.diverged_compact(now_ms, &d.device, proof, skew);
+        let (mut fresh, mut accepted) = self.stage.diverged_compact(now_ms, &d.device, proof, skew);
+        let mut proof = proof.clone();
+        if !accepted && let Some(upgraded) = self.own_dating(&proof) {
+            // Dated by others in one zone only, but this gateway received the frames in
+            // time itself: its own receipts make the proof one it takes (and floods).
+            (fresh, accepted) = self
+                .stage
+                .diverged_compact(now_ms, &d.device, &upgraded, skew);
+            if accepted {
+                self.counters.compact.proofs_upgraded += 1;
+                proof = upgraded;
+            }
+        }
         if !accepted {
             self.counters.proofs_rejected += 1;
             return None;
         }
         self.counters.proofs_accepted += 1;
         self.proofs.insert(key);
+        self.proofs.insert(*blake3::hash(&proof).as_bytes());
         self.proof_list.push(proof.clone());
-        fresh.then_some(d.device)
+        fresh.then_some((d.device, proof))
     }
 
-    /// A suite-2 divergence this verifier found: a proof if both frames have a receipt
-    /// dating them (this gateway's own reception, or the relayer's receipt).
+    /// A suite-2 proof with this gateway's own receipt added to every frame and renewal
+    /// it received in time itself (its radio, or a relay it dated by its own clock),
+    /// `None` if it dated none of the two conflicting frames.
+    fn own_dating(&mut self, proof: &[u8]) -> Option<Arc<[u8]>> {
+        let p = CompactProof::decode(proof).ok()?;
+        let (a, b) = p.frames();
+        let at = |g: &Self, f: &[u8]| {
+            let digest = *blake3::hash(f).as_bytes();
+            g.heard
+                .get(&digest)
+                .or_else(|| g.dated.get(&digest))
+                .copied()
+        };
+        if at(self, a).is_none() && at(self, b).is_none() {
+            return None;
+        }
+        let mut own: Vec<(&[u8], Arc<[u8]>)> = Vec::new();
+        p.for_each_frame(|f| {
+            if let Some(t) = at(self, f)
+                && let Some(r) = self.own_stamp(f, t)
+            {
+                own.push((f, r));
+            }
+        });
+        let mut out = vec![0u8; slope_proto::limits::MAX_PROOF];
+        let n = p
+            .with_receipts(
+                |f| {
+                    own.iter()
+                        .find(|(frame, _)| *frame == f)
+                        .map(|(_, r)| &r[..])
+                },
+                &mut out,
+            )
+            .ok()?;
+        out.truncate(n);
+        Some(out.into())
+    }
+
+    /// A suite-2 divergence this verifier found: a proof whose frames are each dated by
+    /// this gateway's own receipt (at the time its verifier dated the frame) and by the
+    /// receipts of the gateways that relayed it here (each heard it on its radio): for
+    /// the gateways that saw neither frame in time, that is usually witnesses of two
+    /// zones (`slope_node::compact::dated_enough`). Renewals are dated the same way.
     fn compact_conflict(&mut self, now_ms: u64, c: &Conflict, actions: &mut Vec<Action>) {
         // A clone conflicts in every interval: once the device is quarantined here, one
         // proof is enough (the proofs held stay one per device, not one per interval).
         if self.stage.mode(&c.device, now_ms) == Mode::Quarantined {
             return;
         }
-        let stamp = |g: &mut Self, frame: &[u8], rx_ms: u64| {
+        // A renewal's dating: this gateway's own receipt at the time it dated the
+        // renewal (its radio, or a relay), and the relayers' receipts.
+        let renewal_dating = |g: &mut Self, frame: &[u8]| -> Option<Vec<Arc<[u8]>>> {
             let digest = *blake3::hash(frame).as_bytes();
-            if let Some(r) = g.stamps.get(&digest) {
-                return Some(r.clone());
-            }
-            let heard = g.heard.get(&digest).copied()?;
-            g.own_stamp(frame, heard.min(rx_ms))
+            let relayed = g.relays.get(&digest).cloned().unwrap_or_default();
+            let at = g
+                .heard
+                .get(&digest)
+                .or_else(|| g.dated.get(&digest))
+                .copied();
+            let own = at.and_then(|t| g.own_stamp(frame, t));
+            let out: Vec<Arc<[u8]>> = own.into_iter().chain(relayed).collect();
+            (!out.is_empty()).then_some(out)
         };
-        let a = stamp(self, c.first.frame(), c.first.rx_ms());
-        let b = stamp(self, c.second.frame(), c.second.rx_ms());
+        let dating = |g: &mut Self, frame: &[u8], rx_ms: u64| -> Option<Vec<Arc<[u8]>>> {
+            let digest = *blake3::hash(frame).as_bytes();
+            let relayed = g.relays.get(&digest).cloned().unwrap_or_default();
+            let own: Arc<[u8]> = g.corroboration.stamp(frame, rx_ms)?.into();
+            Some(core::iter::once(own).chain(relayed).collect())
+        };
+        let a = dating(self, c.first.frame(), c.first.rx_ms());
+        let b = dating(self, c.second.frame(), c.second.rx_ms());
         // Every renewal from the anchor's chain to the conflict's, each with the
         // receipt that dates it.
         let renewals: Option<Vec<Dated>> =
             self.chains.parts(&c.device, c.interval).and_then(|parts| {
                 parts
                     .into_iter()
-                    .map(|(frame, key)| Some((stamp(self, &frame, u64::MAX)?, frame, key)))
+                    .map(|(frame, key)| Some((renewal_dating(self, &frame)?, frame, key)))
                     .collect()
             });
         let proof = match (a, b, self.anchors.get(&c.device), renewals) {
             (Some(ra), Some(rb), Some(anchor), Some(renewals)) => {
                 let est = self.verifier.establishments(&c.device);
-                let renewals: Vec<(&[u8], &[u8], &slope_proto::compact::crypto::ChainKey)> =
-                    renewals
-                        .iter()
-                        .map(|(r, f, k)| (&f[..], &r[..], k))
-                        .collect();
+                let receipts: Vec<Vec<&[u8]>> = renewals
+                    .iter()
+                    .map(|(rs, _, _)| rs.iter().map(|r| &r[..]).collect())
+                    .collect();
+                let renewals: Vec<slope_proto::compact::proof::DatedRenewal<'_>> = renewals
+                    .iter()
+                    .zip(&receipts)
+                    .map(|((_, f, k), r)| (&f[..], &r[..], k))
+                    .collect();
+                let ra: Vec<&[u8]> = ra.iter().map(|r| &r[..]).collect();
+                let rb: Vec<&[u8]> = rb.iter().map(|r| &r[..]).collect();
                 est.first().and_then(|inception| {
                     let mut out = vec![0u8; slope_proto::limits::MAX_PROOF];
                     let parts = Parts {
@@ -702,6 +832,22 @@ impl Gateway {
                         self.corroboration.witness(key, i.rx);
                         self.corroboration.expect(key);
                     }
+                    // Relayed now, stamped with this reception (see `Action::Relay`).
+                    if let (
+                        FrameOutcome::Buffered { device, .. }
+                        | FrameOutcome::Checked { device, .. },
+                        Some(receipt),
+                    ) = (f, self.own_stamp(&i.envelope, now_ms))
+                    {
+                        actions.push(Action::Relay {
+                            device,
+                            envelope: i.envelope.clone(),
+                            relay: Relay {
+                                rx_ms: now_ms,
+                                receipt,
+                            },
+                        });
+                    }
                 }
             }
             vc::Outcome::Event(CompactEvent::Authenticated(a)) => {
@@ -714,20 +860,12 @@ impl Gateway {
                         .disclosed(&device, view.interval(), view.disclosed());
                 }
                 // Authenticated from this gateway's own radio reception (a relayed
-                // frame carries the relayed observation, frequency 0).
+                // frame carries the relayed observation, frequency 0); it was relayed
+                // when it was heard.
                 if a.rx().is_some_and(|o| o.freq_hz != 0) {
-                    let receipt = self.own_stamp(a.frame(), a.rx_ms());
-                    let relay = receipt.map(|receipt| Relay {
-                        rx_ms: a.rx_ms(),
-                        receipt,
-                    });
                     let envelope: Arc<[u8]> = a.frame().into();
                     self.hold(now_ms, Att::Compact(a.clone()), actions);
-                    actions.push(Action::Gossip {
-                        device,
-                        envelope,
-                        relay,
-                    });
+                    actions.push(Action::Verified { device, envelope });
                 } else if self.rogue {
                     self.lie(now_ms, &Att::Compact(a.clone()));
                 }
@@ -748,23 +886,8 @@ impl Gateway {
             vc::Outcome::Event(CompactEvent::BadMac { .. }) => c.compact.bad_mac += 1,
             vc::Outcome::Event(CompactEvent::Renewed { device, first, len }) => {
                 c.compact.renewed += 1;
+                // The renewal copies this radio heard were relayed when heard.
                 self.chains.renewed(&device, first, len);
-                // Relay the renewal copies this radio heard (with their receipts), so
-                // that gateways that missed them follow the device to its next chain.
-                for h in self.chains.to_relay(&device) {
-                    let rx = self.heard.get(blake3::hash(&h.frame).as_bytes()).copied();
-                    let relay = rx.and_then(|rx_ms| {
-                        let receipt = self.own_stamp(&h.frame, rx_ms)?;
-                        Some(Relay { rx_ms, receipt })
-                    });
-                    if relay.is_some() {
-                        actions.push(Action::Gossip {
-                            device,
-                            envelope: h.frame,
-                            relay,
-                        });
-                    }
-                }
             }
             vc::Outcome::Event(CompactEvent::RenewalConflict { .. }) => c.divergence += 1,
             _ => c.compact.refused_other += 1,

@@ -35,19 +35,19 @@ impl World {
                 envelope,
                 relay,
             } => {
-                self.attack.accepted(&envelope, &mut self.counters);
-                let after = self.now_ms() >= self.params.attack_at_ms;
-                if let Some(&i) = self.identity.get(&device)
-                    && let Some(t) = self.truth.get_mut(i)
-                {
-                    if after {
-                        t.heard_after_attack = true;
-                    } else {
-                        t.heard_before_attack = true;
-                    }
-                }
-                self.heard(g, device.short());
+                self.verified(g, device, &envelope);
                 self.gossip(g, device, envelope, relay);
+            }
+            Action::Verified { device, envelope } => self.verified(g, device, &envelope),
+            Action::Relay {
+                envelope, relay, ..
+            } => {
+                // Suite-2 frames go to every gateway, as on the mesh's gossipsub topic:
+                // checking one costs three hashes, not a signature (see "Model of
+                // gossip" in docs/testnet.md), and a gateway that received both frames
+                // of a clone in time takes a compact proof on its own word.
+                let all = |w: &Self| Some((0..w.gateways.len() as u16).collect());
+                self.publish(g, all, envelope, Some(relay));
             }
             Action::Track(device) => {
                 let list = self.interest.entry(device).or_default();
@@ -83,11 +83,39 @@ impl World {
         }
     }
 
+    /// Gateway `g` verified a frame its radio heard: the attack and truth bookkeeping.
+    fn verified(&mut self, g: u16, device: DeviceId, envelope: &[u8]) {
+        self.attack.accepted(envelope, &mut self.counters);
+        let after = self.now_ms() >= self.params.attack_at_ms;
+        if let Some(&i) = self.identity.get(&device)
+            && let Some(t) = self.truth.get_mut(i)
+        {
+            if after {
+                t.heard_after_attack = true;
+            } else {
+                t.heard_before_attack = true;
+            }
+        }
+        self.heard(g, device.short());
+    }
+
     /// Publishes a verified attestation: gossip delivers it to every other gateway
     /// tracking the device, each copy through the receiver's seen-cache. A gateway that
     /// already holds the message id (it got the message by gossip before its own radio
     /// copy was verified) publishes nothing, as gossipsub refuses a duplicate publish.
     fn gossip(&mut self, from: u16, device: DeviceId, envelope: Arc<[u8]>, relay: Option<Relay>) {
+        self.publish(from, |w| w.interest.get(&device).cloned(), envelope, relay);
+    }
+
+    /// Publishes a message from `from` to the gateways `targets` names (`None`: to
+    /// nobody), each copy through the receiver's seen-cache (see [`Self::gossip`]).
+    fn publish(
+        &mut self,
+        from: u16,
+        targets: impl FnOnce(&Self) -> Option<Vec<u16>>,
+        envelope: Arc<[u8]>,
+        relay: Option<Relay>,
+    ) {
         let id = gossip::message_id(&envelope, relay.as_ref().map(|r| &r.receipt[..]));
         let now_us = self.now_us;
         if !self
@@ -98,7 +126,7 @@ impl World {
             self.counters.gossip_publish_duplicate += 1;
             return;
         }
-        let Some(targets) = self.interest.get(&device).cloned() else {
+        let Some(targets) = targets(self) else {
             return;
         };
         for to in targets {
@@ -298,7 +326,9 @@ impl World {
         let Some(gw) = self.gateways.get_mut(usize::from(to)) else {
             return;
         };
-        if let Some(device) = gw.handle_proof(now_ms, &proof) {
+        // A compact proof this gateway completed with its own dating is flooded in
+        // that form.
+        if let Some((device, proof)) = gw.handle_proof(now_ms, &proof) {
             self.detected(to, device);
             self.flood(to, Some(from), proof);
         }

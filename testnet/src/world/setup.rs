@@ -2,7 +2,6 @@
 //! over the same area, the gossip overlay, the honest fleet's dormancy, reboots and
 //! power-cut arming, and the scenario's attack plan.
 
-
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;

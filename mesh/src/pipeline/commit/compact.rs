@@ -363,8 +363,12 @@ impl Stage {
     }
 
     /// Builds the `CompactProof` for a conflict from the store: the suite-1 key history,
-    /// the anchor, the disclosed key and each frame with the receipt that dated it (the
-    /// listed peer's, or this gateway's own, re-signed from the stored receive time).
+    /// the anchor, the disclosed key and each frame with the receipts that date it: this
+    /// gateway's own, signed from the stored receive time (the time its verifier used,
+    /// its own clock or a listed relayer's by at most `RELAY_BACKDATE_MS` earlier), and
+    /// the listed relayer's receipt when the frame came over gossip. Witnesses of two
+    /// zones per frame let gateways that saw neither frame in time take the proof
+    /// (`slope_node::compact::dated_enough`); this gateway takes it on its own word.
     /// `None` when a part is missing, or the conflict lies in a renewed chain (proofs
     /// across renewals are not built yet).
     fn compact_proof(
@@ -391,11 +395,13 @@ impl Stage {
         };
         let rotations: Vec<&[u8]> = rotations.iter().map(Vec::as_slice).collect();
         let (Some(ra), Some(rb)) = (
-            self.receipt_for(batch, &c.device, c.interval, &c.first)?,
-            self.receipt_for(batch, &c.device, c.interval, &c.second)?,
+            self.receipts_for(batch, &c.device, c.interval, &c.first)?,
+            self.receipts_for(batch, &c.device, c.interval, &c.second)?,
         ) else {
             return Ok(None);
         };
+        let ra: Vec<&[u8]> = ra.iter().map(Vec::as_slice).collect();
+        let rb: Vec<&[u8]> = rb.iter().map(Vec::as_slice).collect();
         let parts = Parts {
             inception,
             rotations: &rotations,
@@ -412,29 +418,73 @@ impl Stage {
         }))
     }
 
-    /// The receipt that dated a received frame (see [`Self::compact_proof`]).
-    fn receipt_for(
+    /// The receipts that date a received frame: this gateway's own, and the relayer's
+    /// when it came stamped (see [`Self::compact_proof`]).
+    fn receipts_for(
         &self,
         batch: &Batch<'_>,
         device: &DeviceId,
         interval: u32,
         r: &Received,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
         let digest = crypto::frame_digest(r.frame());
         let Some(stored) = batch.compact_frame(device, interval, &digest)? else {
             return Ok(None);
         };
-        Ok(match stored.receipt {
-            Some(receipt) => Some(receipt),
-            None => {
-                sign_receipt(&self.identity, r.frame(), stored.rx_ms).map(|x| x.frame().to_vec())
-            }
-        })
+        let Some(own) = sign_receipt(&self.identity, r.frame(), stored.rx_ms) else {
+            return Ok(None);
+        };
+        let mut out = vec![own.frame().to_vec()];
+        out.extend(stored.receipt);
+        Ok(Some(out))
     }
 
-    /// Quarantines on a verified compact proof if the witness policy takes it: the
-    /// engine's (both receipt signers registered, active witnesses), or without the
-    /// engine both listed (or this gateway). Returns whether it quarantined.
+    /// A peer's proof with this gateway's own receipt added to every frame and renewal
+    /// it holds in its store (it received them in time: its verifier dated them), signed
+    /// from the stored receive time; `None` when it holds none of them.
+    fn with_own_dating(
+        &self,
+        batch: &Batch<'_>,
+        device: &DeviceId,
+        proof: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Ok(p) = slope_proto::compact::CompactProof::decode(proof) else {
+            return Ok(None);
+        };
+        let mut frames = Vec::new();
+        p.for_each_frame(|f| frames.push(f));
+        let mut own: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        for f in frames {
+            let interval = match slope_proto::compact::decode(f) {
+                Ok(slope_proto::compact::Message::Attestation(m)) => m.body().interval,
+                Ok(slope_proto::compact::Message::Renewal(m)) => m.body().interval,
+                _ => continue,
+            };
+            let digest = crypto::frame_digest(f);
+            if let Some(stored) = batch.compact_frame(device, interval, &digest)?
+                && let Some(r) = sign_receipt(&self.identity, f, stored.rx_ms)
+            {
+                own.push((f, r.frame().to_vec()));
+            }
+        }
+        if own.is_empty() {
+            return Ok(None);
+        }
+        let mut out = vec![0u8; slope_proto::limits::MAX_PROOF];
+        let receipt = |f: &[u8]| own.iter().find(|(x, _)| *x == f).map(|(_, r)| &r[..]);
+        Ok(p.with_receipts(receipt, &mut out).ok().map(|n| {
+            out.truncate(n);
+            out
+        }))
+    }
+
+    /// Quarantines on a verified compact proof if the witness policy takes it: each
+    /// frame dated by this gateway itself or by witnesses of two trust zones
+    /// (`slope_node::compact::dated_enough`), registered with the engine or, without
+    /// one, listed. A peer's proof dated by one zone only is taken when this gateway
+    /// received the frames in time itself: it adds its own receipts
+    /// ([`Self::with_own_dating`]) and gossips the completed proof. Returns whether
+    /// it quarantined.
     pub(super) fn quarantine_compact(
         &mut self,
         batch: &mut Batch<'_>,
@@ -444,11 +494,31 @@ impl Stage {
         proof: &[u8],
         effects: &mut Vec<Effect>,
     ) -> Result<bool, StoreError> {
-        let taken = match &mut self.engine {
+        if self.compact_policy_takes(now, proof) {
+            return self.quarantine(batch, now, device, interval, proof, effects, true);
+        }
+        if let Some(upgraded) = self.with_own_dating(batch, device, proof)?
+            && upgraded != proof
+            && self.compact_policy_takes(now, &upgraded)
+        {
+            self.count_compact("proof_completed");
+            let quarantined =
+                self.quarantine(batch, now, device, interval, &upgraded, effects, true)?;
+            effects.push(Effect::PublishProof(upgraded));
+            return Ok(quarantined);
+        }
+        self.count_compact("divergence_unproven");
+        Ok(false)
+    }
+
+    /// Whether the witness policy takes a compact proof (the engine records it when it
+    /// does).
+    fn compact_policy_takes(&mut self, now: u64, proof: &[u8]) -> bool {
+        match &mut self.engine {
             Some(engine) => match engine.compact_proof(now, proof, max_skew_ms()) {
                 Ok(_) => true,
                 Err(
-                    e @ (slope_node::trust::Error::UnknownWitness
+                    e @ (slope_node::trust::Error::Undated
                     | slope_node::trust::Error::CompactProof(_)),
                 ) => {
                     tracing::warn!(error = %e, "compact proof not taken by the trust engine");
@@ -461,18 +531,20 @@ impl Stage {
             },
             None => {
                 let own = self.identity.signing_key().verifying_key().to_bytes();
-                slope_node::compact::verify_proof(proof, max_skew_ms()).is_ok_and(|d| {
-                    d.witnesses
+                let zone_of = |w: &[u8; 32]| {
+                    self.listed
                         .iter()
-                        .all(|w| *w == own || self.listed.iter().any(|(k, _)| k == w))
+                        .find(|(k, _)| k == w)
+                        .map(|(_, z)| slope_node::trust::Zone(*z))
+                };
+                slope_proto::compact::CompactProof::decode(proof).is_ok_and(|p| {
+                    p.verify_with(max_skew_ms(), |d| {
+                        slope_node::compact::dated_enough(d, Some(&own), zone_of)
+                    })
+                    .is_ok()
                 })
             }
-        };
-        if !taken {
-            self.count_compact("divergence_unproven");
-            return Ok(false);
         }
-        self.quarantine(batch, now, device, interval, proof, effects, true)
     }
 }
 
