@@ -42,6 +42,32 @@ fn events(v: &mut Verifier) -> Vec<Event> {
     std::iter::from_fn(|| v.poll_event()).collect()
 }
 
+/// A clone (the same state, `len` intervals) sends a different frame in interval 4; both
+/// are heard in time, the device's frame of interval 6 discloses K(4): the verifier's
+/// divergence.
+fn clone_conflict(len: u32) -> (Setup, Conflict) {
+    let mut s = setup(len);
+    let mut clone = setup(len).device;
+    let (t4, rx4) = at(4);
+    let a = s.device.attest(t4, b"honest").expect("attest");
+    let b = clone.attest(t4, b"clone").expect("attest");
+    s.verifier.handle_frame(rx4, a.frame()).expect("a");
+    s.verifier.handle_frame(rx4 + 500, b.frame()).expect("b");
+    let (t6, rx6) = at(6);
+    s.verifier
+        .handle_frame(rx6, s.device.attest(t6, b"").expect("attest").frame())
+        .expect("discloser");
+    let ev = events(&mut s.verifier);
+    let Some(Event::Divergence(conflict)) = ev
+        .iter()
+        .find(|e| matches!(e, Event::Divergence(_)))
+        .cloned()
+    else {
+        panic!("no divergence in {ev:?}");
+    };
+    (s, *conflict)
+}
+
 fn authenticated(ev: &[Event]) -> Vec<u32> {
     ev.iter()
         .filter_map(|e| match e {
@@ -233,34 +259,16 @@ fn renewal_is_authenticated_by_the_old_chain() {
 /// built from the gateways' receipts verifies statelessly.
 #[test]
 fn divergence_proof_verifies_and_forgeries_do_not() {
-    let mut s = setup(100);
-    let mut clone = setup(100).device;
+    let (s, conflict) = clone_conflict(100);
     let gw1 = SigningKey::from_bytes(&[1; 32]);
     let gw2 = SigningKey::from_bytes(&[2; 32]);
-    let (t4, rx4) = at(4);
-    let a = s.device.attest(t4, b"honest").expect("attest");
-    let b = clone.attest(t4, b"clone").expect("attest");
-    s.verifier.handle_frame(rx4, a.frame()).expect("a");
-    s.verifier.handle_frame(rx4 + 500, b.frame()).expect("b");
-    let (t6, rx6) = at(6);
-    s.verifier
-        .handle_frame(rx6, s.device.attest(t6, b"").expect("attest").frame())
-        .expect("discloser");
-    let ev = events(&mut s.verifier);
-    let Some(Event::Divergence(conflict)) = ev
-        .iter()
-        .find(|e| matches!(e, Event::Divergence(_)))
-        .cloned()
-    else {
-        panic!("no divergence in {ev:?}");
-    };
     let Conflict {
         key,
         first,
         second,
         interval,
         ..
-    } = *conflict;
+    } = conflict;
     assert_eq!(interval, 4);
     let r1 =
         Receipt::sign(&gw1, c2::crypto::frame_digest(first.frame()), first.rx_ms()).expect("r1");
@@ -352,23 +360,7 @@ fn divergence_proof_verifies_and_forgeries_do_not() {
 /// of order (or repeat a witness) is not canonical.
 #[test]
 fn a_proof_frame_carries_several_receipts_of_distinct_witnesses() {
-    let mut s = setup(101);
-    let mut clone = setup(101).device;
-    let (t4, rx4) = at(4);
-    let a = s.device.attest(t4, b"honest").expect("attest");
-    let b = clone.attest(t4, b"clone").expect("attest");
-    s.verifier.handle_frame(rx4, a.frame()).expect("a");
-    s.verifier.handle_frame(rx4 + 500, b.frame()).expect("b");
-    let (t6, rx6) = at(6);
-    s.verifier
-        .handle_frame(rx6, s.device.attest(t6, b"").expect("attest").frame())
-        .expect("discloser");
-    let Some(Event::Divergence(c)) = events(&mut s.verifier)
-        .into_iter()
-        .find(|e| matches!(e, Event::Divergence(_)))
-    else {
-        panic!("no divergence");
-    };
+    let (s, c) = clone_conflict(101);
     let gws: Vec<SigningKey> = (1..=6u8)
         .map(|i| SigningKey::from_bytes(&[i; 32]))
         .collect();

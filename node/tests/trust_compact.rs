@@ -130,6 +130,17 @@ fn fresh(gws: &[Gateway]) -> Engine<Memory> {
     engine(Policy::default(), &refs, T0 - 1)
 }
 
+/// A fresh engine for `gws` fed every input; the time after the last one.
+fn fed(gws: &[Gateway], inputs: &[(Millis, Input)]) -> (Engine<Memory>, Millis) {
+    let mut e = fresh(gws);
+    let mut now = T0;
+    for (t, input) in inputs {
+        feed(&mut e, *t, input);
+        now = *t;
+    }
+    (e, now)
+}
+
 fn verify_all<S: lineage::Storage>(e: &Engine<S>, rs: &[Signed<Receipt>]) -> Vec<VerifiedReceipt> {
     rs.iter()
         .map(|r| e.verify_receipt(r).expect("receipt verifies"))
@@ -451,13 +462,8 @@ fn a_compact_divergence_quarantines_through_the_divergence_path() {
     let (inputs, gws, id) = scenario(21, 50, 0, |_| true, |_| 0b11);
     let mut gws = gws;
     gws.push(Gateway::new(13, 2, 900)); // a second witness in gws[0]'s zone
-    let mut e = fresh(&gws);
-    let mut now = T0;
-    for (t, input) in &inputs {
-        feed(&mut e, *t, input);
-        now = *t;
-    }
-    now += 1_000;
+    let (mut e, now) = fed(&gws, &inputs);
+    let now = now + 1_000;
     assert!(e.grant(&id, now).is_some(), "the device holds a grant");
     let records = e.lineage().next_index();
     let (g1, g2, zone_mate) = (&gws[0].key, &gws[1].key, &gws[2].key);
@@ -513,13 +519,8 @@ fn a_compact_divergence_quarantines_through_the_divergence_path() {
 #[test]
 fn a_compact_proof_dated_by_the_gateway_itself_needs_no_other_zone() {
     let (inputs, gws, _) = scenario(22, 50, 0, |_| true, |_| 0b11);
-    let mut e = fresh(&gws);
-    let mut now = T0;
-    for (t, input) in &inputs {
-        feed(&mut e, *t, input);
-        now = *t;
-    }
-    now += 1_000;
+    let (mut e, now) = fed(&gws, &inputs);
+    let now = now + 1_000;
     let own = sample::key(AUTHOR);
     // Its own receipt on one frame only: the other still needs two zones.
     let half = compact_proof([&[&own], &[&gws[0].key]], T0);
