@@ -18,8 +18,11 @@ pub mod persist;
 #[cfg(feature = "alloc")]
 pub mod verifier;
 
-use slope_proto::compact::{CompactProof, Dating, Divergence, ProofError};
+#[cfg(feature = "alloc")]
+use slope_proto::compact::Dating;
+use slope_proto::compact::{CompactProof, Divergence, ProofError};
 
+#[cfg(feature = "alloc")]
 use crate::trust::Zone;
 
 /// Decodes and checks a suite-2 divergence proof with no other state, under the clock
@@ -56,6 +59,7 @@ pub const DATING_ZONES: usize = 2;
 /// registered and active span [`DATING_ZONES`] zones. A witness with no zone
 /// (`Zone::NONE`) counts as a zone of its own: with no zones assigned, two distinct
 /// registered witnesses are needed.
+#[cfg(feature = "alloc")]
 pub fn dated_enough(
     dating: &Dating,
     own: Option<&[u8; 32]>,
