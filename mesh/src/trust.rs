@@ -466,7 +466,8 @@ impl Engine {
     }
 
     /// Quarantines on a suite-2 divergence proof (verified again by the engine under
-    /// `max_skew_ms`; both receipt signers must be registered, active witnesses).
+    /// `max_skew_ms`; each frame dated by this gateway or by registered, active
+    /// witnesses of two trust zones: `slope_node::compact::dated_enough`).
     pub fn compact_proof(
         &mut self,
         now: u64,
