@@ -25,9 +25,11 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entry {
-    /// A verified attestation was committed, and the trust stage's decision on it (one
-    /// record per attestation; with the trust engine, `reasons` is its typed decision
-    /// and names the engine lineage record that holds it in full).
+    /// The trust stage's decision on a verified, committed attestation (one record per
+    /// attestation, written when the decision is taken: at once, or
+    /// `ingest.receipt_wait_ms` after the commit for a frame heard on this gateway's
+    /// radio; with the trust engine, `reasons` is its typed decision and names the
+    /// engine lineage record that holds it in full).
     Observed {
         device: [u8; 32],
         seq: u32,
