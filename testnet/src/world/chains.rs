@@ -40,10 +40,6 @@ impl Chain {
 pub struct Heard {
     pub frame: Arc<[u8]>,
     pub interval: u32,
-    /// From this gateway's radio (it may relay it, with its own receipt).
-    pub radio: bool,
-    /// Already relayed.
-    pub relayed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -111,7 +107,7 @@ impl Chains {
     }
 
     /// A renewal frame for `interval` was taken for checking.
-    pub fn heard(&mut self, device: DeviceId, interval: u32, frame: Arc<[u8]>, radio: bool) {
+    pub fn heard(&mut self, device: DeviceId, interval: u32, frame: Arc<[u8]>) {
         let d = self.devices.entry(device).or_default();
         if d.renewals.iter().any(|h| h.frame == frame) {
             return;
@@ -119,31 +115,7 @@ impl Chains {
         if d.renewals.len() >= RENEWALS_MAX {
             d.renewals.remove(0);
         }
-        d.renewals.push(Heard {
-            frame,
-            interval,
-            radio,
-            relayed: false,
-        });
-    }
-
-    /// The radio-heard renewals of `device` not relayed yet (marked relayed).
-    pub fn to_relay(&mut self, device: &DeviceId) -> Vec<Heard> {
-        let Some(d) = self.devices.get_mut(device) else {
-            return Vec::new();
-        };
-        let out: Vec<Heard> = d
-            .renewals
-            .iter()
-            .filter(|h| h.radio && !h.relayed)
-            .cloned()
-            .collect();
-        for h in &mut d.renewals {
-            if h.radio {
-                h.relayed = true;
-            }
-        }
-        out
+        d.renewals.push(Heard { frame, interval });
     }
 
     /// The renewals a proof for `interval` needs, from the anchor's chain to the one
@@ -212,7 +184,7 @@ mod tests {
                 }
                 let r = d.renew(at(i)).expect("renew");
                 let frame: Arc<[u8]> = r.frame().into();
-                c.heard(device, i, frame.clone(), true);
+                c.heard(device, i, frame.clone());
                 renewals.push(frame);
                 continue;
             }
@@ -235,8 +207,5 @@ mod tests {
         // An interval past every known chain, or a device never anchored: nothing.
         assert!(c.parts(&device, 40).is_none());
         assert!(c.parts(&DeviceId([5; 32]), 3).is_none());
-        // The radio-heard renewals are relayed once.
-        assert_eq!(c.to_relay(&device).len(), 2);
-        assert!(c.to_relay(&device).is_empty());
     }
 }

@@ -817,9 +817,7 @@ impl Gateway {
                     && slope_proto::compact::frame::parse_header(&i.envelope)
                         == Ok(slope_proto::compact::Kind::Renewal)
                 {
-                    let radio = i.source == Source::Radio;
-                    self.chains
-                        .heard(device, interval, i.envelope.clone(), radio);
+                    self.chains.heard(device, interval, i.envelope.clone());
                 }
                 if let Some(i) = input.filter(|i| i.source == Source::Radio) {
                     // The reception time this gateway would sign for the frame, and its
