@@ -637,25 +637,39 @@ impl Gateway {
         fresh.then_some((d.device, proof))
     }
 
+    /// When this gateway dated a suite-2 frame itself: its radio reception, or a relay's
+    /// arrival by its own clock (`RELAY_BACKDATE_MS`).
+    fn dated_at(&self, frame: &[u8]) -> Option<u64> {
+        let digest = *blake3::hash(frame).as_bytes();
+        self.heard
+            .get(&digest)
+            .or_else(|| self.dated.get(&digest))
+            .copied()
+    }
+
+    /// The receipts dating a suite-2 frame in a proof: this gateway's own at `at` (when
+    /// it dated the frame itself), then those of the gateways that relayed it here;
+    /// `None` when there is none.
+    fn dating(&mut self, frame: &[u8], at: Option<u64>) -> Option<Vec<Arc<[u8]>>> {
+        let digest = *blake3::hash(frame).as_bytes();
+        let relayed = self.relays.get(&digest).cloned().unwrap_or_default();
+        let own = at.and_then(|t| self.own_stamp(frame, t));
+        let out: Vec<Arc<[u8]>> = own.into_iter().chain(relayed).collect();
+        (!out.is_empty()).then_some(out)
+    }
+
     /// A suite-2 proof with this gateway's own receipt added to every frame and renewal
     /// it received in time itself (its radio, or a relay it dated by its own clock),
     /// `None` if it dated none of the two conflicting frames.
     fn own_dating(&mut self, proof: &[u8]) -> Option<Arc<[u8]>> {
         let p = CompactProof::decode(proof).ok()?;
         let (a, b) = p.frames();
-        let at = |g: &Self, f: &[u8]| {
-            let digest = *blake3::hash(f).as_bytes();
-            g.heard
-                .get(&digest)
-                .or_else(|| g.dated.get(&digest))
-                .copied()
-        };
-        if at(self, a).is_none() && at(self, b).is_none() {
+        if self.dated_at(a).is_none() && self.dated_at(b).is_none() {
             return None;
         }
         let mut own: Vec<(&[u8], Arc<[u8]>)> = Vec::new();
         p.for_each_frame(|f| {
-            if let Some(t) = at(self, f)
+            if let Some(t) = self.dated_at(f)
                 && let Some(r) = self.own_stamp(f, t)
             {
                 own.push((f, r));
@@ -689,33 +703,19 @@ impl Gateway {
         }
         // A renewal's dating: this gateway's own receipt at the time it dated the
         // renewal (its radio, or a relay), and the relayers' receipts.
-        let renewal_dating = |g: &mut Self, frame: &[u8]| -> Option<Vec<Arc<[u8]>>> {
-            let digest = *blake3::hash(frame).as_bytes();
-            let relayed = g.relays.get(&digest).cloned().unwrap_or_default();
-            let at = g
-                .heard
-                .get(&digest)
-                .or_else(|| g.dated.get(&digest))
-                .copied();
-            let own = at.and_then(|t| g.own_stamp(frame, t));
-            let out: Vec<Arc<[u8]>> = own.into_iter().chain(relayed).collect();
-            (!out.is_empty()).then_some(out)
-        };
-        let dating = |g: &mut Self, frame: &[u8], rx_ms: u64| -> Option<Vec<Arc<[u8]>>> {
-            let digest = *blake3::hash(frame).as_bytes();
-            let relayed = g.relays.get(&digest).cloned().unwrap_or_default();
-            let own: Arc<[u8]> = g.corroboration.stamp(frame, rx_ms)?.into();
-            Some(core::iter::once(own).chain(relayed).collect())
-        };
-        let a = dating(self, c.first.frame(), c.first.rx_ms());
-        let b = dating(self, c.second.frame(), c.second.rx_ms());
+        // Both frames were dated by this verifier (the conflict carries the times).
+        let a = self.dating(c.first.frame(), Some(c.first.rx_ms()));
+        let b = self.dating(c.second.frame(), Some(c.second.rx_ms()));
         // Every renewal from the anchor's chain to the conflict's, each with the
         // receipt that dates it.
         let renewals: Option<Vec<Dated>> =
             self.chains.parts(&c.device, c.interval).and_then(|parts| {
                 parts
                     .into_iter()
-                    .map(|(frame, key)| Some((renewal_dating(self, &frame)?, frame, key)))
+                    .map(|(frame, key)| {
+                        let at = self.dated_at(&frame);
+                        Some((self.dating(&frame, at)?, frame, key))
+                    })
                     .collect()
             });
         let proof = match (a, b, self.anchors.get(&c.device), renewals) {
