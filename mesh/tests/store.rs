@@ -207,3 +207,54 @@ fn gateway_lineage_in_chunks_reads_and_verifies() {
         assert_eq!(got, want, "from {from}");
     }
 }
+
+/// The engine lineage's records appended and not yet written are read back from the
+/// chunks they were appended to, then from the store once a transaction wrote them; an
+/// out-of-order index is refused, and the head follows both.
+#[test]
+fn engine_lineage_pending_then_committed() {
+    use slope_node::lineage::{Storage, StorageError};
+    use slope_proto::Digest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join(DB_FILE)).unwrap());
+    let (mut lineage, pending) = slope_mesh::store::RedbLineage::open(store.clone()).unwrap();
+    // Records of varied sizes, some beyond one 64 KiB chunk together.
+    let records: Vec<Vec<u8>> = (0..40u8)
+        .map(|i| vec![i; 100 + 3000 * usize::from(i % 7)])
+        .collect();
+    let digest = |i: usize| Digest([i as u8 + 1; 32]);
+    let mut out = Vec::new();
+    for (i, r) in records.iter().take(30).enumerate() {
+        lineage.append(i as u64, &digest(i), r).unwrap();
+    }
+    assert!(matches!(
+        lineage.append(31, &digest(31), &records[31]),
+        Err(StorageError::OutOfOrder)
+    ));
+    assert_eq!(lineage.len(), 30);
+    assert_eq!(lineage.head(), Some(digest(29)));
+    for (i, r) in records.iter().take(30).enumerate() {
+        assert!(lineage.read(i as u64, &mut out).unwrap());
+        assert_eq!(&out, r, "pending record {i}");
+    }
+    let mut txn = store.begin().unwrap();
+    txn.put_engine_lineage(&pending).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(store.engine_lineage_head().unwrap(), (30, Some(digest(29))));
+    // Ten more pending on top of the committed ones.
+    for (i, r) in records.iter().enumerate().skip(30) {
+        lineage.append(i as u64, &digest(i), r).unwrap();
+    }
+    assert_eq!(lineage.len(), 40);
+    assert_eq!(lineage.head(), Some(digest(39)));
+    for (i, r) in records.iter().enumerate() {
+        assert!(lineage.read(i as u64, &mut out).unwrap());
+        assert_eq!(&out, r, "record {i}");
+    }
+    assert!(!lineage.read(40, &mut out).unwrap());
+    let mut txn = store.begin().unwrap();
+    txn.put_engine_lineage(&pending).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(store.engine_records(0, usize::MAX).unwrap(), records);
+}

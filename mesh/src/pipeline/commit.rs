@@ -26,7 +26,7 @@ use super::{
 use crate::identity::Identity;
 use crate::lineage::{Entry, Source};
 use crate::metrics::{Metrics, kind};
-use crate::store::{Batch, DeviceRecord, FrameRecord, QuarantineInfo, Store, StoreError};
+use crate::store::{Batch, DeviceRecord, FrameRef, QuarantineInfo, Store, StoreError};
 use crate::trust::{Admission, Decide, Decision, Reasons};
 
 /// A receipt to sign once the batch is committed.
@@ -492,20 +492,20 @@ impl Stage {
         if rec.quarantine.is_some() {
             return Ok(Verdict::Ignore);
         }
-        let record = FrameRecord {
+        let record = FrameRef {
             seq: att.seq(),
-            digest: att.digest().0,
-            frame: att.frame().to_vec(),
-            rx: *att.rx(),
+            digest: &att.digest().0,
+            frame: att.frame(),
+            rx: att.rx(),
             source,
         };
         if !batch.put_frame(&device, &record, self.frames_per_device)? {
             // Already durable (the verifier forgot it, e.g. beyond its window after a
             // restart): identical is a duplicate, different is a fork.
             if let Some(stored) = batch.frame(&device, att.seq())? {
-                if stored.digest != record.digest {
+                if stored.digest != att.digest().0 {
                     if let Some(proof) =
-                        self.prove_stored(batch, &device, &stored.frame, &record.frame)?
+                        self.prove_stored(batch, &device, &stored.frame, att.frame())?
                     {
                         self.quarantine(batch, now, &device, att.seq(), &proof, effects, false)?;
                         effects.push(Effect::PublishProof(proof));

@@ -24,6 +24,7 @@ pub mod pending;
 pub mod shards;
 pub mod window;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -512,7 +513,8 @@ fn verify<T>(
 /// [`Overlapped::flush`] when no more input is waiting. When the node is idle a lone
 /// batch is the whole group and commits at the next call, as without grouping.
 ///
-/// While a group commits, batches from `more` are verified together, up to the first
+/// Batches are verified together — the one given with those waiting in `more`, and,
+/// while a group commits, those taken from `more` with each other — up to the given
 /// batch's size times the number of verifier shards (and at most `commit_max`), so that
 /// every shard verifies full-size ed25519 batches; their outputs then come out as one.
 ///
@@ -557,22 +559,12 @@ impl<T: Send> Overlapped<T> {
 
     /// Attestations waiting verified.
     pub fn waiting(&self) -> usize {
-        self.waiting.iter().map(Verified::len).sum()
+        attestations(&self.waiting)
     }
 
-    /// The next group: waiting batches in order, at least one, up to `commit_max`
-    /// attestations.
+    /// The next group (see [`take_group`]).
     fn group(&mut self) -> Vec<Verified<T>> {
-        let mut group = Vec::new();
-        let mut n = 0;
-        while let Some(v) = self.waiting.front() {
-            if !group.is_empty() && n + v.len() > self.commit_max {
-                break;
-            }
-            n += v.len();
-            group.extend(self.waiting.pop_front());
-        }
-        group
+        take_group(&mut self.waiting, self.commit_max)
     }
 
     /// Verifies `inputs` (and, while the commit runs, more batches from `more`) while
@@ -585,6 +577,17 @@ impl<T: Send> Overlapped<T> {
         inputs: Vec<Input<T>>,
         mut more: impl FnMut() -> Option<(u64, Vec<Input<T>>)>,
     ) -> Committed<T> {
+        // Batches waiting in `more` are verified together up to this many frames (at
+        // most `commit_max`), so that each shard's ed25519 batch is as large as one input
+        // batch (a 256-frame batch split over two shards is two batches of 128, whose
+        // verification costs more per signature): the first one too, not only those
+        // verified while the commit runs.
+        let coalesce = inputs
+            .len()
+            .max(1)
+            .saturating_mul(p.verifier.len())
+            .min(self.commit_max);
+        let (now, inputs) = fill(coalesce, (now, inputs), &mut more);
         let group = self.group();
         if group.is_empty() {
             self.waiting.push_back(p.verify(now, inputs));
@@ -597,31 +600,14 @@ impl<T: Send> Overlapped<T> {
             metrics,
             stage,
         } = p;
-        // While the commit runs, batches waiting in `more` are verified together up to
-        // this many frames (at most `commit_max`), so that each shard's ed25519 batch is
-        // as large as one input batch (a 256-frame batch split over two shards is two
-        // batches of 128, whose verification costs more per signature).
-        let coalesce = inputs
-            .len()
-            .max(1)
-            .saturating_mul(verifier.len())
-            .min(commit_max);
         let committed = std::thread::scope(|s| {
             let commit = s.spawn(|| stage.commit_group(group));
             waiting.push_back(verify(verifier, metrics, now, inputs));
-            while !commit.is_finished()
-                && waiting.iter().map(Verified::len).sum::<usize>() < commit_max
-            {
-                let Some((mut now, mut inputs)) = more() else {
+            while !commit.is_finished() && attestations(waiting) < commit_max {
+                let Some(first) = more() else {
                     break;
                 };
-                while inputs.len() < coalesce {
-                    let Some((later, more_inputs)) = more() else {
-                        break;
-                    };
-                    now = later;
-                    inputs.extend(more_inputs);
-                }
+                let (now, inputs) = fill(coalesce, first, &mut more);
                 waiting.push_back(verify(verifier, metrics, now, inputs));
             }
             commit
@@ -661,6 +647,44 @@ impl<T: Send> Overlapped<T> {
             out.extend(committed);
         }
     }
+}
+
+/// Attestations in verified batches.
+fn attestations<T>(batches: &VecDeque<Verified<T>>) -> usize {
+    batches.iter().map(Verified::len).sum()
+}
+
+/// The next group: waiting batches in order, at least one (when any waits), up to
+/// `commit_max` attestations.
+fn take_group<T>(waiting: &mut VecDeque<Verified<T>>, commit_max: usize) -> Vec<Verified<T>> {
+    let mut group = Vec::new();
+    let mut n = 0;
+    while let Some(v) = waiting.front() {
+        if !group.is_empty() && n + v.len() > commit_max {
+            break;
+        }
+        n += v.len();
+        group.extend(waiting.pop_front());
+    }
+    group
+}
+
+/// `first` topped up with the batches waiting in `more` until it holds `coalesce` frames
+/// or `more` has none; stamped with the time of the last batch taken.
+fn fill<T>(
+    coalesce: usize,
+    first: (u64, Vec<Input<T>>),
+    more: &mut impl FnMut() -> Option<(u64, Vec<Input<T>>)>,
+) -> (u64, Vec<Input<T>>) {
+    let (mut now, mut inputs) = first;
+    while inputs.len() < coalesce {
+        let Some((later, more_inputs)) = more() else {
+            break;
+        };
+        now = later;
+        inputs.extend(more_inputs);
+    }
+    (now, inputs)
 }
 
 /// Who is to blame for a rejected frame: only the sender of bytes that are malformed or

@@ -17,7 +17,7 @@ use slope_proto::DeviceId;
 
 use super::chunks::Chunks;
 use super::tables::*;
-use super::{DeviceRecord, FrameRecord, StoreError, Undecided, db, decode};
+use super::{DeviceRecord, FrameRecord, FrameRef, StoreError, Undecided, db, decode};
 use crate::lineage::{self, Entry, Record};
 
 /// One write transaction: open its tables with [`Txn::batch`], drop the batch, then
@@ -191,11 +191,12 @@ impl Batch<'_> {
     pub fn put_frame(
         &mut self,
         id: &DeviceId,
-        record: &FrameRecord,
+        record: &FrameRef<'_>,
         retain: u32,
     ) -> Result<bool, StoreError> {
         let key = frame_key(id, record.seq);
-        self.encoded(record);
+        self.buf.clear();
+        record.encode_into(&mut self.buf);
         // One B-tree walk: insert, and put back what was there, if anything (rare).
         let old = self
             .frames
@@ -259,7 +260,7 @@ impl Batch<'_> {
             entry,
         };
         self.encoded(&record);
-        self.lineage.push(index, &self.buf);
+        let _ = self.lineage.push(index, &self.buf);
         self.by_device.entry(device.0).or_default().push(index);
         *self.head = (index + 1, lineage::digest(&self.buf));
         Ok(index)

@@ -14,6 +14,14 @@ use super::{StoreError, db};
 /// own).
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
+/// Where a record appended to [`Chunks`] lies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct At {
+    chunk: usize,
+    offset: usize,
+    len: usize,
+}
+
 /// Records appended in a transaction, in chunks, until [`Chunks::write`].
 #[derive(Debug, Default)]
 pub struct Chunks {
@@ -22,8 +30,9 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    /// Appends record `index` (the caller appends consecutive indices).
-    pub fn push(&mut self, index: u64, record: &[u8]) {
+    /// Appends record `index` (the caller appends consecutive indices); returns where
+    /// its bytes lie, for [`Self::get`].
+    pub fn push(&mut self, index: u64, record: &[u8]) -> At {
         let fits = self
             .chunks
             .last()
@@ -31,11 +40,30 @@ impl Chunks {
         if !fits {
             self.chunks.push((index, Vec::with_capacity(CHUNK_BYTES)));
         }
-        if let Some((_, chunk)) = self.chunks.last_mut() {
-            // Records are bounded far below 4 GiB (lineage and frame bounds).
-            chunk.extend_from_slice(&(record.len() as u32).to_le_bytes());
-            chunk.extend_from_slice(record);
+        let chunk = self.chunks.len() - 1;
+        match self.chunks.last_mut() {
+            Some((_, bytes)) => {
+                // Records are bounded far below 4 GiB (lineage and frame bounds).
+                bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
+                let offset = bytes.len();
+                bytes.extend_from_slice(record);
+                At {
+                    chunk,
+                    offset,
+                    len: record.len(),
+                }
+            }
+            // A chunk was pushed just above.
+            None => At::default(),
         }
+    }
+
+    /// The bytes of a record appended here ([`Self::push`]).
+    pub fn get(&self, at: At) -> Option<&[u8]> {
+        self.chunks
+            .get(at.chunk)?
+            .1
+            .get(at.offset..at.offset.checked_add(at.len)?)
     }
 
     /// Whether nothing was appended.

@@ -21,13 +21,26 @@ use super::tables::{ENGINE_LINEAGE, K_ENGINE_HEAD, K_WITNESSES, META};
 use super::{Store, StoreError, db, decode_head};
 
 /// What the engine's store and the pipeline share: records appended and not yet
-/// written, and the committed head.
+/// written, and the committed head. Appends go straight into the chunks the commit
+/// writes (one copy of each record, no allocation per record).
 #[derive(Debug, Default)]
 pub struct Shared {
-    pending: Vec<(u64, Digest, Vec<u8>)>,
-    /// Bytes in `pending` (kept, not summed per append: that was quadratic in a batch).
+    /// Records appended and not yet written, in chunks.
+    chunks: Chunks,
+    /// Where each of them lies in `chunks`, in index order from `committed.0`.
+    at: Vec<chunks::At>,
+    /// Digest of the last record appended.
+    last: Option<Digest>,
+    /// Bytes in `chunks` (kept, not summed per append: that was quadratic in a batch).
     pending_bytes: usize,
     committed: (u64, Option<Digest>),
+}
+
+impl Shared {
+    /// The index the next record gets.
+    fn next(&self) -> u64 {
+        self.committed.0 + self.at.len() as u64
+    }
 }
 
 /// The shared state (see `Shared`, private to this module).
@@ -59,9 +72,8 @@ impl RedbLineage {
     pub fn open(store: Arc<Store>) -> Result<(Self, Pending), StoreError> {
         let committed = store.engine_lineage_head()?;
         let pending = Arc::new(Mutex::new(Shared {
-            pending: Vec::new(),
-            pending_bytes: 0,
             committed,
+            ..Shared::default()
         }));
         Ok((
             Self {
@@ -76,35 +88,44 @@ impl RedbLineage {
 impl Storage for RedbLineage {
     fn append(&mut self, index: u64, digest: &Digest, record: &[u8]) -> Result<(), StorageError> {
         let mut p = lock(&self.pending);
-        let next = p.pending.last().map_or(p.committed.0, |(i, _, _)| i + 1);
-        if index != next {
+        if index != p.next() {
             return Err(StorageError::OutOfOrder);
         }
         if p.pending_bytes + record.len() > MAX_PENDING_BYTES {
             return Err(StorageError::Full);
         }
         p.pending_bytes += record.len();
-        p.pending.push((index, *digest, record.to_vec()));
+        let at = p.chunks.push(index, record);
+        p.at.push(at);
+        p.last = Some(*digest);
         Ok(())
     }
 
     fn len(&self) -> u64 {
-        let p = lock(&self.pending);
-        p.pending.last().map_or(p.committed.0, |(i, _, _)| i + 1)
+        lock(&self.pending).next()
     }
 
     fn head(&self) -> Option<Digest> {
         let p = lock(&self.pending);
-        p.pending.last().map(|(_, d, _)| *d).or(p.committed.1)
+        if p.at.is_empty() {
+            p.committed.1
+        } else {
+            p.last
+        }
     }
 
     fn read(&self, index: u64, out: &mut Vec<u8>) -> Result<bool, StorageError> {
         out.clear();
         {
-            // Pending records are consecutive by index.
+            // Pending records are consecutive by index, from the committed head.
             let p = lock(&self.pending);
-            if let Ok(at) = p.pending.binary_search_by_key(&index, |(i, _, _)| *i) {
-                out.extend_from_slice(&p.pending[at].2);
+            let pending = index
+                .checked_sub(p.committed.0)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| p.at.get(i).copied());
+            if let Some(at) = pending {
+                let record = p.chunks.get(at).ok_or(StorageError::Failed)?;
+                out.extend_from_slice(record);
                 return Ok(true);
             }
         }
@@ -175,27 +196,22 @@ impl super::Txn {
     /// Writes the engine's pending records in this transaction. (If the commit then
     /// fails, the pipeline reopens the engine from the committed head.)
     pub fn put_engine_lineage(&mut self, pending: &Pending) -> Result<(), StoreError> {
-        let records = {
+        let (chunks, next, digest) = {
             let mut p = lock(pending);
-            let records = std::mem::take(&mut p.pending);
+            let Some(digest) = p.last.filter(|_| !p.at.is_empty()) else {
+                return Ok(());
+            };
+            let next = p.next();
+            p.committed = (next, Some(digest));
+            p.at.clear();
             p.pending_bytes = 0;
-            if let Some((last, digest, _)) = records.last() {
-                p.committed = (last + 1, Some(*digest));
-            }
-            records
-        };
-        let Some((last, digest, _)) = records.last().cloned() else {
-            return Ok(());
+            (std::mem::take(&mut p.chunks), next, digest)
         };
         let mut t = self.txn.open_table(ENGINE_LINEAGE).map_err(db)?;
-        let mut chunks = Chunks::default();
-        for (i, _, r) in &records {
-            chunks.push(*i, r);
-        }
         chunks.write(&mut t)?;
         let mut meta = self.txn.open_table(META).map_err(db)?;
         let mut head = Vec::with_capacity(40);
-        head.extend_from_slice(&(last + 1).to_le_bytes());
+        head.extend_from_slice(&next.to_le_bytes());
         head.extend_from_slice(&digest.0);
         meta.insert(K_ENGINE_HEAD, head.as_slice()).map_err(db)?;
         Ok(())

@@ -26,7 +26,8 @@ pub use batch::{Batch, Txn};
 pub use check::{Check, Problem};
 pub use engine_lineage::{Pending, RedbLineage};
 pub use records::{
-    DeviceRecord, FrameRecord, MAX_WITNESSES, QuarantineInfo, RfProfile, Undecided, WitnessStat,
+    DeviceRecord, FrameRecord, FrameRef, MAX_WITNESSES, QuarantineInfo, RfProfile, Undecided,
+    WitnessStat,
 };
 
 use crate::lineage::{self, Record};
