@@ -11,7 +11,7 @@ use slope_node::lineage::{self, Entry, ReceiptRef, VerifyError};
 use slope_node::proto::Observation;
 use slope_node::proto::{ReceiptBatch, crypto, sample};
 use slope_node::trust::operator::Action;
-use slope_node::trust::{Engine, Policy, ReceiptError, Scope};
+use slope_node::trust::{Engine, Policy, PreparedBatch, ReceiptError, Scope};
 use slope_node::verifier::VerifiedAttestation;
 use support::*;
 
@@ -383,6 +383,96 @@ fn a_memo_and_an_entry_filter_change_no_token() {
         ));
     }
     assert_eq!(memo.puts, 2);
+}
+
+/// A batch's result through [`PreparedBatch`] and through the decoded frame, with and
+/// without a memo and a filter: `None` when the bytes do not decode.
+#[allow(clippy::type_complexity)]
+fn both_ways(
+    e: &Engine<lineage::Memory>,
+    frame: &[u8],
+    keep: impl Fn(&slope_node::proto::batch::Entry) -> bool + Copy,
+) -> Option<(
+    Result<Vec<slope_node::trust::VerifiedReceipt>, ReceiptError>,
+    Result<Vec<slope_node::trust::VerifiedReceipt>, ReceiptError>,
+)> {
+    let decoded = ReceiptBatch::decode(frame);
+    let prepared = PreparedBatch::prepare(frame);
+    assert_eq!(decoded.is_ok(), prepared.is_ok(), "the same bytes decode");
+    let (batch, prepared) = (decoded.ok()?, prepared.ok()?);
+    let plain = e.verify_receipt_batch_with(&batch, None, keep);
+    let mut memo = CountingMemo::default();
+    for round in 0..2 {
+        let p = e.verify_prepared_receipt_batch_with(&prepared, Some(&mut memo), keep);
+        assert_eq!(p, plain, "round {round} through the memo");
+    }
+    assert!(memo.puts <= 1, "one signature check at most");
+    let p = e.verify_prepared_receipt_batch_with(&prepared, None, keep);
+    Some((plain, p))
+}
+
+#[test]
+fn a_prepared_batch_gives_the_same_tokens_and_refusals() {
+    let g2 = Gateway::new(102, 2, 1_800);
+    let e = engine(Policy::default(), &[&g2], T0);
+    let (atts, frame) = first_attestations_in_one_batch(&g2, 90..96, 13);
+    let prepared = PreparedBatch::prepare(&frame).expect("prepares");
+    assert_eq!(prepared.frame(), &frame[..]);
+    assert_eq!(prepared.entries().len(), atts.len());
+    let (plain, p) = both_ways(&e, &frame, |_| true).expect("decodes");
+    assert_eq!(plain.as_ref().map(Vec::len), Ok(atts.len()));
+    assert_eq!(p, plain);
+    // A filter keeps the batch indices.
+    let wanted = atts[2].device().short();
+    let (plain, p) = both_ways(&e, &frame, |en| en.device == wanted).expect("decodes");
+    assert_eq!(p, plain);
+    // Entries are sorted by device: the kept one's index is its place in the batch.
+    let index = prepared
+        .entries()
+        .iter()
+        .position(|en| en.device == wanted)
+        .and_then(|i| u16::try_from(i).ok());
+    assert_eq!(plain.map(|v| v[0].batch().map(|(_, i)| i)), Ok(index));
+    // A bad signature, an unknown witness, a retired one: the same refusals.
+    let mut forged = frame.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x40;
+    let (plain, p) = both_ways(&e, &forged, |_| true).expect("decodes");
+    assert!(matches!(plain, Err(ReceiptError::BadSignature(_))));
+    assert_eq!(p, plain);
+    let stranger = engine(Policy::default(), &[], T0);
+    let (plain, p) = both_ways(&stranger, &frame, |_| true).expect("decodes");
+    assert!(matches!(plain, Err(ReceiptError::UnknownWitness(_))));
+    assert_eq!(p, plain);
+    let mut retired = engine(Policy::default(), &[&g2], T0);
+    let witness = crypto::witness_id(&g2.key.verifying_key().to_bytes());
+    retired
+        .handle_operator(T0, &act(Action::RetireWitness { witness }, "moved", T0))
+        .expect("retire");
+    let (plain, p) = both_ways(&retired, &frame, |_| true).expect("decodes");
+    assert!(matches!(plain, Err(ReceiptError::Retired(_))));
+    assert_eq!(p, plain);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    /// Whatever byte of a batch is changed, preparing it and checking the prepared
+    /// batch gives exactly what decoding and checking the bytes gives.
+    #[test]
+    fn a_prepared_batch_answers_as_its_bytes(at in 0usize..4096, xor in 1u8..=255, cut in proptest::prelude::any::<bool>()) {
+        let g2 = Gateway::new(102, 2, 1_800);
+        let e = engine(Policy::default(), &[&g2], T0);
+        let (_, mut frame) = first_attestations_in_one_batch(&g2, 20..23, 3);
+        let at = at % frame.len();
+        if cut {
+            frame.truncate(at);
+        } else {
+            frame[at] ^= xor;
+        }
+        if let Some((plain, p)) = both_ways(&e, &frame, |_| true) {
+            proptest::prop_assert_eq!(p, plain);
+        }
+    }
 }
 
 #[test]

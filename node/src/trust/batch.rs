@@ -10,9 +10,11 @@
 //! the lineage rebuilds it exactly.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use slope_proto::{Digest, ReceiptBatch};
+use slope_proto::batch::Entry;
+use slope_proto::{DecodeError, Digest, ReceiptBatch, WitnessId};
 
 /// How many recorded batches the engine remembers (digest → record index). A batch
 /// heard again after it was forgotten costs one more record, never a wrong reference.
@@ -42,6 +44,71 @@ impl BatchFrame {
     /// The batch digest (`slope_proto::crypto::receipt_batch_digest`).
     pub fn digest(&self) -> Digest {
         self.digest
+    }
+}
+
+/// What a receipt batch's bytes alone determine, worked out once: the form checked
+/// (`ReceiptBatch::decode`), the entries read, the message its signature covers, its
+/// digest, and one copy of its frame for the receipts made from it.
+///
+/// For a host that receives the same batch bytes at many engines (a simulation of many
+/// gateways, or a cache in front of several engines): each engine still decides for
+/// itself whether the batch is acceptable — its own registry names the witness, and the
+/// signature is checked (or asked of a memo) under that witness's key — through
+/// `Engine::verify_prepared_receipt_batch_with`, with the same results as
+/// `Engine::verify_receipt_batch_with` on the same bytes. Until a signature check
+/// passed, the frame is not handed out.
+#[derive(Debug)]
+pub struct PreparedBatch {
+    frame: Arc<BatchFrame>,
+    witness: WitnessId,
+    message: [u8; 32],
+    signature: [u8; 64],
+    entries: Vec<Entry>,
+}
+
+impl PreparedBatch {
+    /// Decodes `frame` and does the work that depends on its bytes only.
+    pub fn prepare(frame: &[u8]) -> Result<Self, DecodeError> {
+        let batch = ReceiptBatch::decode(frame)?;
+        Ok(Self {
+            frame: Arc::new(BatchFrame::of(&batch)),
+            witness: batch.witness(),
+            message: batch.message(),
+            signature: *batch.signature(),
+            entries: batch.entries().collect(),
+        })
+    }
+
+    /// The witness the batch names.
+    pub fn witness(&self) -> WitnessId {
+        self.witness
+    }
+
+    /// The entries, in batch order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The 32-byte message the signature covers (`ReceiptBatch::message`).
+    pub fn message(&self) -> &[u8; 32] {
+        &self.message
+    }
+
+    /// The batch's signature.
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+
+    /// The frame, shared by the receipts made from it; for the registry only, once a
+    /// signature check passed.
+    pub(crate) fn shared(&self) -> &Arc<BatchFrame> {
+        &self.frame
+    }
+
+    /// The whole frame as received.
+    pub fn frame(&self) -> &[u8] {
+        self.frame.frame()
     }
 }
 

@@ -149,6 +149,19 @@ impl<S: Storage> Engine<S> {
         self.witnesses.verify_batch_with(batch, memo, keep)
     }
 
+    /// [`Engine::verify_receipt_batch_with`] on a batch whose byte-only work (decode,
+    /// signed message, digest) was done once for every engine that receives it
+    /// ([`super::PreparedBatch`]): the same checks against this engine's registry, the
+    /// same results.
+    pub fn verify_prepared_receipt_batch_with(
+        &self,
+        batch: &super::PreparedBatch,
+        memo: Option<&mut dyn SignatureMemo>,
+        keep: impl FnMut(&slope_proto::batch::Entry) -> bool,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        self.witnesses.verify_prepared_with(batch, memo, keep)
+    }
+
     /// The grant in force for a device at `now`.
     pub fn grant(&self, device: &DeviceId, now: Millis) -> Option<Grant> {
         let h = self.hot(device)?;

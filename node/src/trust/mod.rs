@@ -44,7 +44,7 @@ pub mod weighting;
 pub mod witness;
 pub mod zone;
 
-pub use batch::BatchFrame;
+pub use batch::{BatchFrame, PreparedBatch};
 pub use decision::{Admission, Decision, Quarantine, Reason, Refusal};
 pub use engine::Engine;
 pub use error::Error;

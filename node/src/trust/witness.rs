@@ -17,7 +17,7 @@ use ed25519_dalek::VerifyingKey;
 use slope_proto::batch::Entry;
 use slope_proto::{DeviceId, Digest, Receipt, ReceiptBatch, Signed, WitnessId, crypto};
 
-use super::batch::BatchFrame;
+use super::batch::{BatchFrame, PreparedBatch};
 use super::zone::{Position, Zone};
 use crate::verifier::compact::VerifiedCompact;
 use crate::verifier::{SignatureMemo, VerifiedAttestation};
@@ -286,25 +286,7 @@ impl Registry {
         mut keep: impl FnMut(&Entry) -> bool,
     ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
         let id = batch.witness();
-        let (slot, w) = self.signer(id)?;
-        let check = || batch.verify_witness(&w.key).is_ok();
-        let valid = match memo {
-            None => check(),
-            Some(m) => {
-                let (key, message) = (w.key.to_bytes(), batch.message());
-                match m.get(&key, &message, batch.signature()) {
-                    Some(valid) => valid,
-                    None => {
-                        let valid = check();
-                        m.put(&key, &message, batch.signature(), valid);
-                        valid
-                    }
-                }
-            }
-        };
-        if !valid {
-            return Err(ReceiptError::BadSignature(id));
-        }
+        let slot = self.check_batch(id, &batch.message(), batch.signature(), memo)?;
         let shared = Arc::new(BatchFrame::of(batch));
         Ok(batch
             .entries()
@@ -314,6 +296,67 @@ impl Registry {
                 VerifiedReceipt::from_log_batch(shared.clone(), entry, e.receipt(id), slot)
             })
             .collect())
+    }
+
+    /// [`Self::verify_batch_with`] on a batch whose byte-only work was done once
+    /// ([`PreparedBatch`]): the same checks against this registry (the witness it
+    /// names is registered and active; the signature verifies under its key, through
+    /// `memo` when given), the same tokens for the same bytes. The receipts share the
+    /// prepared frame.
+    pub fn verify_prepared_with(
+        &self,
+        batch: &PreparedBatch,
+        memo: Option<&mut dyn SignatureMemo>,
+        mut keep: impl FnMut(&Entry) -> bool,
+    ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
+        let id = batch.witness();
+        let slot = self.check_batch(id, batch.message(), batch.signature(), memo)?;
+        Ok(batch
+            .entries()
+            .iter()
+            .zip(0u16..)
+            .filter(|(e, _)| keep(e))
+            .map(|(e, entry)| {
+                VerifiedReceipt::from_log_batch(batch.shared().clone(), entry, e.receipt(id), slot)
+            })
+            .collect())
+    }
+
+    /// A batch's one signature (over `message`, by the witness `id` names) against
+    /// the registered, active witness's key, through `memo` when given: the witness's
+    /// slot when it verifies. The check is `ReceiptBatch::verify_witness`'s (the named
+    /// witness is the key's, and the signature verifies strictly); the memo holds that
+    /// answer under (key, message, signature).
+    fn check_batch(
+        &self,
+        id: WitnessId,
+        message: &[u8; 32],
+        signature: &[u8; 64],
+        memo: Option<&mut dyn SignatureMemo>,
+    ) -> Result<u16, ReceiptError> {
+        let (slot, w) = self.signer(id)?;
+        let check = || {
+            id == crypto::witness_id(w.key.as_bytes())
+                && crypto::verify(&w.key, message, signature).is_ok()
+        };
+        let valid = match memo {
+            None => check(),
+            Some(m) => {
+                let key = w.key.to_bytes();
+                match m.get(&key, message, signature) {
+                    Some(valid) => valid,
+                    None => {
+                        let valid = check();
+                        m.put(&key, message, signature, valid);
+                        valid
+                    }
+                }
+            }
+        };
+        if !valid {
+            return Err(ReceiptError::BadSignature(id));
+        }
+        Ok(slot)
     }
 
     /// The slot and record of the active witness `id`.
