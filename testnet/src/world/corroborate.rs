@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use slope_node::trust::PreparedBatch;
 use slope_proto::ShortId;
 
 use super::gateway::Action;
@@ -34,14 +35,20 @@ impl World {
             gw.tick(now_ms);
         }
         let frames = gw.seal(now_ms);
+        let key = gw.public_key();
         for frame in frames {
             self.trace.record(self.now_us, 13, &[u64::from(g)]);
             self.trace.record_bytes(&frame);
+            // Decoded, its message and digest worked out once, for every receiver (a
+            // pure function of the bytes: each receiver's engine still checks it).
+            let prepared = Arc::new(PreparedBatch::prepare(&frame).ok());
+            if let Some(p) = prepared.as_ref() {
+                // Its signature, checked ahead on the second core (see `preverify`).
+                self.pre.submit_batch(key, p);
+            }
             let mut to: Vec<u16> = Vec::new();
-            if let Ok(batch) = slope_proto::ReceiptBatch::decode(&frame) {
-                for e in batch.entries() {
-                    to.extend(self.heard_by.get(&e.device).into_iter().flatten());
-                }
+            for e in prepared.iter().flat_map(PreparedBatch::entries) {
+                to.extend(self.heard_by.get(&e.device).into_iter().flatten());
             }
             to.sort_unstable();
             to.dedup();
@@ -59,17 +66,17 @@ impl World {
                     self.now_us + (ms * 1000.0) as u64,
                     Ev::Receipts {
                         to: h,
-                        batch: Arc::clone(&frame),
+                        batch: Arc::clone(&prepared),
                     },
                 );
             }
         }
     }
 
-    pub(super) fn on_receipts(&mut self, to: u16, batch: Arc<[u8]>) {
+    pub(super) fn on_receipts(&mut self, to: u16, batch: Arc<Option<PreparedBatch>>) {
         self.trace.record(self.now_us, 14, &[u64::from(to)]);
         if let Some(gw) = self.gateways.get_mut(usize::from(to)) {
-            gw.handle_receipts(&batch);
+            gw.handle_receipts(batch.as_ref().as_ref());
         }
     }
 

@@ -361,6 +361,11 @@ impl Gateway {
         Some(r)
     }
 
+    /// The gateway's public (witness) key.
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.corroboration.public_key()
+    }
+
     /// The gateway's witness id.
     pub fn witness_id(&self) -> slope_proto::WitnessId {
         self.corroboration.witness_id()
@@ -378,12 +383,12 @@ impl Gateway {
     /// A receipt batch another gateway gossiped: its one signature is checked by the
     /// trust engine against the registered witness it names (through the shared memo),
     /// and the receipts naming attestations pending here wait with them.
-    pub fn handle_receipts(&mut self, frame: &[u8]) {
+    pub fn handle_receipts(&mut self, batch: Option<&slope_node::trust::PreparedBatch>) {
         let c = &mut self.corroboration;
-        let verified = slope_proto::ReceiptBatch::decode(frame).ok().and_then(|b| {
+        let verified = batch.and_then(|b| {
             let wanted = |e: &slope_proto::batch::Entry| c.waits_for(e);
-            let receipts = self.stage.receipts(&b, &mut self.memo, wanted).ok()?;
-            Some((b.len() - receipts.len(), receipts))
+            let receipts = self.stage.receipts(b, &mut self.memo, wanted).ok()?;
+            Some((b.entries().len() - receipts.len(), receipts))
         });
         match verified {
             Some((skipped, receipts)) => {

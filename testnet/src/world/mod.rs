@@ -123,7 +123,10 @@ pub enum Ev {
     /// A gateway's receipt round: it signs what its radio witnessed and gossips it.
     Round(u16),
     /// A receipt batch reaches a gateway.
-    Receipts { to: u16, batch: Arc<[u8]> },
+    Receipts {
+        to: u16,
+        batch: Arc<Option<slope_node::trust::PreparedBatch>>,
+    },
     /// A gateway decides on the attestations whose wait for receipts is over.
     Decide(u16),
 }

@@ -174,6 +174,11 @@ impl Corroboration {
         }
     }
 
+    /// The gateway's public (witness) key.
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+
     /// The witness id of the gateway's key.
     pub fn witness_id(&self) -> WitnessId {
         slope_proto::crypto::witness_id(self.key.verifying_key().as_bytes())

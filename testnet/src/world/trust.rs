@@ -22,10 +22,11 @@ use serde::Serialize;
 use slope_node::lineage::{Genesis, Local, Storage, StorageError};
 use slope_node::trust::operator::{self, Action};
 use slope_node::trust::{
-    Admission, Decision, Engine, Policy, Position, Reason, ReceiptError, VerifiedReceipt, Zone,
+    Admission, Decision, Engine, Policy, Position, PreparedBatch, Reason, ReceiptError,
+    VerifiedReceipt, Zone,
 };
 use slope_proto::batch::Entry;
-use slope_proto::{DeviceId, Digest, ReceiptBatch};
+use slope_proto::{DeviceId, Digest};
 
 use super::memo::Memo;
 use super::receipts::Att;
@@ -215,15 +216,17 @@ impl Stage {
 
     /// Checks a gossiped receipt batch's one signature against the witness it names,
     /// through `memo` (validity is pure: the same answer, one check per batch for all
-    /// gateways); only the entries `keep` selects become receipts.
+    /// gateways); only the entries `keep` selects become receipts. The batch comes
+    /// prepared (decoded, its message and digest worked out) once for all its
+    /// receivers: a pure function of its bytes, so the same results as decoding it here.
     pub fn receipts(
         &self,
-        batch: &ReceiptBatch<'_>,
+        batch: &PreparedBatch,
         memo: &mut Memo,
         keep: impl FnMut(&Entry) -> bool,
     ) -> Result<Vec<VerifiedReceipt>, ReceiptError> {
         self.engine
-            .verify_receipt_batch_with(batch, Some(memo), keep)
+            .verify_prepared_receipt_batch_with(batch, Some(memo), keep)
     }
 
     /// Decides on a verified attestation (either suite) with the verified receipts that
