@@ -14,7 +14,10 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, tcp, yamux};
+/// The libp2p types of [`Handle`]'s signatures, for embedding programs that do not
+/// depend on libp2p themselves.
+pub use libp2p::{Multiaddr, PeerId};
+use libp2p::{Swarm, identify, kad, mdns, noise, tcp, yamux};
 use serde::Serialize;
 use slope_node::verifier::Missing;
 use slope_proto::DeviceId;
@@ -77,6 +80,8 @@ enum Command {
         oneshot::Sender<Result<bool, StoreError>>,
     ),
     PublishRaw(&'static str, Vec<u8>),
+    /// Block (`true`) or unblock a peer.
+    Block(PeerId, bool),
     SyncNow,
     /// Nothing to do: the loop wakes and re-reads its clock.
     ClockMoved,
@@ -410,8 +415,30 @@ impl Handle {
             .await
             .map_err(|_| Error::Stopped)
     }
-    /// Diagnostics and tests: publishes raw bytes on a topic, bypassing the pipeline.
-    #[doc(hidden)]
+    /// Refuses `peer` from now on: closes every connection to it and denies every dial
+    /// to or from it (the operator's own, Kademlia's, the peer's) until [`Self::unblock`].
+    /// For an embedding program that cuts the mesh (the testnet's `partition --live`)
+    /// and for an operator shutting out a misbehaving gateway. The list lives in memory
+    /// (not persisted); it holds what the caller put there.
+    pub async fn block(&self, peer: PeerId) -> Result<(), Error> {
+        self.commands
+            .send(Command::Block(peer, true))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+    /// Lifts [`Self::block`]: dials are allowed again (nothing is re-dialled by itself;
+    /// [`Self::dial`] does).
+    pub async fn unblock(&self, peer: PeerId) -> Result<(), Error> {
+        self.commands
+            .send(Command::Block(peer, false))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+    /// Test and embedding hook: publishes `data` on `topic` as this node, signed with its
+    /// libp2p key, bypassing the pipeline (the node neither checks nor stores it). The
+    /// testnet's `rogue-gateway --live` uses it to make one real node gossip what a
+    /// lying gateway would (false receipts, fake divergence proofs); the receivers
+    /// validate it like any gossip. Not an operator action.
     pub async fn publish_raw(&self, topic: &'static str, data: Vec<u8>) -> Result<(), Error> {
         self.commands
             .send(Command::PublishRaw(topic, data))
@@ -651,6 +678,12 @@ impl Runtime {
             Command::PublishRaw(topic, data) => {
                 let t = gossipsub::IdentTopic::new(topic);
                 self.swarm.behaviour_mut().publish(&t, data);
+            }
+            Command::Block(peer, true) => {
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+            }
+            Command::Block(peer, false) => {
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
             }
             Command::SyncNow => self.sync_round(),
             Command::ClockMoved => {}

@@ -368,3 +368,50 @@ async fn operator_release_is_replayed_after_a_restart() {
     assert!(report.operator_actions >= 1, "{report:?}");
     g.shutdown().await;
 }
+
+/// The block list cuts a link for good (the blocked side's re-dials and Kademlia's are
+/// refused) and, once lifted and re-dialled, the sync on connection brings the cut-off
+/// gateway what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_peer_stays_cut_until_unblocked_and_sync_then_catches_up() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = gateway(da.path(), 71, &[]).await;
+    let a_addr = address(&a).await;
+    let b = gateway(db.path(), 72, std::slice::from_ref(&a_addr)).await;
+    let b_addr = address(&b).await;
+    eventually(20, "a and b connect", || async {
+        !a.peers().await.unwrap().is_empty()
+    })
+    .await;
+    a.block(b.peer_id()).await.unwrap();
+    eventually(20, "the block closes the link", || async {
+        a.peers().await.unwrap().is_empty() && b.peers().await.unwrap().is_empty()
+    })
+    .await;
+    // b dials a again, a dials b: both refused while the block holds.
+    b.dial(a_addr.clone()).await.unwrap();
+    a.dial(b_addr.clone()).await.unwrap();
+    // What a hears now, b does not get by gossip.
+    let (mut dev, mut rng, inception) = incepted(17);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 3, 1000, 0));
+    hear(&a, &frames);
+    eventually(20, "a commits the slope", || async {
+        state(&a, &id).is_some_and(|s| s.2 as usize == frames.len())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(a.peers().await.unwrap().is_empty(), "a re-dial got through");
+    assert!(b.peers().await.unwrap().is_empty(), "a re-dial got through");
+    assert_eq!(state(&b, &id), None, "gossip crossed the cut");
+    a.unblock(b.peer_id()).await.unwrap();
+    b.dial(a_addr).await.unwrap();
+    let want = state(&a, &id);
+    eventually(30, "b catches up by sync after the heal", || async {
+        state(&b, &id) == want
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

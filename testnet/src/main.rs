@@ -174,7 +174,11 @@ fn main() -> anyhow::Result<()> {
                 report
                     .write(&out)
                     .with_context(|| format!("writing to {}", out.display()))?;
-                println!("  wrote {}/results.json", out.display());
+                println!(
+                    "  wrote {}/results.json and {}/report.html",
+                    out.display(),
+                    out.display()
+                );
                 if !report.passed {
                     bail!("{} (live) failed its pass criteria", scenario);
                 }

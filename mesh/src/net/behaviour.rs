@@ -1,6 +1,7 @@
 //! The libp2p behaviour of a gateway: gossipsub (content-addressed message ids,
-//! application validation, peer scoring), Kademlia, identify, optional mDNS, ping and
-//! the sync request-response protocol.
+//! application validation, peer scoring), Kademlia, identify, optional mDNS, ping, the
+//! sync request-response protocol, and a block list (empty unless the embedding program
+//! blocks a peer: [`crate::Handle::block`]).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, identify, kad, mdns, ping};
+use libp2p::{StreamProtocol, allow_block_list, identify, kad, mdns, ping};
 
 use super::codec::{Codec, PROTOCOL};
 use super::topics;
@@ -30,6 +31,9 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub ping: ping::Behaviour,
     pub sync: request_response::Behaviour<Codec>,
+    /// Peers refused: their connections are closed and every dial to or from them is
+    /// denied (Kademlia's and identify's included) until they are unblocked.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
 }
 
 /// The gossip message id: blake3 of the data, so one attestation heard by many
@@ -128,6 +132,7 @@ impl Behaviour {
             mdns: Toggle::from(mdns),
             ping: ping::Behaviour::default(),
             sync,
+            blocked: allow_block_list::Behaviour::default(),
         })
     }
 

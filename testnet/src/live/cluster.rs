@@ -2,9 +2,10 @@
 //! its own temporary data directory (redb, fsync off), identity and config, on one
 //! manual clock the harness drives, peered over loopback TCP.
 //!
-//! Topology: node `i` bootstraps to node `i − 1` and to two earlier nodes drawn from
-//! the seed (a spanning tree, so the mesh is connected by construction), and nothing
-//! else: Kademlia runs in client mode (`Options::discovery = false`), so it neither
+//! Topology: node `i` bootstraps to the last earlier node on its side of the
+//! scenario's cut (node `i − 1` when there is no cut, or none earlier on its side) and
+//! to two earlier nodes drawn from the seed (a spanning tree, so the mesh is connected
+//! by construction, and so is each side of a cut), and nothing else: Kademlia runs in client mode (`Options::discovery = false`), so it neither
 //! answers nor asks the DHT (in server mode its bootstrap queries connected 64 nodes
 //! to 54 peers each, which at 300 nodes outgrows the file descriptors of one process).
 //! Every node lists every other as
@@ -27,6 +28,7 @@ use slope_mesh::config::{Config, Witness};
 use slope_mesh::identity::Identity;
 use slope_mesh::metrics::{Metrics, kind};
 use slope_mesh::node::{Event, Options as NodeOptions};
+use slope_mesh::node::{Multiaddr, PeerId};
 use slope_mesh::source::Uplink;
 use slope_mesh::{Handle, Node};
 use slope_proto::DeviceId;
@@ -75,6 +77,8 @@ pub struct Gateway {
 /// The running gateways and their clock.
 pub struct Cluster {
     pub gateways: Vec<Gateway>,
+    /// Where each gateway listens (with its peer id), by index.
+    pub addrs: Vec<Multiaddr>,
     pub clock: Manual,
     pub options: Options,
     /// Settling waits that hit their bound.
@@ -88,7 +92,7 @@ fn net(e: impl std::fmt::Display) -> Error {
 }
 
 /// The identity of gateway `g` in the run seeded `seed`.
-fn identity(seed: u64, g: usize) -> Identity {
+pub fn identity(seed: u64, g: usize) -> Identity {
     let mut h = blake3::Hasher::new_derive_key("slope-testnet live gateway identity");
     h.update(&seed.to_le_bytes());
     h.update(&(g as u64).to_le_bytes());
@@ -96,9 +100,15 @@ fn identity(seed: u64, g: usize) -> Identity {
 }
 
 impl Cluster {
-    /// Starts `zones.len()` gateways (gateway `g` in trust zone `zones[g]`) and waits,
-    /// with a bound, until every one has a peer.
-    pub async fn start(seed: u64, zones: &[u16], options: Options) -> Result<Self, Error> {
+    /// Starts `zones.len()` gateways (gateway `g` in trust zone `zones[g]`, on side
+    /// `sides[g]` of a cut; all `false` without one) and waits, with a bound, until
+    /// every one has a peer.
+    pub async fn start(
+        seed: u64,
+        zones: &[u16],
+        sides: &[bool],
+        options: Options,
+    ) -> Result<Self, Error> {
         let g_count = zones.len();
         let ids: Vec<Identity> = (0..g_count).map(|g| identity(seed, g)).collect();
         let witnesses: Vec<Witness> = ids
@@ -129,7 +139,12 @@ impl Cluster {
             c.network.max_connections = MAX_CONNECTIONS;
             let mut boot = Vec::new();
             if g > 0 {
-                boot.push(addrs[g - 1].clone());
+                let side = sides.get(g).copied().unwrap_or(false);
+                let same = (0..g)
+                    .rev()
+                    .find(|&h| sides.get(h).copied().unwrap_or(false) == side)
+                    .unwrap_or(g - 1);
+                boot.push(addrs[same].clone());
                 for _ in 0..2 {
                     let j = rng.gen_range(0..g);
                     if !boot.contains(&addrs[j]) {
@@ -165,8 +180,13 @@ impl Cluster {
                 _dir: dir,
             });
         }
+        let addrs = addrs
+            .iter()
+            .map(|a| a.parse().map_err(net))
+            .collect::<Result<Vec<Multiaddr>, Error>>()?;
         let mut cluster = Self {
             gateways,
+            addrs,
             clock,
             options,
             settle_timeouts: 0,
@@ -231,10 +251,144 @@ impl Cluster {
         Ok((components, links as f64 / n.max(1) as f64))
     }
 
+    /// The links connected now, as `(i, j)` with `i < j`, from every node's peer list.
+    pub async fn links(&self) -> Result<Vec<(usize, usize)>, Error> {
+        let index: std::collections::HashMap<String, usize> = self
+            .gateways
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.handle.peer_id().to_string(), i))
+            .collect();
+        let mut out = std::collections::BTreeSet::new();
+        for (i, g) in self.gateways.iter().enumerate() {
+            for p in g.handle.peers().await.map_err(net)? {
+                if let Some(&j) = index.get(&p.peer_id) {
+                    out.insert((i.min(j), i.max(j)));
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Links connected now between the two sides of `sides`.
+    pub async fn crossing(&self, sides: &[bool]) -> Result<usize, Error> {
+        Ok(self
+            .links()
+            .await?
+            .iter()
+            .filter(|(i, j)| sides.get(*i) != sides.get(*j))
+            .count())
+    }
+
+    /// Cuts the mesh in two: every node blocks every node of the other side (its
+    /// connections to them close, every dial either way — Kademlia's, identify's, a
+    /// re-dial — is refused: `Handle::block`), then waits, bounded, until no
+    /// connection crosses. Returns the links that crossed before the cut and whether
+    /// none crosses now.
+    pub async fn cut(&mut self, sides: &[bool]) -> Result<(Vec<(usize, usize)>, bool), Error> {
+        let before: Vec<(usize, usize)> = self
+            .links()
+            .await?
+            .into_iter()
+            .filter(|(i, j)| sides.get(*i) != sides.get(*j))
+            .collect();
+        self.block_across(sides, true).await?;
+        let deadline = Instant::now() + self.options.settle_timeout;
+        loop {
+            if self.crossing(sides).await? == 0 {
+                return Ok((before, true));
+            }
+            if Instant::now() > deadline {
+                return Ok((before, false));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Every node blocks (or unblocks) every node of the other side.
+    async fn block_across(&self, sides: &[bool], block: bool) -> Result<(), Error> {
+        let ids: Vec<PeerId> = self.gateways.iter().map(|g| g.handle.peer_id()).collect();
+        for (i, g) in self.gateways.iter().enumerate() {
+            for (j, id) in ids.iter().enumerate() {
+                if sides.get(i) != sides.get(j) {
+                    if block {
+                        g.handle.block(*id).await.map_err(net)?;
+                    } else {
+                        g.handle.unblock(*id).await.map_err(net)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Heals a [`Self::cut`]: every node unblocks the other side, and each link that
+    /// crossed before the cut is dialled again (nothing else reconnects them: the
+    /// nodes do not re-dial by themselves). Waits, bounded, until those links are up;
+    /// returns how many are. What the two sides missed is then the sync protocol's
+    /// work: a node asks a new peer for its summary on connection.
+    pub async fn heal(&mut self, sides: &[bool], links: &[(usize, usize)]) -> Result<usize, Error> {
+        self.block_across(sides, false).await?;
+        let deadline = Instant::now() + self.options.settle_timeout;
+        let mut down: Vec<(usize, usize)> = links.to_vec();
+        let mut polls = 0u32;
+        loop {
+            // Dial what is still down (again every second: a dial that raced the other
+            // end's unblock was refused).
+            if polls % 50 == 0 {
+                for &(i, j) in &down {
+                    if let (Some(g), Some(a)) = (self.gateways.get(i), self.addrs.get(j)) {
+                        g.handle.dial(a.clone()).await.map_err(net)?;
+                    }
+                }
+            }
+            polls += 1;
+            tokio::time::sleep(POLL).await;
+            let now: std::collections::HashSet<(usize, usize)> =
+                self.links().await?.into_iter().collect();
+            down.retain(|l| !now.contains(l));
+            if down.is_empty() || Instant::now() > deadline {
+                return Ok(links.len() - down.len());
+            }
+        }
+    }
+
+    /// Gateway `g` dials every other gateway (a rogue that wants its gossip to reach
+    /// every node directly); waits, bounded, until it is connected to all. Returns its
+    /// peers then.
+    pub async fn connect_all(&self, g: usize) -> Result<usize, Error> {
+        let Some(from) = self.gateways.get(g) else {
+            return Ok(0);
+        };
+        for (j, a) in self.addrs.iter().enumerate() {
+            if j != g {
+                from.handle.dial(a.clone()).await.map_err(net)?;
+            }
+        }
+        let want = self.gateways.len().saturating_sub(1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = from.handle.peers().await.map_err(net)?.len();
+            if n >= want || Instant::now() > deadline {
+                return Ok(n);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// One step: the clock moves to `now_ms`, the receptions go to the radios of the
     /// gateways that heard them, the mesh settles; then the clock moves past the
     /// gossip receipt wait and the mesh settles again.
     pub async fn step(&mut self, now_ms: u64, receptions: &[Reception], receipt_wait_ms: u64) {
+        self.inject(now_ms, receptions).await;
+        self.settle().await;
+        self.advance(now_ms + receipt_wait_ms + 1).await;
+        self.settle().await;
+    }
+
+    /// The first half of a [`Self::step`]: the clock moves to `now_ms` and the
+    /// receptions go to the radios (nothing waits).
+    pub async fn inject(&mut self, now_ms: u64, receptions: &[Reception]) {
         self.advance(now_ms).await;
         for r in receptions {
             if let Some(g) = self.gateways.get(usize::from(r.gateway)) {
@@ -244,9 +398,6 @@ impl Cluster {
                 });
             }
         }
-        self.settle().await;
-        self.advance(now_ms + receipt_wait_ms + 1).await;
-        self.settle().await;
     }
 
     /// Moves the clock forward to `ms` (never back) and tells every node.
@@ -374,6 +525,20 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl Cluster {
+    /// Sync responses received, summed over the gateways.
+    pub fn sync_responses(&self) -> u64 {
+        self.gateways
+            .iter()
+            .map(|g| {
+                g.handle
+                    .metrics()
+                    .sync
+                    .get_or_create(&kind("response_in"))
+                    .get()
+            })
+            .sum()
+    }
+
     /// The clock's time, ms.
     pub fn clock_ms(&self) -> u64 {
         use slope_mesh::clock::Clock;

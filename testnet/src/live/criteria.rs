@@ -60,7 +60,7 @@ pub fn evaluate(scenario: Scenario, s: &Seed, gateways: usize) -> Vec<Criterion>
                 ),
             ));
         }
-        Scenario::Clone | Scenario::BatchCompromise => {
+        Scenario::Clone | Scenario::BatchCompromise | Scenario::Partition => {
             v.extend(crate::criteria::clones(&crate::criteria::Clones {
                 attacked: s.attacked,
                 detected: s.detected,
@@ -69,6 +69,9 @@ pub fn evaluate(scenario: Scenario, s: &Seed, gateways: usize) -> Vec<Criterion>
                 silent: s.cloned_original_silent,
                 gateways,
             }));
+            if scenario == Scenario::Partition {
+                v.extend(partition(s));
+            }
         }
         Scenario::SilentClone => v.push(check(
             "the chain alone reports what it can",
@@ -105,7 +108,107 @@ pub fn evaluate(scenario: Scenario, s: &Seed, gateways: usize) -> Vec<Criterion>
             ));
             v.push(no_divergence("duplicates are never a divergence"));
         }
-        Scenario::Sybil | Scenario::Partition | Scenario::RogueGateway => {}
+        Scenario::RogueGateway => v.extend(rogue(s)),
+        Scenario::Sybil => {}
     }
     v
+}
+
+/// `partition`: the cut held, the heal restored it, and the sync protocol re-converged
+/// the mesh at the heal.
+fn partition(s: &Seed) -> Vec<Criterion> {
+    let Some(p) = &s.partition else {
+        return vec![check(
+            "the mesh was cut and healed within the run",
+            false,
+            "no heal in this run (the cut lasts 4 h from the attack time)".into(),
+        )];
+    };
+    vec![
+        check(
+            "the cut held: no connection across it until the heal",
+            p.cut_links > 0 && p.cut_held && p.crossing_before_heal == 0,
+            format!(
+                "{} links cut, {} across the cut just before the heal",
+                p.cut_links, p.crossing_before_heal
+            ),
+        ),
+        check(
+            "the heal restored every cut link",
+            p.restored == p.cut_links,
+            format!("{} of {} links up again", p.restored, p.cut_links),
+        ),
+        check(
+            "re-converged by the sync protocol at the heal",
+            p.pairs > 0 && p.pairs_at_heal == p.pairs,
+            format!(
+                "{} of {} (gateway, clone) quarantines held when the heal settled, before any later \
+                 reception ({} before the heal); {} sync responses during the heal; re-converged {}",
+                p.pairs_at_heal,
+                p.pairs,
+                p.pairs_before_heal,
+                p.sync_responses_at_heal,
+                match (p.reconvergence_s, p.reconvergence_wall_s) {
+                    (Some(v), Some(w)) => format!("{v:.1} virtual s, {w:.2} wall s after the heal"),
+                    (Some(v), None) => format!("{v:.1} virtual s after the heal"),
+                    _ => "never".into(),
+                }
+            ),
+        ),
+    ]
+}
+
+/// `rogue-gateway`: fake proofs rejected everywhere, false receipts bounded by the
+/// rogue's zone.
+fn rogue(s: &Seed) -> Vec<Criterion> {
+    let Some(r) = &s.rogue else {
+        return vec![check("a rogue ran", false, "no rogue".into())];
+    };
+    vec![
+        check(
+            "fake divergence proofs rejected at every honest node",
+            r.sent.fake_proofs > 0
+                && r.nodes_rejecting == r.honest_nodes
+                && r.divergences == 0
+                && s.proofs_held == 0,
+            format!(
+                "{} fake proofs sent to {} peers; {} of {} honest nodes rejected gossip ({} rejections); \
+                 {} divergences, {} proofs held anywhere; the rogue's score at its honest peers {}",
+                r.sent.fake_proofs,
+                r.sent.peers,
+                r.nodes_rejecting,
+                r.honest_nodes,
+                r.rejected,
+                r.divergences,
+                s.proofs_held,
+                match (r.score_min, r.score_max) {
+                    (Some(a), Some(b)) => format!("{a:.1} to {b:.1}"),
+                    _ => "unknown".into(),
+                }
+            ),
+        ),
+        check(
+            "false receipts move nothing past the rogue's trust zone",
+            r.sent.false_receipts > 0
+                && r.lifted > 0
+                && r.beyond_zone == 0
+                && r.fabricated_counted == 0,
+            format!(
+                "{} false receipts (frames its radio never heard) and {} for events that never \
+                 happened, each sent twice in {} batches; of {} trust-engine decisions read \
+                 back, {} counted more witnesses or zones than the radios that heard the frame \
+                 (the rogue's lie counted; {} of them at full scope, which one registered \
+                 witness in one zone may reach under the default policy) and {} more than those \
+                 radios and the rogue; {} receipts for events that never happened recorded",
+                r.sent.false_receipts,
+                r.sent.fabricated_receipts,
+                r.sent.receipt_batches,
+                r.decisions_checked,
+                r.lifted,
+                r.lifted_full,
+                r.beyond_zone,
+                r.fabricated_counted
+            ),
+        ),
+    ]
 }

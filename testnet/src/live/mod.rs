@@ -10,14 +10,18 @@
 //! [`criteria`]; [`report`] gives each figure's mean, min and max over the seeds.
 //!
 //! Scenarios: baseline, clone, silent-clone, batch-compromise, forgery, replay,
-//! duplicates. Not live: partition (the harness would have to refuse connections
-//! across a cut), sybil (10,000 identities through 300 real pipelines) and
-//! rogue-gateway (a node that signs false receipts); `run` says so. Suite 1 only.
+//! duplicates, partition (the harness cuts the real mesh with every node's block list
+//! and heals it: [`cluster::Cluster::cut`]) and rogue-gateway (one real node's key signs
+//! false receipts and fake proofs the harness gossips through it: [`rogue`]). Not
+//! live: sybil (10,000 identities through every real pipeline); `run` says so. Suite 1
+//! only.
 
 pub mod cluster;
 pub mod criteria;
+pub mod html;
 pub mod readback;
 pub mod report;
+pub mod rogue;
 pub mod tape;
 
 use std::time::{Duration, Instant};
@@ -48,14 +52,13 @@ impl Default for Options {
 
 /// The scenarios the live layer runs.
 pub fn supported(s: Scenario) -> bool {
-    !matches!(
-        s,
-        Scenario::Partition | Scenario::Sybil | Scenario::RogueGateway
-    )
+    s != Scenario::Sybil
 }
 
 /// The live defaults of a scenario: 16 gateways, 24 devices, 6 h, the attack at 2 h
-/// (two clones, forgers or replayers) — a minute or two per seed on 2 cores.
+/// (two clones, forgers or replayers) — a minute or two per seed on 2 cores;
+/// `partition` runs 8 h with the cut from 1 h 30 to 5 h 30 (the simulated layer's
+/// 4 h cut) and clones 4 devices, those of the west quarter clone from the east.
 pub fn defaults(scenario: Scenario) -> Params {
     let mut p = Params::defaults(scenario);
     p.gateways = 16;
@@ -63,9 +66,14 @@ pub fn defaults(scenario: Scenario) -> Params {
     p.duration_ms = 6 * HOUR_MS;
     p.attack_at_ms = 2 * HOUR_MS;
     p.attack_size = match scenario {
-        Scenario::Baseline | Scenario::Duplicates => 0,
+        Scenario::Baseline | Scenario::Duplicates | Scenario::RogueGateway => 0,
+        Scenario::Partition => 4,
         _ => 2,
     };
+    if scenario == Scenario::Partition {
+        p.duration_ms = 8 * HOUR_MS;
+        p.attack_at_ms = 3 * HOUR_MS / 2;
+    }
     p
 }
 
@@ -73,8 +81,8 @@ pub fn defaults(scenario: Scenario) -> Params {
 pub fn run(params: &Params, seeds: &[u64], options: Options) -> Result<Report, Error> {
     if !supported(params.scenario) {
         return Err(Error::Live(format!(
-            "scenario {} is not run live (partition, sybil and rogue-gateway need a harness \
-             that cuts connections, 10,000 identities or a lying node; see docs/testnet.md)",
+            "scenario {} is not run live (10,000 identities through every real pipeline; \
+             see docs/testnet.md)",
             params.scenario
         )));
     }
@@ -117,17 +125,73 @@ async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> 
     let zones: Vec<u16> = (0..params.gateways)
         .map(|g| crate::world::setup::site_zone(g, cols).0)
         .collect();
+    let partition = params.scenario == Scenario::Partition;
+    let sides: Vec<bool> = (0..params.gateways)
+        .map(|g| partition && tape.world.side(g as u16))
+        .collect();
     let t = Instant::now();
-    let mut cluster = cluster::Cluster::start(seed, &zones, options.cluster).await?;
+    let mut cluster = cluster::Cluster::start(seed, &zones, &sides, options.cluster).await?;
+    let mut rogue = match params.scenario {
+        Scenario::RogueGateway => {
+            let r = tape
+                .world
+                .attack
+                .rogue
+                .map_or(params.gateways / 2, usize::from);
+            let mut rogue = rogue::Rogue::new(seed, r, params.attack_at_ms, &tape);
+            rogue.figures.peers = cluster.connect_all(r).await?;
+            Some(rogue)
+        }
+        _ => None,
+    };
     let startup_s = t.elapsed().as_secs_f64();
     let (components, mean_peers) = cluster.topology().await?;
     let t = Instant::now();
     let receipt_wait = slope_mesh::config::Ingest::default().receipt_wait_ms;
     let windows = tape.windows(options.step_ms);
+    let ids = rogue::short_ids(&tape);
     let mut injected = Vec::with_capacity(windows.len());
+    // The cut at the attack time, the heal when the simulated world healed.
+    let mut split = partition.then_some(params.attack_at_ms);
+    let mut heal_at = if partition {
+        tape.world.partition_healed_ms
+    } else {
+        None
+    };
+    let mut cut_links = Vec::new();
+    let mut heal = None;
+    let mut cut = None;
     for (end_ms, receptions) in &windows {
+        if let Some(at) = split.filter(|at| end_ms > at) {
+            split = None;
+            cluster.advance(at).await;
+            let (links, held) = cluster.cut(&sides).await?;
+            cut = Some((links.len(), held));
+            cut_links = links;
+        }
+        if let Some(at) = heal_at.filter(|at| end_ms > at) {
+            heal_at = None;
+            heal = Some(heal_now(&mut cluster, &sides, &cut_links, at, cut, receipt_wait).await?);
+        }
         injected.push((*end_ms, Instant::now()));
-        cluster.step(*end_ms, receptions, receipt_wait).await;
+        match rogue.as_mut() {
+            None => cluster.step(*end_ms, receptions, receipt_wait).await,
+            Some(r) => {
+                // The rogue's receipts go out with the window, before any decision.
+                cluster.inject(*end_ms, receptions).await;
+                r.receipts(&cluster, receptions, &ids, *end_ms).await;
+                cluster.settle().await;
+                cluster.advance(*end_ms + receipt_wait + 1).await;
+                cluster.settle().await;
+                if r.proofs(&cluster, *end_ms).await {
+                    cluster.settle().await;
+                }
+            }
+        }
+    }
+    // A heal after the last window (a short run): still healed, and measured.
+    if let Some(at) = heal_at {
+        heal = Some(heal_now(&mut cluster, &sides, &cut_links, at, cut, receipt_wait).await?);
     }
     // Drain: a sync round everywhere and a few more steps of the clock.
     let end = params.duration_ms.max(cluster.clock_ms());
@@ -142,6 +206,9 @@ async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> 
         steps: windows.len(),
         components,
         mean_peers,
+        heal,
+        rogue: rogue.as_ref().map(|r| (r.index, r.witness(), r.figures)),
+        zones,
     };
     let perf = readback::Perf {
         tape_s,
@@ -152,13 +219,46 @@ async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> 
         peak_rss_mib: peak_rss_mib(),
         threads: threads(),
     };
-    let mut s = readback::read(&tape, &cluster, &replay, seed, perf);
+    let mut s = readback::read(&tape, &cluster, &replay, seed, perf).await;
     cluster.shutdown().await;
     s.perf.wall_s = started.elapsed().as_secs_f64();
     s.perf.cpu_s = cpu_s().zip(cpu0).map(|(b, a)| b - a);
     // Let the runtime drop what the stopped nodes left (connections closing).
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(s)
+}
+
+/// Heals the cut at virtual `at_ms`: whether it held until now, the blocks lifted and
+/// the cut links re-dialled, then the mesh settles with no reception injected, so
+/// what the two sides learn of each other here is the sync protocol's doing (a node
+/// asks each new peer for its summary) and the gossip of the proofs that it produces.
+async fn heal_now(
+    cluster: &mut cluster::Cluster,
+    sides: &[bool],
+    links: &[(usize, usize)],
+    at_ms: u64,
+    cut: Option<(usize, bool)>,
+    receipt_wait: u64,
+) -> Result<readback::Heal, Error> {
+    cluster.advance(at_ms).await;
+    let crossing = cluster.crossing(sides).await?;
+    let sync0 = cluster.sync_responses();
+    let wall = Instant::now();
+    let restored = cluster.heal(sides, links).await?;
+    cluster.settle().await;
+    cluster.advance(at_ms + receipt_wait + 1).await;
+    cluster.settle().await;
+    let (cut_links, cut_held) = cut.unwrap_or((0, false));
+    Ok(readback::Heal {
+        at_ms,
+        wall,
+        settled: Instant::now(),
+        cut_links,
+        cut_held,
+        crossing_before_heal: crossing,
+        restored,
+        sync_responses: cluster.sync_responses().saturating_sub(sync0),
+    })
 }
 
 /// Threads of this process now (Linux `/proc/self/status`).

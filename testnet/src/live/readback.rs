@@ -82,8 +82,98 @@ pub struct Seed {
     /// Connected components of the peer graph at the start (1: connected), mean peers.
     pub components: usize,
     pub mean_peers: f64,
+    /// Every detection latency of this seed, seconds (for the report's CDF): first
+    /// gateway and every gateway, virtual; every gateway, wall.
+    pub latencies: Latencies,
+    /// `partition`: the cut, the heal and the re-convergence.
+    pub partition: Option<Partition>,
+    /// `rogue-gateway`: what the rogue sent and what the honest nodes made of it.
+    pub rogue: Option<RogueSeen>,
     pub criteria: Vec<Criterion>,
     pub perf: Perf,
+    /// Where everything was (the report's map), and each gateway's side of a cut.
+    #[serde(skip)]
+    pub map: crate::summary::Map,
+    #[serde(skip)]
+    pub sides: Vec<bool>,
+}
+
+/// Detection latencies of one seed, seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latencies {
+    pub first_s: Vec<f64>,
+    pub every_s: Vec<f64>,
+    pub every_wall_s: Vec<f64>,
+}
+
+/// The heal of a `partition` run, as the harness did it.
+#[derive(Debug, Clone, Copy)]
+pub struct Heal {
+    /// Virtual time of the heal, and the wall instants it began and settled.
+    pub at_ms: u64,
+    pub wall: Instant,
+    pub settled: Instant,
+    /// Links that crossed the cut when it was made; whether none crossed once it was.
+    pub cut_links: usize,
+    pub cut_held: bool,
+    /// Links across the cut found just before the heal (must be 0).
+    pub crossing_before_heal: usize,
+    /// Cut links up again after the heal.
+    pub restored: usize,
+    /// Sync responses the nodes received during the heal's settling.
+    pub sync_responses: u64,
+}
+
+/// `partition` figures of one seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    pub heal_at_ms: u64,
+    pub cut_links: usize,
+    pub cut_held: bool,
+    pub crossing_before_heal: usize,
+    pub restored: usize,
+    pub sync_responses_at_heal: u64,
+    /// (gateway, attacked clone) pairs: all of them, those quarantined before the heal,
+    /// and those quarantined by the end of the heal's settling (before any later
+    /// reception was injected).
+    pub pairs: usize,
+    pub pairs_before_heal: usize,
+    pub pairs_at_heal: usize,
+    /// From the heal to the last gateway's quarantine of the last clone, when every
+    /// gateway quarantined every attacked clone: virtual and wall seconds.
+    pub reconvergence_s: Option<f64>,
+    pub reconvergence_wall_s: Option<f64>,
+}
+
+/// `rogue-gateway` figures of one seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RogueSeen {
+    pub rogue: usize,
+    pub sent: super::rogue::Sent,
+    /// Honest nodes, and those that rejected at least one gossip message.
+    pub honest_nodes: usize,
+    pub nodes_rejecting: usize,
+    /// Gossip messages rejected, summed over the honest nodes.
+    pub rejected: u64,
+    /// Divergences recorded by any node (a fake proof accepted would be one).
+    pub divergences: u64,
+    /// Trust-engine decisions at honest nodes whose witness quorum was read back
+    /// against the tape: those that counted more witnesses than the gateways whose
+    /// radios heard the frame (only a false receipt of the rogue can add one), and those
+    /// that counted more witnesses or zones than those gateways and the rogue (what its
+    /// lies may reach at most: one witness, its own zone).
+    pub decisions_checked: u64,
+    pub lifted: u64,
+    pub lifted_full: u64,
+    pub beyond_zone: u64,
+    /// Late receipts of the rogue the honest lineages recorded (`Witnessed`), the most
+    /// records for one event at one node, and those for events that never happened.
+    pub rogue_witnessed: u64,
+    pub max_per_event: u64,
+    pub fabricated_counted: u64,
+    /// The rogue's gossipsub score at the honest nodes still connected to it, at the end.
+    pub score_min: Option<f64>,
+    pub score_max: Option<f64>,
 }
 
 /// Wall-clock figures of one seed.
@@ -108,6 +198,11 @@ pub struct Replay {
     pub steps: usize,
     pub components: usize,
     pub mean_peers: f64,
+    pub heal: Option<Heal>,
+    /// The rogue: its index, witness id and what it sent.
+    pub rogue: Option<(usize, [u8; 8], super::rogue::Sent)>,
+    /// Trust zone of each gateway.
+    pub zones: Vec<u16>,
 }
 
 impl Replay {
@@ -118,11 +213,13 @@ impl Replay {
     }
 }
 
-/// Per identity and gateway: when it was quarantined (virtual ms, wall instant).
-type Quarantines = HashMap<DeviceId, BTreeMap<usize, (u64, Option<Instant>)>>;
+/// Per gateway: when it quarantined an identity (virtual ms, wall instant).
+type ByGateway = BTreeMap<usize, (u64, Option<Instant>)>;
+/// Per identity and gateway: when it was quarantined.
+type Quarantines = HashMap<DeviceId, ByGateway>;
 
 /// Reads the gateways back against the tape.
-pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Perf) -> Seed {
+pub async fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Perf) -> Seed {
     let world = &tape.world;
     let p = &world.params;
     let g_count = cluster.gateways.len();
@@ -145,6 +242,7 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
     let expects = p.scenario.expects_divergence();
     let (mut attacked, mut unheard, mut silent, mut detected, mut everywhere) = (0, 0, 0, 0, 0);
     let (mut first, mut all, mut first_wall, mut all_wall) = (vec![], vec![], vec![], vec![]);
+    let mut attacked_q = Vec::new();
     for &v in &cloned {
         let t = &world.truth[v];
         let q = ids.get(&v).and_then(|id| quarantined.get(id));
@@ -158,6 +256,7 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
             continue;
         }
         attacked += 1;
+        attacked_q.push(q);
         let Some(q) = q.filter(|m| !m.is_empty()) else {
             continue;
         };
@@ -241,6 +340,24 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
     }
     let full = time_to_full_scope(tape, cluster, &honest, &cloned_ids);
     let (forged_received, replayed_received, duplicate_receptions) = tape.tagged();
+    let partition = replay
+        .heal
+        .map(|h| partition(&h, &attacked_q, g_count, everywhere == attacked));
+    let rogue = match replay.rogue {
+        Some((r, witness, sent)) => {
+            Some(rogue(tape, cluster, &honest, &replay.zones, (r, witness, sent)).await)
+        }
+        None => None,
+    };
+    let secs = |v: &[u64]| v.iter().map(|&ms| ms as f64 / 1000.0).collect::<Vec<f64>>();
+    let latencies = Latencies {
+        first_s: secs(&first),
+        every_s: secs(&all),
+        every_wall_s: secs(&all_wall),
+    };
+    let sides = (0..g_count)
+        .map(|g| p.scenario == Scenario::Partition && world.side(g as u16))
+        .collect();
     let mut s = Seed {
         seed,
         passed: false,
@@ -276,8 +393,13 @@ pub fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, perf: Pe
         settle_timeouts: cluster.settle_timeouts,
         components: replay.components,
         mean_peers: replay.mean_peers,
+        latencies,
+        partition,
+        rogue,
         criteria: Vec::new(),
         perf,
+        map: world.map(),
+        sides,
     };
     s.criteria = super::criteria::evaluate(p.scenario, &s, g_count);
     s.passed = s.criteria.iter().all(|c| c.held != Some(false));
@@ -350,4 +472,185 @@ fn time_to_full_scope(
         }
     }
     Quantiles::of_ms(ms)
+}
+
+/// The heal's figures: when each (gateway, attacked clone) pair was quarantined against
+/// the heal.
+fn partition(
+    h: &Heal,
+    attacked: &[Option<&ByGateway>],
+    g_count: usize,
+    everywhere: bool,
+) -> Partition {
+    let (mut before, mut at_heal, mut last_ms, mut last_wall) = (0, 0, h.at_ms, Some(h.wall));
+    for q in attacked.iter().flatten() {
+        for &(at, wall) in q.values() {
+            if at < h.at_ms {
+                before += 1;
+            }
+            if at < h.at_ms || wall.is_some_and(|w| w <= h.settled) {
+                at_heal += 1;
+            }
+            last_ms = last_ms.max(at);
+            last_wall = match (last_wall, wall) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+    }
+    let converged = everywhere && !attacked.is_empty();
+    Partition {
+        heal_at_ms: h.at_ms,
+        cut_links: h.cut_links,
+        cut_held: h.cut_held,
+        crossing_before_heal: h.crossing_before_heal,
+        restored: h.restored,
+        sync_responses_at_heal: h.sync_responses,
+        pairs: attacked.len() * g_count,
+        pairs_before_heal: before,
+        pairs_at_heal: at_heal,
+        reconvergence_s: converged.then(|| last_ms.saturating_sub(h.at_ms) as f64 / 1000.0),
+        reconvergence_wall_s: last_wall
+            .filter(|_| converged)
+            .map(|w| w.saturating_duration_since(h.wall).as_secs_f64()),
+    }
+}
+
+/// What the honest nodes made of the rogue's lies: their counters, each trust-engine
+/// decision's witness quorum against who really heard the frame, the rogue's receipts
+/// their lineages recorded, and the rogue's score at each.
+async fn rogue(
+    tape: &Tape,
+    cluster: &Cluster,
+    honest: &[(usize, DeviceId)],
+    zones: &[u16],
+    (r, witness, sent): (usize, [u8; 8], super::rogue::Sent),
+) -> RogueSeen {
+    use slope_mesh::trust::{Admission as Adm, Reasons};
+    use slope_node::trust::Reason;
+    // Who heard each event on the air (the truth a quorum is held against).
+    let ids = super::rogue::short_ids(tape);
+    let mut heard: HashMap<(DeviceId, u32, [u8; 32]), std::collections::BTreeSet<usize>> =
+        HashMap::new();
+    for rx in &tape.receptions {
+        if let Some((id, seq, digest)) = super::rogue::event_of(&rx.envelope, &ids) {
+            heard
+                .entry((id, seq, digest.0))
+                .or_default()
+                .insert(usize::from(rx.gateway));
+        }
+    }
+    // A node's own radio is registered in no zone (`Zone::NONE`, 0: the mesh's engine
+    // genesis gives the local witness none), the others in their site's zone.
+    let zone_at = |decider: usize, g: &usize| {
+        if *g == decider {
+            0
+        } else {
+            zones.get(*g).copied().unwrap_or(0)
+        }
+    };
+    let rogue_peer = cluster
+        .gateways
+        .get(r)
+        .map(|g| g.handle.peer_id().to_string());
+    let mut out = RogueSeen {
+        rogue: r,
+        sent,
+        honest_nodes: 0,
+        nodes_rejecting: 0,
+        rejected: 0,
+        divergences: 0,
+        decisions_checked: 0,
+        lifted: 0,
+        lifted_full: 0,
+        beyond_zone: 0,
+        rogue_witnessed: 0,
+        max_per_event: 0,
+        fabricated_counted: 0,
+        score_min: None,
+        score_max: None,
+    };
+    for (g, gw) in cluster.gateways.iter().enumerate() {
+        let m = gw.handle.metrics();
+        out.divergences += m.divergences.get();
+        if g == r {
+            continue;
+        }
+        out.honest_nodes += 1;
+        let rejected = m.validation.get_or_create(&kind("reject")).get();
+        out.rejected += rejected;
+        if rejected > 0 {
+            out.nodes_rejecting += 1;
+        }
+        let store = gw.handle.store();
+        for (_, id) in honest {
+            let records = store.lineage_of(id, LINEAGE_LIMIT).unwrap_or_default();
+            let mut per_event: HashMap<u32, u64> = HashMap::new();
+            for rec in &records {
+                match &rec.entry {
+                    Entry::Observed {
+                        seq,
+                        digest,
+                        admission,
+                        reasons: Reasons::Engine { reasons, .. },
+                        ..
+                    } => {
+                        let Some(v) = reasons.iter().find_map(|x| match x {
+                            Reason::Quorum(v) => Some(*v),
+                            _ => None,
+                        }) else {
+                            continue;
+                        };
+                        let truth = heard
+                            .get(&(*id, *seq, *digest))
+                            .cloned()
+                            .unwrap_or_default();
+                        let zone = |x: &usize| zone_at(g, x);
+                        let true_zones: std::collections::BTreeSet<u16> =
+                            truth.iter().map(zone).collect();
+                        let mut bound = truth.clone();
+                        bound.insert(r);
+                        let bound_zones: std::collections::BTreeSet<u16> =
+                            bound.iter().map(zone).collect();
+                        out.decisions_checked += 1;
+                        if usize::from(v.witnesses) > truth.len()
+                            || usize::from(v.zones) > true_zones.len()
+                        {
+                            out.lifted += 1;
+                            if *admission == Adm::Full {
+                                out.lifted_full += 1;
+                            }
+                        }
+                        if usize::from(v.witnesses) > bound.len()
+                            || usize::from(v.zones) > bound_zones.len()
+                        {
+                            out.beyond_zone += 1;
+                        }
+                    }
+                    Entry::Witnessed {
+                        seq, witness: w, ..
+                    } if *w == witness => {
+                        out.rogue_witnessed += 1;
+                        *per_event.entry(*seq).or_insert(0) += 1;
+                        if *seq >= super::rogue::FABRICATED_SEQ {
+                            out.fabricated_counted += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            out.max_per_event = out
+                .max_per_event
+                .max(per_event.values().copied().max().unwrap_or(0));
+        }
+        if let (Ok(peers), Some(rp)) = (gw.handle.peers().await, rogue_peer.as_ref()) {
+            for p in peers.iter().filter(|p| &p.peer_id == rp) {
+                if let Some(sc) = p.score {
+                    out.score_min = Some(out.score_min.map_or(sc, |m: f64| m.min(sc)));
+                    out.score_max = Some(out.score_max.map_or(sc, |m: f64| m.max(sc)));
+                }
+            }
+        }
+    }
+    out
 }

@@ -1,5 +1,6 @@
 //! A live run over several seeds: each figure's mean, min and max, each seed's
-//! pass/fail, as a terminal table and `results.json` (labelled `"layer": "live"`).
+//! pass/fail, as a terminal table, `results.json` (labelled `"layer": "live"`) and
+//! `report.html` ([`super::html`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -84,6 +85,40 @@ const FIGURES: &[Figure] = &[
     }),
     ("gossip bytes in, MiB (all gateways)", |s| {
         Some(s.gossip_bytes_in as f64 / 1_048_576.0)
+    }),
+    ("partition: links cut", |s| {
+        s.partition.as_ref().map(|p| p.cut_links as f64)
+    }),
+    ("partition: re-converged at the heal, fraction", |s| {
+        s.partition
+            .as_ref()
+            .map(|p| p.pairs_at_heal as f64 / p.pairs.max(1) as f64)
+    }),
+    ("partition: re-convergence, virtual s", |s| {
+        s.partition.as_ref().and_then(|p| p.reconvergence_s)
+    }),
+    ("partition: re-convergence, wall s", |s| {
+        s.partition.as_ref().and_then(|p| p.reconvergence_wall_s)
+    }),
+    ("rogue: fake proofs sent", |s| {
+        s.rogue.as_ref().map(|r| r.sent.fake_proofs as f64)
+    }),
+    ("rogue: honest nodes rejecting, fraction", |s| {
+        s.rogue
+            .as_ref()
+            .map(|r| r.nodes_rejecting as f64 / r.honest_nodes.max(1) as f64)
+    }),
+    ("rogue: false receipts sent", |s| {
+        s.rogue.as_ref().map(|r| r.sent.false_receipts as f64)
+    }),
+    ("rogue: decisions its lies lifted (all nodes)", |s| {
+        s.rogue.as_ref().map(|r| r.lifted as f64)
+    }),
+    ("rogue: decisions past its zone (must be 0)", |s| {
+        s.rogue.as_ref().map(|r| r.beyond_zone as f64)
+    }),
+    ("rogue: its score at honest peers, min", |s| {
+        s.rogue.as_ref().and_then(|r| r.score_min)
     }),
     ("peers per gateway", |s| Some(s.mean_peers)),
     ("receptions injected", |s| Some(s.receptions as f64)),
@@ -179,7 +214,7 @@ impl Report {
         o
     }
 
-    /// Writes `dir/results.json`.
+    /// Writes `dir/results.json` and `dir/report.html`.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
         let io = |source| Error::Io {
             path: dir.display().to_string(),
@@ -189,6 +224,11 @@ impl Report {
         let path = dir.join("results.json");
         let json = serde_json::to_string_pretty(self)?;
         std::fs::write(&path, json).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("report.html");
+        std::fs::write(&path, super::html::render(self)).map_err(|source| Error::Io {
             path: path.display().to_string(),
             source,
         })

@@ -210,60 +210,68 @@ fn plots(out: &mut String, s: &Summary) {
         );
     }
     let m = &s.map;
-    let rogue: Vec<(f64, f64)> = m
-        .rogue
-        .and_then(|r| m.gateways.get(r).copied())
-        .into_iter()
-        .collect();
+    let gateways = [Layer {
+        label: "gateway",
+        color: "#ff7f0e",
+        radius: 4.0,
+        points: &m.gateways,
+        square: true,
+    }];
     figure(
         out,
-        &svg::map(
-            "Map",
-            m.width_m,
-            m.height_m,
-            &[
-                Layer {
-                    label: "honest device",
-                    color: "#9ecae1",
-                    radius: 1.5,
-                    points: &m.honest,
-                    square: false,
-                },
-                Layer {
-                    label: "attacked device",
-                    color: "#d62728",
-                    radius: 3.0,
-                    points: &m.victims,
-                    square: false,
-                },
-                Layer {
-                    label: "attacker radio",
-                    color: "#000000",
-                    radius: 3.0,
-                    points: &m.attackers,
-                    square: false,
-                },
-                Layer {
-                    label: "gateway",
-                    color: "#ff7f0e",
-                    radius: 4.0,
-                    points: &m.gateways,
-                    square: true,
-                },
-                Layer {
-                    label: "rogue gateway",
-                    color: "#7b2d8e",
-                    radius: 6.0,
-                    points: &rogue,
-                    square: true,
-                },
-            ],
-        ),
+        &map("Map", m, m.rogue, &gateways),
         "Gateways on a jittered grid; devices uniform over the area; the attack marked.",
     );
 }
 
-fn figure(out: &mut String, svg: &str, caption: &str) {
+/// The map: devices (honest, attacked), attacker radios, the given gateway layers and
+/// the rogue gateway, if any.
+pub(crate) fn map(
+    title: &str,
+    m: &crate::summary::Map,
+    rogue: Option<usize>,
+    gateways: &[Layer],
+) -> String {
+    let rogue: Vec<(f64, f64)> = rogue
+        .and_then(|r| m.gateways.get(r).copied())
+        .into_iter()
+        .collect();
+    let mut layers = vec![
+        Layer {
+            label: "honest device",
+            color: "#9ecae1",
+            radius: 1.5,
+            points: &m.honest,
+            square: false,
+        },
+        Layer {
+            label: "attacked device",
+            color: "#d62728",
+            radius: 3.0,
+            points: &m.victims,
+            square: false,
+        },
+        Layer {
+            label: "attacker radio",
+            color: "#000000",
+            radius: 3.0,
+            points: &m.attackers,
+            square: false,
+        },
+    ];
+    layers.extend(gateways.iter().map(|l| Layer { ..*l }));
+    layers.push(Layer {
+        label: "rogue gateway",
+        color: "#7b2d8e",
+        radius: 6.0,
+        points: &rogue,
+        square: true,
+    });
+    svg::map(title, m.width_m, m.height_m, &layers)
+}
+
+/// One plot with its caption.
+pub(crate) fn figure(out: &mut String, svg: &str, caption: &str) {
     let _ = write!(
         out,
         "<figure>{svg}<figcaption>{}</figcaption></figure>",

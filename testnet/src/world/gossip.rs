@@ -86,6 +86,11 @@ impl Overlay {
         self.recompute();
     }
 
+    /// The side of the partition `g` is on (`true`: east of the middle).
+    pub fn side(&self, g: u16) -> bool {
+        self.side.get(usize::from(g)).copied().unwrap_or(false)
+    }
+
     /// Whether `a` and `b` can talk now.
     pub fn connected(&self, a: u16, b: u16) -> bool {
         !self.partitioned || self.side[usize::from(a)] == self.side[usize::from(b)]

@@ -228,6 +228,12 @@ impl World {
         self.memo.stats()
     }
 
+    /// The side of the `partition` cut gateway `g` is on (`true`: east of the middle;
+    /// the live layer cuts its real mesh along the same line).
+    pub fn side(&self, g: u16) -> bool {
+        self.overlay.side(g)
+    }
+
     /// Home gateway of honest device `i`.
     pub fn home(&self, i: usize) -> u16 {
         self.home.get(i).copied().unwrap_or(0)
