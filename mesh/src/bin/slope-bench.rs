@@ -39,6 +39,16 @@ use slope_mesh::trust::Policy;
 use slope_node::verifier::{Config as VerifierConfig, Verifier};
 use slope_proto::{Event, Inception, Interaction, Observation, Signed, crypto};
 
+const USAGE: &str = "\
+usage: slope-bench [--devices N] [--frames K] [--mem-devices M] [--batch B] [--engine 0|1]
+                   [--overlap 0|1] [--commit-max C] [--mem-engine 0|1] [--receipt-wait-ms W]
+
+End-to-end ingest (decode, batch verify, trust decision, redb commit with fsync, receipt
+signing) next to raw ed25519 batch verification of the same frames, in the same run;
+then memory per tracked device. Defaults: 400 devices x 50 frames, batch 256, engine on,
+overlap on, group commit up to 4096, 100000 devices for the memory figure, no receipt
+window. See docs/benchmarks.md, Mesh.";
+
 struct Args {
     devices: u32,
     frames: u32,
@@ -65,6 +75,10 @@ fn args() -> Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--help" || k == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let v: u64 = it
             .next()
             .with_context(|| format!("{k} needs a value"))?
@@ -80,7 +94,7 @@ fn args() -> Result<Args> {
             "--commit-max" => a.commit_max = v as usize,
             "--mem-engine" => a.mem_engine = v != 0,
             "--receipt-wait-ms" => a.receipt_wait_ms = v,
-            other => anyhow::bail!("unknown option {other}"),
+            other => anyhow::bail!("unknown option {other}\n{USAGE}"),
         }
     }
     Ok(a)
