@@ -1167,7 +1167,15 @@ impl Runtime {
                 let now = self.clock.now_ms();
                 for p in proofs.into_iter().take(8) {
                     match self.pipeline.ingest_proof(now, &p) {
-                        Ok((_, effects)) => self.announce(&effects),
+                        Ok((verdict, effects)) => {
+                            self.announce(&effects);
+                            // A proof that quarantined here goes on by gossip, as one
+                            // received by gossip is forwarded: peers that do not sync
+                            // with the sender learn it now, not at their next sync round.
+                            if verdict == Verdict::Accept {
+                                self.publish(topics::divergences(), p);
+                            }
+                        }
                         Err(e) => tracing::error!(error = %e, "store error on synced proof"),
                     }
                 }

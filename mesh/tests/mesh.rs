@@ -415,3 +415,72 @@ async fn a_blocked_peer_stays_cut_until_unblocked_and_sync_then_catches_up() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A proof learnt by sync is gossiped on. C is never connected to A (both block each
+/// other) and all sync rounds are an hour apart, so C can learn A's proof only from B's
+/// gossip after B synced it from A: without the forward C stays unaware.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_learnt_by_sync_is_gossiped_on() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |i: usize, boot: Vec<libp2p::Multiaddr>| {
+        let mut c = config(dirs[i].path(), &boot);
+        c.network.sync_interval_ms = 3_600_000;
+        slope_mesh::Node::start(c, identity(91 + i as u8), false)
+    };
+    let a = start(0, vec![]).await.unwrap();
+    let b = start(1, vec![]).await.unwrap();
+    let b_addr = address(&b).await;
+    let a_addr = address(&a).await;
+    a.block(b.peer_id()).await.unwrap();
+    b.block(a.peer_id()).await.unwrap();
+    let c = start(2, vec![b_addr]).await.unwrap();
+    a.block(c.peer_id()).await.unwrap();
+    c.block(a.peer_id()).await.unwrap();
+    eventually(20, "b and c connect", || async {
+        !c.peers().await.unwrap().is_empty()
+    })
+    .await;
+
+    // A hears a device and its clone: it quarantines with its own proof.
+    let (mut dev, mut rng, inception) = incepted(23);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 3, 1000, 0));
+    let mut twin = clone_of(&dev);
+    let mut twin_rng = Rng(4242);
+    frames.extend(attest(&mut dev, &mut rng, 1, 10_000_000, 1));
+    frames.extend(attest(&mut twin, &mut twin_rng, 1, 10_000_000, 2));
+    hear(&a, &frames);
+    eventually(20, "a quarantines the clone", || async {
+        state(&a, &id).is_some_and(|s| s.3)
+    })
+    .await;
+    assert_eq!(state(&b, &id), None, "gossip crossed the block");
+    assert_eq!(state(&c, &id), None, "gossip crossed the block");
+
+    // The link a-b opens: b syncs on connection and quarantines from a's proof.
+    a.unblock(b.peer_id()).await.unwrap();
+    b.unblock(a.peer_id()).await.unwrap();
+    b.dial(a_addr).await.unwrap();
+    eventually(30, "b quarantines from the synced proof", || async {
+        state(&b, &id).is_some_and(|s| s.3)
+    })
+    .await;
+    // c hears of it only through b's gossip.
+    eventually(20, "c quarantines from b's gossip", || async {
+        c.store().divergence(&id).unwrap().is_some()
+    })
+    .await;
+    let proof = c.store().divergence(&id).unwrap().unwrap();
+    assert_eq!(verify_divergence_proof(&proof).unwrap().device, id);
+    assert!(
+        c.peers()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.peer_id != a.peer_id().to_string())
+    );
+    for g in [a, b, c] {
+        g.shutdown().await;
+    }
+}
