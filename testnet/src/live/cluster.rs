@@ -219,15 +219,19 @@ impl Cluster {
         Ok(())
     }
 
-    /// Connected components of the peer graph and the mean number of peers.
-    pub async fn topology(&self) -> Result<(usize, f64), Error> {
-        let n = self.gateways.len();
-        let index: std::collections::HashMap<String, usize> = self
-            .gateways
+    /// Each node's index by its peer id as the nodes' peer lists name it.
+    fn peer_index(&self) -> std::collections::HashMap<String, usize> {
+        self.gateways
             .iter()
             .enumerate()
             .map(|(i, g)| (g.handle.peer_id().to_string(), i))
-            .collect();
+            .collect()
+    }
+
+    /// Connected components of the peer graph and the mean number of peers.
+    pub async fn topology(&self) -> Result<(usize, f64), Error> {
+        let n = self.gateways.len();
+        let index = self.peer_index();
         let mut parent: Vec<usize> = (0..n).collect();
         fn root(p: &mut [usize], mut i: usize) -> usize {
             while p[i] != i {
@@ -253,12 +257,7 @@ impl Cluster {
 
     /// The links connected now, as `(i, j)` with `i < j`, from every node's peer list.
     pub async fn links(&self) -> Result<Vec<(usize, usize)>, Error> {
-        let index: std::collections::HashMap<String, usize> = self
-            .gateways
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.handle.peer_id().to_string(), i))
-            .collect();
+        let index = self.peer_index();
         let mut out = std::collections::BTreeSet::new();
         for (i, g) in self.gateways.iter().enumerate() {
             for p in g.handle.peers().await.map_err(net)? {

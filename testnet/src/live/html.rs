@@ -110,11 +110,7 @@ fn per_seed(out: &mut String, r: &Report) {
     out.push_str("<h2>Pass criteria</h2><table><tr><th>seed</th><th></th><th>criterion</th><th>measured</th></tr>");
     for s in &r.runs {
         for c in &s.criteria {
-            let (class, mark) = match c.held {
-                Some(true) => ("pass", "PASS"),
-                Some(false) => ("fail", "FAIL"),
-                None => ("na", "not evaluated"),
-            };
+            let (class, mark) = crate::report::html::mark(c.held);
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td class=\"{class}\">{mark}</td><td>{}</td><td>{}</td></tr>",

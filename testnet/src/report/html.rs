@@ -55,11 +55,7 @@ pub fn render(s: &Summary) -> String {
         "<h2>Pass criteria</h2><table><tr><th></th><th>criterion</th><th>measured</th></tr>",
     );
     for c in &s.criteria {
-        let (class, mark) = match c.held {
-            Some(true) => ("pass", "PASS"),
-            Some(false) => ("fail", "FAIL"),
-            None => ("na", "not evaluated"),
-        };
+        let (class, mark) = mark(c.held);
         let _ = write!(
             out,
             "<tr><td class=\"{class}\">{mark}</td><td>{}</td><td>{}</td></tr>",
@@ -277,4 +273,13 @@ pub(crate) fn figure(out: &mut String, svg: &str, caption: &str) {
         "<figure>{svg}<figcaption>{}</figcaption></figure>",
         esc(caption)
     );
+}
+
+/// The CSS class and the word for a criterion that held, failed or was not evaluated.
+pub(crate) fn mark(held: Option<bool>) -> (&'static str, &'static str) {
+    match held {
+        Some(true) => ("pass", "PASS"),
+        Some(false) => ("fail", "FAIL"),
+        None => ("na", "not evaluated"),
+    }
 }
