@@ -27,9 +27,7 @@ use slope_mesh::net::topics;
 use slope_mesh::pipeline::receipt_message;
 use slope_proto::batch::Entry as BatchEntry;
 use slope_proto::limits::{MAX_BATCH_ENTRIES, MAX_RECEIPT_BATCH};
-use slope_proto::{
-    DeviceId, DivergenceProof, LinkDigest, Message, Observation, ReceiptBatch, ShortId,
-};
+use slope_proto::{DeviceId, DivergenceProof, LinkDigest, Message, ReceiptBatch, ShortId};
 
 use super::cluster::Cluster;
 use super::tape::Tape;
@@ -138,14 +136,7 @@ impl Rogue {
         let Some(gw) = cluster.gateways.get(self.index) else {
             return;
         };
-        let observed = Observation {
-            rssi_dbm: -70,
-            snr_qdb: 32,
-            freq_hz: 868_100_000,
-            foff_hz: None,
-            sf: 7,
-            time_ms: now_ms,
-        };
+        let observed = crate::world::gateway::forged_reception(now_ms);
         let mut entries = Vec::new();
         for r in receptions {
             let h = blake3::hash(&r.envelope);

@@ -456,14 +456,7 @@ impl Gateway {
     /// The rogue's lies: a receipt for an attestation it only received by gossip, with
     /// a made-up strong reception, and one for an event that never happened.
     fn lie(&mut self, now_ms: u64, att: &Att) {
-        let observed = Observation {
-            rssi_dbm: -70,
-            snr_qdb: 32,
-            freq_hz: 868_100_000,
-            foff_hz: None,
-            sf: 7,
-            time_ms: now_ms,
-        };
+        let observed = forged_reception(now_ms);
         let (short, seq, link) = att.key();
         self.corroboration.witness((short, seq, link), observed);
         let mut never = [0u8; 16];
@@ -1149,5 +1142,18 @@ pub fn compact_short(frame: &[u8]) -> Option<ShortId> {
         slope_proto::compact::Message::Attestation(m) => Some(m.body().device),
         slope_proto::compact::Message::Renewal(m) => Some(m.body().device),
         _ => None,
+    }
+}
+
+/// The strong reception a rogue gateway claims in its false receipts (the simulated
+/// and the live rogue claim the same).
+pub fn forged_reception(now_ms: u64) -> Observation {
+    Observation {
+        rssi_dbm: -70,
+        snr_qdb: 32,
+        freq_hz: 868_100_000,
+        foff_hz: None,
+        sf: 7,
+        time_ms: now_ms,
     }
 }
