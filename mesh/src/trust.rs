@@ -231,6 +231,8 @@ mod tests {
                 witness: [i as u8; 8],
                 count: 1,
                 last_rssi: -100,
+                last_seq: 0,
+                seen: 1,
             })
             .collect();
         r.rf = RfProfile::default();

@@ -334,3 +334,100 @@ async fn waiting_decisions_survive_a_restart() {
     lineages_verify(&g, 64);
     g.shutdown().await;
 }
+
+/// A listed witness that repeats its receipts for frames already decided (the same
+/// receptions re-signed in new batches: new gossip messages, so gossipsub's seen-cache
+/// does not stop them) is counted and recorded once per (witness, position): the
+/// gateway's lineage and the device's witness count do not grow with the repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_late_receipts_are_recorded_once() {
+    use slope_mesh::lineage::Entry;
+    use slope_proto::batch::Entry as BatchEntry;
+    use slope_proto::limits::MAX_RECEIPT_BATCH;
+
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The observer (71) lists 72 and decides at once (no receipt window), so every
+    // receipt of 72 arrives late.
+    let g = start_waiting(dirs[0].path(), 71, &[], &[72], 0).await;
+    let boot = address(&g).await;
+    let w = start(dirs[1].path(), 72, std::slice::from_ref(&boot), &[]).await;
+    for gw in [&g, &w] {
+        eventually(20, "the two gateways are peers", || async {
+            !gw.peers().await.unwrap().is_empty()
+        })
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let (mut dev, mut rng, inception) = incepted(11);
+    let id = device_id(&dev);
+    let mut frames = vec![inception];
+    frames.extend(attest(&mut dev, &mut rng, 4, 1000, 0));
+    let head = frames.len() as u32;
+    hear_now(&g, &frames);
+    eventually(20, "the observer decided the slope", || async {
+        state(&g, &id).is_some_and(|(_, _, depth, _)| depth >= head)
+    })
+    .await;
+
+    // 72's receipts for every committed frame, signed three times.
+    let entries: Vec<BatchEntry> = (0..head)
+        .map(|seq| {
+            let f = g.store().frame(&id, seq).unwrap().expect("committed frame");
+            BatchEntry {
+                device: id.short(),
+                seq,
+                event: slope_proto::Digest(f.digest).link(),
+                observed: rx(-90),
+            }
+        })
+        .collect();
+    let key = identity(72);
+    let public = key.signing_key().verifying_key().to_bytes();
+    let witness = slope_proto::crypto::witness_id(&public);
+    let mut buf = vec![0u8; MAX_RECEIPT_BATCH];
+    let t = now_ms();
+    let late = |g: &slope_mesh::Handle| metric(g, "slope_receipts_in_total{kind=\"late\"} ");
+    for (i, time) in [t, t + 1, t + 2].into_iter().enumerate() {
+        let n = slope_proto::ReceiptBatch::sign_into(
+            key.signing_key(),
+            time,
+            entries.iter().copied(),
+            &mut buf,
+        )
+        .unwrap();
+        w.publish_raw(
+            slope_mesh::net::topics::RECEIPTS,
+            slope_mesh::pipeline::receipt_message(&public, &buf[..n]),
+        )
+        .await
+        .unwrap();
+        let want = u64::from(head) * (i as u64 + 1);
+        eventually(20, "the batch arrived", || async { late(&g) >= want }).await;
+    }
+    assert_eq!(
+        metric(&g, "slope_dropped_total{kind=\"receipt_repeated\"} "),
+        2 * u64::from(head)
+    );
+    let witnessed = g
+        .store()
+        .lineage(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r.entry, Entry::Witnessed { witness: w, .. } if w == witness.0))
+        .count();
+    assert_eq!(
+        witnessed, head as usize,
+        "one Witnessed record per position"
+    );
+    let rec = g.store().device(&id).unwrap().unwrap();
+    let stat = rec
+        .witnesses
+        .iter()
+        .find(|s| s.witness == witness.0)
+        .expect("72 counted as a witness");
+    assert_eq!(stat.count, head, "{rec:?}");
+    assert!(g.store().verify_lineage().unwrap().is_ok());
+    w.shutdown().await;
+    g.shutdown().await;
+}

@@ -427,7 +427,7 @@ impl Stage {
                         if rec.quarantine.is_none() && rec.witnessed_seq.is_none_or(|w| w < seq) {
                             // Heard on our radio after it arrived by gossip: witness it.
                             rec.witnessed_seq = Some(seq);
-                            self.observe_radio(&mut rec, &rx);
+                            self.observe_radio(&mut rec, &rx, seq);
                             batch.put_device(&device, &rec)?;
                             pending.push(PendingReceipt {
                                 device,
@@ -527,7 +527,7 @@ impl Stage {
         rec.last_seen_ms = now;
         if source == Source::Radio {
             rec.witnessed_seq = Some(rec.witnessed_seq.map_or(att.seq(), |w| w.max(att.seq())));
-            self.observe_radio(&mut rec, att.rx());
+            self.observe_radio(&mut rec, att.rx(), att.seq());
             pending.push(PendingReceipt {
                 device,
                 seq: att.seq(),
@@ -699,7 +699,7 @@ impl Stage {
             _ => Vec::new(),
         };
         for r in &receipts {
-            rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm);
+            rec.add_witness(r.body().witness.0, r.body().observed.rssi_dbm, key.1);
             self.taken.push((*key, r.clone()));
         }
         if !receipts.is_empty() {
@@ -711,10 +711,12 @@ impl Stage {
         receipts
     }
 
-    fn observe_radio(&self, rec: &mut DeviceRecord, rx: &Observation) {
+    /// This gateway's own reception of position `seq`: the RF profile, and this
+    /// gateway counted once as its witness.
+    fn observe_radio(&self, rec: &mut DeviceRecord, rx: &Observation, seq: u32) {
         rec.rf.observe(rx);
         rec.last_rssi = rx.rssi_dbm;
-        rec.add_witness(self.witness.0, rx.rssi_dbm);
+        rec.add_witness(self.witness.0, rx.rssi_dbm, seq);
     }
 
     /// Decides (the engine's decision `engine`, unless the mesh's own state overrides
@@ -1027,7 +1029,16 @@ impl Stage {
                 if rec.quarantine.is_some() {
                     continue;
                 }
-                rec.add_witness(body.witness.0, body.observed.rssi_dbm);
+                // Counted and recorded once per (witness, position): a receipt heard
+                // again (re-gossiped, or re-signed in another batch) changes nothing,
+                // so a peer cannot grow this lineage by repeating itself.
+                if !rec.add_witness(body.witness.0, body.observed.rssi_dbm, body.seq) {
+                    self.metrics
+                        .dropped
+                        .get_or_create(&kind("receipt_repeated"))
+                        .inc();
+                    continue;
+                }
                 batch.append(
                     now,
                     Entry::Witnessed {

@@ -38,8 +38,9 @@ pub const DB_FILE: &str = "slope.redb";
 
 /// The schema version this build reads and writes (2: decisions keep the trust
 /// engine's typed reasons, one lineage record per observation; 3: the engine lineage
-/// in chunks of records; 4: suite-2 tables ([`compact`]) and lineage entries).
-pub const SCHEMA: u32 = 4;
+/// in chunks of records; 4: suite-2 tables ([`compact`]) and lineage entries; 5: each
+/// witness of a device remembers which recent positions it was counted for).
+pub const SCHEMA: u32 = 5;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]

@@ -9,12 +9,58 @@ use crate::trust::{Admission, Grant, Reasons, Scope};
 /// Distinct witnesses remembered per device; beyond it the least-seen is replaced.
 pub const MAX_WITNESSES: usize = 16;
 
+/// Positions below a witness's highest one that are still told apart from replays
+/// (see [`WitnessStat::mark`]).
+pub const WITNESS_WINDOW: u32 = 64;
+
 /// A gateway that witnessed the device on the air.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessStat {
     pub witness: [u8; 8],
+    /// Distinct positions counted for this witness.
     pub count: u32,
     pub last_rssi: i16,
+    /// Highest position counted for this witness.
+    pub last_seq: u32,
+    /// Bit `i` set: position `last_seq - i` has been counted (`i` < [`WITNESS_WINDOW`]).
+    pub seen: u64,
+}
+
+impl WitnessStat {
+    fn new(witness: [u8; 8], rssi: i16, seq: u32) -> Self {
+        Self {
+            witness,
+            count: 1,
+            last_rssi: rssi,
+            last_seq: seq,
+            seen: 1,
+        }
+    }
+
+    /// Marks position `seq` as witnessed; false when it was marked already, or when it
+    /// lies [`WITNESS_WINDOW`] or more positions below the highest one (too old to tell
+    /// from a replay: such a receipt counts nothing and is not recorded again).
+    pub fn mark(&mut self, seq: u32) -> bool {
+        if seq > self.last_seq {
+            let shift = seq - self.last_seq;
+            self.seen = if shift >= WITNESS_WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.seen |= 1;
+            self.last_seq = seq;
+            return true;
+        }
+        let back = self.last_seq - seq;
+        if back >= WITNESS_WINDOW {
+            return false;
+        }
+        let bit = 1u64 << back;
+        let fresh = self.seen & bit == 0;
+        self.seen |= bit;
+        fresh
+    }
 }
 
 /// Running RSSI/SNR statistics of a device as this gateway's radio hears it.
@@ -108,23 +154,26 @@ impl DeviceRecord {
         }
     }
 
-    /// Counts one witnessing by `witness` (bounded, see [`MAX_WITNESSES`]).
-    pub fn add_witness(&mut self, witness: [u8; 8], rssi: i16) {
+    /// Counts the witnessing of position `seq` by `witness`, once: false (and nothing
+    /// changed) when that witness was already counted for that position, or when the
+    /// position is too old to tell (see [`WitnessStat::mark`]). Bounded: at most
+    /// [`MAX_WITNESSES`] witnesses are remembered; a new one replaces the least-counted.
+    pub fn add_witness(&mut self, witness: [u8; 8], rssi: i16, seq: u32) -> bool {
         if let Some(w) = self.witnesses.iter_mut().find(|w| w.witness == witness) {
+            if !w.mark(seq) {
+                return false;
+            }
             w.count = w.count.saturating_add(1);
             w.last_rssi = rssi;
-            return;
+            return true;
         }
-        let stat = WitnessStat {
-            witness,
-            count: 1,
-            last_rssi: rssi,
-        };
+        let stat = WitnessStat::new(witness, rssi, seq);
         if self.witnesses.len() < MAX_WITNESSES {
             self.witnesses.push(stat);
         } else if let Some(min) = self.witnesses.iter_mut().min_by_key(|w| w.count) {
             *min = stat;
         }
+        true
     }
 }
 
@@ -212,6 +261,33 @@ mod tests {
             let expected = postcard::to_allocvec(&owned).unwrap();
             prop_assert_eq!(&direct[1..], expected.as_slice());
             prop_assert_eq!(postcard::from_bytes::<FrameRecord>(&direct[1..]).unwrap(), owned);
+        }
+    }
+
+    proptest! {
+        /// A witness is counted once per position: `add_witness` says yes exactly for
+        /// a position not counted before that lies within the window below the highest
+        /// one (a model with an unbounded set), and the count is the number of yeses.
+        #[test]
+        fn a_witness_counts_each_position_once(
+            seqs in proptest::collection::vec(0u32..300, 1..400),
+        ) {
+            let mut rec = DeviceRecord::new(0, 0);
+            let mut counted = std::collections::BTreeSet::new();
+            let mut highest: Option<u32> = None;
+            let mut yes = 0u32;
+            for seq in seqs {
+                let fresh = !counted.contains(&seq)
+                    && highest.is_none_or(|h| seq + WITNESS_WINDOW > h);
+                prop_assert_eq!(rec.add_witness([7; 8], -90, seq), fresh, "seq {}", seq);
+                if fresh {
+                    counted.insert(seq);
+                    yes += 1;
+                }
+                highest = Some(highest.map_or(seq, |h| h.max(seq)));
+            }
+            prop_assert_eq!(rec.witnesses.len(), 1);
+            prop_assert_eq!(rec.witnesses[0].count, yes);
         }
     }
 }

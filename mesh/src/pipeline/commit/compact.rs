@@ -295,7 +295,7 @@ impl Stage {
             &mut rec,
         );
         if let Some(rx) = vc.rx().filter(|rx| !rx.is_relayed()) {
-            self.observe_radio(&mut rec, rx);
+            self.observe_radio(&mut rec, rx, vc.interval());
         }
         let engine = self.engine.as_mut().map(|e| {
             e.compact(now, vc, &receipts).unwrap_or_else(|e| Decision {
