@@ -78,6 +78,48 @@ pub struct Channel {
     fading: ChaCha12Rng,
     stats: Stats,
     scratch: Vec<NodeId>,
+    /// Shadowing of the links evaluated so far (a pure function of the seed and the
+    /// link, cached: drawing it costs a seeded ChaCha block, a log and a cosine).
+    shadows: Shadows,
+}
+
+/// Links whose shadowing the cache holds at most; a full cache is emptied (the values
+/// are recomputed, identically, on demand).
+pub const SHADOWS_MAX: usize = 1 << 22;
+
+/// The shadowing cache: for each transmitting node, the receivers evaluated so far and
+/// the shadowing of each link, sorted by receiver. A frame is evaluated at every
+/// receiver in range, all in its sender's row: one row in cache instead of one random
+/// probe of a big map per receiver.
+#[derive(Debug, Default)]
+struct Shadows {
+    rows: Vec<Vec<(u32, f64)>>,
+    len: usize,
+}
+
+impl Shadows {
+    /// The shadowing of the link between `from` and `to` under `p` and `seed`.
+    fn get(&mut self, p: &Propagation, seed: u64, from: u32, to: u32) -> f64 {
+        let i = from as usize;
+        if let Some(row) = self.rows.get(i)
+            && let Ok(k) = row.binary_search_by_key(&to, |(r, _)| *r)
+        {
+            return row[k].1;
+        }
+        let s = p.shadowing_db(seed, from, to);
+        if self.len >= SHADOWS_MAX {
+            self.rows.iter_mut().for_each(Vec::clear);
+            self.len = 0;
+        }
+        if self.rows.len() <= i {
+            self.rows.resize_with(i + 1, Vec::new);
+        }
+        let row = &mut self.rows[i];
+        let k = row.partition_point(|(r, _)| *r < to);
+        row.insert(k, (to, s));
+        self.len += 1;
+        s
+    }
 }
 
 impl Channel {
@@ -96,6 +138,7 @@ impl Channel {
             fading,
             stats: Stats::default(),
             scratch: Vec::new(),
+            shadows: Shadows::default(),
         }
     }
 
@@ -268,14 +311,14 @@ impl Channel {
         self.recent.retain(|_, f| f.end_us > horizon);
     }
 
-    fn rssi_dbm(&self, frame: &Frame, rx: &Node, rx_id: NodeId) -> f64 {
+    fn rssi_dbm(&self, shadows: &mut Shadows, frame: &Frame, rx: &Node, rx_id: NodeId) -> f64 {
         let (Some(tx), p) = (self.node(frame.from), &self.config.propagation) else {
             return f64::NEG_INFINITY;
         };
         let d = tx.pos.distance_m(rx.pos);
         frame.eirp_dbm + rx.config.antenna_gain_dbi
             - p.mean_path_loss_db(d)
-            - p.shadowing_db(self.config.seed, frame.from.0, rx_id.0)
+            - shadows.get(p, self.config.seed, frame.from.0, rx_id.0)
     }
 
     fn decide(&mut self, id: u64, out: &mut Vec<Delivery>) {
@@ -303,6 +346,7 @@ impl Channel {
             .map(|(gid, g)| (*gid, g.clone()))
             .collect();
         let mut candidates = std::mem::take(&mut self.scratch);
+        let mut shadows = std::mem::take(&mut self.shadows);
         candidates.clear();
         self.grid.around(sender.pos, range, &mut candidates);
         candidates.sort_unstable();
@@ -316,7 +360,7 @@ impl Channel {
             if !rx.config.listen.hears(frame.freq_hz, m) {
                 continue;
             }
-            let mut rssi = self.rssi_dbm(&frame, rx, rx_id);
+            let mut rssi = self.rssi_dbm(&mut shadows, &frame, rx, rx_id);
             if self.config.fading_sigma_db > 0.0 {
                 let z = model::standard_normal(&mut self.fading).clamp(-3.0, 3.0);
                 rssi += z * self.config.fading_sigma_db;
@@ -335,7 +379,8 @@ impl Channel {
                     g.freq_hz == frame.freq_hz && g.modulation.sf == m.sf && g.modulation.bw == m.bw
                 })
                 .all(|(_, g)| {
-                    rssi >= self.rssi_dbm(g, rx, rx_id) + self.config.capture_threshold_db
+                    rssi >= self.rssi_dbm(&mut shadows, g, rx, rx_id)
+                        + self.config.capture_threshold_db
                 });
             if !captured {
                 self.stats.lost_collision += 1;
@@ -360,10 +405,43 @@ impl Channel {
             });
         }
         self.scratch = candidates;
+        self.shadows = shadows;
     }
 }
 
 fn round_i16(x: f64) -> i16 {
     // `as` saturates and maps NaN to 0.
     x.round() as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cache answers what the model draws, for either direction of a link, before
+    /// and after the draw is cached.
+    #[test]
+    fn cached_shadowing_is_the_models() {
+        let p = Propagation::default();
+        let mut cache = Shadows::default();
+        for (a, b) in [
+            (1, 2),
+            (2, 1),
+            (7, 40_000),
+            (40_000, 7),
+            (3, 3),
+            (1, 2),
+            (1, 0),
+        ] {
+            let want = p.shadowing_db(11, a, b);
+            assert_eq!(cache.get(&p, 11, a, b).to_bits(), want.to_bits());
+            assert_eq!(cache.get(&p, 11, a, b).to_bits(), want.to_bits());
+        }
+        assert_eq!(cache.len, 6);
+        assert_eq!(
+            cache.rows[1],
+            [(0, p.shadowing_db(11, 0, 1)), (2, p.shadowing_db(11, 1, 2))]
+        );
+        assert_ne!(cache.get(&p, 11, 1, 2), 0.0);
+    }
 }
