@@ -121,6 +121,14 @@ pub struct Radio {
     pub echo: bool,
     /// At most one echo per device in this many ms.
     pub echo_gap_ms: u64,
+    /// If not empty, only these gateway EUIs (16 hex digits) are served by the packet
+    /// forwarder server; others are dropped and counted.
+    pub forwarder_gateways: Vec<String>,
+    /// If not empty, only datagrams from these IP addresses are served.
+    pub forwarder_sources: Vec<std::net::IpAddr>,
+    /// Gateways the packet forwarder server tracks at most; at the bound a new one
+    /// replaces those silent for 120 s, else it is refused (counted).
+    pub forwarder_max_gateways: usize,
 }
 
 /// The admission policy of the trust stage.
@@ -196,6 +204,9 @@ impl Default for Radio {
             forwarder: "0.0.0.0:1700".into(),
             echo: true,
             echo_gap_ms: 60_000,
+            forwarder_gateways: Vec::new(),
+            forwarder_sources: Vec::new(),
+            forwarder_max_gateways: 1024,
         }
     }
 }
@@ -306,6 +317,12 @@ forwarder = "0.0.0.0:1700"
 # suite get their time from it; `false` stops every transmission of this gateway.
 echo = true
 echo_gap_ms = 60000
+# Who may use the packet forwarder port: gateway EUIs (16 hex digits) and source IP
+# addresses; empty lists admit anyone (each source is rate-limited). Gateways tracked at
+# most: at the bound a new one replaces those silent for 120 s, else it is refused.
+forwarder_gateways = []
+forwarder_sources = []
+forwarder_max_gateways = 1024
 
 [trust]
 # Decide with the trust engine (slope_node::trust): weighting, graduated admission,

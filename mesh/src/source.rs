@@ -168,12 +168,18 @@ pub mod forwarder {
     }
 
     impl ForwarderSource {
-        /// Binds the GWMP server on `bind` (e.g. `0.0.0.0:1700`).
+        /// Binds the GWMP server on `bind` (e.g. `0.0.0.0:1700`) with the default
+        /// bounds and no allow-lists.
         pub async fn bind(bind: std::net::SocketAddr) -> Result<Self, forwarder::Error> {
-            let config = forwarder::Config {
+            Self::bind_with(forwarder::Config {
                 bind,
                 ..forwarder::Config::default()
-            };
+            })
+            .await
+        }
+
+        /// Binds the GWMP server as `config` says (address, allow-lists, bounds).
+        pub async fn bind_with(config: forwarder::Config) -> Result<Self, forwarder::Error> {
             let (server, uplinks) = Forwarder::bind(config).await?;
             Ok(Self {
                 server,

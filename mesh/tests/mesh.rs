@@ -484,3 +484,86 @@ async fn a_proof_learnt_by_sync_is_gossiped_on() {
         g.shutdown().await;
     }
 }
+
+/// Anyone can mint an identity and two conflicting frames of it, so proofs about
+/// devices a gateway never saw are bounded by its device bound (`verifier.max_devices`):
+/// at the bound such a proof is verified but neither stored nor forwarded, and counted;
+/// a proof about a device it holds still quarantines it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_about_unseen_devices_stop_at_the_device_bound() {
+    let (dv, da) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut c = config(dv.path(), &[]);
+    c.verifier.max_devices = 2;
+    let victim = slope_mesh::Node::start(c, identity(21), false)
+        .await
+        .unwrap();
+    // A proof that `dev`'s next position was signed twice (two copies of its state).
+    let proof_of = |dev: &Device, inception: &[u8]| {
+        let mut rng = Rng(99);
+        let a = attest(&mut clone_of(dev), &mut rng, 1, 9_000_000, 1);
+        let b = attest(&mut clone_of(dev), &mut rng, 1, 9_000_000, 2);
+        slope_node::verifier::build_proof(&[inception], &a[0], &b[0]).unwrap()
+    };
+    // Devices heard until the store holds as many as the bound.
+    let mut heard = Vec::new();
+    for seed in 30..36 {
+        let (dev, _, inception) = incepted(seed);
+        hear(&victim, std::slice::from_ref(&inception));
+        heard.push((dev, inception));
+    }
+    eventually(20, "the store holds the bound", || async {
+        victim.store().device_count().unwrap() >= 2
+    })
+    .await;
+    let (known, proof) = heard
+        .iter()
+        .find(|(d, _)| victim.store().device(&device_id(d)).unwrap().is_some())
+        .map(|(d, i)| (device_id(d), proof_of(d, i)))
+        .expect("a device held");
+    let (unseen_dev, _, unseen_inception) = incepted(40);
+    let unseen = device_id(&unseen_dev);
+    let unseen_proof = proof_of(&unseen_dev, &unseen_inception);
+    assert!(verify_divergence_proof(&unseen_proof).is_ok());
+
+    let boot = address(&victim).await;
+    let attacker = gateway(da.path(), 22, &[boot]).await;
+    eventually(20, "connected", || async {
+        !victim.peers().await.unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let dropped = |g: &slope_mesh::Handle| {
+        g.metrics()
+            .encode()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("slope_dropped_total{kind=\"proof_unseen_device\"} ")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    attacker
+        .publish_raw(topics::DIVERGENCES, unseen_proof)
+        .await
+        .unwrap();
+    eventually(20, "the unseen device's proof is counted", || async {
+        dropped(&victim) >= 1
+    })
+    .await;
+    assert!(victim.store().device(&unseen).unwrap().is_none());
+    assert!(victim.store().divergence(&unseen).unwrap().is_none());
+
+    // A device the gateway holds is still quarantined by its proof.
+    attacker
+        .publish_raw(topics::DIVERGENCES, proof)
+        .await
+        .unwrap();
+    eventually(20, "the held device is quarantined", || async {
+        victim.store().divergence(&known).unwrap().is_some()
+    })
+    .await;
+    attacker.shutdown().await;
+    victim.shutdown().await;
+}

@@ -61,6 +61,20 @@ pub enum ProofError {
     /// The two events do not conflict (identical, or different positions with
     /// different predecessors).
     NoConflict,
+    /// The rotation list goes on past the epochs the two events need (see
+    /// [`epochs_needed`]): one conflict has one proof, of bounded size.
+    SurplusRotation,
+}
+
+/// How many rotations (epochs 1..=n) a proof of `a` and `b` carries: the epoch whose key
+/// signed each event — for a rotation, the epoch before it, whose commitment it reveals
+/// — the larger of the two. A proof carries exactly these, no more.
+pub fn epochs_needed(a: &Event, b: &Event) -> u32 {
+    let need = |e: &Event| match e {
+        Event::Rotation(r) => r.body().epoch.saturating_sub(1),
+        _ => e.epoch(),
+    };
+    need(a).max(need(b))
 }
 
 impl core::fmt::Display for ProofError {
@@ -70,6 +84,9 @@ impl core::fmt::Display for ProofError {
             Self::Signature(e) => write!(f, "proof signature: {e}"),
             Self::BrokenKeyChain => f.write_str("rotation does not reveal the committed key"),
             Self::RotationOrder => f.write_str("rotations out of order"),
+            Self::SurplusRotation => {
+                f.write_str("rotations beyond the epochs the conflicting events need")
+            }
             Self::MissingEpoch(e) => write!(f, "key history does not reach epoch {e}"),
             Self::WrongDevice => f.write_str("event of another device"),
             Self::NoConflict => f.write_str("the two events do not conflict"),
@@ -216,7 +233,9 @@ impl<'a> DivergenceProof<'a> {
         check_pending(&mut pending, &device, epoch, key_seq, &key, &commitment)?;
         for frame in self.rotation_frames() {
             if pending.iter().all(Option::is_none) {
-                break;
+                // Every frame of the list must be needed: no padding, no history
+                // beyond the conflict (else one conflict has many byte strings).
+                return Err(ProofError::SurplusRotation);
             }
             let rot = Signed::<Rotation>::decode(frame?)?;
             let body = rot.body();

@@ -130,3 +130,62 @@ fn truncated_proofs_are_typed_errors() {
         assert!(DivergenceProof::decode(&bytes[..cut]).is_err());
     }
 }
+
+/// One conflict, one proof of bounded size: a rotation list that goes on past the
+/// epochs the two events need — the next real rotation, or padding (each zero byte
+/// reads as an empty "rotation frame") — is refused, so nobody can gossip the same
+/// conflict under endless byte strings of up to `MAX_PROOF`.
+#[test]
+fn surplus_rotations_and_padding_are_refused() {
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let a = sample::interaction(&dev, 1, 7, 0);
+    let b = sample::interaction(&dev, 1, 7, 1);
+    let bare = encode(inc.frame(), &[], a.frame(), b.frame());
+    assert!(DivergenceProof::decode(&bare).unwrap().verify().is_ok());
+    assert_eq!(
+        slope_proto::proof::epochs_needed(
+            &slope_proto::Event::decode(a.frame()).unwrap(),
+            &slope_proto::Event::decode(b.frame()).unwrap()
+        ),
+        0
+    );
+    // An epoch-0 conflict with the device's real rotation to epoch 1 appended.
+    let rot = sample::rotation(&dev, 2, 5, 1);
+    let surplus = encode(inc.frame(), &[rot.frame()], a.frame(), b.frame());
+    for pad in [&[][..], &[&[][..]; 1][..], &[&[][..]; 1000][..]] {
+        let padded = encode(inc.frame(), pad, a.frame(), b.frame());
+        let expect = if pad.is_empty() {
+            Ok(())
+        } else {
+            Err(ProofError::SurplusRotation)
+        };
+        assert_eq!(
+            DivergenceProof::decode(&padded)
+                .unwrap()
+                .verify()
+                .map(|_| ()),
+            expect
+        );
+    }
+    assert_eq!(
+        DivergenceProof::decode(&surplus)
+            .unwrap()
+            .verify()
+            .unwrap_err(),
+        ProofError::SurplusRotation
+    );
+    // Two rotations to epoch 1 need the inception's commitment alone: the accepted
+    // rotation is not part of their proof.
+    let mut body = rot.body().clone();
+    body.next_key = slope_proto::Digest([7; 32]);
+    let r2 = slope_proto::Signed::sign(body, &dev, &sample::key(2)).unwrap();
+    let with_accepted = encode(inc.frame(), &[rot.frame()], rot.frame(), r2.frame());
+    assert_eq!(
+        DivergenceProof::decode(&with_accepted)
+            .unwrap()
+            .verify()
+            .unwrap_err(),
+        ProofError::SurplusRotation
+    );
+}

@@ -529,6 +529,34 @@ async fn allow_lists_rate_limit_and_bounded_queue() {
     assert_eq!((s.uplinks, s.queue_full), (1, 2));
 }
 
+/// Made-up EUIs cannot hold the gateway table: at its bound a new gateway replaces
+/// those silent for `gateway_idle` (swept at most once a second), and is refused and
+/// counted while every tracked gateway is still speaking.
+#[tokio::test]
+async fn the_gateway_table_forgets_silent_gateways_at_its_bound() {
+    let (fwd, _rx, gw) = start(Config {
+        max_gateways: 2,
+        gateway_idle: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
+    for eui in [[1; 8], [2; 8]] {
+        assert!(exchange(&gw, &pull_data(2, 1, eui)).await.is_some());
+    }
+    // Both just spoke: a third is refused.
+    assert_eq!(exchange(&gw, &pull_data(2, 2, [3; 8])).await, None);
+    assert_eq!(fwd.stats().too_many_gateways, 1);
+    // Gateway 2 keeps speaking; gateway 1 falls silent past `gateway_idle`.
+    for t in 0..6u16 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(exchange(&gw, &pull_data(2, t, [2; 8])).await.is_some());
+    }
+    assert!(exchange(&gw, &pull_data(2, 3, [3; 8])).await.is_some());
+    assert_eq!(fwd.stats().too_many_gateways, 1);
+    let euis: Vec<Eui> = fwd.gateways().iter().map(|g| g.eui).collect();
+    assert_eq!(euis, vec![Eui([2; 8]), Eui([3; 8])]);
+}
+
 #[tokio::test]
 async fn radio_view() {
     let (fwd, rx, gw) = start(Config::default()).await;

@@ -182,6 +182,34 @@ fn load(config: &Path) -> Result<Config> {
     Config::load(config).with_context(|| "run `slope init` first, or pass --config".to_string())
 }
 
+/// The packet forwarder server's settings from `[radio]`.
+#[cfg(feature = "forwarder")]
+fn forwarder_config(
+    radio: &slope_mesh::config::Radio,
+    bind: std::net::SocketAddr,
+) -> Result<slope_radios::forwarder::Config> {
+    use slope_radios::forwarder::{Config, Eui};
+    let euis = radio
+        .forwarder_gateways
+        .iter()
+        .map(|h| {
+            let bytes: [u8; 8] = hex::decode(h.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .with_context(|| format!("radio.forwarder_gateways: {h:?} is not 16 hex digits"))?;
+            Ok(Eui(bytes))
+        })
+        .collect::<Result<std::collections::HashSet<_>>>()?;
+    Ok(Config {
+        bind,
+        allowed_gateways: (!euis.is_empty()).then_some(euis),
+        allowed_sources: (!radio.forwarder_sources.is_empty())
+            .then(|| radio.forwarder_sources.iter().copied().collect()),
+        max_gateways: radio.forwarder_max_gateways.max(1),
+        ..Config::default()
+    })
+}
+
 async fn gateway(config_path: &Path) -> Result<()> {
     let config = load(config_path)?;
     let identity = Identity::load(&config.data_dir.join(KEY_FILE))?;
@@ -196,9 +224,12 @@ async fn gateway(config_path: &Path) -> Result<()> {
             .forwarder
             .parse()
             .with_context(|| format!("radio.forwarder {:?}", config.radio.forwarder))?;
-        let source = slope_mesh::source::forwarder::ForwarderSource::bind(bind)
-            .await
-            .with_context(|| format!("packet forwarder on {bind}"))?;
+        let source = slope_mesh::source::forwarder::ForwarderSource::bind_with(forwarder_config(
+            &config.radio,
+            bind,
+        )?)
+        .await
+        .with_context(|| format!("packet forwarder on {bind}"))?;
         tracing::info!(addr = %source.server.local_addr(), "packet forwarder listening");
         let source = if config.radio.echo {
             let echo = slope_mesh::downlink::Config {

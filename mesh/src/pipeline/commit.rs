@@ -70,6 +70,10 @@ pub(super) struct Stage {
     /// Whether [`Self::set_receipts`] was called (until then the registry is left as
     /// the lineage has it).
     configured: bool,
+    /// Device records the store may hold before a proof about a device this gateway
+    /// never saw is left alone (the verifier's `max_devices`): each such proof would
+    /// otherwise add a record, and anyone can mint conflicting frames of a new identity.
+    pub(super) device_bound: u64,
 }
 
 impl Stage {
@@ -96,6 +100,7 @@ impl Stage {
             taken: Vec::new(),
             configured: false,
             clock: crate::clock::system(),
+            device_bound: u64::MAX,
         }
     }
 
@@ -881,11 +886,17 @@ impl Stage {
         let Some((device, seq)) = verified else {
             return Ok((Verdict::Reject, Vec::new()));
         };
-        if self
-            .store
-            .device(&device)?
-            .is_some_and(|r| r.quarantine.is_some())
-        {
+        let known = self.store.device(&device)?;
+        if known.as_ref().is_some_and(|r| r.quarantine.is_some()) {
+            return Ok((Verdict::Ignore, Vec::new()));
+        }
+        // At the device bound, a proof about a device never seen here is not stored and
+        // not forwarded (its gateways quarantine it; the flood stops here), and counted.
+        if known.is_none() && self.store.device_count()? >= self.device_bound {
+            self.metrics
+                .dropped
+                .get_or_create(&kind("proof_unseen_device"))
+                .inc();
             return Ok((Verdict::Ignore, Vec::new()));
         }
         self.staged(|s| {

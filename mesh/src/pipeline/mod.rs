@@ -180,6 +180,7 @@ impl Pipeline {
         engine_policy: Option<slope_node::trust::Policy>,
     ) -> Result<Self, StoreError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let device_bound = u64::try_from(verifier_config.max_devices).unwrap_or(u64::MAX);
         let mut p = Self {
             verifier: Shards::new(verifier_config, cores),
             stage: Stage::new(
@@ -192,6 +193,7 @@ impl Pipeline {
             ),
             metrics,
         };
+        p.stage.device_bound = device_bound;
         p.rebuild()?;
         Ok(p)
     }

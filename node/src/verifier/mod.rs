@@ -833,12 +833,16 @@ fn encode_proof(d: &DeviceSlope, epoch: u32, a: &[u8], b: &[u8]) -> Result<Vec<u
     encode_with(&d.inception.frame, &d.rotation_frames(epoch), a, b)
 }
 
+/// Encodes the proof with exactly the rotations it needs
+/// ([`slope_proto::proof::epochs_needed`]; a proof with more is refused).
 fn encode_with(
     inception: &[u8],
     rotations: &[&[u8]],
     a: &[u8],
     b: &[u8],
 ) -> Result<Vec<u8>, VerifyError> {
+    let needed = slope_proto::proof::epochs_needed(&Event::decode(a)?, &Event::decode(b)?);
+    let rotations = &rotations[..(needed as usize).min(rotations.len())];
     let size = 16
         + inception.len()
         + a.len()
@@ -865,8 +869,7 @@ pub fn build_proof(establishments: &[&[u8]], a: &[u8], b: &[u8]) -> Result<Vec<u
     let (inception, rotations) = establishments
         .split_first()
         .ok_or(VerifyError::UnknownKey)?;
-    let epoch = Event::decode(a)?.epoch().max(Event::decode(b)?.epoch()) as usize;
-    let out = encode_with(inception, &rotations[..epoch.min(rotations.len())], a, b)?;
+    let out = encode_with(inception, rotations, a, b)?;
     verify_divergence_proof(&out)?;
     Ok(out)
 }

@@ -80,8 +80,13 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Largest datagram accepted, bytes.
     pub max_datagram: usize,
-    /// Most gateways tracked at once.
+    /// Most gateways tracked at once. At the bound a new gateway replaces those silent
+    /// for [`Self::gateway_idle`]; if none is, it is refused and counted
+    /// (`too_many_gateways`).
     pub max_gateways: usize,
+    /// How long a gateway may stay silent before the table may forget it (a packet
+    /// forwarder sends a PULL_DATA keep-alive every 10 s by default).
+    pub gateway_idle: std::time::Duration,
     /// Most source addresses rate-limited at once (further new addresses are dropped).
     pub max_sources: usize,
     /// Sustained datagrams per second allowed from one source address.
@@ -101,6 +106,7 @@ impl Default for Config {
             queue_capacity: 1024,
             max_datagram: 16 * 1024,
             max_gateways: 1024,
+            gateway_idle: std::time::Duration::from_secs(120),
             max_sources: 4096,
             rate_per_sec: 50,
             burst: 100,

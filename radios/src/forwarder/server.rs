@@ -33,6 +33,8 @@ pub struct GatewayInfo {
     pub push_data: u64,
     /// PULL_DATA received.
     pub pull_data: u64,
+    /// When its last datagram came.
+    pub last_seen: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +50,19 @@ struct State {
     last_pull: Option<Eui>,
     stats: Stats,
     next_token: u16,
+    /// Last sweep of each table at its bound (at most one a second: a flood of new
+    /// sources or EUIs costs one scan a second, not one per datagram).
+    swept_sources: Option<Instant>,
+    swept_gateways: Option<Instant>,
+}
+
+/// Whether a sweep last done at `last` may run again at `now` (and marks it done).
+fn may_sweep(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 #[derive(Debug)]
@@ -203,8 +218,10 @@ fn admit(st: &mut State, config: &Config, ip: IpAddr, now: Instant) -> bool {
     let burst = f64::from(config.burst.max(1));
     if !st.buckets.contains_key(&ip) && st.buckets.len() >= config.max_sources {
         // Forget sources whose bucket has refilled: they are indistinguishable from new.
-        st.buckets
-            .retain(|_, b| b.tokens + rate * now.duration_since(b.last).as_secs_f64() < burst);
+        if may_sweep(&mut st.swept_sources, now) {
+            st.buckets
+                .retain(|_, b| b.tokens + rate * now.duration_since(b.last).as_secs_f64() < burst);
+        }
         if st.buckets.len() >= config.max_sources {
             st.stats.too_many_sources += 1;
             return false;
@@ -269,8 +286,18 @@ fn handle(
         return (None, Vec::new());
     }
     if !st.gateways.contains_key(&up.gateway) && st.gateways.len() >= config.max_gateways {
-        st.stats.too_many_gateways += 1;
-        return (None, Vec::new());
+        // Forget gateways silent for `gateway_idle`: made-up EUIs cannot hold the table.
+        if may_sweep(&mut st.swept_gateways, now) {
+            st.gateways
+                .retain(|_, g| now.duration_since(g.last_seen) < config.gateway_idle);
+            if st.last_pull.is_some_and(|e| !st.gateways.contains_key(&e)) {
+                st.last_pull = None;
+            }
+        }
+        if st.gateways.len() >= config.max_gateways {
+            st.stats.too_many_gateways += 1;
+            return (None, Vec::new());
+        }
     }
     let gw = st
         .gateways
@@ -283,9 +310,11 @@ fn handle(
             last_stat: None,
             push_data: 0,
             pull_data: 0,
+            last_seen: now,
         });
     gw.version = up.version;
     gw.last_addr = src;
+    gw.last_seen = now;
     let mut uplinks = Vec::new();
     match up.kind {
         Kind::PullData => {
