@@ -67,20 +67,6 @@ async fn start(
     Node::start_with(c, identity(seed), options).await.unwrap()
 }
 
-/// GET `path` from a gateway's API, as JSON.
-async fn api_get(g: &Handle, path: &str) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = g.api_addr().expect("API served");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).expect("JSON body")
-}
-
 /// A device incepted in suite 1 with two attestations, and its compact chain (interval
 /// 1 starts at [`START`], T = 60 s, delay 2). `chain()` makes the same chain again (a
 /// clone of the device's state).
@@ -198,7 +184,8 @@ fn lineages_verify(g: &Handle, seed: u8) {
 
 async fn mesh(dirs: &[tempfile::TempDir], clock: &Manual) -> Vec<Handle> {
     let seeds: Vec<u8> = (1..=dirs.len() as u8).collect();
-    let first = gateway_on(dirs[0].path(), 1, &[], clock, &seeds).await;
+    // The first serves its API (the tests read proofs and devices through it too).
+    let first = start(dirs[0].path(), 1, &[], clock, &seeds, true).await;
     let boot = address(&first).await;
     let mut gws = vec![first];
     for (i, d) in dirs.iter().enumerate().skip(1) {
@@ -341,6 +328,12 @@ async fn compact_frames_at_one_gateway_converge_everywhere_and_a_clone_is_quaran
         assert!(rec.grant.is_none(), "grant revoked at gateway {i}");
         lineages_verify(g, i as u8 + 1);
     }
+    // The API re-verifies the suite-2 proof with the suite-2 verifier.
+    let listed = api_get(&gws[0], "/v1/divergences").await;
+    assert_eq!(listed[0]["suite"], 2, "{listed}");
+    assert_eq!(listed[0]["verified"], true, "{listed}");
+    assert_eq!(listed[0]["seq"], 9, "{listed}");
+    assert_eq!(api_get(&gws[0], "/v1/status").await["divergences"], 1);
     for g in gws {
         g.shutdown().await;
     }

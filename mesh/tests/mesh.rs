@@ -494,7 +494,7 @@ async fn proofs_about_unseen_devices_stop_at_the_device_bound() {
     let (dv, da) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut c = config(dv.path(), &[]);
     c.verifier.max_devices = 2;
-    let victim = slope_mesh::Node::start(c, identity(21), false)
+    let victim = slope_mesh::Node::start(c, identity(21), true)
         .await
         .unwrap();
     // A proof that `dev`'s next position was signed twice (two copies of its state).
@@ -564,6 +564,17 @@ async fn proofs_about_unseen_devices_stop_at_the_device_bound() {
         victim.store().divergence(&known).unwrap().is_some()
     })
     .await;
+    // The API counts and lists the one proof held, re-verified, a page at a time.
+    assert_eq!(api_get(&victim, "/v1/status").await["divergences"], 1);
+    let listed = api_get(&victim, "/v1/divergences?limit=5").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["device"], hex::encode(known.0));
+    assert_eq!(
+        (listed[0]["suite"].clone(), listed[0]["verified"].clone()),
+        (1.into(), true.into())
+    );
+    let after = format!("/v1/divergences?after={}", hex::encode(known.0));
+    assert_eq!(api_get(&victim, &after).await, serde_json::json!([]));
     attacker.shutdown().await;
     victim.shutdown().await;
 }

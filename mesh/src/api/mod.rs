@@ -179,7 +179,7 @@ async fn status(AxState(s): AxState<State>) -> ApiResult<Json<serde_json::Value>
         "witness": s.witness,
         "witness_key": s.witness_key,
         "devices": s.store.device_count()?,
-        "divergences": s.store.divergences()?.len(),
+        "divergences": s.store.divergence_count()?,
         "peers": peers,
         "lineage": { "records": records, "head": hex::encode(head) },
     })))
@@ -256,7 +256,7 @@ async fn device(
             "interval_ms": c.interval_ms,
             "delay": c.delay,
             "head_interval": c.head_interval,
-            "chain_position": c.head_interval.map(|h| h.saturating_sub(c.first) + 1),
+            "chain_position": c.head_interval.map(|h| h.saturating_sub(c.first).saturating_add(1)),
             "frames": c.frames,
             "authenticated": c.authenticated,
             "bad_mac": c.bad_mac,
@@ -280,17 +280,36 @@ async fn device_lineage(
     Ok(Json(s.store.lineage_of(&id, limit)?))
 }
 
-async fn divergences(AxState(s): AxState<State>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+/// Stored proofs a page at a time (`after`, `limit` as for devices), each re-verified
+/// with its own suite's verifier: `seq` is the position (suite 1) or the interval
+/// (suite 2) the two events conflict at.
+async fn divergences(
+    AxState(s): AxState<State>,
+    Query(p): Query<Page>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let after = p.after.as_deref().map(parse_id).transpose()?;
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let skew = slope_node::verifier::compact::Config::default().max_skew_ms;
     Ok(Json(
         s.store
-            .divergences()?
+            .divergences_page(after.as_ref(), limit)?
             .into_iter()
             .map(|(id, proof)| {
-                let verified = slope_node::verifier::verify_divergence_proof(&proof).ok();
+                let compact = crate::pipeline::compact::is_compact(&proof);
+                let seq = if compact {
+                    slope_node::compact::verify_proof(&proof, skew)
+                        .ok()
+                        .map(|d| d.interval)
+                } else {
+                    slope_node::verifier::verify_divergence_proof(&proof)
+                        .ok()
+                        .map(|d| d.seq)
+                };
                 json!({
                     "device": hex::encode(id.0),
-                    "seq": verified.map(|d| d.seq),
-                    "verified": verified.is_some(),
+                    "suite": if compact { 2 } else { 1 },
+                    "seq": seq,
+                    "verified": seq.is_some(),
                     "proof": hex::encode(proof),
                 })
             })

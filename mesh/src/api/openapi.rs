@@ -71,7 +71,16 @@ pub const DOCUMENT: &str = r##"{
         "responses": { "200": { "description": "pinned" }, "401": { "description": "bad token" }, "404": { "description": "unknown device" } }
       }
     },
-    "/v1/divergences": { "get": { "summary": "Every divergence proof held, re-verified on read", "responses": { "200": { "description": "proofs" } } } },
+    "/v1/divergences": {
+      "get": {
+        "summary": "Divergence proofs held, in device order, each re-verified on read with its suite's verifier (`suite`, `seq`: the conflicting position or interval, `verified`, `proof` in hex)",
+        "parameters": [
+          { "name": "after", "in": "query", "schema": { "type": "string" }, "description": "Page after this device id" },
+          { "name": "limit", "in": "query", "schema": { "type": "integer", "maximum": 1000 }, "description": "Default 100" }
+        ],
+        "responses": { "200": { "description": "proofs" } }
+      }
+    },
     "/v1/peers": { "get": { "summary": "Connected gateways: peer id, gossipsub score, addresses (listen addresses from identify, then the remote address of each live connection)", "responses": { "200": { "description": "peers" } } } },
     "/v1/lineage/verify": { "get": { "summary": "Re-verifies the whole hash-chained lineage", "responses": { "200": { "description": "result" } } } },
     "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition" } } } },

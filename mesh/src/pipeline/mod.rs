@@ -336,7 +336,7 @@ impl Pipeline {
         undecided: Vec<(u64, Vec<crate::store::Undecided>)>,
         mut found: std::collections::HashMap<([u8; 32], u32), Option<VerifiedAttestation>>,
     ) {
-        let next_group = undecided.last().map_or(0, |(g, _)| g + 1);
+        let next_group = undecided.last().map_or(0, |(g, _)| g.saturating_add(1));
         let mut restored = Vec::new();
         let mut gone = std::collections::BTreeSet::new();
         for (group, entries) in undecided {

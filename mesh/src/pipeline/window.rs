@@ -147,7 +147,7 @@ impl<A: Attestation> Window<A> {
     pub fn push(&mut self, now: u64, source: Source, att: A) {
         let group = *self.current.get_or_insert_with(|| {
             let g = self.next_group;
-            self.next_group += 1;
+            self.next_group = self.next_group.saturating_add(1);
             g
         });
         self.insert(Waiting {

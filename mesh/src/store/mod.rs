@@ -319,7 +319,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Every stored divergence proof.
+    /// Stored divergence proofs, the first 10,000 in device order (use
+    /// [`Self::divergences_page`] to read them all).
     pub fn divergences(&self) -> Result<Vec<(DeviceId, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(DIVERGENCES).map_err(db)?;
@@ -329,6 +330,36 @@ impl Store {
             out.push((DeviceId(*k.value()), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// Stored divergence proofs in device order, after `after`, at most `limit`.
+    pub fn divergences_page(
+        &self,
+        after: Option<&DeviceId>,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DIVERGENCES).map_err(db)?;
+        let iter = match after {
+            Some(a) => {
+                t.range::<&[u8; 32]>((std::ops::Bound::Excluded(&a.0), std::ops::Bound::Unbounded))
+            }
+            None => t.range::<&[u8; 32]>(..),
+        }
+        .map_err(db)?;
+        let mut out = Vec::new();
+        for item in iter.take(limit) {
+            let (k, v) = item.map_err(db)?;
+            out.push((DeviceId(*k.value()), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Number of stored divergence proofs.
+    pub fn divergence_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(DIVERGENCES).map_err(db)?;
+        t.len().map_err(db)
     }
 
     /// The divergence proof of `id`, if any.

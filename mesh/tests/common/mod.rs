@@ -185,3 +185,18 @@ pub fn state(g: &Handle, id: &DeviceId) -> Option<(u32, [u8; 32], u32, bool)> {
         .unwrap()
         .map(|r| (r.head_seq, r.head_digest, r.depth, r.quarantine.is_some()))
 }
+
+/// GET `path` from a gateway's API (served: `Node::start(.., true)`), as JSON; the
+/// response must be 200.
+pub async fn api_get(g: &Handle, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = g.api_addr().expect("API served");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("JSON body")
+}
