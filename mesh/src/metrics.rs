@@ -42,6 +42,12 @@ pub struct Metrics {
     /// commit, sign; from the thread's own CPU clock, so a loaded machine does not
     /// inflate it). Linux only; stays 0 elsewhere.
     pub commit_cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Wall seconds the verify stage stood waiting, by what for: `commit_bound` (the
+    /// group commit still running with `ingest.commit_max` attestations verified and
+    /// waiting), `commit` (the commit still running when the verify stage had nothing
+    /// more to verify), `shard` (one verifier shard done, waiting for the others). On
+    /// a busy gateway, time here is a core without work.
+    pub verify_wait_seconds: Family<Kind, Counter<f64, std::sync::atomic::AtomicU64>>,
     /// Queue depth, by queue.
     pub queue_depth: Family<Kind, Gauge>,
     /// Items dropped, by queue or reason.
@@ -104,6 +110,7 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             commit_cpu_seconds: Counter::default(),
+            verify_wait_seconds: Family::default(),
             queue_depth: Family::default(),
             dropped: Family::default(),
             peers: Gauge::default(),
@@ -152,6 +159,11 @@ impl Metrics {
             "commit_cpu_seconds",
             "CPU seconds of the commit stage's thread on ingest groups",
             m.commit_cpu_seconds.clone(),
+        );
+        r.register(
+            "verify_wait_seconds",
+            "Wall seconds the verify stage waited, by what for (commit_bound, commit, shard)",
+            m.verify_wait_seconds.clone(),
         );
         r.register(
             "queue_depth",

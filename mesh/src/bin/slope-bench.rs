@@ -427,6 +427,20 @@ fn main() -> Result<()> {
             1e6 * c / frames.len() as f64
         );
     }
+    let encoded = metrics.encode();
+    let waited = |what: &str| {
+        let prefix = format!("slope_verify_wait_seconds_total{{kind=\"{what}\"}} ");
+        encoded
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    println!(
+        "verify stage waited (wall): {:.3} s for the commit at the group bound, {:.3} s for the commit otherwise, {:.3} s for the other verifier shards",
+        waited("commit_bound"),
+        waited("commit"),
+        waited("shard")
+    );
     println!(
         "ingest commits: {commits} ({:.0} attestations per commit; group commit up to {} attestations)",
         frames.len() as f64 / commits.max(1) as f64,

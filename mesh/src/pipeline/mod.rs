@@ -497,6 +497,13 @@ fn verify<T>(
     metrics
         .verify_seconds
         .observe(started.elapsed().as_secs_f64());
+    let waited = verifier.take_waited();
+    if !waited.is_zero() {
+        metrics
+            .verify_wait_seconds
+            .get_or_create(&kind("shard"))
+            .inc_by(waited.as_secs_f64());
+    }
     metrics.batch_size.observe(inputs.len() as f64);
     Verified {
         now,
@@ -605,16 +612,27 @@ impl<T: Send> Overlapped<T> {
         let committed = std::thread::scope(|s| {
             let commit = s.spawn(|| stage.commit_group(group));
             waiting.push_back(verify(verifier, metrics, now, inputs));
-            while !commit.is_finished() && attestations(waiting) < commit_max {
+            let mut stopped = "commit";
+            while !commit.is_finished() {
+                if attestations(waiting) >= commit_max {
+                    stopped = "commit_bound";
+                    break;
+                }
                 let Some(first) = more() else {
                     break;
                 };
                 let (now, inputs) = fill(coalesce, first, &mut more);
                 waiting.push_back(verify(verifier, metrics, now, inputs));
             }
-            commit
+            let t = Instant::now();
+            let out = commit
                 .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            metrics
+                .verify_wait_seconds
+                .get_or_create(&kind(stopped))
+                .inc_by(t.elapsed().as_secs_f64());
+            out
         });
         if committed.iter().any(Result::is_err) {
             p.recover();

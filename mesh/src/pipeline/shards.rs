@@ -18,6 +18,9 @@ const PARALLEL_MIN: usize = 32;
 pub struct Shards {
     shards: Vec<Verifier>,
     config: Config,
+    /// Wall time the calling thread waited for the other shards, since
+    /// [`Self::take_waited`].
+    waited: std::time::Duration,
 }
 
 impl std::fmt::Debug for Shards {
@@ -42,6 +45,7 @@ impl Shards {
         Self {
             shards: (0..n).map(|_| Verifier::new(per)).collect(),
             config,
+            waited: std::time::Duration::ZERO,
         }
     }
 
@@ -86,12 +90,14 @@ impl Shards {
             parts[s].push((f, *rx));
             slots[s].push(i);
         }
-        let results: Vec<Vec<Outcome>> = if frames.len() < PARALLEL_MIN {
-            self.shards
+        let (results, waited): (Vec<Vec<Outcome>>, _) = if frames.len() < PARALLEL_MIN {
+            let results = self
+                .shards
                 .iter_mut()
                 .zip(&parts)
                 .map(|(v, p)| v.handle_batch(now, p))
-                .collect()
+                .collect();
+            (results, std::time::Duration::ZERO)
         } else {
             std::thread::scope(|s| {
                 let mut shards = self.shards.iter_mut().zip(&parts);
@@ -104,13 +110,15 @@ impl Shards {
                         .map(|(v, p)| v.handle_batch(now, p))
                         .unwrap_or_default(),
                 ];
+                let t = std::time::Instant::now();
                 for h in handles {
                     // A verifier panic is a bug; propagate it as such.
                     out.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
                 }
-                out
+                (out, t.elapsed())
             })
         };
+        self.waited += waited;
         let mut out: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
         for (outcomes, slots) in results.into_iter().zip(slots) {
             for (o, i) in outcomes.into_iter().zip(slots) {
@@ -124,6 +132,12 @@ impl Shards {
                 ))
             })
             .collect()
+    }
+
+    /// Wall time the caller waited for the other shards to finish their part of a
+    /// batch since the last call (a core without work, unless something else ran).
+    pub fn take_waited(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.waited)
     }
 
     /// Outcomes of escrowed frames released by an establishment event.
