@@ -34,6 +34,8 @@ pub struct Txn {
     pub(super) by_device: HashMap<[u8; 32], Vec<u64>>,
     /// The lineage records this transaction appended, in chunks written at the commit.
     pub(super) lineage: Chunks,
+    /// The frames this transaction stores, one run per device, written at the commit.
+    pub(super) frames: super::frames::Pending,
 }
 
 /// Device records of a transaction, decoded; `true`: changed, to write at the commit.
@@ -50,6 +52,7 @@ pub struct Batch<'t> {
     cache: &'t mut Devices,
     by_device: &'t mut HashMap<[u8; 32], Vec<u64>>,
     lineage: &'t mut Chunks,
+    pending_frames: &'t mut super::frames::Pending,
     /// Scratch for encoding values (one allocation per batch, not per record).
     buf: Vec<u8>,
     /// Suite-2 tables ([`super::compact`]).
@@ -70,6 +73,7 @@ impl Txn {
             cache: &mut self.devices,
             by_device: &mut self.by_device,
             lineage: &mut self.lineage,
+            pending_frames: &mut self.frames,
             buf: Vec::new(),
             compact: super::compact::Tables::open(txn)?,
         })
@@ -77,7 +81,7 @@ impl Txn {
 
     /// Commits everything durably (fsync before returning, unless the store was opened
     /// without it, see [`super::Options::fsync`]).
-    pub fn commit(self) -> Result<(), StoreError> {
+    pub fn commit(mut self) -> Result<(), StoreError> {
         let injected = self
             .fail
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -86,6 +90,14 @@ impl Txn {
             // Dropping the transaction rolls it back: nothing of it is written.
             self.txn.abort().map_err(db)?;
             return Err(StoreError::Db("injected commit failure".into()));
+        }
+        let frames = std::mem::take(&mut self.frames);
+        let maxes = {
+            let mut t = self.txn.open_table(FRAMES).map_err(db)?;
+            frames.write(&mut t)?
+        };
+        for (id, max) in maxes {
+            self.frames_max(&id, max)?;
         }
         if self.devices.values().any(|(_, changed)| *changed) {
             let mut t = self.txn.open_table(DEVICES).map_err(db)?;
@@ -127,31 +139,62 @@ impl Txn {
     }
 }
 
+impl Txn {
+    /// Sets the highest stored frame position in the device record of `id` (written
+    /// with the other device records); no record, nothing to set.
+    fn frames_max(&mut self, id: &[u8; 32], max: u32) -> Result<(), StoreError> {
+        if !self.devices.contains_key(id) {
+            let t = self.txn.open_table(DEVICES).map_err(db)?;
+            let Some(record) = t
+                .get(id)
+                .map_err(db)?
+                .map(|v| decode::<DeviceRecord>("devices", v.value()))
+                .transpose()?
+            else {
+                return Ok(());
+            };
+            self.devices.insert(*id, (record, false));
+        }
+        if let Some((record, changed)) = self.devices.get_mut(id) {
+            if record.frames_max != Some(max) {
+                record.frames_max = Some(max);
+                *changed = true;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Batch<'_> {
     /// A device record (sees this transaction's writes).
     pub fn device(&mut self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
-        if let Some((r, _)) = self.cache.get(&id.0) {
-            return Ok(Some(r.clone()));
+        Ok(self.cached(id)?.cloned())
+    }
+
+    /// The device record of `id` as this transaction sees it, decoded once and kept for
+    /// the transaction.
+    fn cached(&mut self, id: &DeviceId) -> Result<Option<&DeviceRecord>, StoreError> {
+        if !self.cache.contains_key(&id.0) {
+            let Some(record) = self
+                .devices
+                .get(&id.0)
+                .map_err(db)?
+                .map(|v| decode::<DeviceRecord>("devices", v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            self.cache.insert(id.0, (record, false));
         }
-        let Some(record) = self
-            .devices
-            .get(&id.0)
-            .map_err(db)?
-            .map(|v| decode::<DeviceRecord>("devices", v.value()))
-            .transpose()?
-        else {
-            return Ok(None);
-        };
-        self.cache.insert(id.0, (record.clone(), false));
-        Ok(Some(record))
+        Ok(self.cache.get(&id.0).map(|(r, _)| r))
     }
 
     /// The committed (or batched) frame of `id` at `seq`.
     pub fn frame(&self, id: &DeviceId, seq: u32) -> Result<Option<FrameRecord>, StoreError> {
-        match self.frames.get(&frame_key(id, seq)).map_err(db)? {
-            Some(v) => Ok(Some(decode("frames", v.value())?)),
-            None => Ok(None),
+        if let Some(f) = self.pending_frames.get(id, seq)? {
+            return Ok(Some(f));
         }
+        super::frames::get(&self.frames, id, seq)
     }
 
     /// The establishment frames of `id` (inception, then rotations by epoch), this
@@ -186,7 +229,8 @@ impl Batch<'_> {
         &self.buf
     }
 
-    /// Stores a frame and prunes the one `retain` positions below it. Returns false
+    /// Stores a frame (written at the commit, in the device's run for this transaction:
+    /// see `frames`); keeps at least the device's last `retain` positions. Returns false
     /// (and stores nothing) when a frame is already stored at that position.
     pub fn put_frame(
         &mut self,
@@ -194,23 +238,28 @@ impl Batch<'_> {
         record: &FrameRef<'_>,
         retain: u32,
     ) -> Result<bool, StoreError> {
-        let key = frame_key(id, record.seq);
-        self.buf.clear();
-        record.encode_into(&mut self.buf);
-        // One B-tree walk: insert, and put back what was there, if anything (rare).
-        let old = self
-            .frames
-            .insert(&key, self.buf.as_slice())
-            .map_err(db)?
-            .map(|v| v.value().to_vec());
-        if let Some(old) = old {
-            self.frames.insert(&key, old.as_slice()).map_err(db)?;
+        let stored_max = if self.pending_frames.has(id) {
+            None
+        } else {
+            self.stored_frames_max(id)?
+        };
+        let (here, maybe) = self.pending_frames.may_hold(id, record.seq);
+        if here {
             return Ok(false);
         }
-        if let Some(old) = record.seq.checked_sub(retain.max(1)) {
-            self.frames.remove(&frame_key(id, old)).map_err(db)?;
+        let maybe = maybe || stored_max.is_some_and(|m| record.seq <= m);
+        if maybe && super::frames::get(&self.frames, id, record.seq)?.is_some() {
+            return Ok(false);
         }
+        self.pending_frames
+            .push(id, stored_max, record, retain, &mut self.buf);
         Ok(true)
+    }
+
+    /// The highest stored frame position of `id` as of the transaction's start (its
+    /// record, read once: the record is kept for the transaction).
+    fn stored_frames_max(&mut self, id: &DeviceId) -> Result<Option<u32>, StoreError> {
+        Ok(self.cached(id)?.and_then(|r| r.frames_max))
     }
 
     pub fn put_establishment(

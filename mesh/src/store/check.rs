@@ -9,7 +9,7 @@ use serde::Serialize;
 use slope_proto::DeviceId;
 
 use super::tables::*;
-use super::{DeviceRecord, FrameRecord, Store, StoreError, db};
+use super::{DeviceRecord, Store, StoreError, db};
 
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,12 +82,7 @@ fn scan(store: &Store, report: &mut Check) -> Result<(), StoreError> {
                 hex::encode(id.0)
             )),
             Ok(r) => {
-                if r.depth > 0
-                    && frames
-                        .get(&frame_key(&id, r.head_seq))
-                        .map_err(db)?
-                        .is_none()
-                {
+                if r.depth > 0 && super::frames::get(&frames, &id, r.head_seq)?.is_none() {
                     report.problem(format!(
                         "device {}: head frame {} is missing",
                         hex::encode(id.0),
@@ -97,28 +92,21 @@ fn scan(store: &Store, report: &mut Check) -> Result<(), StoreError> {
             }
         }
     }
-    for item in frames.iter().map_err(db)? {
-        let (k, v) = item.map_err(db)?;
+    super::frames::scan(&frames, |id, seq, record| {
         report.frames += 1;
-        let key = k.value();
-        match postcard::from_bytes::<FrameRecord>(v.value()) {
-            Err(_) => report.problem(format!("frame {} does not decode", hex::encode(key))),
-            Ok(f) => {
-                let mut id = [0u8; 32];
-                id.copy_from_slice(&key[..32]);
-                let ok = slope_proto::Event::decode(&f.frame)
-                    .map(|e| e.digest(&DeviceId(id)).0 == f.digest)
-                    .unwrap_or(false);
-                if !ok {
-                    report.problem(format!(
-                        "frame {} seq {}: bytes do not match their digest",
-                        hex::encode(id),
-                        f.seq
-                    ));
-                }
-            }
+        let ok = record.is_some_and(|f| {
+            f.seq == seq
+                && slope_proto::Event::decode(&f.frame)
+                    .map(|e| e.digest(&id).0 == f.digest)
+                    .unwrap_or(false)
+        });
+        if !ok {
+            report.problem(format!(
+                "frame {} seq {seq}: does not decode, or its bytes do not match their digest",
+                hex::encode(id.0)
+            ));
         }
-    }
+    })?;
     let div = txn.open_table(DIVERGENCES).map_err(db)?;
     for item in div.iter().map_err(db)? {
         let (k, v) = item.map_err(db)?;

@@ -12,6 +12,7 @@ mod check;
 mod chunks;
 pub mod compact;
 mod engine_lineage;
+mod frames;
 mod records;
 mod tables;
 
@@ -39,8 +40,10 @@ pub const DB_FILE: &str = "slope.redb";
 /// The schema version this build reads and writes (2: decisions keep the trust
 /// engine's typed reasons, one lineage record per observation; 3: the engine lineage
 /// in chunks of records; 4: suite-2 tables ([`compact`]) and lineage entries; 5: each
-/// witness of a device remembers which recent positions it was counted for).
-pub const SCHEMA: u32 = 5;
+/// witness of a device remembers which recent positions it was counted for; 6: frames
+/// stored in runs, one per device per transaction ([`frames`]), and the device record
+/// keeps its highest stored frame position).
+pub const SCHEMA: u32 = 6;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -240,10 +243,7 @@ impl Store {
     pub fn frame(&self, id: &DeviceId, seq: u32) -> Result<Option<FrameRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(FRAMES).map_err(db)?;
-        match t.get(&frame_key(id, seq)).map_err(db)? {
-            Some(v) => Ok(Some(decode("frames", v.value())?)),
-            None => Ok(None),
-        }
+        frames::get(&t, id, seq)
     }
 
     /// Committed frames of `id` with a position above `after` (all with `None`),
@@ -254,22 +254,16 @@ impl Store {
         after: Option<u32>,
         limit: usize,
     ) -> Result<Vec<FrameRecord>, StoreError> {
-        let lo = match after {
+        let from = match after {
             Some(s) => match s.checked_add(1) {
-                Some(n) => frame_key(id, n),
+                Some(n) => n,
                 None => return Ok(Vec::new()),
             },
-            None => frame_key(id, 0),
+            None => 0,
         };
-        let hi = frame_key(id, u32::MAX);
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(FRAMES).map_err(db)?;
-        let mut out = Vec::new();
-        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)?.take(limit) {
-            let (_, v) = item.map_err(db)?;
-            out.push(decode("frames", v.value())?);
-        }
-        Ok(out)
+        frames::from(&t, id, from, limit)
     }
 
     /// The attestations committed whose decision waits (see [`Undecided`]), by the
@@ -292,17 +286,9 @@ impl Store {
 
     /// The last `n` committed frames of `id`, ascending.
     pub fn recent_frames(&self, id: &DeviceId, n: usize) -> Result<Vec<FrameRecord>, StoreError> {
-        let lo = frame_key(id, 0);
-        let hi = frame_key(id, u32::MAX);
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(FRAMES).map_err(db)?;
-        let mut out = Vec::new();
-        for item in t.range::<&[u8; 36]>(&lo..=&hi).map_err(db)?.rev().take(n) {
-            let (_, v) = item.map_err(db)?;
-            out.push(decode("frames", v.value())?);
-        }
-        out.reverse();
-        Ok(out)
+        frames::recent(&t, id, n)
     }
 
     /// The establishment frames of `id` (inception, then rotations by epoch).
@@ -459,6 +445,7 @@ impl Store {
             devices: Default::default(),
             by_device: Default::default(),
             lineage: Default::default(),
+            frames: Default::default(),
         })
     }
 

@@ -131,6 +131,9 @@ pub struct DeviceRecord {
     pub last_rssi: i16,
     /// Highest position this gateway signed a receipt for.
     pub witnessed_seq: Option<u32>,
+    /// Highest position whose frame was stored (kept by the store, see `frames`: a new
+    /// frame above it needs no look-up to know it is not stored yet).
+    pub frames_max: Option<u32>,
 }
 
 impl DeviceRecord {
@@ -151,6 +154,7 @@ impl DeviceRecord {
             rf: RfProfile::default(),
             last_rssi: 0,
             witnessed_seq: None,
+            frames_max: None,
         }
     }
 

@@ -7,8 +7,9 @@ use slope_proto::DeviceId;
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// device id → postcard `DeviceRecord`.
 pub const DEVICES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("devices");
-/// device id ‖ seq (big endian) → postcard `FrameRecord`.
-pub const FRAMES: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("frames");
+/// device id ‖ lowest seq of the run (big endian) → a run of the device's frames stored
+/// by one transaction (see `frames`).
+pub const FRAMES: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("frame_runs");
 /// device id ‖ epoch (big endian) → establishment frame.
 pub const ESTABLISHMENTS: TableDefinition<&[u8; 36], &[u8]> =
     TableDefinition::new("establishments");
