@@ -43,6 +43,9 @@ pub struct Network {
     /// Peers (inbound plus outbound, dials in progress included) beyond which the node
     /// stops dialling peers Kademlia discovers. Inbound connections are not refused.
     pub max_connections: u32,
+    /// Established incoming connections accepted at most; beyond it a new one is denied
+    /// (at most 64 more are negotiated at once, and 4 per peer).
+    pub max_incoming: u32,
 }
 
 /// The operator HTTP API.
@@ -170,6 +173,7 @@ impl Default for Network {
             sync_interval_ms: 30_000,
             sync_fanout: 4,
             max_connections: 128,
+            max_incoming: 256,
         }
     }
 }
@@ -277,6 +281,9 @@ heartbeat_ms = 1000
 sync_interval_ms = 30000
 sync_fanout = 4
 max_connections = 128
+# Incoming connections accepted at most (beyond it new ones are denied; at most 64 are
+# negotiated at once and 4 held per peer).
+max_incoming = 256
 
 [api]
 # Operator HTTP API (JSON, /openapi.json, /metrics). Keep it on loopback.

@@ -40,6 +40,16 @@ type Tag = Option<(PeerId, MessageId)>;
 
 /// Sync fetches in flight at most.
 const MAX_INFLIGHT_FETCH: usize = 256;
+/// Summary pages asked of one peer per sync round at most (1024 × 1024 devices).
+const MAX_SUMMARY_PAGES: u32 = 1024;
+
+/// What an outstanding sync request was.
+struct Outstanding {
+    /// A fetch: its key in `inflight`, released when it is answered or fails.
+    fetch: Option<Vec<u8>>,
+    /// A summary page: the device it asked after (the next page must start later).
+    after: Option<[u8; 32]>,
+}
 
 /// How often the verifier's timeouts run (escrow expiry, suite-2 frames whose key
 /// never came): it visits every suite-2 device, so not per frame.
@@ -247,6 +257,7 @@ impl Node {
             config: config.clone(),
             metrics: metrics.clone(),
             requests: HashMap::new(),
+            summary_pages: HashMap::new(),
             peer_addrs: HashMap::new(),
             clock,
             inflight: HashSet::new(),
@@ -463,6 +474,7 @@ fn build_swarm(config: &Config, identity: &Identity) -> Result<Swarm<Behaviour>,
     let net = |e: &dyn std::fmt::Display| Error::Network(e.to_string());
     let heartbeat = config.network.heartbeat();
     let mdns = config.network.mdns;
+    let limits = crate::net::behaviour::limits(config.network.max_incoming);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(identity.keypair())
         .with_tokio()
         .with_tcp(
@@ -473,7 +485,7 @@ fn build_swarm(config: &Config, identity: &Identity) -> Result<Swarm<Behaviour>,
         .map_err(|e| net(&e))?
         .with_quic()
         .with_behaviour(|key| {
-            Behaviour::new(key, heartbeat, mdns)
+            Behaviour::new(key, heartbeat, mdns, limits)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| net(&e))?
@@ -528,7 +540,10 @@ struct Runtime {
     synced: VecDeque<Input<Tag>>,
     config: Config,
     metrics: Metrics,
-    requests: HashMap<OutboundRequestId, PeerId>,
+    requests: HashMap<OutboundRequestId, Outstanding>,
+    /// Summary pages asked of each peer in this sync round (bounded by the peers
+    /// connected; cleared every round).
+    summary_pages: HashMap<PeerId, u32>,
     /// Connected peers only (bounded by the connections the swarm holds).
     peer_addrs: HashMap<PeerId, PeerAddrs>,
     clock: crate::clock::Shared,
@@ -730,6 +745,18 @@ impl Runtime {
                     .peers
                     .set(self.swarm.connected_peers().count() as i64);
             }
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                // A bound (`network.max_incoming`, pending, per peer) or the block list.
+                tracing::debug!(%send_back_addr, %cause, "incoming connection denied");
+                self.metrics
+                    .dropped
+                    .get_or_create(&kind("connection_denied"))
+                    .inc();
+            }
             SwarmEvent::Behaviour(b) => self.behaviour_event(b),
             _ => {}
         }
@@ -743,16 +770,22 @@ impl Runtime {
                 message,
             }) => self.gossip_message(propagation_source, message_id, message),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if let Some(a) = self.peer_addrs.get_mut(&peer_id) {
-                    a.listen = info
-                        .listen_addrs
-                        .iter()
-                        .take(MAX_PEER_ADDRS)
-                        .cloned()
-                        .collect();
+                // Kademlia keeps every address it is given, so a peer pushing identify
+                // with new addresses again and again would grow its routing entry: the
+                // addresses an earlier identify gave it and this one does not are taken
+                // out, so it holds at most MAX_PEER_ADDRS from identify per peer.
+                let listen: Vec<Multiaddr> =
+                    info.listen_addrs.into_iter().take(MAX_PEER_ADDRS).collect();
+                let previous = match self.peer_addrs.get_mut(&peer_id) {
+                    Some(a) => std::mem::replace(&mut a.listen, listen.clone()),
+                    None => Vec::new(),
+                };
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                for old in previous.iter().filter(|a| !listen.contains(a)) {
+                    kad.remove_address(&peer_id, old);
                 }
-                for addr in info.listen_addrs.into_iter().take(16) {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                for addr in listen {
+                    kad.add_address(&peer_id, addr);
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
@@ -799,8 +832,13 @@ impl Runtime {
                         response,
                     } => {
                         self.metrics.sync.get_or_create(&kind("response_in")).inc();
-                        self.requests.remove(&request_id);
-                        self.on_response(peer, response);
+                        let after = self.requests.remove(&request_id).and_then(|o| {
+                            if let Some(key) = o.fetch {
+                                self.inflight.remove(&key);
+                            }
+                            o.after
+                        });
+                        self.on_response(peer, after, response);
                     }
                 }
             }
@@ -811,8 +849,9 @@ impl Runtime {
                 ..
             }) => {
                 tracing::debug!(%peer, %error, "sync request failed");
-                self.requests.remove(&request_id);
-                self.inflight.clear();
+                if let Some(key) = self.requests.remove(&request_id).and_then(|o| o.fetch) {
+                    self.inflight.remove(&key);
+                }
             }
             _ => {}
         }
@@ -1042,10 +1081,26 @@ impl Runtime {
             self.request_summary(p, None);
         }
         self.sync_cursor = self.sync_cursor.wrapping_add(fanout);
-        self.inflight.clear();
+        self.summary_pages.clear();
+        // Only fetches still outstanding hold their key (a request that ended without
+        // an event, if libp2p ever drops one, cannot hold the bound forever).
+        self.inflight = self
+            .requests
+            .values()
+            .filter_map(|o| o.fetch.clone())
+            .collect();
     }
 
     fn request_summary(&mut self, peer: PeerId, after: Option<[u8; 32]>) {
+        let pages = self.summary_pages.entry(peer).or_default();
+        if *pages >= MAX_SUMMARY_PAGES {
+            self.metrics
+                .dropped
+                .get_or_create(&kind("sync_summary_pages"))
+                .inc();
+            return;
+        }
+        *pages += 1;
         self.metrics.sync.get_or_create(&kind("summary_out")).inc();
         let id = self.swarm.behaviour_mut().sync.send_request(
             &peer,
@@ -1054,7 +1109,7 @@ impl Runtime {
                 limit: sync::MAX_SUMMARY as u16,
             },
         );
-        self.requests.insert(id, peer);
+        self.requests.insert(id, Outstanding { fetch: None, after });
     }
 
     fn fetch(&mut self, peer: PeerId, prefix: Vec<u8>, after: Option<u32>) {
@@ -1067,7 +1122,7 @@ impl Runtime {
         }
         let mut key = prefix.clone();
         key.extend_from_slice(&peer.to_bytes());
-        if !self.inflight.insert(key) {
+        if !self.inflight.insert(key.clone()) {
             return;
         }
         self.metrics.sync.get_or_create(&kind("fetch_out")).inc();
@@ -1076,7 +1131,13 @@ impl Runtime {
             .behaviour_mut()
             .sync
             .send_request(&peer, Request::Fetch { prefix, after });
-        self.requests.insert(id, peer);
+        self.requests.insert(
+            id,
+            Outstanding {
+                fetch: Some(key),
+                after: None,
+            },
+        );
     }
 
     /// Answers a peer's sync request from the store.
@@ -1141,7 +1202,8 @@ impl Runtime {
         }
     }
 
-    fn on_response(&mut self, peer: PeerId, response: Response) {
+    /// A peer's answer; `asked_after` is the device a summary page was asked after.
+    fn on_response(&mut self, peer: PeerId, asked_after: Option<[u8; 32]>, response: Response) {
         match response {
             Response::Summary { entries, more } => {
                 let store = self.pipeline.store().clone();
@@ -1153,8 +1215,10 @@ impl Runtime {
                         self.fetch(peer, device.to_vec(), after);
                     }
                 }
+                // The next page only if this one moved on: a peer answering the same
+                // page again and again (`more` forever) gets no further request.
                 if more {
-                    if let Some(last) = last {
+                    if let Some(last) = last.filter(|l| asked_after.is_none_or(|a| *l > a)) {
                         self.request_summary(peer, Some(last));
                     }
                 }
@@ -1202,7 +1266,6 @@ impl Runtime {
                         tag: None,
                     });
                 }
-                self.inflight.clear();
             }
             Response::Refused => {}
         }

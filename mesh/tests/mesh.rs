@@ -578,3 +578,46 @@ async fn proofs_about_unseen_devices_stop_at_the_device_bound() {
     attacker.shutdown().await;
     victim.shutdown().await;
 }
+
+/// Incoming connections stop at `network.max_incoming`: a third gateway dialling a
+/// gateway that already holds its one allowed incoming connection is denied (counted),
+/// and the first connection stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_connections_stop_at_max_incoming() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut c = config(dirs[0].path(), &[]);
+    c.network.max_incoming = 1;
+    let g = slope_mesh::Node::start(c, identity(41), false)
+        .await
+        .unwrap();
+    let boot = address(&g).await;
+    let a = gateway(dirs[1].path(), 42, std::slice::from_ref(&boot)).await;
+    eventually(20, "the first peer is connected", || async {
+        g.peers().await.unwrap().len() == 1
+    })
+    .await;
+    let denied = |g: &slope_mesh::Handle| {
+        g.metrics()
+            .encode()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("slope_dropped_total{kind=\"connection_denied\"} ")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(denied(&g), 0);
+    let b = gateway(dirs[2].path(), 43, &[boot]).await;
+    eventually(20, "the second incoming connection is denied", || async {
+        denied(&g) >= 1
+    })
+    .await;
+    let peers = g.peers().await.unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0].peer_id, a.peer_id().to_string());
+    b.shutdown().await;
+    a.shutdown().await;
+    g.shutdown().await;
+}

@@ -13,7 +13,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, allow_block_list, identify, kad, mdns, ping};
+use libp2p::{StreamProtocol, allow_block_list, connection_limits, identify, kad, mdns, ping};
 
 use super::codec::{Codec, PROTOCOL};
 use super::topics;
@@ -34,6 +34,23 @@ pub struct Behaviour {
     /// Peers refused: their connections are closed and every dial to or from them is
     /// denied (Kademlia's and identify's included) until they are unblocked.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Connections accepted at most (see [`limits`]): beyond them a new connection is
+    /// denied before it costs more than its handshake.
+    pub limits: connection_limits::Behaviour,
+}
+
+/// Incoming connections being negotiated at once, at most.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// Connections to one peer at most (TCP and QUIC, and a simultaneous dial, fit).
+pub const MAX_PER_PEER: u32 = 4;
+
+/// The connection bounds: `max_incoming` established incoming connections, and the
+/// constants above.
+pub fn limits(max_incoming: u32) -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+        .with_max_established_incoming(Some(max_incoming.max(1)))
+        .with_max_established_per_peer(Some(MAX_PER_PEER))
 }
 
 /// The gossip message id: blake3 of the data, so one attestation heard by many
@@ -81,7 +98,12 @@ pub fn score_params() -> (PeerScoreParams, PeerScoreThresholds) {
 
 impl Behaviour {
     /// Builds the behaviour for `key`.
-    pub fn new(key: &Keypair, heartbeat: Duration, mdns: bool) -> Result<Self, Error> {
+    pub fn new(
+        key: &Keypair,
+        heartbeat: Duration,
+        mdns: bool,
+        limits: connection_limits::ConnectionLimits,
+    ) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
         let config = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(heartbeat)
@@ -133,6 +155,7 @@ impl Behaviour {
             ping: ping::Behaviour::default(),
             sync,
             blocked: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(limits),
         })
     }
 
