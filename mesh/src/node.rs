@@ -51,6 +51,13 @@ struct Outstanding {
     after: Option<[u8; 32]>,
 }
 
+/// Missing establishment events asked for recently, remembered at most (oldest
+/// forgotten first). A prefix asked for within `network.sync_interval_ms` is not asked
+/// for again (counted: `slope_dropped_total{kind="fetch_repeat"}`): a device this node
+/// refuses (its verifier at `max_devices`) would otherwise loop — its fetched later
+/// frames go back to escrow, which asks for the inception again, which is refused.
+const MAX_RECENT_MISSING: usize = 1024;
+
 /// How often the verifier's timeouts run (escrow expiry, suite-2 frames whose key
 /// never came): it visits every suite-2 device, so not per frame.
 const TIMEOUT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -95,6 +102,31 @@ enum Command {
     SyncNow,
     /// Nothing to do: the loop wakes and re-reads its clock.
     ClockMoved,
+    Tracked(oneshot::Sender<Tracked>),
+}
+
+/// What a node holds in memory for remote parties now, each with the configuration
+/// bound that caps it ([`Handle::tracked`]). For an embedding program that checks the
+/// bounds hold under load (the testnet's `sybil --live`) and for diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tracked {
+    /// Devices the verifier tracks (all shards): `verifier.max_devices`.
+    pub verifier_devices: usize,
+    /// Suite-2 chains held and suite-2 frames waiting for their key.
+    pub compact_devices: usize,
+    pub compact_pending: usize,
+    /// Gossip attestations waiting for verification: `ingest.queue_capacity`.
+    pub gossip_queue: usize,
+    /// Attestations fetched by sync waiting: `ingest.queue_capacity`.
+    pub sync_queue: usize,
+    /// Radio frames waiting: `ingest.queue_capacity`.
+    pub radio_queue: usize,
+    /// Committed attestations waiting for their decision: `ingest.receipt_wait_max`.
+    pub undecided: usize,
+    /// Peers' receipts held for an attestation not yet here: `ingest.pending_receipts`.
+    pub pending_receipts: usize,
+    /// Sync fetches in flight: 256 at most (`MAX_INFLIGHT_FETCH`).
+    pub inflight_fetches: usize,
 }
 
 /// What a node did, for the program that embeds it ([`Handle::events`]).
@@ -261,6 +293,7 @@ impl Node {
             peer_addrs: HashMap::new(),
             clock,
             inflight: HashSet::new(),
+            recent_missing: VecDeque::new(),
             sync_cursor: 0,
             events: events.clone(),
         };
@@ -456,6 +489,16 @@ impl Handle {
             .await
             .map_err(|_| Error::Stopped)
     }
+    /// What the node holds for remote parties now, each against its bound (read by the
+    /// node's loop between two batches).
+    pub async fn tracked(&self) -> Result<Tracked, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Tracked(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
     /// Stops the node and waits until its store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -548,6 +591,8 @@ struct Runtime {
     peer_addrs: HashMap<PeerId, PeerAddrs>,
     clock: crate::clock::Shared,
     inflight: HashSet<Vec<u8>>,
+    /// Missing events asked for, with when (see [`MAX_RECENT_MISSING`]).
+    recent_missing: VecDeque<(Vec<u8>, u64)>,
     sync_cursor: usize,
     /// Where [`Event`]s go (nobody may listen).
     events: broadcast::Sender<Event>,
@@ -702,6 +747,20 @@ impl Runtime {
             }
             Command::SyncNow => self.sync_round(),
             Command::ClockMoved => {}
+            Command::Tracked(tx) => {
+                let v = self.pipeline.verifier();
+                let _ = tx.send(Tracked {
+                    verifier_devices: v.device_count(),
+                    compact_devices: v.compact_devices(),
+                    compact_pending: v.compact_pending(),
+                    gossip_queue: self.gossip.len(),
+                    sync_queue: self.synced.len(),
+                    radio_queue: self.radio.len(),
+                    undecided: self.pipeline.undecided(),
+                    pending_receipts: self.pipeline.pending_receipts(),
+                    inflight_fetches: self.inflight.len(),
+                });
+            }
         }
     }
 
@@ -1042,6 +1101,9 @@ impl Runtime {
                         (device.0.to_vec(), head)
                     }
                 };
+                if !self.ask_missing(&prefix) {
+                    return;
+                }
                 let peers: Vec<PeerId> = self
                     .swarm
                     .connected_peers()
@@ -1054,6 +1116,28 @@ impl Runtime {
             }
             Effect::Quarantined(d) => self.announce(&[Effect::Quarantined(d)]),
         }
+    }
+
+    /// Whether a missing event under `prefix` may be asked for now (not asked for within
+    /// a sync interval); remembers it when so.
+    fn ask_missing(&mut self, prefix: &[u8]) -> bool {
+        let now = self.clock.now_ms();
+        let cooldown = self.config.network.sync_interval_ms;
+        if let Some((_, at)) = self.recent_missing.iter().find(|(p, _)| p == prefix) {
+            if now.saturating_sub(*at) < cooldown {
+                self.metrics
+                    .dropped
+                    .get_or_create(&kind("fetch_repeat"))
+                    .inc();
+                return false;
+            }
+        }
+        self.recent_missing.retain(|(p, _)| p != prefix);
+        if self.recent_missing.len() >= MAX_RECENT_MISSING {
+            self.recent_missing.pop_front();
+        }
+        self.recent_missing.push_back((prefix.to_vec(), now));
+        true
     }
 
     /// Tells the embedding program about the quarantines among `effects` (committed).

@@ -40,3 +40,45 @@ async fn an_embedded_node_runs_on_the_callers_clock() {
     assert_eq!((rec.first_seen_ms, rec.last_seen_ms), (t0, t0 + 60_000));
     g.shutdown().await;
 }
+
+/// `Handle::tracked` reads the node's live state, and a flood of fresh identities meets
+/// the verifier's device bound: what it tracks, and what the store holds, stay under
+/// `verifier.max_devices` while the rest are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_state_stays_within_the_configured_device_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &[]);
+    c.verifier.max_devices = 4;
+    let g = Node::start_with(c, identity(62), Options::default())
+        .await
+        .unwrap();
+    let before = g.tracked().await.unwrap();
+    assert_eq!(before.verifier_devices, 0);
+    let frames: Vec<Vec<u8>> = (0..12).map(|k| incepted(100 + k).2).collect();
+    hear(&g, &frames);
+    let m = g.metrics().clone();
+    eventually(20, "every inception entered the pipeline", || async {
+        m.ingest
+            .get_or_create(&slope_mesh::metrics::kind("radio"))
+            .get()
+            >= 12
+    })
+    .await;
+    // The bound is split over the verifier shards (one per core, rounded up each).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 64));
+    let cap = 4usize.div_ceil(cores) * cores;
+    eventually(20, "the verifier filled up", || async {
+        g.tracked().await.unwrap().verifier_devices >= 4.min(cap)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let t = g.tracked().await.unwrap();
+    assert!(
+        (4..=cap).contains(&t.verifier_devices) && cap < 12,
+        "tracked {} devices, bound 4 over {cores} shards",
+        t.verifier_devices
+    );
+    assert_eq!(g.store().device_count().unwrap(), t.verifier_devices as u64);
+    assert_eq!((t.radio_queue, t.gossip_queue, t.sync_queue), (0, 0, 0));
+    g.shutdown().await;
+}

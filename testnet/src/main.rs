@@ -53,9 +53,10 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         seeds: u64,
         /// --live: width of one replay window of virtual time, e.g. 10s, 1m (receptions
-        /// in a window are injected together; gossip settles between windows).
-        #[arg(long, default_value = "10s")]
-        step: String,
+        /// in a window are injected together; gossip settles between windows). Default
+        /// 10s; 5m for sybil.
+        #[arg(long)]
+        step: Option<String>,
         /// Where to write results.json and report.html.
         #[arg(long, default_value = "testnet-out")]
         out: PathBuf,
@@ -157,7 +158,10 @@ fn main() -> anyhow::Result<()> {
             if live {
                 let list: Vec<u64> = (0..seeds.max(1)).map(|k| seed + k).collect();
                 let options = slope_testnet::live::Options {
-                    step_ms: parse_duration(&step)?,
+                    step_ms: match &step {
+                        Some(s) => parse_duration(s)?,
+                        None => slope_testnet::live::default_step_ms(scenario),
+                    },
                     ..Default::default()
                 };
                 println!(

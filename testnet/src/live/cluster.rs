@@ -51,6 +51,9 @@ pub struct Options {
     pub heartbeat_ms: u64,
     /// Bound on one settling wait.
     pub settle_timeout: Duration,
+    /// Devices each gateway tracks at most (`verifier.max_devices` and the trust
+    /// engine's `max_newcomers`); `None`: the daemon's defaults.
+    pub max_devices: Option<usize>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
         Self {
             heartbeat_ms: 1_000,
             settle_timeout: Duration::from_secs(30),
+            max_devices: None,
         }
     }
 }
@@ -154,6 +158,10 @@ impl Cluster {
             }
             c.network.bootstrap = boot;
             c.radio.forwarder = String::new();
+            if let Some(max) = options.max_devices {
+                c.verifier.max_devices = max;
+                c.trust.policy.bounds.max_newcomers = u32::try_from(max).unwrap_or(u32::MAX);
+            }
             c.trust.witnesses = witnesses
                 .iter()
                 .enumerate()

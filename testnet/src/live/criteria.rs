@@ -109,7 +109,10 @@ pub fn evaluate(scenario: Scenario, s: &Seed, gateways: usize) -> Vec<Criterion>
             v.push(no_divergence("duplicates are never a divergence"));
         }
         Scenario::RogueGateway => v.extend(rogue(s)),
-        Scenario::Sybil => {}
+        Scenario::Sybil => match &s.sybil {
+            Some(sy) => v.extend(super::sybil::criteria(sy, gateways)),
+            None => v.push(check("a flood ran", false, "no Sybil read-back".into())),
+        },
     }
     v
 }

@@ -11,10 +11,10 @@
 //!
 //! Scenarios: baseline, clone, silent-clone, batch-compromise, forgery, replay,
 //! duplicates, partition (the harness cuts the real mesh with every node's block list
-//! and heals it: [`cluster::Cluster::cut`]) and rogue-gateway (one real node's key signs
-//! false receipts and fake proofs the harness gossips through it: [`rogue`]). Not
-//! live: sybil (10,000 identities through every real pipeline); `run` says so. Suite 1
-//! only.
+//! and heals it: [`cluster::Cluster::cut`]), rogue-gateway (one real node's key signs
+//! false receipts and fake proofs the harness gossips through it: [`rogue`]) and sybil
+//! (fresh identities from one site against each gateway's configured bounds, with a
+//! control run of the same seed without the flood: [`sybil`]). Suite 1 only.
 
 pub mod cluster;
 pub mod criteria;
@@ -22,6 +22,7 @@ pub mod html;
 pub mod readback;
 pub mod report;
 pub mod rogue;
+pub mod sybil;
 pub mod tape;
 
 use std::time::{Duration, Instant};
@@ -50,15 +51,13 @@ impl Default for Options {
     }
 }
 
-/// The scenarios the live layer runs.
-pub fn supported(s: Scenario) -> bool {
-    s != Scenario::Sybil
-}
-
 /// The live defaults of a scenario: 16 gateways, 24 devices, 6 h, the attack at 2 h
 /// (two clones, forgers or replayers) — a minute or two per seed on 2 cores;
 /// `partition` runs 8 h with the cut from 1 h 30 to 5 h 30 (the simulated layer's
-/// 4 h cut) and clones 4 devices, those of the west quarter clone from the east.
+/// 4 h cut) and clones 4 devices, those of the west quarter clone from the east;
+/// `sybil` runs 12 h (honest devices reach full scope after 6 h at the earliest, so "no
+/// Sybil at full scope" can be evaluated) with [`SYBILS`] identities powering on from
+/// 2 h to 4 h, attesting hourly.
 pub fn defaults(scenario: Scenario) -> Params {
     let mut p = Params::defaults(scenario);
     p.gateways = 16;
@@ -68,8 +67,12 @@ pub fn defaults(scenario: Scenario) -> Params {
     p.attack_size = match scenario {
         Scenario::Baseline | Scenario::Duplicates | Scenario::RogueGateway => 0,
         Scenario::Partition => 4,
+        Scenario::Sybil => SYBILS,
         _ => 2,
     };
+    if scenario == Scenario::Sybil {
+        p.duration_ms = 12 * HOUR_MS;
+    }
     if scenario == Scenario::Partition {
         p.duration_ms = 8 * HOUR_MS;
         p.attack_at_ms = 3 * HOUR_MS / 2;
@@ -77,15 +80,24 @@ pub fn defaults(scenario: Scenario) -> Params {
     p
 }
 
+/// Sybil identities of a default `sybil --live` run: what the real pipelines of 16
+/// gateways take in a few minutes on this 2-core machine (every gateway verifies,
+/// stores and decides every Sybil frame it hears or is gossiped, up to its bound);
+/// the simulated layer's 10,000 run with `--attack-size 10000`.
+pub const SYBILS: usize = 2_000;
+
+/// The replay window of a scenario when none is given: 10 s, and 5 min for `sybil`
+/// (its flood keeps nearly every 10-second window busy for hours, and each window costs
+/// two settling waits; nothing it checks is timed).
+pub fn default_step_ms(scenario: Scenario) -> u64 {
+    match scenario {
+        Scenario::Sybil => 300_000,
+        _ => 10_000,
+    }
+}
+
 /// Runs the live layer for `params` once per seed in `seeds`.
 pub fn run(params: &Params, seeds: &[u64], options: Options) -> Result<Report, Error> {
-    if !supported(params.scenario) {
-        return Err(Error::Live(format!(
-            "scenario {} is not run live (10,000 identities through every real pipeline; \
-             see docs/testnet.md)",
-            params.scenario
-        )));
-    }
     if params.suite != Suite::Ed25519 {
         return Err(Error::Live("only suite 1 (ed25519) runs live".into()));
     }
@@ -115,10 +127,23 @@ pub fn run(params: &Params, seeds: &[u64], options: Options) -> Result<Report, E
 }
 
 /// One seed.
-async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> {
+async fn one(params: Params, mut options: Options) -> Result<readback::Seed, Error> {
     let started = Instant::now();
     let cpu0 = cpu_s();
     let seed = params.seed;
+    let sybil = params.scenario == Scenario::Sybil;
+    let bounds = sybil.then(|| {
+        let max = sybil::device_bound(params.devices, params.attack_size);
+        options.cluster.max_devices = Some(max);
+        sybil::Bounds::with(max)
+    });
+    // The control first: the same seed, fleet and bounds without the flood.
+    let control = if sybil {
+        Some(control(&params, options).await?)
+    } else {
+        None
+    };
+    let mut peaks = sybil.then(sybil::Peaks::default);
     let tape = tape::Tape::record(&params)?;
     let tape_s = started.elapsed().as_secs_f64();
     let cols = (params.gateways as f64).sqrt().ceil() as usize;
@@ -175,7 +200,12 @@ async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> 
         }
         injected.push((*end_ms, Instant::now()));
         match rogue.as_mut() {
-            None => cluster.step(*end_ms, receptions, receipt_wait).await,
+            None => {
+                cluster.step(*end_ms, receptions, receipt_wait).await;
+                if let Some(p) = peaks.as_mut() {
+                    p.sample(&cluster).await;
+                }
+            }
             Some(r) => {
                 // The rogue's receipts go out with the window, before any decision.
                 cluster.inject(*end_ms, receptions).await;
@@ -193,13 +223,7 @@ async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> 
     if let Some(at) = heal_at {
         heal = Some(heal_now(&mut cluster, &sides, &cut_links, at, cut, receipt_wait).await?);
     }
-    // Drain: a sync round everywhere and a few more steps of the clock.
-    let end = params.duration_ms.max(cluster.clock_ms());
-    cluster.sync_all().await;
-    for k in 1..=3 {
-        cluster.advance(end + k * 1_000).await;
-        cluster.settle().await;
-    }
+    drain(&mut cluster, params.duration_ms).await;
     let replay_s = t.elapsed().as_secs_f64();
     let replay = readback::Replay {
         injected,
@@ -220,12 +244,56 @@ async fn one(params: Params, options: Options) -> Result<readback::Seed, Error> 
         threads: threads(),
     };
     let mut s = readback::read(&tape, &cluster, &replay, seed, perf).await;
+    if let (Some(b), Some(c), Some(p)) = (bounds, control, peaks.as_mut()) {
+        p.sample(&cluster).await;
+        s.sybil = Some(sybil::read(&tape, &cluster, p, b, c));
+        s.criteria = criteria::evaluate(params.scenario, &s, params.gateways);
+        s.passed = s.criteria.iter().all(|c| c.held != Some(false));
+    }
     cluster.shutdown().await;
     s.perf.wall_s = started.elapsed().as_secs_f64();
     s.perf.cpu_s = cpu_s().zip(cpu0).map(|(b, a)| b - a);
     // Let the runtime drop what the stopped nodes left (connections closing).
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(s)
+}
+
+/// After the last window: a sync round everywhere and a few more steps of the clock.
+async fn drain(cluster: &mut cluster::Cluster, duration_ms: u64) {
+    let end = duration_ms.max(cluster.clock_ms());
+    cluster.sync_all().await;
+    for k in 1..=3 {
+        cluster.advance(end + k * 1_000).await;
+        cluster.settle().await;
+    }
+}
+
+/// `sybil`'s control: the same seed, fleet and gateway bounds with no flood (the
+/// simulated layer's control, a `baseline` world), replayed into a cluster of its own;
+/// returns the honest fleet's figures and the process's peak resident memory at the
+/// steps.
+async fn control(params: &Params, options: Options) -> Result<(sybil::Honest, f64), Error> {
+    let mut p = params.clone();
+    p.scenario = Scenario::Baseline;
+    p.attack_size = 0;
+    let tape = tape::Tape::record(&p)?;
+    let cols = (p.gateways as f64).sqrt().ceil() as usize;
+    let zones: Vec<u16> = (0..p.gateways)
+        .map(|g| crate::world::setup::site_zone(g, cols).0)
+        .collect();
+    let sides = vec![false; p.gateways];
+    let mut cluster = cluster::Cluster::start(p.seed, &zones, &sides, options.cluster).await?;
+    let receipt_wait = slope_mesh::config::Ingest::default().receipt_wait_ms;
+    let mut peaks = sybil::Peaks::default();
+    for (end_ms, receptions) in tape.windows(options.step_ms) {
+        cluster.step(end_ms, receptions, receipt_wait).await;
+        peaks.sample(&cluster).await;
+    }
+    drain(&mut cluster, p.duration_ms).await;
+    let honest = sybil::honest(&tape, &cluster);
+    cluster.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok((honest, peaks.rss_mib))
 }
 
 /// Heals the cut at virtual `at_ms`: whether it held until now, the blocks lifted and

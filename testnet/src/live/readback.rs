@@ -89,6 +89,9 @@ pub struct Seed {
     pub partition: Option<Partition>,
     /// `rogue-gateway`: what the rogue sent and what the honest nodes made of it.
     pub rogue: Option<RogueSeen>,
+    /// `sybil`: the flood against the gateways' bounds, the honest fleet against the
+    /// control run (set by the caller, which runs the control).
+    pub sybil: Option<super::sybil::SybilSeen>,
     pub criteria: Vec<Criterion>,
     pub perf: Perf,
     /// Where everything was (the report's map), and each gateway's side of a cut.
@@ -396,6 +399,7 @@ pub async fn read(tape: &Tape, cluster: &Cluster, replay: &Replay, seed: u64, pe
         latencies,
         partition,
         rogue,
+        sybil: None,
         criteria: Vec::new(),
         perf,
         map: world.map(),

@@ -120,6 +120,36 @@ const FIGURES: &[Figure] = &[
     ("rogue: its score at honest peers, min", |s| {
         s.rogue.as_ref().and_then(|r| r.score_min)
     }),
+    ("sybil: identities", |s| {
+        s.sybil.as_ref().map(|y| y.identities as f64)
+    }),
+    ("sybil: at full scope (must be 0)", |s| {
+        s.sybil.as_ref().map(|y| y.full as f64)
+    }),
+    ("sybil: peak devices at a gateway", |s| {
+        s.sybil.as_ref().map(|y| y.peak.verifier_devices as f64)
+    }),
+    ("sybil: device bound", |s| {
+        s.sybil.as_ref().map(|y| y.bounds.devices as f64)
+    }),
+    ("sybil: frames refused at the bound", |s| {
+        s.sybil.as_ref().map(|y| y.rejected as f64)
+    }),
+    ("sybil: honest decided after attack", |s| {
+        s.sybil.as_ref().map(|y| y.honest.share)
+    }),
+    ("sybil: honest decided after, control", |s| {
+        s.sybil.as_ref().map(|y| y.control.share)
+    }),
+    ("sybil: honest at full scope", |s| {
+        s.sybil.as_ref().map(|y| y.honest.full as f64)
+    }),
+    ("sybil: honest at full scope, control", |s| {
+        s.sybil.as_ref().map(|y| y.control.full as f64)
+    }),
+    ("sybil: RSS per gateway over control, MiB", |s| {
+        s.sybil.as_ref().map(|y| y.rss_per_gateway_mib)
+    }),
     ("peers per gateway", |s| Some(s.mean_peers)),
     ("receptions injected", |s| Some(s.receptions as f64)),
     ("steps", |s| Some(s.steps as f64)),
