@@ -352,15 +352,6 @@ async fn compact_frames_at_one_gateway_converge_everywhere_and_a_clone_is_quaran
     }
 }
 
-/// A counter's value (0 when absent).
-fn metric(g: &Handle, name: &str) -> u64 {
-    let m = g.metrics().encode();
-    m.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Gossip messages the victim rejected.
 fn rejects(g: &Handle) -> u64 {
     metric(g, "slope_gossip_validation_total{kind=\"reject\"}")

@@ -532,18 +532,8 @@ async fn proofs_about_unseen_devices_stop_at_the_device_bound() {
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let dropped = |g: &slope_mesh::Handle| {
-        g.metrics()
-            .encode()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("slope_dropped_total{kind=\"proof_unseen_device\"} ")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
+    let dropped =
+        |g: &slope_mesh::Handle| metric(g, "slope_dropped_total{kind=\"proof_unseen_device\"}");
     attacker
         .publish_raw(topics::DIVERGENCES, unseen_proof)
         .await
@@ -596,18 +586,8 @@ async fn incoming_connections_stop_at_max_incoming() {
         g.peers().await.unwrap().len() == 1
     })
     .await;
-    let denied = |g: &slope_mesh::Handle| {
-        g.metrics()
-            .encode()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("slope_dropped_total{kind=\"connection_denied\"} ")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
+    let denied =
+        |g: &slope_mesh::Handle| metric(g, "slope_dropped_total{kind=\"connection_denied\"}");
     assert_eq!(denied(&g), 0);
     let b = gateway(dirs[2].path(), 43, &[boot]).await;
     eventually(20, "the second incoming connection is denied", || async {

@@ -56,14 +56,6 @@ fn key_hex(seed: u8) -> String {
     hex::encode(identity(seed).signing_key().verifying_key().as_bytes())
 }
 
-fn metric(g: &slope_mesh::Handle, line: &str) -> u64 {
-    g.metrics()
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A gateway with the quick policy that lists the gateways of `listed` seeds as
 /// witnesses (zone = its position + 1).
 async fn start(

@@ -200,3 +200,19 @@ pub async fn api_get(g: &Handle, path: &str) -> serde_json::Value {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     serde_json::from_str(body).expect("JSON body")
 }
+
+/// A metric's value as the node's `/metrics` text gives it, by its name with labels
+/// (`slope_dropped_total{kind="…"}`; a trailing space is allowed); 0 when absent.
+pub fn metric(g: &Handle, name: &str) -> u64 {
+    g.metrics()
+        .encode()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(name.trim_end())?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
