@@ -289,27 +289,22 @@ async fn divergences(
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let after = p.after.as_deref().map(parse_id).transpose()?;
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    let skew = slope_node::verifier::compact::Config::default().max_skew_ms;
     Ok(Json(
         s.store
             .divergences_page(after.as_ref(), limit)?
             .into_iter()
             .map(|(id, proof)| {
-                let compact = crate::pipeline::compact::is_compact(&proof);
-                let seq = if compact {
-                    slope_node::compact::verify_proof(&proof, skew)
-                        .ok()
-                        .map(|d| d.interval)
+                let checked = crate::pipeline::check_proof(&proof);
+                let suite = if crate::pipeline::compact::is_compact(&proof) {
+                    2
                 } else {
-                    slope_node::verifier::verify_divergence_proof(&proof)
-                        .ok()
-                        .map(|d| d.seq)
+                    1
                 };
                 json!({
                     "device": hex::encode(id.0),
-                    "suite": if compact { 2 } else { 1 },
-                    "seq": seq,
-                    "verified": seq.is_some(),
+                    "suite": suite,
+                    "seq": checked.map(|(_, _, seq)| seq),
+                    "verified": checked.is_some(),
                     "proof": hex::encode(proof),
                 })
             })

@@ -45,6 +45,21 @@ struct Observed {
     compact: bool,
 }
 
+/// A divergence proof of either suite (by its suite byte: `01 02 04 …` is suite 2),
+/// checked with no other state under the verifier's clock bound: its suite, the device,
+/// and the position (suite 1) or interval (suite 2) its two events conflict at.
+pub(crate) fn check_proof(bytes: &[u8]) -> Option<(u8, DeviceId, u32)> {
+    if super::compact::is_compact(bytes) {
+        slope_node::compact::verify_proof(bytes, compact::max_skew_ms())
+            .ok()
+            .map(|d| (2, d.device, d.interval))
+    } else {
+        verify_divergence_proof(bytes)
+            .ok()
+            .map(|d| (1, d.device, d.seq))
+    }
+}
+
 /// The commit stage's state: everything but the verifier.
 pub(super) struct Stage {
     pub(super) store: Arc<Store>,
@@ -872,20 +887,10 @@ impl Stage {
         now: u64,
         bytes: &[u8],
     ) -> Result<(Verdict, Vec<Effect>), StoreError> {
-        // Suite 2 (`01 02 04 …`) or suite 1, by the suite byte.
-        let compact = super::compact::is_compact(bytes);
-        let verified = if compact {
-            slope_node::compact::verify_proof(bytes, compact::max_skew_ms())
-                .ok()
-                .map(|d| (d.device, d.interval))
-        } else {
-            verify_divergence_proof(bytes)
-                .ok()
-                .map(|d| (d.device, d.seq))
-        };
-        let Some((device, seq)) = verified else {
+        let Some((suite, device, seq)) = check_proof(bytes) else {
             return Ok((Verdict::Reject, Vec::new()));
         };
+        let compact = suite == 2;
         let known = self.store.device(&device)?;
         if known.as_ref().is_some_and(|r| r.quarantine.is_some()) {
             return Ok((Verdict::Ignore, Vec::new()));

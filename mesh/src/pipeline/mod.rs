@@ -31,6 +31,8 @@ use std::time::Instant;
 use slope_node::verifier::{Missing, Outcome, VerifiedAttestation, VerifyError};
 use slope_proto::{DeviceId, Observation};
 
+pub(crate) use commit::check_proof;
+
 use crate::identity::Identity;
 use crate::lineage::Source;
 use crate::metrics::{Metrics, kind};
