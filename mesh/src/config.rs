@@ -358,6 +358,9 @@ escrow_per_key = 8
 escrow_total = 4096
 escrow_ttl_ms = 86400000
 released_max = 4096
+# Rotations kept per device: a device's frames past this epoch are refused. 390 is the
+# most a divergence proof can carry (a larger value acts as 390).
+max_epochs = 390
 "#
     )
 }

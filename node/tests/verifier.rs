@@ -292,6 +292,60 @@ fn the_escrow_and_the_device_table_are_bounded() {
     );
 }
 
+/// A device's key history stops at `max_epochs`: the rotation past it and every later
+/// frame are refused (not escrowed: no key could ever verify them), the frames of the
+/// last allowed epoch keep extending, and what the verifier holds stays at the bound.
+#[test]
+fn the_key_history_stops_at_max_epochs() {
+    let (mut d, inc) = incepted(30, 2);
+    let frames = run(&mut d, &mut Rng(31), 24, 0);
+    let epoch_of = |f: &[u8]| Event::decode(f).map(|e| e.epoch()).unwrap();
+    assert!(
+        frames.iter().any(|f| epoch_of(f) > 4),
+        "the device rotated past 4"
+    );
+    let mut v = Verifier::new(Config {
+        max_epochs: 3,
+        ..Config::default()
+    });
+    assert!(extended(&v.handle_attestation(0, &inc, rx(0))));
+    let mut refused = 0;
+    for f in &frames {
+        let o = v.handle_attestation(1, f, rx(1));
+        if epoch_of(f) > 3 {
+            assert_eq!(o, Outcome::Rejected(VerifyError::EpochLimit), "{o:?}");
+            refused += 1;
+        } else {
+            assert!(extended(&o), "{o:?}");
+        }
+    }
+    assert!(refused > 0);
+    let id = d.id().unwrap();
+    assert_eq!(v.snapshot(&id).unwrap().epoch, 3);
+    assert_eq!(
+        v.establishments(&id).len(),
+        4,
+        "the inception and 3 rotations"
+    );
+    assert_eq!(v.escrow_stats().held, 0);
+    // The same frames in one batch: the same outcomes.
+    let mut w = Verifier::new(Config {
+        max_epochs: 3,
+        ..Config::default()
+    });
+    let batch: Vec<(&[u8], _)> = std::iter::once(&inc)
+        .chain(&frames)
+        .map(|f| (&f[..], rx(1)))
+        .collect();
+    let outcomes = w.handle_batch(1, &batch);
+    let limited = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Rejected(VerifyError::EpochLimit))
+        .count();
+    assert_eq!(limited, refused);
+    assert_eq!(w.snapshot(&id).unwrap().epoch, 3);
+}
+
 #[test]
 fn events_older_than_the_window_are_historic() {
     let (mut d, inc) = incepted(22, 1000);
@@ -355,6 +409,30 @@ proptest! {
         prop_assert!(finals[0].is_some());
         prop_assert_eq!(&finals[0], &finals[1]);
         prop_assert_eq!(finals[0].as_ref().unwrap().window.len(), frames.len() - 1);
+    }
+
+    /// Whatever order a device's frames arrive in, the key history held for it never
+    /// passes `max_epochs`, and nothing past it waits in escrow.
+    #[test]
+    fn no_arrival_order_passes_max_epochs(seed in any::<u64>(), order in any::<u64>(), max in 0u32..4) {
+        let (mut d, inc) = incepted(seed, 1);
+        let mut rng = Rng(seed ^ 0xaa);
+        let mut frames = vec![inc];
+        frames.extend(run(&mut d, &mut rng, 10, 0));
+        shuffle(&mut frames, &mut Rng(order));
+        // An escrow that holds the whole slope, so no frame is lost to its bound.
+        let mut v = Verifier::new(Config { max_epochs: max, escrow_per_key: 64, ..Config::default() });
+        for f in &frames {
+            v.handle_attestation(0, f, rx(0));
+        }
+        while v.poll_outcome().is_some() {}
+        let id = d.id().unwrap();
+        let snap = v.snapshot(&id).unwrap();
+        prop_assert!(snap.epoch <= max);
+        prop_assert_eq!(v.establishments(&id).len() as u32, snap.epoch + 1);
+        // Every frame was decided: nothing waits for a rotation that will be refused.
+        prop_assert_eq!(v.escrow_stats().held, 0);
+        prop_assert_eq!(snap.epoch, max.min(d.epoch().unwrap()));
     }
 
     /// Fork detection does not depend on arrival order: the same proof every time.

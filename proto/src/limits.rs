@@ -14,8 +14,25 @@ pub const MAX_HEARD: usize = 4;
 
 /// Largest divergence proof in bytes. A proof carries the device's key history
 /// (inception and every rotation up to the key that signed the conflicting events);
-/// 64 KiB holds about 350 rotations. Proofs travel over libp2p, never on air.
+/// 64 KiB holds [`MAX_EPOCHS`] rotations. Proofs travel over libp2p, never on air.
 pub const MAX_PROOF: usize = 65_536;
+
+/// Largest rotation frame: header 3, short id 8, seq ≤ 5, prev 16, epoch ≤ 5, key 32,
+/// next key 32, signature 64 (every varint at its longest).
+pub const MAX_ROTATION_FRAME: usize = 165;
+
+/// Highest epoch a device's key history may reach: a divergence proof about events of
+/// that epoch still fits [`MAX_PROOF`] with every part at its longest (header, an
+/// inception and two events of [`MAX_FRAME`] bytes with their 2-byte lengths, the
+/// rotation list's 3-byte length, and `MAX_EPOCHS` rotations of
+/// [`MAX_ROTATION_FRAME`] bytes with their 1-byte lengths): 390. Verifiers refuse
+/// rotations past it (`VerifyError::EpochLimit`), because a clone of a device beyond it
+/// could no longer be proven, and so that no device can grow the key history every
+/// verifier holds for it without bound. At the device's default cadence (a rotation
+/// every 96 events, one a day at a 15-minute interval) an identity lasts about 13 months;
+/// at one rotation a week, 7.5 years.
+pub const MAX_EPOCHS: u32 =
+    ((MAX_PROOF - HEADER_LEN - 3 * (2 + MAX_FRAME) - 3) / (1 + MAX_ROTATION_FRAME)) as u32;
 
 /// Largest number of entries in one batched witness receipt
 /// ([`crate::batch::ReceiptBatch`]). 256 entries is a few seconds of a busy gateway's

@@ -189,3 +189,55 @@ fn surplus_rotations_and_padding_are_refused() {
         ProofError::SurplusRotation
     );
 }
+
+/// `MAX_EPOCHS` is the most rotations a proof can carry: with every part at its longest
+/// (inception and both events of `MAX_FRAME` bytes, rotations of `MAX_ROTATION_FRAME`),
+/// `MAX_EPOCHS` rotations fit `MAX_PROOF` and one more does not.
+#[test]
+fn max_epochs_is_what_a_proof_holds_at_the_longest() {
+    use slope_proto::limits::{MAX_EPOCHS, MAX_FRAME, MAX_PROOF, MAX_ROTATION_FRAME};
+    let dev = sample::inception(1).device_id();
+    // The longest rotation: seq and epoch varints at 5 bytes.
+    let longest = sample::rotation(&dev, 2, u32::MAX, u32::MAX);
+    assert_eq!(longest.frame().len(), MAX_ROTATION_FRAME);
+    let frame = [0x5a; MAX_FRAME];
+    let rotation = [0xa5; MAX_ROTATION_FRAME];
+    let mut out = vec![0u8; 2 * MAX_PROOF];
+    let fits = |n: u32, out: &mut [u8]| {
+        let rotations = vec![&rotation[..]; n as usize];
+        DivergenceProof::encode(&frame, &rotations, &frame, &frame, out)
+    };
+    let n = fits(MAX_EPOCHS, &mut out).unwrap();
+    assert!(n <= MAX_PROOF);
+    assert!(fits(MAX_EPOCHS + 1, &mut out).is_err());
+}
+
+/// A real key history of `MAX_EPOCHS` rotations (positions past 2^28, so seq varints
+/// are at their longest) proves a conflict signed in the last epoch.
+#[test]
+fn a_proof_at_the_last_epoch_verifies() {
+    use slope_proto::limits::{MAX_EPOCHS, MAX_PROOF};
+    let inc = sample::inception(1);
+    let dev = inc.device_id();
+    let base = 1u32 << 28;
+    // Rotation to epoch e reveals key(1 + e) and commits to key(2 + e) (u8 seeds wrap,
+    // consistently on both sides).
+    let seed = |e: u32| (1 + e) as u8;
+    let rotations: Vec<_> = (1..=MAX_EPOCHS)
+        .map(|e| sample::rotation(&dev, seed(e), base + e, e))
+        .collect();
+    let frames: Vec<&[u8]> = rotations.iter().map(|r| r.frame()).collect();
+    let mut b1 = sample::interaction(&dev, 2, base + MAX_EPOCHS + 1, 0)
+        .body()
+        .clone();
+    b1.epoch = MAX_EPOCHS;
+    let mut b2 = b1.clone();
+    b2.payload[0] ^= 1;
+    let key = sample::key(seed(MAX_EPOCHS));
+    let a = slope_proto::Signed::sign(b1, &dev, &key).unwrap();
+    let b = slope_proto::Signed::sign(b2, &dev, &key).unwrap();
+    let proof = encode(inc.frame(), &frames, a.frame(), b.frame());
+    assert!(proof.len() <= MAX_PROOF);
+    let verified = DivergenceProof::decode(&proof).unwrap().verify();
+    assert!(verified.is_ok(), "{verified:?}");
+}

@@ -1222,6 +1222,7 @@ fn reject_label(e: &VerifyError) -> &'static str {
         VerifyError::BadSignature => "rejected_bad_signature",
         VerifyError::UnknownKey => "rejected_unknown_key",
         VerifyError::Capacity => "rejected_capacity",
+        VerifyError::EpochLimit => "rejected_epoch_limit",
         _ => "rejected_other",
     }
 }

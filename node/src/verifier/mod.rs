@@ -56,6 +56,12 @@ pub struct Config {
     pub escrow_ttl_ms: Millis,
     /// Outcomes released from escrow and not yet polled, at most (oldest dropped).
     pub released_max: usize,
+    /// Highest epoch a device may rotate to: frames of later epochs are refused
+    /// ([`VerifyError::EpochLimit`]), so one device's key history, which every verifier
+    /// tracking it holds, is bounded. At most [`slope_proto::limits::MAX_EPOCHS`] (the
+    /// default; a larger value acts as it), beyond which a proof of the device's clone
+    /// would not fit.
+    pub max_epochs: u32,
 }
 
 impl Default for Config {
@@ -67,6 +73,7 @@ impl Default for Config {
             escrow_total: 4096,
             escrow_ttl_ms: 24 * 3600 * 1000,
             released_max: 4096,
+            max_epochs: slope_proto::limits::MAX_EPOCHS,
         }
     }
 }
@@ -588,6 +595,7 @@ impl Verifier {
         pre: PreVerified,
     ) -> Outcome {
         let window_cap = self.config.window;
+        let max_epochs = self.config.max_epochs.min(slope_proto::limits::MAX_EPOCHS);
         let Some(d) = self.devices.get_mut(&device) else {
             return Outcome::Rejected(VerifyError::UnknownKey);
         };
@@ -614,6 +622,9 @@ impl Verifier {
         match event {
             Event::Rotation(r) => {
                 if epoch > current + 1 {
+                    if epoch > max_epochs {
+                        return Outcome::Rejected(VerifyError::EpochLimit);
+                    }
                     return Outcome::Escrowed(Missing::Rotation {
                         device,
                         epoch: current + 1,
@@ -636,6 +647,9 @@ impl Verifier {
                 if seq <= d.established_at(epoch - 1).unwrap_or(0) {
                     return Outcome::Rejected(VerifyError::RetiredKey);
                 }
+                if epoch > max_epochs {
+                    return Outcome::Rejected(VerifyError::EpochLimit);
+                }
                 if epoch == current + 1 {
                     applies_rotation = true;
                 } else if let Some(held) = d.rotations.get(epoch as usize - 1) {
@@ -655,6 +669,10 @@ impl Verifier {
                 }
             }
             Event::Interaction(_) => {
+                if epoch > max_epochs {
+                    // No key can ever verify it: the rotation it waits for is refused.
+                    return Outcome::Rejected(VerifyError::EpochLimit);
+                }
                 if epoch > current {
                     return Outcome::Escrowed(Missing::Rotation {
                         device,

@@ -183,6 +183,9 @@ pub enum VerifyError {
     /// The verifier tracks its maximum number of devices: new inceptions are refused
     /// (known devices keep working).
     Capacity,
+    /// An event of an epoch past `Config::max_epochs`: the device's key history is at
+    /// its bound, and the rotation it needs is refused.
+    EpochLimit,
     /// The frame is an inception for a device that is already known, with other bytes
     /// (impossible: the id is the inception's digest), or an inception where an event
     /// was expected.
@@ -206,6 +209,7 @@ impl fmt::Display for VerifyError {
             Self::KeyCommitmentMismatch => f.write_str("rotation reveals an uncommitted key"),
             Self::RetiredKey => f.write_str("event signed with a retired key"),
             Self::Capacity => f.write_str("verifier at device capacity"),
+            Self::EpochLimit => f.write_str("epoch past the key-history bound"),
             Self::Unexpected => f.write_str("unexpected event"),
             Self::Proof(e) => write!(f, "proof: {e}"),
             Self::Compact(e) => write!(f, "compact frame: {e}"),
