@@ -346,6 +346,31 @@ fn the_key_history_stops_at_max_epochs() {
     assert_eq!(w.snapshot(&id).unwrap().epoch, 3);
 }
 
+/// A device that rotates at every event reaches `MAX_EPOCHS`, then keeps its last key
+/// (past `max_epoch_events`, which binds only while a rotation is due) and every frame it
+/// makes stays verifiable by a verifier with the default bound.
+#[test]
+fn a_device_stops_rotating_at_max_epochs_and_stays_verifiable() {
+    use slope_proto::limits::MAX_EPOCHS;
+    let (mut d, inc) = incepted(40, 1);
+    let mut rng = Rng(41);
+    let mut v = verifier();
+    assert!(extended(&v.handle_attestation(0, &inc, rx(0))));
+    let extra = 20;
+    for i in 0..MAX_EPOCHS + extra {
+        feed(&mut d, &mut rng, 128);
+        let released = d.attest(u64::from(i) * 900_000, &[1], &[]).unwrap();
+        for f in released.frames.iter() {
+            let o = v.handle_attestation(1, f, rx(1));
+            assert!(extended(&o), "event {i}: {o:?}");
+        }
+    }
+    assert_eq!(d.epoch().unwrap(), MAX_EPOCHS);
+    let id = d.id().unwrap();
+    assert_eq!(v.snapshot(&id).unwrap().epoch, MAX_EPOCHS);
+    assert_eq!(v.head(&id).unwrap().0, d.seq().unwrap());
+}
+
 #[test]
 fn events_older_than_the_window_are_historic() {
     let (mut d, inc) = incepted(22, 1000);

@@ -28,9 +28,9 @@ pub const MAX_ROTATION_FRAME: usize = 165;
 /// [`MAX_ROTATION_FRAME`] bytes with their 1-byte lengths): 390. Verifiers refuse
 /// rotations past it (`VerifyError::EpochLimit`), because a clone of a device beyond it
 /// could no longer be proven, and so that no device can grow the key history every
-/// verifier holds for it without bound. At the device's default cadence (a rotation
-/// every 96 events, one a day at a 15-minute interval) an identity lasts about 13 months;
-/// at one rotation a week, 7.5 years.
+/// verifier holds for it without bound. A device stops rotating there and keeps its
+/// last key: at its default cadence (a rotation every 96 events, one a day at a 15-minute
+/// interval) after about 13 months; at one rotation a week, after 7.5 years.
 pub const MAX_EPOCHS: u32 =
     ((MAX_PROOF - HEADER_LEN - 3 * (2 + MAX_FRAME) - 3) / (1 + MAX_ROTATION_FRAME)) as u32;
 

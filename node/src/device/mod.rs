@@ -149,9 +149,14 @@ impl<S: Storage> Slope<S> {
         self.state.as_ref().map(|s| &s.establishment[..])
     }
 
-    /// Whether the cadence calls for a rotation at `now`.
+    /// Whether the cadence calls for a rotation at `now`. Never past
+    /// [`slope_proto::limits::MAX_EPOCHS`]: verifiers refuse later epochs (a proof of a
+    /// clone past it would not fit), so the device keeps its last key from then on.
     pub fn rotation_due(&self, now: Millis) -> bool {
         let Some(s) = &self.state else { return false };
+        if s.epoch >= slope_proto::limits::MAX_EPOCHS {
+            return false;
+        }
         (self.config.rotate_every > 0 && s.epoch_events >= self.config.rotate_every)
             || (self.config.rotate_after_ms > 0
                 && now.saturating_sub(s.epoch_started) >= self.config.rotate_after_ms)
