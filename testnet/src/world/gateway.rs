@@ -517,7 +517,7 @@ impl Gateway {
     }
 
     /// Verifies everything in the inbox as one batch; returns what the world must do.
-    pub fn flush(&mut self, now_ms: u64, trace: &mut super::trace::Trace) -> Vec<Action> {
+    pub fn flush(&mut self, now_ms: u64, trace: &mut super::trace::Records) -> Vec<Action> {
         self.flush_scheduled = false;
         let inbox = std::mem::take(&mut self.inbox);
         if inbox.is_empty() {
@@ -943,7 +943,7 @@ impl Gateway {
         outcome: Outcome,
         input: Option<&Input>,
         actions: &mut Vec<Action>,
-        trace: &mut super::trace::Trace,
+        trace: &mut super::trace::Records,
     ) {
         let source = match (input, &outcome) {
             (Some(i), _) => i.source,

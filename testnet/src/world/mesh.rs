@@ -22,7 +22,9 @@ impl World {
         };
         self.trace
             .record(self.now_us, 8, &[u64::from(g), gw.inbox_len() as u64]);
-        let actions = gw.flush(now_ms, &mut self.trace);
+        let mut rec = super::trace::Records::default();
+        let actions = gw.flush(now_ms, &mut rec);
+        self.trace.absorb(&mut rec);
         for a in actions {
             self.act(g, a);
         }
@@ -77,7 +79,7 @@ impl World {
             }
             Action::Decided { .. } => self.decided(&action),
             Action::DecideAt(at_ms) => {
-                let at = (at_ms * 1000).max(self.now_us);
+                let at = super::tick_at_or_after((at_ms * 1000).max(self.now_us));
                 self.schedule(at, Ev::Decide(g));
             }
         }
@@ -184,18 +186,16 @@ impl World {
             Missing::Inception(short) => self.short.get(&short).copied(),
             Missing::Rotation { device, .. } => Some(device),
         };
+        // A gateway in `interest` tracks the device (it said so with `Action::Track`, and
+        // a gateway never stops tracking): the world's list is the answer, no gateway's
+        // state is read here (see `Self::fetch`).
         let responder = device.and_then(|d| {
             self.interest
                 .get(&d)?
                 .iter()
                 .copied()
                 .filter(|&h| h != g)
-                .find(|&h| {
-                    self.gateways
-                        .get(usize::from(h))
-                        .is_some_and(|gw| gw.tracks(&d))
-                        && self.overlay.connected(g, h)
-                })
+                .find(|&h| self.overlay.connected(g, h))
         });
         let (Some(device), Some(from)) = (device, responder) else {
             if let Some(gw) = self.gateways.get_mut(usize::from(g)) {
@@ -228,13 +228,15 @@ impl World {
     }
 
     /// Fork evidence without its sibling: every reachable gateway that tracks the
-    /// device sends what it holds at the neighbouring positions (the mesh's sync by
-    /// position), so the sibling completes a proof here.
+    /// device is asked for what it holds at the neighbouring positions (the mesh's sync
+    /// by position), so the sibling completes a proof here. Each answers with what it
+    /// holds when the request reaches it ([`Self::on_fetch`]): the world reads another
+    /// gateway's state only in an event of that gateway's own, never in an action of
+    /// this one (what lets gateways act in parallel at one tick, `World::run_tick`).
     fn fetch(&mut self, g: u16, device: DeviceId, seq: u32) {
         let Some(peers) = self.interest.get(&device).cloned() else {
             return;
         };
-        let now_ms = self.now_ms();
         for h in peers {
             if h == g || !self.overlay.connected(g, h) {
                 continue;
@@ -242,22 +244,42 @@ impl World {
             let Some((ms, _)) = self.overlay.route(h, g, &mut self.rng) else {
                 continue;
             };
-            let frames =
-                self.gateways[usize::from(h)].held(&device, seq.saturating_sub(1), seq + 1);
             self.counters.sync_requests += 1;
-            for f in frames {
-                self.counters.sync_bytes += f.len() as u64 + OVERHEAD_BYTES;
-                let input = Input {
-                    envelope: f,
-                    rx: gossip_rx(now_ms),
-                    source: Source::Sync,
-                    relay: None,
-                };
-                self.schedule(
-                    self.now_us + (2.0 * ms * 1000.0) as u64,
-                    Ev::Deliver(g, input),
-                );
-            }
+            self.schedule(
+                self.now_us + (ms * 1000.0) as u64,
+                Ev::Fetch {
+                    to: h,
+                    from: g,
+                    device,
+                    seq,
+                    ms,
+                },
+            );
+        }
+    }
+
+    /// A fetch request reaches `to`: it sends `from` its frames of `device` at `seq` and
+    /// its neighbours, `ms` on the way back.
+    pub(super) fn on_fetch(&mut self, to: u16, from: u16, device: DeviceId, seq: u32, ms: f64) {
+        let Some(gw) = self.gateways.get(usize::from(to)) else {
+            return;
+        };
+        let frames = gw.held(&device, seq.saturating_sub(1), seq + 1);
+        self.trace.record(
+            self.now_us,
+            16,
+            &[u64::from(to), u64::from(from), frames.len() as u64],
+        );
+        let now_ms = self.now_ms();
+        for f in frames {
+            self.counters.sync_bytes += f.len() as u64 + OVERHEAD_BYTES;
+            let input = Input {
+                envelope: f,
+                rx: gossip_rx(now_ms),
+                source: Source::Sync,
+                relay: None,
+            };
+            self.schedule(self.now_us + (ms * 1000.0) as u64, Ev::Deliver(from, input));
         }
     }
 

@@ -54,8 +54,24 @@ use gossip::Overlay;
 use queue::Queue;
 use trace::Trace;
 
-/// Milliseconds a gateway gathers receptions before verifying them as one batch.
+/// The gateways' clock tick, ms: a gateway verifies what its inbox gathered (one
+/// batch) at the first tick after its first queued frame, and decides on the
+/// attestations whose wait for receipts is over at the first tick at or after it is.
+/// One grid for every gateway, so the gateways' own work falls on shared instants and
+/// runs in parallel (`run_tick`); a frame waits (0, 500] ms for its flush.
 pub const FLUSH_MS: u64 = 500;
+
+/// The first gateway tick strictly after `now_us`, µs.
+pub fn tick_after(now_us: u64) -> u64 {
+    let tick = FLUSH_MS * 1000;
+    (now_us / tick + 1) * tick
+}
+
+/// The first gateway tick at or after `at_us`, µs.
+pub fn tick_at_or_after(at_us: u64) -> u64 {
+    let tick = FLUSH_MS * 1000;
+    at_us.div_ceil(tick) * tick
+}
 /// Interval between samples of admissions and slopes, ms.
 pub const SAMPLE_MS: u64 = 30 * 60 * 1000;
 
@@ -107,6 +123,15 @@ pub enum Ev {
         from: u16,
         device: DeviceId,
         missing: Missing,
+    },
+    /// A fetch request reaches gateway `to`: it sends `from` what it holds of `device`
+    /// around `seq`, arriving `ms` later.
+    Fetch {
+        to: u16,
+        from: u16,
+        device: DeviceId,
+        seq: u32,
+        ms: f64,
     },
     /// A divergence proof reaches a gateway.
     Proof {
@@ -261,6 +286,13 @@ impl World {
                 device,
                 missing,
             } => self.on_sync_reply(to, from, device, missing),
+            Ev::Fetch {
+                to,
+                from,
+                device,
+                seq,
+                ms,
+            } => self.on_fetch(to, from, device, seq, ms),
             Ev::Proof { to, from, proof } => self.on_proof(to, from, proof),
             Ev::Attack(step) => self.on_attack(step)?,
             Ev::Partition(split) => self.on_partition(split),

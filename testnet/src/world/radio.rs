@@ -13,7 +13,7 @@ use slope_radios::sim::{Delivery, Refused};
 
 use super::device::{Role, Wake};
 use super::gateway::{Input, Source};
-use super::{Ev, FLUSH_MS, NodeRole, World};
+use super::{Ev, NodeRole, World};
 use crate::error::Error;
 
 /// Conducted transmit power of devices, dBm.
@@ -309,7 +309,8 @@ impl World {
         gw.receive(input);
         if !gw.flush_scheduled {
             gw.flush_scheduled = true;
-            self.queue.push(self.now_us + FLUSH_MS * 1000, Ev::Flush(g));
+            self.queue
+                .push(super::tick_after(self.now_us), Ev::Flush(g));
         }
     }
 }

@@ -10,25 +10,16 @@
 /// Bytes gathered before they are hashed (16 chunks of blake3).
 pub const BUF: usize = 16 * 1024;
 
-/// A running digest of the trace.
-#[derive(Debug, Clone)]
-pub struct Trace {
-    hasher: blake3::Hasher,
+/// Trace records not yet hashed: what one gateway's work at a tick writes (on whichever
+/// thread), appended to the [`Trace`] in the order the sequential loop would have
+/// written them (`World::run_tick`).
+#[derive(Debug, Clone, Default)]
+pub struct Records {
     buf: Vec<u8>,
     events: u64,
 }
 
-impl Default for Trace {
-    fn default() -> Self {
-        Self {
-            hasher: blake3::Hasher::new_derive_key("slope v1 testnet trace"),
-            buf: Vec::with_capacity(BUF),
-            events: 0,
-        }
-    }
-}
-
-impl Trace {
+impl Records {
     /// Records one event: its time, a kind tag and its fields.
     pub fn record(&mut self, at_us: u64, kind: u8, fields: &[u64]) {
         self.buf.extend_from_slice(&at_us.to_le_bytes());
@@ -37,7 +28,6 @@ impl Trace {
             self.buf.extend_from_slice(&f.to_le_bytes());
         }
         self.events += 1;
-        self.spill();
     }
 
     /// Records bytes (a frame, a proof) by content.
@@ -45,26 +35,68 @@ impl Trace {
         self.buf
             .extend_from_slice(&(bytes.len() as u64).to_le_bytes());
         self.buf.extend_from_slice(bytes);
+    }
+}
+
+/// A running digest of the trace.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    hasher: blake3::Hasher,
+    rec: Records,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            hasher: blake3::Hasher::new_derive_key("slope v1 testnet trace"),
+            rec: Records {
+                buf: Vec::with_capacity(BUF),
+                events: 0,
+            },
+        }
+    }
+}
+
+impl Trace {
+    /// Records one event: its time, a kind tag and its fields.
+    pub fn record(&mut self, at_us: u64, kind: u8, fields: &[u64]) {
+        self.rec.record(at_us, kind, fields);
+        self.spill();
+    }
+
+    /// Records bytes (a frame, a proof) by content.
+    pub fn record_bytes(&mut self, bytes: &[u8]) {
+        self.rec.record_bytes(bytes);
+        self.spill();
+    }
+
+    /// Appends records gathered elsewhere (and empties them): the same stream as if
+    /// they had been recorded here.
+    pub fn absorb(&mut self, r: &mut Records) {
+        self.rec.buf.extend_from_slice(&r.buf);
+        self.rec.events += r.events;
+        r.buf.clear();
+        r.events = 0;
         self.spill();
     }
 
     /// Hashes the buffer once it holds [`BUF`] bytes.
     fn spill(&mut self) {
-        if self.buf.len() >= BUF {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
+        if self.rec.buf.len() >= BUF {
+            self.hasher.update(&self.rec.buf);
+            self.rec.buf.clear();
         }
     }
 
     /// Events recorded.
     pub fn events(&self) -> u64 {
-        self.events
+        self.rec.events
     }
 
     /// The digest so far, hex.
     pub fn digest(&self) -> String {
         let mut h = self.hasher.clone();
-        h.update(&self.buf);
+        h.update(&self.rec.buf);
         h.finalize().to_hex().to_string()
     }
 }
@@ -97,5 +129,36 @@ mod tests {
         }
         assert_eq!(t.events(), 5_000);
         assert_eq!(t.digest(), plain.finalize().to_hex().to_string());
+    }
+
+    /// Records gathered apart and absorbed give the stream recorded in place.
+    #[test]
+    fn absorbed_records_keep_the_digest() {
+        let (mut direct, mut merged) = (Trace::default(), Trace::default());
+        let mut r = Records::default();
+        for i in 0..3_000u64 {
+            direct.record(i, 1, &[i]);
+            if i % 3 == 0 {
+                merged.absorb(&mut r);
+                merged.record(i, 1, &[i]);
+            } else {
+                r.record(i, 1, &[i]);
+            }
+            if i % 500 == 0 {
+                direct.record_bytes(&[i as u8; 40]);
+                r.record_bytes(&[i as u8; 40]);
+            }
+        }
+        merged.absorb(&mut r);
+        assert_eq!(direct.events(), merged.events());
+        assert_eq!(direct.digest(), merged.digest());
+        // Out of order is another stream.
+        let mut swapped = Trace::default();
+        swapped.record(1, 1, &[1]);
+        swapped.record(0, 1, &[0]);
+        let mut straight = Trace::default();
+        straight.record(0, 1, &[0]);
+        straight.record(1, 1, &[1]);
+        assert_ne!(swapped.digest(), straight.digest());
     }
 }
