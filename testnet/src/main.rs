@@ -78,10 +78,15 @@ enum Command {
         /// a device sends 3 renewals within the last quarter of each chain.
         #[arg(long)]
         chain_len: Option<u32>,
-        /// Threads (1 or 2): the second checks signatures ahead of the gateways. The
-        /// results and the trace digest do not depend on it.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
+        /// Threads (default: the machine's cores): with N > 1, N - 1 workers share
+        /// the gateways' work at each tick with the event loop. The results and the
+        /// trace digest do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// With more than one thread, also run the pre-verifier (a thread checking
+        /// signatures ahead of the gateways): `on` (default) or `off`.
+        #[arg(long, default_value = "on")]
+        preverify: String,
     },
     /// List the scenarios.
     List,
@@ -121,6 +126,7 @@ fn main() -> anyhow::Result<()> {
             suite,
             chain_len,
             threads,
+            preverify,
         } => {
             let scenario = Scenario::from_name(&scenario)
                 .ok_or_else(|| slope_testnet::Error::UnknownScenario(scenario.clone()))?;
@@ -132,7 +138,14 @@ fn main() -> anyhow::Result<()> {
                 Params::defaults(scenario)
             };
             p.seed = seed;
-            p.threads = threads;
+            p.threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            p.preverify = match preverify.as_str() {
+                "on" => true,
+                "off" => false,
+                other => anyhow::bail!("--preverify takes on or off, not {other}"),
+            };
             p.suite = slope_testnet::params::Suite::from_name(&suite)
                 .ok_or_else(|| slope_testnet::Error::UnknownSuite(suite.clone()))?;
             if let Some(n) = chain_len {

@@ -104,11 +104,16 @@ pub struct Params {
     pub attack_at_ms: u64,
     /// Gossip between gateways.
     pub gossip: Gossip,
-    /// Threads the run may use (1: everything on one; 2: a second checks signatures
-    /// ahead, see `world::preverify`). Changes the wall time, never a figure or the
-    /// trace, so it is not part of the results.
+    /// Threads the run may use (1: everything on one; N > 1: N - 1 workers share the
+    /// gateways' work at each tick with the event loop, see `world::tick`, and, with
+    /// [`Params::preverify`], one more checks signatures ahead, see
+    /// `world::preverify`). Changes the wall time, never a figure or the trace, so it
+    /// is not part of the results.
     #[serde(skip)]
     pub threads: usize,
+    /// With more than one thread, a pre-verifier thread besides (see `threads`).
+    #[serde(skip)]
+    pub preverify: bool,
 }
 
 impl Params {
@@ -133,6 +138,7 @@ impl Params {
             attack_at_ms: d.hours * HOUR_MS / 3,
             gossip: Gossip::default(),
             threads: 2,
+            preverify: true,
         }
     }
 

@@ -86,6 +86,11 @@ pub struct Perf {
     pub memo_misses: u64,
     /// Signatures the second thread checked ahead of the gateways.
     pub preverified: u64,
+    /// Gateway ticks run in parallel, the jobs they held, and the CPU seconds of the
+    /// tick workers (`world::tick`).
+    pub parallel_ticks: u64,
+    pub tick_jobs: u64,
+    pub tick_workers_cpu_s: f64,
     /// This machine's ed25519 rates measured in the same process (the command line
     /// fills it in; `None` in tests).
     pub reference: Option<crate::metrics::Reference>,

@@ -54,6 +54,50 @@ fn threads_do_not_change_the_trace() {
 }
 
 #[test]
+fn gateway_ticks_on_workers_do_not_change_the_trace() {
+    // The gateways' flushes and decisions at one tick run on the workers and this
+    // thread, their results applied in queue order: the trace and every figure are
+    // those of one thread, with and without the pre-verifier, with one or two workers.
+    for scenario in [
+        Scenario::Baseline,
+        Scenario::Partition,
+        Scenario::RogueGateway,
+    ] {
+        let mut one = Params::small(scenario);
+        one.threads = 1;
+        let a = digest(one.clone());
+        for (threads, preverify) in [(2, false), (3, false), (3, true)] {
+            let mut p = one.clone();
+            p.threads = threads;
+            p.preverify = preverify;
+            let s = match run::simulate(p, &mut |_| {}) {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
+            // The pool ran ticks (else this compares one thread with itself).
+            assert!(s.perf.parallel_ticks > 100, "{scenario}: {:?}", s.perf);
+            assert!(s.perf.tick_jobs > 2 * s.perf.parallel_ticks, "{:?}", s.perf);
+            assert_eq!(
+                (s.trace_digest.clone(), s.reproducible_json()),
+                a,
+                "{scenario}, {threads} threads, pre-verifier {preverify}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gateway_ticks_on_workers_with_the_compact_suite() {
+    let mut one = Params::small(Scenario::Clone);
+    one.suite = slope_testnet::params::Suite::Compact;
+    one.threads = 1;
+    let mut two = one.clone();
+    two.threads = 2;
+    two.preverify = false;
+    assert_eq!(digest(one), digest(two));
+}
+
+#[test]
 fn the_shared_memo_saves_checks() {
     let mut p = Params::small(Scenario::Baseline);
     p.threads = 1;

@@ -143,6 +143,13 @@ pub fn render(s: &Summary) -> String {
             ),
         ),
         (
+            "gateway ticks on the workers",
+            format!(
+                "{} ticks, {} flushes and decisions, {:.1} s CPU on the tick workers",
+                s.perf.parallel_ticks, s.perf.tick_jobs, s.perf.tick_workers_cpu_s
+            ),
+        ),
+        (
             "reference (this machine, now)",
             s.perf.reference.map_or("—".into(), |r| {
                 format!(

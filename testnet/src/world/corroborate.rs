@@ -80,17 +80,6 @@ impl World {
         }
     }
 
-    pub(super) fn on_decide(&mut self, g: u16) {
-        self.trace.record(self.now_us, 15, &[u64::from(g)]);
-        let now_ms = self.now_ms();
-        let Some(gw) = self.gateways.get_mut(usize::from(g)) else {
-            return;
-        };
-        for a in gw.decide(now_ms) {
-            self.act(g, a);
-        }
-    }
-
     /// What a decision tells the oracles.
     pub(super) fn decided(&mut self, action: &Action) {
         let Action::Decided {

@@ -15,21 +15,6 @@ use super::{Ev, SAMPLE_MS, World};
 use crate::metrics::Sample;
 
 impl World {
-    pub(super) fn on_flush(&mut self, g: u16) {
-        let now_ms = self.now_ms();
-        let Some(gw) = self.gateways.get_mut(usize::from(g)) else {
-            return;
-        };
-        self.trace
-            .record(self.now_us, 8, &[u64::from(g), gw.inbox_len() as u64]);
-        let mut rec = super::trace::Records::default();
-        let actions = gw.flush(now_ms, &mut rec);
-        self.trace.absorb(&mut rec);
-        for a in actions {
-            self.act(g, a);
-        }
-    }
-
     pub(super) fn act(&mut self, g: u16, action: Action) {
         match action {
             Action::Gossip {

@@ -14,7 +14,7 @@
 //!   proof in a renewed chain needs).
 //! - [`fx`]: the fixed hasher of the simulator's maps.
 //! - [`memo`]: the signature memo the gateways share; [`preverify`]: the second
-//!   thread that fills it.
+//!   thread that fills it; [`tick`]: the gateways' work at one tick, in parallel.
 //! - [`attack`]: the scenarios' scripts; [`setup`]: building the world.
 
 pub mod attack;
@@ -31,6 +31,7 @@ pub mod queue;
 pub mod radio;
 pub mod receipts;
 pub mod setup;
+pub mod tick;
 pub mod trace;
 pub mod trust;
 
@@ -163,7 +164,8 @@ pub struct World {
     queue: Queue<Ev>,
     channel: Channel,
     pub devices: Vec<Device>,
-    pub gateways: Vec<Gateway>,
+    /// Boxed: a tick moves the gateways that work at it to the workers and back.
+    pub gateways: Vec<Box<Gateway>>,
     overlay: Overlay,
     roles: Vec<NodeRole>,
     /// Identity of every device id the world has seen: index of the honest device.
@@ -199,6 +201,22 @@ pub struct World {
     pre: preverify::PreVerifier,
     /// Every radio reception at a gateway, in order, when `Some` (the live layer).
     pub tape: Option<Vec<Reception>>,
+    /// The workers of gateway ticks (`None`: one thread).
+    pool: Option<tick::Pool>,
+    /// Gateways with a job in the tick being gathered.
+    in_tick: Vec<bool>,
+    /// Ticks run in parallel, and the jobs they held.
+    pub ticks: TickStats,
+}
+
+/// How much of the gateways' work ran at shared ticks (work, not outcomes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TickStats {
+    /// Ticks with two jobs or more, handed to the pool, and their jobs.
+    pub parallel: u64,
+    pub jobs: u64,
+    /// CPU seconds of the tick workers (set at the end of the run).
+    pub workers_cpu_s: f64,
 }
 
 impl World {
@@ -219,6 +237,8 @@ impl World {
                 for d in self.channel.deliveries(tc) {
                     self.on_delivery(d);
                 }
+            } else if self.pool.is_some() && self.gateway_work_next().is_some() {
+                self.run_tick(t);
             } else if let Some((_, ev)) = self.queue.pop_until(t) {
                 self.dispatch(ev)?;
             }
@@ -229,6 +249,9 @@ impl World {
         }
         self.now_us = self.end_us;
         self.pre_stats = self.pre.finish();
+        if let Some(p) = &mut self.pool {
+            self.ticks.workers_cpu_s = p.finish();
+        }
         progress(1.0);
         Ok(())
     }
@@ -264,6 +287,99 @@ impl World {
         self.home.get(i).copied().unwrap_or(0)
     }
 
+    /// The next queued event if it is a gateway's own work (flush, decisions): its
+    /// gateway and the work.
+    fn gateway_work_next(&self) -> Option<(u64, u16, tick::Work)> {
+        let (at, ev) = self.queue.peek()?;
+        let (g, work) = match ev {
+            Ev::Flush(g) => (*g, tick::Work::Flush),
+            Ev::Decide(g) => (*g, tick::Work::Decide),
+            _ => return None,
+        };
+        (usize::from(g) < self.gateways.len()).then_some((at, g, work))
+    }
+
+    /// Runs the gateways' own work due at `t` (the next queued events, while they are
+    /// gateway work at `t`, one per gateway) on the pool, then applies the results in
+    /// queue order (see [`tick`] for why that is the one-thread loop's result).
+    fn run_tick(&mut self, t: u64) {
+        let mut picked: Vec<(u16, tick::Work)> = Vec::new();
+        while let Some((at, g, work)) = self.gateway_work_next() {
+            if at != t || self.in_tick[usize::from(g)] {
+                break;
+            }
+            self.in_tick[usize::from(g)] = true;
+            let _ = self.queue.pop_until(t);
+            picked.push((g, work));
+        }
+        // The loop counted the first.
+        self.events += picked.len().saturating_sub(1) as u64;
+        for (g, _) in &picked {
+            self.in_tick[usize::from(*g)] = false;
+        }
+        let pool = match &self.pool {
+            Some(p) if picked.len() > 1 => p,
+            _ => {
+                for (g, work) in picked {
+                    self.gateway_work(g, work);
+                }
+                return;
+            }
+        };
+        self.ticks.parallel += 1;
+        self.ticks.jobs += picked.len() as u64;
+        let mut slots: Vec<Option<Box<Gateway>>> = std::mem::take(&mut self.gateways)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut jobs = Vec::with_capacity(picked.len());
+        for (order, (g, work)) in picked.into_iter().enumerate() {
+            if let Some(gw) = slots.get_mut(usize::from(g)).and_then(Option::take) {
+                jobs.push(tick::Job {
+                    order,
+                    g,
+                    work,
+                    now_us: t,
+                    weight: tick::weight(&gw, work),
+                    gw,
+                    rec: trace::Records::default(),
+                    actions: Vec::new(),
+                });
+            }
+        }
+        let done = pool.run(jobs);
+        let mut results = Vec::with_capacity(done.len());
+        for j in done {
+            if let Some(slot) = slots.get_mut(usize::from(j.g)) {
+                *slot = Some(j.gw);
+            }
+            results.push((j.g, j.rec, j.actions));
+        }
+        self.gateways = slots.into_iter().flatten().collect();
+        for (g, mut rec, actions) in results {
+            self.trace.absorb(&mut rec);
+            for a in actions {
+                self.act(g, a);
+            }
+        }
+    }
+
+    /// Gateway `g`'s own `work` now, on this thread.
+    fn gateway_work(&mut self, g: u16, work: tick::Work) {
+        let Some(gw) = self.gateways.get_mut(usize::from(g)) else {
+            if work == tick::Work::Decide {
+                self.trace.record(self.now_us, 15, &[u64::from(g)]);
+            }
+            return;
+        };
+        let mut rec = trace::Records::default();
+        let actions = tick::work(gw, g, work, self.now_us, &mut rec);
+        self.trace.absorb(&mut rec);
+        for a in actions {
+            self.act(g, a);
+        }
+    }
+
     fn schedule(&mut self, at_us: u64, ev: Ev) {
         self.queue.push(at_us, ev);
     }
@@ -274,7 +390,7 @@ impl World {
             Ev::Send(i) => self.on_send(i),
             Ev::PowerOn(i) => self.on_power_on(i)?,
             Ev::Reboot(i) => self.on_reboot(i)?,
-            Ev::Flush(g) => self.on_flush(g),
+            Ev::Flush(g) => self.gateway_work(g, tick::Work::Flush),
             Ev::Deliver(g, input) => {
                 self.trace.record(self.now_us, 3, &[u64::from(g)]);
                 self.deliver(g, input);
@@ -299,7 +415,7 @@ impl World {
             Ev::Sample => self.on_sample(),
             Ev::Round(g) => self.on_round(g),
             Ev::Receipts { to, batch } => self.on_receipts(to, batch),
-            Ev::Decide(g) => self.on_decide(g),
+            Ev::Decide(g) => self.gateway_work(g, tick::Work::Decide),
         }
         Ok(())
     }

@@ -54,6 +54,12 @@ impl<E> Queue<E> {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
+    /// The next event and its due time, without taking it.
+    pub fn peek(&self) -> Option<(u64, &E)> {
+        let Reverse((at, _, slot)) = self.heap.peek()?;
+        Some((*at, self.slots.get(*slot as usize)?.as_ref()?))
+    }
+
     /// The next event, if it is due at or before `until`.
     pub fn pop_until(&mut self, until: u64) -> Option<(u64, E)> {
         if self.heap.peek()?.0.0 > until {

@@ -62,7 +62,8 @@ impl World {
         };
 
         let memo = Memo::default();
-        let pre = PreVerifier::new(params.threads, &memo);
+        // The pre-verifier takes a core of its own only when asked to (`--preverify`).
+        let pre = PreVerifier::new(if params.preverify { params.threads } else { 1 }, &memo);
         let mut gateways = Vec::with_capacity(g_count);
         let mut side = Vec::with_capacity(g_count);
         let operator = Operator::new(params.seed);
@@ -90,7 +91,7 @@ impl World {
             sites.push(site);
             let round = params.gossip.receipt_round_ms;
             let corroboration = Corroboration::new(key, round);
-            gateways.push(Gateway::new(
+            gateways.push(Box::new(Gateway::new(
                 g as u16,
                 node,
                 pos,
@@ -98,7 +99,7 @@ impl World {
                 stage,
                 &memo,
                 corroboration,
-            ));
+            )));
         }
         // The operator registers every gateway as a witness in its site's zone, at
         // every gateway (its own registration comes from its genesis).
@@ -112,6 +113,7 @@ impl World {
         }
         let overlay = Overlay::new(g_count, params.gossip, side, &mut rng);
         let end_us = params.duration_ms * 1000;
+        let pool = (params.threads > 1).then(|| super::tick::Pool::new(params.threads - 1));
         let mut world = World {
             rng,
             queue: Queue::default(),
@@ -143,6 +145,9 @@ impl World {
             pre,
             params,
             tape: None,
+            pool,
+            in_tick: vec![false; g_count],
+            ticks: Default::default(),
         };
         world.place_devices(width, height)?;
         world.plan_attack(width, height);
