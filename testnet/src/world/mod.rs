@@ -203,8 +203,8 @@ pub struct World {
     pub tape: Option<Vec<Reception>>,
     /// The workers of gateway ticks (`None`: one thread).
     pool: Option<tick::Pool>,
-    /// Gateways with a job in the tick being gathered.
-    in_tick: Vec<bool>,
+    /// Per gateway, its job (1-based) in the tick being gathered, 0 for none.
+    in_tick: Vec<usize>,
     /// Ticks run in parallel, and the jobs they held.
     pub ticks: TickStats,
 }
@@ -300,63 +300,83 @@ impl World {
     }
 
     /// Runs the gateways' own work due at `t` (the next queued events, while they are
-    /// gateway work at `t`, one per gateway) on the pool, then applies the results in
-    /// queue order (see [`tick`] for why that is the one-thread loop's result).
+    /// gateway work at `t`; a gateway's events in one job, see [`tick::may_join`]) on
+    /// the pool, then applies the results in queue order (see [`tick`] for why that is
+    /// the one-thread loop's result).
     fn run_tick(&mut self, t: u64) {
-        let mut picked: Vec<(u16, tick::Work)> = Vec::new();
+        let mut jobs: Vec<(u16, Vec<(usize, tick::Work)>)> = Vec::new();
+        let mut n = 0usize;
         while let Some((at, g, work)) = self.gateway_work_next() {
-            if at != t || self.in_tick[usize::from(g)] {
+            if at != t {
                 break;
             }
-            self.in_tick[usize::from(g)] = true;
+            let slot = &mut self.in_tick[usize::from(g)];
+            match *slot {
+                0 => {
+                    jobs.push((g, vec![(n, work)]));
+                    *slot = jobs.len();
+                }
+                k => match jobs.get_mut(k - 1) {
+                    Some((_, works)) if tick::may_join(works) => {
+                        works.push((n, work));
+                    }
+                    _ => break,
+                },
+            }
             let _ = self.queue.pop_until(t);
-            picked.push((g, work));
+            n += 1;
         }
         // The loop counted the first.
-        self.events += picked.len().saturating_sub(1) as u64;
-        for (g, _) in &picked {
-            self.in_tick[usize::from(*g)] = false;
+        self.events += n.saturating_sub(1) as u64;
+        for (g, _) in &jobs {
+            self.in_tick[usize::from(*g)] = 0;
         }
         let pool = match &self.pool {
-            Some(p) if picked.len() > 1 => p,
+            Some(p) if jobs.len() > 1 => p,
             _ => {
-                for (g, work) in picked {
-                    self.gateway_work(g, work);
+                for (g, works) in jobs {
+                    for (_, work) in works {
+                        self.gateway_work(g, work);
+                    }
                 }
                 return;
             }
         };
         self.ticks.parallel += 1;
-        self.ticks.jobs += picked.len() as u64;
+        self.ticks.jobs += n as u64;
         let mut slots: Vec<Option<Box<Gateway>>> = std::mem::take(&mut self.gateways)
             .into_iter()
             .map(Some)
             .collect();
-        let mut jobs = Vec::with_capacity(picked.len());
-        for (order, (g, work)) in picked.into_iter().enumerate() {
+        let mut run = Vec::with_capacity(jobs.len());
+        for (g, works) in jobs {
             if let Some(gw) = slots.get_mut(usize::from(g)).and_then(Option::take) {
-                jobs.push(tick::Job {
-                    order,
+                let weight = works.iter().map(|(_, w)| tick::weight(&gw, *w)).sum();
+                run.push(tick::Job {
                     g,
-                    work,
+                    out: Vec::with_capacity(works.len()),
+                    works,
                     now_us: t,
-                    weight: tick::weight(&gw, work),
+                    weight,
                     gw,
-                    rec: trace::Records::default(),
-                    actions: Vec::new(),
                 });
             }
         }
-        let done = pool.run(jobs);
-        let mut results = Vec::with_capacity(done.len());
+        let done = pool.run(run);
+        let mut results = Vec::with_capacity(n);
         for j in done {
+            results.extend(
+                j.out
+                    .into_iter()
+                    .map(|(order, rec, a)| (order, j.g, rec, a)),
+            );
             if let Some(slot) = slots.get_mut(usize::from(j.g)) {
                 *slot = Some(j.gw);
             }
-            results.push((j.g, j.rec, j.actions));
         }
         self.gateways = slots.into_iter().flatten().collect();
-        for (g, mut rec, actions) in results {
+        results.sort_unstable_by_key(|r| r.0);
+        for (_, g, mut rec, actions) in results {
             self.trace.absorb(&mut rec);
             for a in actions {
                 self.act(g, a);

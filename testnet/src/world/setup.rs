@@ -146,7 +146,7 @@ impl World {
             params,
             tape: None,
             pool,
-            in_tick: vec![false; g_count],
+            in_tick: vec![0; g_count],
             ticks: Default::default(),
         };
         world.place_devices(width, height)?;

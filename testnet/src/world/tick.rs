@@ -8,7 +8,9 @@
 //! - A job touches one gateway's state (verifier, trust engine, receipts, history), the
 //!   shared signature memo (a pure function: only who computes an entry moves) and its
 //!   own trace records; a tick holds at most one job per gateway, so no two jobs share
-//!   state.
+//!   state. A job may hold several events of its gateway (its decisions, then its
+//!   flush) when the actions of the earlier ones never touch the gateway
+//!   ([`may_join`]): computing them back to back is what the loop would compute.
 //! - What the world does with a job's actions (`World::act`) reads and writes the
 //!   world's own state and the event queue, never another gateway's state: a sync
 //!   request picks its responder from the world's tracking list, a fork fetch is an
@@ -62,22 +64,35 @@ pub fn weight(gw: &Gateway, work: Work) -> usize {
     }
 }
 
-/// One gateway's work at a tick, carrying the gateway there and its results back.
+/// Whether another event of a gateway may join its job at a tick after `works`: no
+/// event already in it has actions that touch the gateway's state when the world
+/// applies them. A flush's may (a sync request nobody can answer is marked done at
+/// once, `Gateway::synced`); a decision's never do (oracle bookkeeping, the next
+/// decision's event).
+pub fn may_join(works: &[(usize, Work)]) -> bool {
+    works.iter().all(|(_, w)| *w == Work::Decide)
+}
+
+/// One gateway's work at a tick (its events there, in queue order), carrying the
+/// gateway there and the results back.
 pub struct Job {
-    /// Position of the event in the queue's order at this tick.
-    pub order: usize,
     pub g: u16,
-    pub work: Work,
+    /// The events: position in the tick's queue order, and the work.
+    pub works: Vec<(usize, Work)>,
     pub now_us: u64,
     pub weight: usize,
     pub gw: Box<Gateway>,
-    pub rec: Records,
-    pub actions: Vec<Action>,
+    /// Per event: position, trace records, actions.
+    pub out: Vec<(usize, Records, Vec<Action>)>,
 }
 
 impl Job {
     fn run(&mut self) {
-        self.actions = work(&mut self.gw, self.g, self.work, self.now_us, &mut self.rec);
+        for &(order, w) in &self.works {
+            let mut rec = Records::default();
+            let actions = work(&mut self.gw, self.g, w, self.now_us, &mut rec);
+            self.out.push((order, rec, actions));
+        }
     }
 }
 
@@ -134,8 +149,8 @@ impl Pool {
         self.workers.len()
     }
 
-    /// Runs every job, on the workers and on this thread, and returns them in queue
-    /// order (`Job::order`).
+    /// Runs every job, on the workers and on this thread, and returns them (in any
+    /// order: their results carry their positions).
     pub fn run(&self, mut jobs: Vec<Job>) -> Vec<Job> {
         let n = jobs.len();
         // The heaviest at the end: taken first.
@@ -161,10 +176,7 @@ impl Pool {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         assert!(!s.panicked, "a gateway tick worker panicked");
-        let mut done = std::mem::take(&mut s.done);
-        drop(s);
-        done.sort_by_key(|j| j.order);
-        done
+        std::mem::take(&mut s.done)
     }
 }
 
