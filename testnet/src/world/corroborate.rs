@@ -62,21 +62,16 @@ impl World {
                 self.counters.receipt_deliveries += 1;
                 self.counters.receipt_bytes +=
                     (frame.len() as u64 + OVERHEAD_BYTES) * u64::from(hops);
+                // The receiver takes it at its first tick after the arrival, with its
+                // other work there (see "Gateway ticks" in docs/testnet.md).
                 self.schedule(
-                    self.now_us + (ms * 1000.0) as u64,
+                    super::tick_after(self.now_us + (ms * 1000.0) as u64),
                     Ev::Receipts {
                         to: h,
                         batch: Arc::clone(&prepared),
                     },
                 );
             }
-        }
-    }
-
-    pub(super) fn on_receipts(&mut self, to: u16, batch: Arc<Option<PreparedBatch>>) {
-        self.trace.record(self.now_us, 14, &[u64::from(to)]);
-        if let Some(gw) = self.gateways.get_mut(usize::from(to)) {
-            gw.handle_receipts(batch.as_ref().as_ref());
         }
     }
 

@@ -148,7 +148,7 @@ pub enum Ev {
     Sample,
     /// A gateway's receipt round: it signs what its radio witnessed and gossips it.
     Round(u16),
-    /// A receipt batch reaches a gateway.
+    /// A receipt batch reaches a gateway (taken at its first tick after the arrival).
     Receipts {
         to: u16,
         batch: Arc<Option<slope_node::trust::PreparedBatch>>,
@@ -294,6 +294,7 @@ impl World {
         let (g, work) = match ev {
             Ev::Flush(g) => (*g, tick::Work::Flush),
             Ev::Decide(g) => (*g, tick::Work::Decide),
+            Ev::Receipts { to, batch } => (*to, tick::Work::Receipts(Arc::clone(batch))),
             _ => return None,
         };
         (usize::from(g) < self.gateways.len()).then_some((at, g, work))
@@ -351,7 +352,7 @@ impl World {
         let mut run = Vec::with_capacity(jobs.len());
         for (g, works) in jobs {
             if let Some(gw) = slots.get_mut(usize::from(g)).and_then(Option::take) {
-                let weight = works.iter().map(|(_, w)| tick::weight(&gw, *w)).sum();
+                let weight = works.iter().map(|(_, w)| tick::weight(&gw, w)).sum();
                 run.push(tick::Job {
                     g,
                     out: Vec::with_capacity(works.len()),
@@ -387,13 +388,15 @@ impl World {
     /// Gateway `g`'s own `work` now, on this thread.
     fn gateway_work(&mut self, g: u16, work: tick::Work) {
         let Some(gw) = self.gateways.get_mut(usize::from(g)) else {
-            if work == tick::Work::Decide {
-                self.trace.record(self.now_us, 15, &[u64::from(g)]);
+            match work {
+                tick::Work::Decide => self.trace.record(self.now_us, 15, &[u64::from(g)]),
+                tick::Work::Receipts(_) => self.trace.record(self.now_us, 14, &[u64::from(g)]),
+                tick::Work::Flush => {}
             }
             return;
         };
         let mut rec = trace::Records::default();
-        let actions = tick::work(gw, g, work, self.now_us, &mut rec);
+        let actions = tick::work(gw, g, &work, self.now_us, &mut rec);
         self.trace.absorb(&mut rec);
         for a in actions {
             self.act(g, a);
@@ -434,7 +437,7 @@ impl World {
             Ev::Partition(split) => self.on_partition(split),
             Ev::Sample => self.on_sample(),
             Ev::Round(g) => self.on_round(g),
-            Ev::Receipts { to, batch } => self.on_receipts(to, batch),
+            Ev::Receipts { to, batch } => self.gateway_work(to, tick::Work::Receipts(batch)),
             Ev::Decide(g) => self.gateway_work(g, tick::Work::Decide),
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! A gateway tick on several cores: the gateways' own work due at one tick of the grid
-//! (`super::FLUSH_MS`) — each one's flush and decisions — runs in parallel, and what it
+//! (`super::FLUSH_MS`) — each one's flush, decisions and the receipt batches that
+//! arrived since the last tick — runs in parallel, and what it
 //! asks the world to do is applied afterwards, in the order the events were queued,
 //! exactly as the one-thread loop would (`World::run_tick`).
 //!
@@ -8,8 +9,8 @@
 //! - A job touches one gateway's state (verifier, trust engine, receipts, history), the
 //!   shared signature memo (a pure function: only who computes an entry moves) and its
 //!   own trace records; a tick holds at most one job per gateway, so no two jobs share
-//!   state. A job may hold several events of its gateway (its decisions, then its
-//!   flush) when the actions of the earlier ones never touch the gateway
+//!   state. A job may hold several events of its gateway (its decisions and receipt
+//!   batches, then its flush) when the actions of the earlier ones never touch the gateway
 //!   ([`may_join`]): computing them back to back is what the loop would compute.
 //! - What the world does with a job's actions (`World::act`) reads and writes the
 //!   world's own state and the event queue, never another gateway's state: a sync
@@ -28,21 +29,25 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use slope_node::trust::PreparedBatch;
+
 use super::gateway::{Action, Gateway};
 use super::trace::Records;
 
 /// A gateway's own work at a tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Work {
     /// Verify the inbox (`Ev::Flush`).
     Flush,
     /// Decide on the attestations whose wait is over (`Ev::Decide`).
     Decide,
+    /// Take a receipt batch that arrived since the last tick (`Ev::Receipts`).
+    Receipts(Arc<Option<PreparedBatch>>),
 }
 
 /// Runs `work` of gateway `g` at `now_us`: its trace records go to `rec`, its actions
 /// are returned. The one code path of the one-thread loop and of the workers.
-pub fn work(gw: &mut Gateway, g: u16, work: Work, now_us: u64, rec: &mut Records) -> Vec<Action> {
+pub fn work(gw: &mut Gateway, g: u16, work: &Work, now_us: u64, rec: &mut Records) -> Vec<Action> {
     let now_ms = now_us / 1000;
     match work {
         Work::Flush => {
@@ -53,14 +58,20 @@ pub fn work(gw: &mut Gateway, g: u16, work: Work, now_us: u64, rec: &mut Records
             rec.record(now_us, 15, &[u64::from(g)]);
             gw.decide(now_ms)
         }
+        Work::Receipts(batch) => {
+            rec.record(now_us, 14, &[u64::from(g)]);
+            gw.handle_receipts(batch.as_ref().as_ref());
+            Vec::new()
+        }
     }
 }
 
 /// A rough cost of `work` for `gw`, to start the heaviest jobs first.
-pub fn weight(gw: &Gateway, work: Work) -> usize {
+pub fn weight(gw: &Gateway, work: &Work) -> usize {
     match work {
         Work::Flush => gw.inbox_len(),
         Work::Decide => gw.corroboration.pending(),
+        Work::Receipts(b) => b.as_ref().as_ref().map_or(1, |b| b.entries().len() / 8),
     }
 }
 
@@ -68,9 +79,9 @@ pub fn weight(gw: &Gateway, work: Work) -> usize {
 /// event already in it has actions that touch the gateway's state when the world
 /// applies them. A flush's may (a sync request nobody can answer is marked done at
 /// once, `Gateway::synced`); a decision's never do (oracle bookkeeping, the next
-/// decision's event).
+/// decision's event); a receipt batch has none.
 pub fn may_join(works: &[(usize, Work)]) -> bool {
-    works.iter().all(|(_, w)| *w == Work::Decide)
+    works.iter().all(|(_, w)| !matches!(w, Work::Flush))
 }
 
 /// One gateway's work at a tick (its events there, in queue order), carrying the
@@ -88,8 +99,8 @@ pub struct Job {
 
 impl Job {
     fn run(&mut self) {
-        for &(order, w) in &self.works {
-            let mut rec = Records::default();
+        for (order, w) in &self.works {
+            let (order, mut rec) = (*order, Records::default());
             let actions = work(&mut self.gw, self.g, w, self.now_us, &mut rec);
             self.out.push((order, rec, actions));
         }
