@@ -45,8 +45,11 @@ pub struct Metrics {
     /// Wall seconds the verify stage stood waiting, by what for: `commit_bound` (the
     /// group commit still running with `ingest.commit_max` attestations verified and
     /// waiting), `commit` (the commit still running when the verify stage had nothing
-    /// more to verify), `shard` (one verifier shard done, waiting for the others). On
-    /// a busy gateway, time here is a core without work.
+    /// more to verify; on a busy gateway, time there is a core without work), `verify`
+    /// (the calling thread waiting for the verifier shards' threads to hand back a
+    /// batch while they verify: not a core without work). Until session 7 there was
+    /// `shard` (one shard done, waiting for the others at the end of every batch); the
+    /// shards no longer wait for each other.
     pub verify_wait_seconds: Family<Kind, Counter<f64, std::sync::atomic::AtomicU64>>,
     /// Queue depth, by queue.
     pub queue_depth: Family<Kind, Gauge>,
@@ -162,7 +165,7 @@ impl Metrics {
         );
         r.register(
             "verify_wait_seconds",
-            "Wall seconds the verify stage waited, by what for (commit_bound, commit, shard)",
+            "Wall seconds the verify stage waited, by what for (commit_bound, commit, verify)",
             m.verify_wait_seconds.clone(),
         );
         r.register(

@@ -436,10 +436,10 @@ fn main() -> Result<()> {
             .unwrap_or(0.0)
     };
     println!(
-        "verify stage waited (wall): {:.3} s for the commit at the group bound, {:.3} s for the commit otherwise, {:.3} s for the other verifier shards",
+        "verify stage waited (wall): {:.3} s for the commit at the group bound, {:.3} s for the commit otherwise, {:.3} s for the verifier shards",
         waited("commit_bound"),
         waited("commit"),
-        waited("shard")
+        waited("verify")
     );
     println!(
         "ingest commits: {commits} ({:.0} attestations per commit; group commit up to {} attestations)",

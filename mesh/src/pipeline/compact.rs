@@ -22,7 +22,6 @@
 //! (`01 02 00 …`); an attestation or renewal is `receipt ‖ frame` (`01 02 03 …`), the
 //! receipt's length given by its own encoding ([`split_stamped`]).
 
-use slope_node::verifier::{Outcome, VerifyError};
 use slope_proto::compact::params::{MAX_COMPACT_FRAME, MAX_RECEIPT};
 use slope_proto::compact::{Kind, Receipt, SUITE, crypto};
 use slope_proto::{DeviceId, Observation};
@@ -132,46 +131,6 @@ pub(super) fn frame_of<T>(input: &Input<T>) -> Option<&[u8]> {
         return split_stamped(bytes).map(|(_, f)| f);
     }
     Some(bytes)
-}
-
-/// Inputs with their positions in the batch.
-type Slots<'a, T> = Vec<(usize, &'a Input<T>)>;
-
-/// The verify stage for a batch holding suite-2 frames: suite-1 frames in one batch
-/// verification (as before), then each suite-2 frame in input order with its own
-/// receive time, on the shard of its device (after the batch, so an anchor meets the
-/// inception that came with it). Outcomes in input order.
-pub(super) fn verify_batch<T>(
-    verifier: &mut Shards,
-    now: u64,
-    inputs: &[Input<T>],
-) -> Vec<Outcome> {
-    if !inputs.iter().any(|i| is_compact(&i.frame)) {
-        let frames: Vec<(&[u8], Observation)> =
-            inputs.iter().map(|i| (i.frame.as_slice(), i.rx)).collect();
-        return verifier.handle_batch(now, &frames);
-    }
-    let (compact, suite1): (Slots<'_, T>, Slots<'_, T>) = inputs
-        .iter()
-        .enumerate()
-        .partition(|(_, i)| is_compact(&i.frame));
-    let frames: Vec<(&[u8], Observation)> = suite1
-        .iter()
-        .map(|(_, i)| (i.frame.as_slice(), i.rx))
-        .collect();
-    let mut out: Vec<Option<Outcome>> = (0..inputs.len()).map(|_| None).collect();
-    for ((slot, _), o) in suite1.iter().zip(verifier.handle_batch(now, &frames)) {
-        out[*slot] = Some(o);
-    }
-    for (slot, input) in compact {
-        out[slot] = Some(match frame_of(input) {
-            Some(frame) => verifier.handle_compact(rx_ms(input, now), frame, input.rx),
-            None => Outcome::Rejected(VerifyError::Unexpected),
-        });
-    }
-    out.into_iter()
-        .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
-        .collect()
 }
 
 /// Rebuilds the suite-2 state of a page of devices after their suite-1 state: each

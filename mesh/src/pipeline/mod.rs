@@ -3,11 +3,11 @@
 //! trust decision → commit (one redb transaction per batch, or per group of waiting
 //! batches under load: group commit, see [`Overlapped`]) → witness receipts → gossip.
 //!
-//! Two stages: the verify stage ([`Pipeline::verify`], the sharded verifier) and the
-//! commit stage ([`Pipeline::commit`]: decide, write, commit, sign). [`Pipeline::ingest`]
-//! runs them one after the other; [`Overlapped`] runs the commit of the batches waiting
-//! (one transaction, one fsync for all of them) on one core while the next batches are
-//! verified on the others.
+//! Two stages: the verify stage ([`Pipeline::verify`], the sharded verifier, one thread
+//! per shard) and the commit stage ([`Pipeline::commit`]: decide, write, commit, sign).
+//! [`Pipeline::ingest`] runs them one after the other; [`Overlapped`] runs the commit of
+//! the batches waiting (one transaction, one fsync for all of them) on its own thread
+//! while the shards' threads verify the next batches.
 //!
 //! Ordering guarantee: outputs (gossip verdicts, receipts, proofs) of a batch exist only
 //! after that batch's commit returned, so nothing this gateway signs or forwards is
@@ -181,7 +181,7 @@ impl Pipeline {
         frames_per_device: u32,
         engine_policy: Option<slope_node::trust::Policy>,
     ) -> Result<Self, StoreError> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = shard_count();
         let device_bound = u64::try_from(verifier_config.max_devices).unwrap_or(u64::MAX);
         let mut p = Self {
             verifier: Shards::new(verifier_config, cores),
@@ -260,7 +260,7 @@ impl Pipeline {
     /// (see [`crate::trust::Engine::open`]).
     pub fn rebuild(&mut self) -> Result<usize, StoreError> {
         let config = *self.verifier.config();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = shard_count();
         self.verifier = Shards::new(config, cores);
         self.stage.reopen_engine()?;
         let store = self.stage.store.clone();
@@ -478,12 +478,26 @@ impl Pipeline {
     }
 }
 
-fn verify<T>(
+/// A batch handed to the verifier shards ([`Shards::submit`]), its frames with them.
+struct InFlight<T> {
+    now: u64,
+    inputs: Vec<Input<T>>,
+}
+
+impl<T> InFlight<T> {
+    fn len(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
+/// Hands a batch to the verifier shards (the frames travel with it and come back in
+/// [`complete`]); counts its inputs.
+fn submit<T>(
     verifier: &mut Shards,
     metrics: &Metrics,
     now: u64,
-    inputs: Vec<Input<T>>,
-) -> Verified<T> {
+    mut inputs: Vec<Input<T>>,
+) -> InFlight<T> {
     // Counted per source per batch (a labelled counter is a lock and a look-up: once
     // per frame it was serial work on the verify stage's critical path).
     let mut by_source = [0u64; 4];
@@ -498,48 +512,82 @@ fn verify<T>(
                 .inc_by(n);
         }
     }
-    let started = Instant::now();
-    let outcomes = compact::verify_batch(verifier, now, &inputs);
-    let mut released = Vec::new();
-    while let Some(o) = verifier.poll_outcome() {
-        released.push(o);
-    }
-    metrics
-        .verify_seconds
-        .observe(started.elapsed().as_secs_f64());
-    let waited = verifier.take_waited();
-    if !waited.is_zero() {
-        metrics
-            .verify_wait_seconds
-            .get_or_create(&kind("shard"))
-            .inc_by(waited.as_secs_f64());
-    }
     metrics.batch_size.observe(inputs.len() as f64);
+    let frames = inputs
+        .iter_mut()
+        .map(|i| {
+            let check = if compact::is_compact(&i.frame) {
+                match compact::frame_of(i) {
+                    Some(f) => shards::Check::Compact {
+                        rx_ms: compact::rx_ms(i, now),
+                        start: i.frame.len() - f.len(),
+                    },
+                    None => shards::Check::Unsplit,
+                }
+            } else {
+                shards::Check::Suite1
+            };
+            (std::mem::take(&mut i.frame), i.rx, check)
+        })
+        .collect();
+    verifier.submit(now, frames);
+    InFlight { now, inputs }
+}
+
+/// The oldest batch in flight, back from the shards (blocks until it is).
+fn complete<T>(verifier: &mut Shards, metrics: &Metrics, f: InFlight<T>) -> Verified<T> {
+    let InFlight { now, mut inputs } = f;
+    let Some(done) = verifier.wait() else {
+        // Cannot happen: every `InFlight` was submitted and is completed once, in order.
+        unreachable!("a batch in flight has its outcomes");
+    };
+    for (input, (frame, _, _)) in inputs.iter_mut().zip(done.frames) {
+        input.frame = frame;
+    }
+    metrics.verify_seconds.observe(done.busy.as_secs_f64());
     Verified {
         now,
         inputs,
-        outcomes,
-        released,
+        outcomes: done.outcomes,
+        released: done.released,
     }
 }
 
+fn verify<T>(
+    verifier: &mut Shards,
+    metrics: &Metrics,
+    now: u64,
+    inputs: Vec<Input<T>>,
+) -> Verified<T> {
+    let f = submit(verifier, metrics, now, inputs);
+    complete(verifier, metrics, f)
+}
+
+/// Batches in flight in the verifier shards at most while a group commits (see
+/// [`Overlapped`]): enough that a shard done with its part of the oldest goes on
+/// with the next ones while the others finish theirs.
+pub const LOOKAHEAD: usize = 4;
+
 /// Runs the two stages overlapped, with group commit. [`Overlapped::push`] commits the
 /// verified batches waiting (all of them, up to `commit_max` attestations: ONE write
-/// transaction and ONE fsync for the group) on this thread's sibling while new batches
-/// are verified here: first the one given, then, as long as that commit is still
-/// running and fewer than `commit_max` attestations wait, more from the caller's
-/// `more` source. A batch's output therefore comes out one call later: call
-/// [`Overlapped::flush`] when no more input is waiting. When the node is idle a lone
-/// batch is the whole group and commits at the next call, as without grouping.
+/// transaction and ONE fsync for the group) on a thread of its own while new batches
+/// are verified by the verifier shards' threads: first the one given, then, as long as
+/// that commit is still running and fewer than `commit_max` attestations wait verified
+/// or in flight, more from the caller's `more` source, up to [`LOOKAHEAD`] batches
+/// queued to the shards at once (a shard done with its part of one batch goes on with
+/// the next; the calling thread only routes frames and takes batches back, oldest
+/// first). Every batch handed to the shards is back before `push` returns. A batch's
+/// output comes out one call later: call [`Overlapped::flush`] when no more input is
+/// waiting. When the node is idle a lone batch is the whole group and commits at the
+/// next call, as without grouping.
 ///
 /// Batches are verified together — the one given with those waiting in `more`, and,
 /// while a group commits, those taken from `more` with each other — up to the given
 /// batch's size times the number of verifier shards (and at most `commit_max`), so that
 /// every shard verifies full-size ed25519 batches; their outputs then come out as one.
 ///
-/// Bound: at most `commit_max` attestations wait verified, plus the frames of the one
-/// verification running when the bound is reached (fewer than `commit_max` plus one
-/// batch).
+/// Bound: at most `commit_max` attestations wait verified or in flight, plus one
+/// coalesced batch (the one given; fewer than `commit_max` plus one batch).
 #[derive(Debug)]
 pub struct Overlapped<T> {
     waiting: std::collections::VecDeque<Verified<T>>,
@@ -621,19 +669,40 @@ impl<T: Send> Overlapped<T> {
         } = p;
         let committed = std::thread::scope(|s| {
             let commit = s.spawn(|| stage.commit_group(group));
-            waiting.push_back(verify(verifier, metrics, now, inputs));
+            let mut flight = VecDeque::from([submit(verifier, metrics, now, inputs)]);
             let mut stopped = "commit";
-            while !commit.is_finished() {
-                if attestations(waiting) >= commit_max {
-                    stopped = "commit_bound";
+            let mut waited = std::time::Duration::ZERO;
+            // While the commit runs, keep up to LOOKAHEAD batches queued to the shards
+            // (each shard takes its part of the next as soon as it is done with the
+            // last), taking the oldest back as it is done.
+            loop {
+                while !commit.is_finished() && flight.len() < LOOKAHEAD {
+                    let in_flight: usize = flight.iter().map(InFlight::len).sum();
+                    if attestations(waiting) + in_flight >= commit_max {
+                        stopped = "commit_bound";
+                        break;
+                    }
+                    let Some(first) = more() else {
+                        break;
+                    };
+                    let (now, inputs) = fill(coalesce, first, &mut more);
+                    flight.push_back(submit(verifier, metrics, now, inputs));
+                }
+                if commit.is_finished() {
                     break;
                 }
-                let Some(first) = more() else {
+                let Some(oldest) = flight.pop_front() else {
                     break;
                 };
-                let (now, inputs) = fill(coalesce, first, &mut more);
-                waiting.push_back(verify(verifier, metrics, now, inputs));
+                let t = Instant::now();
+                waiting.push_back(complete(verifier, metrics, oldest));
+                waited += t.elapsed();
             }
+            let t = Instant::now();
+            for f in flight {
+                waiting.push_back(complete(verifier, metrics, f));
+            }
+            waited += t.elapsed();
             let t = Instant::now();
             let out = commit
                 .join()
@@ -642,6 +711,10 @@ impl<T: Send> Overlapped<T> {
                 .verify_wait_seconds
                 .get_or_create(&kind(stopped))
                 .inc_by(t.elapsed().as_secs_f64());
+            metrics
+                .verify_wait_seconds
+                .get_or_create(&kind("verify"))
+                .inc_by(waited.as_secs_f64());
             out
         });
         if committed.iter().any(Result::is_err) {
@@ -750,6 +823,10 @@ fn source_str(s: Source) -> &'static str {
         Source::Sync => "sync",
         Source::Escrow => "escrow",
     }
+}
+
+fn shard_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The observation used when replaying stored establishment frames.

@@ -1,26 +1,98 @@
 //! The verify stage across cores: one [`Verifier`] per shard, each owning the devices
-//! whose short id falls in it, verifying its part of a batch on its own thread.
+//! whose short id falls in it, each on its own long-lived thread fed by a queue.
 //!
 //! Why this changes no outcome: everything the verifier decides is per device (its key
 //! state, window, escrow keyed by the missing event of that device, divergences), and a
-//! device's frames always reach the same shard in their input order. What is split is
-//! only the bounds: each shard tracks at most `max_devices / n` devices and escrows at
-//! most `escrow_total / n` frames (rounded up), so a flood concentrated on one shard's
-//! ids meets its wall a little earlier than with one verifier.
+//! device's frames always reach the same shard in their input order (each shard takes
+//! its jobs in the order they were submitted). What is split is only the bounds: each
+//! shard tracks at most `max_devices / n` devices and escrows at most
+//! `escrow_total / n` frames (rounded up), so a flood concentrated on one shard's ids
+//! meets its wall a little earlier than with one verifier.
+//!
+//! Why threads that live as long as the shards: a batch is [`Shards::submit`]ted (each
+//! shard's part queued to its thread) and its outcomes taken later with
+//! [`Shards::wait`], oldest batch first. While the caller waits for batch n, a shard
+//! that finished its part of n goes on with its part of n + 1: no shard waits for the
+//! others at the end of each batch (the barrier that left a core idle for 16–19 % of
+//! the time, docs/benchmarks.md, Mesh). Bound: the caller decides how many batches are
+//! in flight ([`super::Overlapped`] keeps at most [`super::LOOKAHEAD`]); the queues
+//! hold no more than that.
 
-use slope_node::verifier::{Config, Outcome, Verifier};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use slope_node::verifier::{Config, Outcome, Verifier, VerifyError};
 use slope_proto::{DeviceId, Digest, Event, Observation, ShortId};
 
-/// Frames a shard is worth its thread for: below this a batch is verified inline.
-const PARALLEL_MIN: usize = 32;
+/// How a shard checks one frame of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// A suite-1 frame: in the shard's batch verification.
+    Suite1,
+    /// A suite-2 frame, from byte `start` of the bytes given (after a stamped frame's
+    /// receipt), received at `rx_ms`: checked after the shard's suite-1 frames, so an
+    /// anchor meets the inception that came with it.
+    Compact { rx_ms: u64, start: usize },
+    /// A stamped suite-2 form that does not split: rejected.
+    Unsplit,
+}
+
+/// One frame handed to the shards: its bytes, its observation, how it is checked.
+pub type Frame = (Vec<u8>, Observation, Check);
+
+/// A batch back from the shards.
+#[derive(Debug)]
+pub struct Done {
+    /// The frames as submitted (handed back, not copied).
+    pub frames: Vec<Frame>,
+    /// One outcome per frame, in input order.
+    pub outcomes: Vec<Outcome>,
+    /// Outcomes of escrowed frames released by the batch (and suite-2 results that
+    /// came after their frame), shard by shard.
+    pub released: Vec<Outcome>,
+    /// The longest time one shard spent on its part.
+    pub busy: Duration,
+}
+
+/// One shard's part of a batch, queued to its thread.
+struct Job {
+    now: u64,
+    frames: Arc<Vec<Frame>>,
+    /// Positions in `frames` of this shard's frames, in input order.
+    items: Arc<Vec<usize>>,
+}
+
+/// What a shard's thread sends back for a job: outcomes aligned with its items.
+struct Part {
+    outcomes: Vec<Outcome>,
+    released: Vec<Outcome>,
+    busy: Duration,
+}
+
+/// A shard: its verifier (locked by its thread for each job), its queue, its thread.
+struct Shard {
+    verifier: Arc<Mutex<Verifier>>,
+    jobs: Option<mpsc::Sender<Job>>,
+    parts: mpsc::Receiver<Part>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A batch submitted and not yet waited for.
+struct Submitted {
+    frames: Arc<Vec<Frame>>,
+    items: Vec<Arc<Vec<usize>>>,
+}
 
 /// The sharded verifier.
 pub struct Shards {
-    shards: Vec<Verifier>,
+    shards: Vec<Shard>,
     config: Config,
-    /// Wall time the calling thread waited for the other shards, since
-    /// [`Self::take_waited`].
-    waited: std::time::Duration,
+    /// Batches submitted, oldest first (each shard's thread takes them in this order).
+    submitted: VecDeque<Submitted>,
+    /// Outcomes released by batches verified through [`Self::handle_batch`], for
+    /// [`Self::poll_outcome`].
+    released: VecDeque<Outcome>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -28,12 +100,79 @@ impl std::fmt::Debug for Shards {
         f.debug_struct("Shards")
             .field("shards", &self.shards.len())
             .field("devices", &self.device_count())
+            .field("in_flight", &self.submitted.len())
             .finish()
     }
 }
 
+fn lock(v: &Mutex<Verifier>) -> MutexGuard<'_, Verifier> {
+    // A thread that panicked holding the lock is reported by `wait`; the verifier's
+    // state is still the one it left.
+    v.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A shard's thread: takes its jobs in order until the queue closes.
+fn run(verifier: Arc<Mutex<Verifier>>, jobs: mpsc::Receiver<Job>, parts: mpsc::Sender<Part>) {
+    while let Ok(job) = jobs.recv() {
+        let t = Instant::now();
+        let (outcomes, released) = check(&mut lock(&verifier), &job);
+        // The job's frames are released before the part is sent: the caller takes them
+        // back when every part of the batch is in.
+        drop(job);
+        let part = Part {
+            outcomes,
+            released,
+            busy: t.elapsed(),
+        };
+        if parts.send(part).is_err() {
+            return;
+        }
+    }
+}
+
+/// A shard's part of a batch: its suite-1 frames in one batch verification, then its
+/// suite-2 frames in input order; then what the verifier released.
+fn check(v: &mut Verifier, job: &Job) -> (Vec<Outcome>, Vec<Outcome>) {
+    let mut out: Vec<Option<Outcome>> = (0..job.items.len()).map(|_| None).collect();
+    let mut suite1 = Vec::with_capacity(job.items.len());
+    let mut slots = Vec::with_capacity(job.items.len());
+    for (n, &i) in job.items.iter().enumerate() {
+        let (bytes, rx, check) = &job.frames[i];
+        if *check == Check::Suite1 {
+            suite1.push((bytes.as_slice(), *rx));
+            slots.push(n);
+        }
+    }
+    for (n, o) in slots.into_iter().zip(v.handle_batch(job.now, &suite1)) {
+        out[n] = Some(o);
+    }
+    for (n, &i) in job.items.iter().enumerate() {
+        let (bytes, rx, check) = &job.frames[i];
+        match *check {
+            Check::Suite1 => {}
+            Check::Compact { rx_ms, start } => {
+                out[n] = Some(match bytes.get(start..) {
+                    Some(frame) => v.handle_attestation(rx_ms, frame, *rx),
+                    None => Outcome::Rejected(VerifyError::Unexpected),
+                });
+            }
+            Check::Unsplit => out[n] = Some(Outcome::Rejected(VerifyError::Unexpected)),
+        }
+    }
+    let mut released = Vec::new();
+    while let Some(o) = v.poll_outcome() {
+        released.push(o);
+    }
+    let out = out
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
+        .collect();
+    (out, released)
+}
+
 impl Shards {
-    /// `n` shards (at least one) sharing the bounds of `config`.
+    /// `n` shards (at least one), each on its own thread, sharing the bounds of
+    /// `config`.
     pub fn new(config: Config, n: usize) -> Self {
         let n = n.clamp(1, 64);
         let per = Config {
@@ -42,14 +181,33 @@ impl Shards {
             released_max: config.released_max.div_ceil(n),
             ..config
         };
+        let shards = (0..n)
+            .map(|i| {
+                let verifier = Arc::new(Mutex::new(Verifier::new(per)));
+                let (jobs, queue) = mpsc::channel();
+                let (done, parts) = mpsc::channel();
+                let v = verifier.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("slope-verify-{i}"))
+                    .spawn(move || run(v, queue, done))
+                    .map_err(|e| tracing::error!(error = %e, "verifier shard thread not started"))
+                    .ok();
+                Shard {
+                    verifier,
+                    jobs: Some(jobs),
+                    parts,
+                    thread,
+                }
+            })
+            .collect();
         Self {
-            shards: (0..n).map(|_| Verifier::new(per)).collect(),
+            shards,
             config,
-            waited: std::time::Duration::ZERO,
+            submitted: VecDeque::new(),
+            released: VecDeque::new(),
         }
     }
 
-    /// The configuration as given (before it was split).
     /// Verifier shards (one per core).
     pub fn len(&self) -> usize {
         self.shards.len()
@@ -60,6 +218,7 @@ impl Shards {
         self.shards.is_empty()
     }
 
+    /// The configuration as given (before it was split).
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -68,90 +227,148 @@ impl Shards {
         usize::from(short.0[0]) % self.shards.len()
     }
 
-    /// The shard of a frame: by the short id it names (an undecodable frame goes to
-    /// shard 0, which rejects it).
-    fn route(&self, frame: &[u8]) -> usize {
-        match Event::decode(frame) {
-            Ok(e) => self.index(&e.short_id()),
-            Err(_) => 0,
+    /// The shard of a frame: by the short id it names (suite 1), or by byte 3 of the
+    /// frame, the first of the short id every suite-2 frame carries there (the anchor
+    /// lands beside its device's suite-1 key; see [`super::compact`]); an undecodable
+    /// frame goes to shard 0, which rejects it.
+    fn route(&self, (bytes, _, check): &Frame) -> usize {
+        match *check {
+            Check::Suite1 => match Event::decode(bytes) {
+                Ok(e) => self.index(&e.short_id()),
+                Err(_) => 0,
+            },
+            Check::Compact { start, .. } => bytes
+                .get(start + 3)
+                .map_or(0, |b| usize::from(*b) % self.shards.len()),
+            Check::Unsplit => 0,
         }
     }
 
-    /// Verifies a batch: each shard its own frames, in parallel; outcomes in input order,
-    /// equal to those of one verifier with the same bounds.
-    pub fn handle_batch(&mut self, now: u64, frames: &[(&[u8], Observation)]) -> Vec<Outcome> {
-        if self.shards.len() == 1 {
-            return self.shards[0].handle_batch(now, frames);
+    /// Batches submitted and not yet waited for.
+    pub fn in_flight(&self) -> usize {
+        self.submitted.len()
+    }
+
+    /// Queues a batch: each shard's frames to its thread (every shard gets a part, an
+    /// empty one too, as each verifier expires its escrow at every batch). Take the
+    /// outcomes with [`Self::wait`], batches in the order they were submitted.
+    pub fn submit(&mut self, now: u64, frames: Vec<Frame>) {
+        let mut items: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
+        for (i, f) in frames.iter().enumerate() {
+            items[self.route(f)].push(i);
         }
-        let mut parts: Vec<Vec<(&[u8], Observation)>> = vec![Vec::new(); self.shards.len()];
-        let mut slots: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
-        for (i, (f, rx)) in frames.iter().enumerate() {
-            let s = self.route(f);
-            parts[s].push((f, *rx));
-            slots[s].push(i);
-        }
-        let (results, waited): (Vec<Vec<Outcome>>, _) = if frames.len() < PARALLEL_MIN {
-            let results = self
-                .shards
-                .iter_mut()
-                .zip(&parts)
-                .map(|(v, p)| v.handle_batch(now, p))
-                .collect();
-            (results, std::time::Duration::ZERO)
-        } else {
-            std::thread::scope(|s| {
-                let mut shards = self.shards.iter_mut().zip(&parts);
-                let first = shards.next();
-                let handles: Vec<_> = shards
-                    .map(|(v, p)| s.spawn(move || v.handle_batch(now, p)))
-                    .collect();
-                let mut out = vec![
-                    first
-                        .map(|(v, p)| v.handle_batch(now, p))
-                        .unwrap_or_default(),
-                ];
-                let t = std::time::Instant::now();
-                for h in handles {
-                    // A verifier panic is a bug; propagate it as such.
-                    out.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-                }
-                (out, t.elapsed())
-            })
-        };
-        self.waited += waited;
-        let mut out: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
-        for (outcomes, slots) in results.into_iter().zip(slots) {
-            for (o, i) in outcomes.into_iter().zip(slots) {
-                out[i] = Some(o);
+        let frames = Arc::new(frames);
+        let items: Vec<Arc<Vec<usize>>> = items.into_iter().map(Arc::new).collect();
+        for (shard, items) in self.shards.iter().zip(&items) {
+            let job = Job {
+                now,
+                frames: frames.clone(),
+                items: items.clone(),
+            };
+            // A closed queue is a thread gone (panicked): `wait` reports it.
+            if let Some(q) = &shard.jobs {
+                let _ = q.send(job);
             }
         }
-        out.into_iter()
-            .map(|o| {
-                o.unwrap_or(Outcome::Rejected(
-                    slope_node::verifier::VerifyError::Unexpected,
-                ))
-            })
-            .collect()
+        self.submitted.push_back(Submitted { frames, items });
     }
 
-    /// Wall time the caller waited for the other shards to finish their part of a
-    /// batch since the last call (a core without work, unless something else ran).
-    pub fn take_waited(&mut self) -> std::time::Duration {
-        std::mem::take(&mut self.waited)
+    /// The outcomes of the oldest batch submitted, once every shard is done with it
+    /// (blocks until then); `None` when none is in flight. A shard thread's panic is a
+    /// bug, propagated as such.
+    pub fn wait(&mut self) -> Option<Done> {
+        let Submitted { frames, items } = self.submitted.pop_front()?;
+        let mut outcomes: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
+        let mut released = Vec::new();
+        let mut busy = Duration::ZERO;
+        for (i, items) in items.iter().enumerate() {
+            let part = match self.shards[i].parts.recv() {
+                Ok(p) => p,
+                Err(_) => self.lost(i),
+            };
+            for (o, &slot) in part.outcomes.into_iter().zip(items.iter()) {
+                outcomes[slot] = Some(o);
+            }
+            released.extend(part.released);
+            busy = busy.max(part.busy);
+        }
+        drop(items);
+        // Every part is in, so every job (and its handle on the frames) was dropped.
+        let frames = Arc::try_unwrap(frames).unwrap_or_else(|a| (*a).clone());
+        Some(Done {
+            frames,
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
+                .collect(),
+            released,
+            busy,
+        })
+    }
+
+    /// A shard's thread is gone: re-raises its panic.
+    fn lost(&mut self, i: usize) -> ! {
+        match self.shards[i]
+            .thread
+            .take()
+            .map(std::thread::JoinHandle::join)
+        {
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            _ => panic!("verifier shard {i} has no thread"),
+        }
+    }
+
+    /// Waits for every batch in flight; their outcomes are dropped (the callers that
+    /// submit take theirs before touching the shards otherwise: this is only a guard
+    /// so that no other call ever runs beside a shard's thread).
+    fn settle(&mut self) {
+        while self.submitted.front().is_some() {
+            if let Some(done) = self.wait() {
+                self.released.extend(done.released);
+            }
+        }
+    }
+
+    /// Verifies a batch, in parallel across the shards, and waits for it; outcomes in
+    /// input order, equal to those of one verifier with the same bounds. Frames
+    /// released from escrow: [`Self::poll_outcome`].
+    pub fn handle_batch(&mut self, now: u64, frames: &[(&[u8], Observation)]) -> Vec<Outcome> {
+        self.settle();
+        let owned = frames
+            .iter()
+            .map(|(f, rx)| (f.to_vec(), *rx, Check::Suite1))
+            .collect();
+        self.submit(now, owned);
+        match self.wait() {
+            Some(done) => {
+                self.released.extend(done.released);
+                done.outcomes
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Outcomes of escrowed frames released by an establishment event.
     pub fn poll_outcome(&mut self) -> Option<Outcome> {
-        self.shards.iter_mut().find_map(Verifier::poll_outcome)
+        self.settle();
+        if let Some(o) = self.released.pop_front() {
+            return Some(o);
+        }
+        self.shards
+            .iter()
+            .find_map(|s| lock(&s.verifier).poll_outcome())
     }
 
     /// Devices tracked, in all shards.
     pub fn device_count(&self) -> usize {
-        self.shards.iter().map(Verifier::device_count).sum()
+        self.shards
+            .iter()
+            .map(|s| lock(&s.verifier).device_count())
+            .sum()
     }
 
-    fn of(&self, device: &DeviceId) -> &Verifier {
-        &self.shards[self.index(&device.short())]
+    fn of(&self, device: &DeviceId) -> MutexGuard<'_, Verifier> {
+        lock(&self.shards[self.index(&device.short())].verifier)
     }
 
     /// The head the verifier holds for `device`.
@@ -163,39 +380,58 @@ impl Shards {
     /// (bytes 3..11 of every suite-2 frame; the anchor lands beside its device's
     /// suite-1 key). See [`super::compact`].
     pub fn handle_compact(&mut self, rx_ms: u64, frame: &[u8], rx: Observation) -> Outcome {
+        self.settle();
         let i = frame
             .get(3)
             .map_or(0, |b| usize::from(*b) % self.shards.len());
-        self.shards[i].handle_attestation(rx_ms, frame, rx)
+        lock(&self.shards[i].verifier).handle_attestation(rx_ms, frame, rx)
     }
 
     /// Expires escrowed frames and suite-2 frames that waited too long for their key,
     /// in every shard; returns how many suite-2 frames were dropped.
     pub fn handle_timeout(&mut self, now: u64) -> usize {
+        self.settle();
         let before = self.compact_pending();
-        for v in &mut self.shards {
-            v.handle_timeout(now);
+        for s in &self.shards {
+            lock(&s.verifier).handle_timeout(now);
         }
         before.saturating_sub(self.compact_pending())
     }
 
     /// Suite-2 devices tracked, in all shards.
     pub fn compact_devices(&self) -> usize {
-        self.shards.iter().map(|v| v.compact().device_count()).sum()
+        self.shards
+            .iter()
+            .map(|s| lock(&s.verifier).compact().device_count())
+            .sum()
     }
 
     /// Suite-2 frames waiting for their keys, in all shards.
     pub fn compact_pending(&self) -> usize {
         self.shards
             .iter()
-            .map(|v| v.compact().pending_total())
+            .map(|s| lock(&s.verifier).compact().pending_total())
             .sum()
     }
 
     /// Forgets a divergence of `device` (operator release).
     pub fn release(&mut self, device: &DeviceId) -> bool {
-        let i = self.index(&device.short());
-        self.shards[i].release(device)
+        self.settle();
+        self.of(device).release(device)
+    }
+}
+
+impl Drop for Shards {
+    /// Closes the queues and lets the threads finish what they hold.
+    fn drop(&mut self) {
+        for s in &mut self.shards {
+            s.jobs = None;
+        }
+        for s in &mut self.shards {
+            if let Some(t) = s.thread.take() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
