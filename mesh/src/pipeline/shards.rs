@@ -16,7 +16,8 @@
 //! others at the end of each batch (the barrier that left a core idle for 16–19 % of
 //! the time, docs/benchmarks.md, Mesh). Bound: the caller decides how many batches are
 //! in flight ([`super::Overlapped`] keeps at most [`super::LOOKAHEAD`]); the queues
-//! hold no more than that.
+//! hold no more than that. A small batch with nothing in flight (a lone frame on an
+//! idle gateway) is verified on the caller's thread, as before the threads.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
@@ -78,11 +79,20 @@ struct Shard {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A batch submitted and not yet waited for.
-struct Submitted {
-    frames: Arc<Vec<Frame>>,
-    items: Vec<Arc<Vec<usize>>>,
+/// A batch submitted and not yet waited for: queued to the shards' threads, or (a small
+/// batch with nothing else in flight) already verified on the caller's thread.
+enum Submitted {
+    Queued {
+        frames: Arc<Vec<Frame>>,
+        items: Vec<Arc<Vec<usize>>>,
+    },
+    Inline(Done),
 }
+
+/// Frames a batch is worth the shards' threads for: below this, with nothing in flight,
+/// a batch is verified on the caller's thread (a lone frame on an idle gateway is not
+/// handed to another thread and back).
+const PARALLEL_MIN: usize = 32;
 
 /// The sharded verifier.
 pub struct Shards {
@@ -168,6 +178,32 @@ fn check(v: &mut Verifier, job: &Job) -> (Vec<Outcome>, Vec<Outcome>) {
         .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
         .collect();
     (out, released)
+}
+
+/// A batch's outcomes in input order from its shards' parts (one per shard, in shard
+/// order, each aligned with that shard's items).
+fn assemble(frames: Arc<Vec<Frame>>, items: &[Arc<Vec<usize>>], parts: Vec<Part>) -> Done {
+    let mut outcomes: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
+    let mut released = Vec::new();
+    let mut busy = Duration::ZERO;
+    for (part, items) in parts.into_iter().zip(items) {
+        for (o, &slot) in part.outcomes.into_iter().zip(items.iter()) {
+            outcomes[slot] = Some(o);
+        }
+        released.extend(part.released);
+        busy = busy.max(part.busy);
+    }
+    // Every part is in, so every job (and its handle on the frames) was dropped.
+    let frames = Arc::try_unwrap(frames).unwrap_or_else(|a| (*a).clone());
+    Done {
+        frames,
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
+            .collect(),
+        released,
+        busy,
+    }
 }
 
 impl Shards {
@@ -259,6 +295,27 @@ impl Shards {
         }
         let frames = Arc::new(frames);
         let items: Vec<Arc<Vec<usize>>> = items.into_iter().map(Arc::new).collect();
+        if frames.len() < PARALLEL_MIN && self.submitted.is_empty() {
+            // The threads hold no job: their verifiers are free to lock here.
+            let parts = self.shards.iter().zip(&items).map(|(shard, items)| {
+                let t = Instant::now();
+                let job = Job {
+                    now,
+                    frames: frames.clone(),
+                    items: items.clone(),
+                };
+                let (outcomes, released) = check(&mut lock(&shard.verifier), &job);
+                Part {
+                    outcomes,
+                    released,
+                    busy: t.elapsed(),
+                }
+            });
+            let parts: Vec<Part> = parts.collect();
+            let done = assemble(frames, &items, parts);
+            self.submitted.push_back(Submitted::Inline(done));
+            return;
+        }
         for (shard, items) in self.shards.iter().zip(&items) {
             let job = Job {
                 now,
@@ -270,40 +327,26 @@ impl Shards {
                 let _ = q.send(job);
             }
         }
-        self.submitted.push_back(Submitted { frames, items });
+        self.submitted
+            .push_back(Submitted::Queued { frames, items });
     }
 
     /// The outcomes of the oldest batch submitted, once every shard is done with it
     /// (blocks until then); `None` when none is in flight. A shard thread's panic is a
     /// bug, propagated as such.
     pub fn wait(&mut self) -> Option<Done> {
-        let Submitted { frames, items } = self.submitted.pop_front()?;
-        let mut outcomes: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
-        let mut released = Vec::new();
-        let mut busy = Duration::ZERO;
-        for (i, items) in items.iter().enumerate() {
-            let part = match self.shards[i].parts.recv() {
-                Ok(p) => p,
+        let (frames, items) = match self.submitted.pop_front()? {
+            Submitted::Inline(done) => return Some(done),
+            Submitted::Queued { frames, items } => (frames, items),
+        };
+        let mut parts = Vec::with_capacity(items.len());
+        for i in 0..items.len() {
+            match self.shards[i].parts.recv() {
+                Ok(p) => parts.push(p),
                 Err(_) => self.lost(i),
-            };
-            for (o, &slot) in part.outcomes.into_iter().zip(items.iter()) {
-                outcomes[slot] = Some(o);
             }
-            released.extend(part.released);
-            busy = busy.max(part.busy);
         }
-        drop(items);
-        // Every part is in, so every job (and its handle on the frames) was dropped.
-        let frames = Arc::try_unwrap(frames).unwrap_or_else(|a| (*a).clone());
-        Some(Done {
-            frames,
-            outcomes: outcomes
-                .into_iter()
-                .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
-                .collect(),
-            released,
-            busy,
-        })
+        Some(assemble(frames, &items, parts))
     }
 
     /// A shard's thread is gone: re-raises its panic.
