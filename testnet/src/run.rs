@@ -49,6 +49,7 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
         parallel_ticks: world.ticks.parallel,
         tick_jobs: world.ticks.jobs,
         tick_workers_cpu_s: world.ticks.workers_cpu_s,
+        tick_jobs_on_workers: world.ticks.worker_jobs,
         reference: None,
     };
     Ok(summary)

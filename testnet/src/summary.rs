@@ -91,6 +91,8 @@ pub struct Perf {
     pub parallel_ticks: u64,
     pub tick_jobs: u64,
     pub tick_workers_cpu_s: f64,
+    /// Of `tick_jobs`, those the workers ran (the loop's thread ran the others).
+    pub tick_jobs_on_workers: u64,
     /// This machine's ed25519 rates measured in the same process (the command line
     /// fills it in; `None` in tests).
     pub reference: Option<crate::metrics::Reference>,

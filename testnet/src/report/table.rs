@@ -145,8 +145,11 @@ pub fn render(s: &Summary) -> String {
         (
             "gateway ticks on the workers",
             format!(
-                "{} ticks, {} flushes and decisions, {:.1} s CPU on the tick workers",
-                s.perf.parallel_ticks, s.perf.tick_jobs, s.perf.tick_workers_cpu_s
+                "{} ticks, {} gateway events ({} on the workers, {:.1} s CPU there)",
+                s.perf.parallel_ticks,
+                s.perf.tick_jobs,
+                s.perf.tick_jobs_on_workers,
+                s.perf.tick_workers_cpu_s
             ),
         ),
         (

@@ -215,8 +215,10 @@ pub struct TickStats {
     /// Ticks with two jobs or more, handed to the pool, and their jobs.
     pub parallel: u64,
     pub jobs: u64,
-    /// CPU seconds of the tick workers (set at the end of the run).
+    /// CPU seconds of the tick workers, and the jobs' events they ran (set at the end
+    /// of the run; the loop's thread ran the others).
     pub workers_cpu_s: f64,
+    pub worker_jobs: u64,
 }
 
 impl World {
@@ -250,7 +252,7 @@ impl World {
         self.now_us = self.end_us;
         self.pre_stats = self.pre.finish();
         if let Some(p) = &mut self.pool {
-            self.ticks.workers_cpu_s = p.finish();
+            (self.ticks.workers_cpu_s, self.ticks.worker_jobs) = p.finish();
         }
         progress(1.0);
         Ok(())

@@ -115,6 +115,8 @@ struct State {
     panicked: bool,
     /// CPU seconds of the workers that stopped.
     cpu_s: f64,
+    /// Gateway events the workers ran (the rest ran on the loop's thread).
+    worker_events: u64,
 }
 
 #[derive(Default)]
@@ -192,14 +194,16 @@ impl Pool {
 }
 
 impl Pool {
-    /// Stops the workers; returns the CPU seconds they used.
-    pub fn finish(&mut self) -> f64 {
+    /// Stops the workers; returns the CPU seconds they used and the gateway events
+    /// they ran.
+    pub fn finish(&mut self) -> (f64, u64) {
         self.shared.lock().stop = true;
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        self.shared.lock().cpu_s
+        let s = self.shared.lock();
+        (s.cpu_s, s.worker_events)
     }
 }
 
@@ -224,7 +228,10 @@ fn worker(shared: &Shared) {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()));
         s = shared.lock();
         match ran {
-            Ok(()) => s.done.push(job),
+            Ok(()) => {
+                s.worker_events += job.works.len() as u64;
+                s.done.push(job);
+            }
             Err(_) => s.panicked = true,
         }
         if s.todo.is_empty() {
