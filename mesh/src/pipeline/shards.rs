@@ -180,27 +180,55 @@ fn check(v: &mut Verifier, job: &Job) -> (Vec<Outcome>, Vec<Outcome>) {
     (out, released)
 }
 
+/// The first byte of the short id a suite-1 interaction or rotation names, read where
+/// its encoding puts it (the body's first field, right after the header, eight raw
+/// bytes) instead of decoding the frame a second time on the routing thread; `None`
+/// for an inception (its short id is a digest of the frame: decoded) or anything else.
+/// A frame that reads here but does not decode is rejected by whichever shard gets it,
+/// with no state involved.
+fn short_id_byte(bytes: &[u8]) -> Option<u8> {
+    match slope_proto::Header::parse(bytes).ok()?.kind {
+        slope_proto::Kind::Interaction | slope_proto::Kind::Rotation => {
+            bytes.get(slope_proto::limits::HEADER_LEN).copied()
+        }
+        _ => None,
+    }
+}
+
 /// A batch's outcomes in input order from its shards' parts (one per shard, in shard
 /// order, each aligned with that shard's items).
 fn assemble(frames: Arc<Vec<Frame>>, items: &[Arc<Vec<usize>>], parts: Vec<Part>) -> Done {
-    let mut outcomes: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
+    // Each outcome is moved once: frame by frame, from the part of the shard it went
+    // to (a shard's items are in input order).
+    let mut owner = vec![0usize; frames.len()];
+    for (shard, items) in items.iter().enumerate() {
+        for &slot in items.iter() {
+            owner[slot] = shard;
+        }
+    }
     let mut released = Vec::new();
     let mut busy = Duration::ZERO;
-    for (part, items) in parts.into_iter().zip(items) {
-        for (o, &slot) in part.outcomes.into_iter().zip(items.iter()) {
-            outcomes[slot] = Some(o);
-        }
-        released.extend(part.released);
-        busy = busy.max(part.busy);
-    }
+    let mut parts: Vec<_> = parts
+        .into_iter()
+        .map(|part| {
+            released.extend(part.released);
+            busy = busy.max(part.busy);
+            part.outcomes.into_iter()
+        })
+        .collect();
+    let outcomes = owner
+        .into_iter()
+        .map(|shard| {
+            parts[shard]
+                .next()
+                .unwrap_or(Outcome::Rejected(VerifyError::Unexpected))
+        })
+        .collect();
     // Every part is in, so every job (and its handle on the frames) was dropped.
     let frames = Arc::try_unwrap(frames).unwrap_or_else(|a| (*a).clone());
     Done {
         frames,
-        outcomes: outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(Outcome::Rejected(VerifyError::Unexpected)))
-            .collect(),
+        outcomes,
         released,
         busy,
     }
@@ -269,9 +297,12 @@ impl Shards {
     /// frame goes to shard 0, which rejects it.
     fn route(&self, (bytes, _, check): &Frame) -> usize {
         match *check {
-            Check::Suite1 => match Event::decode(bytes) {
-                Ok(e) => self.index(&e.short_id()),
-                Err(_) => 0,
+            Check::Suite1 => match short_id_byte(bytes) {
+                Some(b) => usize::from(b) % self.shards.len(),
+                None => match Event::decode(bytes) {
+                    Ok(e) => self.index(&e.short_id()),
+                    Err(_) => 0,
+                },
             },
             Check::Compact { start, .. } => bytes
                 .get(start + 3)
@@ -481,6 +512,46 @@ impl Drop for Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The routing byte read in place is the first byte of the short id the decoded
+    /// frame names, for interactions and rotations of any content (an inception's is
+    /// never read in place: its kind is not matched).
+    #[test]
+    fn the_short_id_byte_is_read_where_the_decoder_finds_it() {
+        use ed25519_dalek::SigningKey;
+        use slope_proto::{DeviceId, Digest, Interaction, Rotation, Signed};
+        for seed in 0..32u8 {
+            let k = SigningKey::from_bytes(&[seed; 32]);
+            let next = SigningKey::from_bytes(&[seed ^ 0xa5; 32]);
+            // Any device id: the signature is not checked here.
+            let device = DeviceId(*blake3::hash(&[seed]).as_bytes());
+            let prev = Digest([seed; 32]).link();
+            let body = Interaction {
+                device: device.short(),
+                seq: 1 + u32::from(seed) * 1_000_003,
+                prev,
+                epoch: 0,
+                boot: u16::from(seed),
+                behaviour: [seed; 4],
+                heard: heapless::Vec::new(),
+                payload: heapless::Vec::from_slice(&[seed; 9]).unwrap_or_default(),
+            };
+            let f = Signed::sign(body, &device, &k).expect("interaction encodes");
+            let e = Event::decode(f.frame()).expect("decodes");
+            assert_eq!(short_id_byte(f.frame()), Some(e.short_id().0[0]));
+            let rot = Rotation {
+                device: device.short(),
+                seq: 1 + u32::from(seed),
+                prev,
+                epoch: 1,
+                key: next.verifying_key().to_bytes(),
+                next_key: Digest([seed; 32]),
+            };
+            let r = Signed::sign(rot, &device, &next).expect("rotation encodes");
+            let e = Event::decode(r.frame()).expect("decodes");
+            assert_eq!(short_id_byte(r.frame()), Some(e.short_id().0[0]));
+        }
+    }
 
     #[test]
     fn undecodable_frames_are_rejected_in_order() {
