@@ -566,7 +566,7 @@ fn verify<T>(
 /// Batches in flight in the verifier shards at most while a group commits (see
 /// [`Overlapped`]): enough that a shard done with its part of the oldest goes on
 /// with the next ones while the others finish theirs.
-pub const LOOKAHEAD: usize = 4;
+pub const LOOKAHEAD: usize = 16;
 
 /// Runs the two stages overlapped, with group commit. [`Overlapped::push`] commits the
 /// verified batches waiting (all of them, up to `commit_max` attestations: ONE write
