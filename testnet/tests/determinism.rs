@@ -46,6 +46,8 @@ fn threads_do_not_change_the_trace() {
     for scenario in [Scenario::Clone, Scenario::Forgery] {
         let mut one = Params::small(scenario);
         one.threads = 1;
+        // Every tick of two jobs or more to the workers (the default keeps light ones).
+        one.tick_min_weight = 0;
         let mut two = one.clone();
         two.threads = 2;
         let (a, b) = (digest(one), digest(two));
@@ -65,18 +67,28 @@ fn gateway_ticks_on_workers_do_not_change_the_trace() {
     ] {
         let mut one = Params::small(scenario);
         one.threads = 1;
+        // Every tick of two jobs or more to the workers (the default keeps light ones).
+        one.tick_min_weight = 0;
         let a = digest(one.clone());
-        for (threads, preverify) in [(2, false), (3, false), (3, true)] {
+        // The last: light ticks on the loop's thread, heavier ones on the workers, mixed
+        // in one run (each in queue order).
+        for (threads, preverify, min) in [(2, false, 0), (3, false, 0), (3, true, 0), (2, true, 4)]
+        {
             let mut p = one.clone();
             p.threads = threads;
             p.preverify = preverify;
+            p.tick_min_weight = min;
             let s = match run::simulate(p, &mut |_| {}) {
                 Ok(s) => s,
                 Err(e) => panic!("{e}"),
             };
             // The pool ran ticks (else this compares one thread with itself).
-            assert!(s.perf.parallel_ticks > 100, "{scenario}: {:?}", s.perf);
-            assert!(s.perf.tick_jobs > 2 * s.perf.parallel_ticks, "{:?}", s.perf);
+            if min == 0 {
+                assert!(s.perf.parallel_ticks > 100, "{scenario}: {:?}", s.perf);
+                assert!(s.perf.tick_jobs > 2 * s.perf.parallel_ticks, "{:?}", s.perf);
+            } else {
+                assert!(s.perf.parallel_ticks > 0, "{scenario}: {:?}", s.perf);
+            }
             assert_eq!(
                 (s.trace_digest.clone(), s.reproducible_json()),
                 a,
@@ -91,6 +103,7 @@ fn gateway_ticks_on_workers_with_the_compact_suite() {
     let mut one = Params::small(Scenario::Clone);
     one.suite = slope_testnet::params::Suite::Compact;
     one.threads = 1;
+    one.tick_min_weight = 0;
     let mut two = one.clone();
     two.threads = 2;
     two.preverify = false;

@@ -334,13 +334,33 @@ impl World {
         for (g, _) in &jobs {
             self.in_tick[usize::from(*g)] = 0;
         }
+        // A tick is worth the workers only with enough work to share: handing a light
+        // one over (a wake-up per worker) costs more than it saves, and small fleets
+        // have mostly light ticks. Who runs a job never changes its result.
+        let worth = || {
+            let weight: usize = jobs
+                .iter()
+                .flat_map(|(g, works)| {
+                    let gw = self.gateways.get(usize::from(*g));
+                    works
+                        .iter()
+                        .map(move |(_, w)| gw.map_or(0, |gw| tick::weight(gw, w)))
+                })
+                .sum();
+            jobs.len() > 1 && weight >= self.params.tick_min_weight
+        };
         let pool = match &self.pool {
-            Some(p) if jobs.len() > 1 => p,
+            Some(p) if worth() => p,
             _ => {
-                for (g, works) in jobs {
-                    for (_, work) in works {
-                        self.gateway_work(g, work);
-                    }
+                // In queue order, as the one-thread loop (a job groups a gateway's
+                // events, which the queue may interleave with another gateway's).
+                let mut order: Vec<(usize, u16, tick::Work)> = jobs
+                    .into_iter()
+                    .flat_map(|(g, works)| works.into_iter().map(move |(n, w)| (n, g, w)))
+                    .collect();
+                order.sort_unstable_by_key(|o| o.0);
+                for (_, g, work) in order {
+                    self.gateway_work(g, work);
                 }
                 return;
             }
