@@ -352,22 +352,26 @@ pub struct ApiPort {
     commands: mpsc::Sender<Command>,
 }
 
+/// Sends the node's loop a command that carries a reply channel (made by `command`
+/// from its sender) and waits for the reply; a loop that stopped is `Error::Stopped`.
+async fn ask<T>(
+    commands: &mpsc::Sender<Command>,
+    command: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, Error> {
+    let (tx, rx) = oneshot::channel();
+    commands
+        .send(command(tx))
+        .await
+        .map_err(|_| Error::Stopped)?;
+    rx.await.map_err(|_| Error::Stopped)
+}
+
 impl ApiPort {
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Peers(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        ask(&self.commands, Command::Peers).await
     }
     pub async fn release(&self, device: DeviceId, note: String) -> Result<bool, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Release(device, note, tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        Ok(rx.await.map_err(|_| Error::Stopped)??)
+        Ok(ask(&self.commands, |tx| Command::Release(device, note, tx)).await??)
     }
     pub async fn pin(
         &self,
@@ -375,12 +379,7 @@ impl ApiPort {
         scope: Option<Scope>,
         note: String,
     ) -> Result<bool, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Pin(device, scope, note, tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        Ok(rx.await.map_err(|_| Error::Stopped)??)
+        Ok(ask(&self.commands, |tx| Command::Pin(device, scope, note, tx)).await??)
     }
 }
 
@@ -417,12 +416,7 @@ impl Handle {
     }
     /// The addresses the swarm listens on (with `/p2p/<id>` appended).
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::ListenAddrs(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        ask(&self.commands, Command::ListenAddrs).await
     }
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), Error> {
         self.commands
@@ -492,12 +486,7 @@ impl Handle {
     /// What the node holds for remote parties now, each against its bound (read by the
     /// node's loop between two batches).
     pub async fn tracked(&self) -> Result<Tracked, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Tracked(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        ask(&self.commands, Command::Tracked).await
     }
     /// Stops the node and waits until its store is closed.
     pub async fn shutdown(self) {
