@@ -11,6 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use slope_testnet::params::parse_duration;
 use slope_testnet::{Params, Scenario, report, run};
 
+/// See testnet/Cargo.toml: the simulator's many small allocations on two threads.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "slope-testnet",
