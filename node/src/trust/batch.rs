@@ -114,27 +114,43 @@ impl PreparedBatch {
 
 /// The batches the lineage holds: digest → record index, at most
 /// [`MAX_RECORDED_BATCHES`], the oldest record forgotten first.
+///
+/// Looked up once per receipt of every decision, so keyed by the digest's first eight
+/// bytes (integer comparisons instead of 32-byte ones). The whole digest is kept and
+/// compared: two digests sharing those bytes (a forger grinding for it gains nothing)
+/// are never confused, the later one evicts the earlier, which costs at most one more
+/// record of the earlier batch, like any forgotten batch.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
-    by_digest: BTreeMap<Digest, u64>,
-    by_record: BTreeMap<u64, Digest>,
+    by_key: BTreeMap<u64, (Digest, u64)>,
+    by_record: BTreeMap<u64, u64>,
+}
+
+/// The digest's first eight bytes.
+fn key(digest: &Digest) -> u64 {
+    let [a, b, c, d, e, f, g, h, ..] = digest.0;
+    u64::from_le_bytes([a, b, c, d, e, f, g, h])
 }
 
 impl Recorded {
     /// The record holding the batch with `digest`, if remembered.
     pub fn get(&self, digest: &Digest) -> Option<u64> {
-        self.by_digest.get(digest).copied()
+        match self.by_key.get(&key(digest)) {
+            Some((held, record)) if held == digest => Some(*record),
+            _ => None,
+        }
     }
 
     /// Remembers that record `record` holds the batch `digest`.
     pub fn insert(&mut self, digest: Digest, record: u64) {
-        if let Some(old) = self.by_digest.insert(digest, record) {
+        let k = key(&digest);
+        if let Some((_, old)) = self.by_key.insert(k, (digest, record)) {
             self.by_record.remove(&old);
         }
-        self.by_record.insert(record, digest);
+        self.by_record.insert(record, k);
         while self.by_record.len() > MAX_RECORDED_BATCHES {
-            if let Some((_, d)) = self.by_record.pop_first() {
-                self.by_digest.remove(&d);
+            if let Some((_, k)) = self.by_record.pop_first() {
+                self.by_key.remove(&k);
             }
         }
     }
@@ -173,5 +189,23 @@ mod tests {
         r.insert(d(10), 5_000);
         assert_eq!(r.get(&d(10)), Some(5_000));
         assert_eq!(r.len(), MAX_RECORDED_BATCHES);
+    }
+
+    #[test]
+    fn digests_sharing_their_first_bytes_are_never_confused() {
+        let mut r = Recorded::default();
+        let a = Digest([7u8; 32]);
+        let mut b = a;
+        b.0[31] ^= 1;
+        r.insert(a, 1);
+        assert_eq!(r.get(&a), Some(1));
+        assert_eq!(r.get(&b), None);
+        // The later evicts the earlier: the earlier is recorded again if it returns.
+        r.insert(b, 2);
+        assert_eq!(r.get(&b), Some(2));
+        assert_eq!(r.get(&a), None);
+        assert_eq!(r.len(), 1);
+        r.insert(a, 3);
+        assert_eq!((r.get(&a), r.get(&b), r.len()), (Some(3), None, 1));
     }
 }

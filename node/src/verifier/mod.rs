@@ -425,14 +425,20 @@ impl Verifier {
 
     /// The devices whose short id is `short` (more than one only on a collision).
     fn candidates(&self, short: ShortId) -> Vec<DeviceId> {
+        self.slopes_of(short).map(|(id, _)| *id).collect()
+    }
+
+    /// The slopes of the devices whose short id is `short`, in one range walk (no
+    /// second lookup by id, nothing allocated).
+    fn slopes_of(
+        &self,
+        short: ShortId,
+    ) -> alloc::collections::btree_map::Range<'_, DeviceId, DeviceSlope> {
         let mut lo = [0u8; 32];
         lo[..8].copy_from_slice(&short.0);
         let mut hi = [0xffu8; 32];
         hi[..8].copy_from_slice(&short.0);
-        self.devices
-            .range(DeviceId(lo)..=DeviceId(hi))
-            .map(|(id, _)| *id)
-            .collect()
+        self.devices.range(DeviceId(lo)..=DeviceId(hi))
     }
 
     /// Whether the verifier holds these exact bytes (a second reception, a replay): the
@@ -445,11 +451,8 @@ impl Verifier {
                 .is_some_and(|d| *d.inception.frame == *e.frame()),
             _ => {
                 let (seq, frame) = (event.seq(), event.frame());
-                self.candidates(event.short_id()).iter().any(|device| {
-                    self.devices.get(device).is_some_and(|d| {
-                        d.window.iter().any(|h| h.seq == seq && *h.frame == *frame)
-                    })
-                })
+                self.slopes_of(event.short_id())
+                    .any(|(_, d)| d.window.iter().any(|h| h.seq == seq && *h.frame == *frame))
             }
         }
     }
@@ -457,22 +460,23 @@ impl Verifier {
     /// The key a batch can check `event` with, when it is known without processing
     /// anything else first.
     fn batchable_key(&self, event: &Event) -> Option<(DeviceId, VerifyingKey)> {
+        // The one device with this short id (none on a collision: processed alone).
+        let single = |short| {
+            let mut it = self.slopes_of(short);
+            let found = it.next()?;
+            it.next().is_none().then_some(found)
+        };
         match event {
             Event::Inception(e) => {
                 Some((e.device_id(), crypto::verifying_key(&e.body().key).ok()?))
             }
             Event::Rotation(r) => {
-                let [device] = self.candidates(r.body().device)[..] else {
-                    return None;
-                };
-                Some((device, crypto::verifying_key(&r.body().key).ok()?))
+                let (device, _) = single(r.body().device)?;
+                Some((*device, crypto::verifying_key(&r.body().key).ok()?))
             }
             Event::Interaction(i) => {
-                let [device] = self.candidates(i.body().device)[..] else {
-                    return None;
-                };
-                let d = self.devices.get(&device)?;
-                Some((device, d.key_of(i.body().epoch)?))
+                let (device, d) = single(i.body().device)?;
+                Some((*device, d.key_of(i.body().epoch)?))
             }
         }
     }

@@ -41,6 +41,13 @@ pub const PENDING_MAX: usize = 8192;
 pub const EXPECTED_MAX: usize = 65_536;
 /// Margin past one round for a receipt to cross the overlay.
 const MARGIN_MS: u64 = 5_000;
+/// Buckets of [`Corroboration`]'s short-id filter (a power of two).
+const BUCKETS: usize = 4096;
+
+/// A short id's bucket (short ids are digest bytes: uniform).
+fn bucket(short: &ShortId) -> usize {
+    usize::from(u16::from_le_bytes([short.0[0], short.0[1]])) & (BUCKETS - 1)
+}
 
 /// What names one witnessed event.
 pub type Key = (ShortId, u32, LinkDigest);
@@ -148,6 +155,10 @@ pub struct Corroboration {
     /// Receipts that arrived for an expected frame before it was authenticated: attached
     /// when it is (the other witnesses sign at reception, so theirs come first).
     early: HashMap<Key, Vec<VerifiedReceipt>>,
+    /// Keys in `index` and `expected`, counted by their device's [`bucket`]. A receipt
+    /// batch reaches every gateway that heard any of its ~135 devices, so most of its
+    /// entries name nothing here: a zero count answers that without a hash lookup.
+    buckets: Box<[u32]>,
     /// Whether a decision event is scheduled.
     pub decide_scheduled: bool,
     /// The witness whose receipts the oracles watch (the rogue gateway), if any.
@@ -168,6 +179,7 @@ impl Corroboration {
             expected: HashMap::default(),
             expected_order: VecDeque::new(),
             early: HashMap::default(),
+            buckets: vec![0; BUCKETS].into_boxed_slice(),
             decide_scheduled: false,
             watch: None,
             counters: Counters::default(),
@@ -252,9 +264,11 @@ impl Corroboration {
         {
             self.expected.remove(&old);
             self.early.remove(&old);
+            self.count(&old.0, false);
         }
         self.expected.insert(key, 0);
         self.expected_order.push_back(key);
+        self.count(&key.0, true);
     }
 
     /// Holds a radio-heard attestation for its receipts. Returns an attestation to
@@ -268,7 +282,9 @@ impl Corroboration {
         };
         let key = att.key();
         let serial = self.base + self.pending.len() as u64;
-        self.index.insert(key, serial);
+        if self.index.insert(key, serial).is_none() {
+            self.count(&key.0, true);
+        }
         let mut receipts = Vec::new();
         let mut watched = 0u8;
         if let Some(got) = self.early.remove(&key) {
@@ -301,6 +317,9 @@ impl Corroboration {
     /// receipts (`Engine::verify_receipt_batch_with`'s `keep`); the others would be
     /// counted as unmatched by [`Corroboration::attach`] and dropped.
     pub fn waits_for(&self, e: &Entry) -> bool {
+        if self.buckets.get(bucket(&e.device)).is_none_or(|n| *n == 0) {
+            return false;
+        }
         let key = (e.device, e.seq, e.event);
         self.slot(&key).is_some() || self.expected.contains_key(&key)
     }
@@ -335,6 +354,13 @@ impl Corroboration {
         }
     }
 
+    /// One key more (`up`) or fewer in `short`'s bucket.
+    fn count(&mut self, short: &ShortId, up: bool) {
+        if let Some(n) = self.buckets.get_mut(bucket(short)) {
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
+
     /// The next attestation whose wait is over at `now_ms`.
     pub fn due(&mut self, now_ms: u64) -> Option<Pending> {
         if self.pending.front()?.due_ms > now_ms {
@@ -358,8 +384,56 @@ impl Corroboration {
         let key = p.att.key();
         if self.index.get(&key) == Some(&self.base) {
             self.index.remove(&key);
+            self.count(&key.0, false);
         }
         self.base += 1;
         Some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: Key) -> Entry {
+        Entry {
+            device: key.0,
+            seq: key.1,
+            event: key.2,
+            observed: Observation::relayed(0),
+        }
+    }
+
+    /// A key whose short id falls in bucket `b`.
+    fn key(b: usize, i: u32) -> Key {
+        let mut short = [0u8; 8];
+        short[..2].copy_from_slice(&(b as u16).to_le_bytes());
+        short[4..].copy_from_slice(&i.to_le_bytes());
+        (ShortId(short), i, LinkDigest([0; 16]))
+    }
+
+    #[test]
+    fn the_short_id_filter_counts_the_expected_keys_through_eviction() {
+        let mut c = Corroboration::new(ed25519_dalek::SigningKey::from_bytes(&[1; 32]), 60_000);
+        c.expect(key(5, 0));
+        c.expect(key(5, 0));
+        assert_eq!(c.buckets[5], 1);
+        assert!(c.waits_for(&entry(key(5, 0))));
+        // Same bucket, another key: the filter lets it through, the map answers.
+        assert!(!c.waits_for(&entry(key(5, 1))));
+        assert!(!c.waits_for(&entry(key(6, 0))));
+        for i in 1..EXPECTED_MAX as u32 {
+            c.expect(key(6, i));
+        }
+        assert_eq!((c.buckets[5], c.buckets[6]), (1, EXPECTED_MAX as u32 - 1));
+        // At the bound the oldest goes, and its bucket empties.
+        c.expect(key(7, 0));
+        assert_eq!((c.buckets[5], c.buckets[7]), (0, 1));
+        assert!(!c.waits_for(&entry(key(5, 0))));
+        assert!(c.waits_for(&entry(key(7, 0))));
+        assert_eq!(
+            c.buckets.iter().map(|n| *n as usize).sum::<usize>(),
+            EXPECTED_MAX
+        );
     }
 }
