@@ -60,11 +60,32 @@ impl<B: Body> Signed<B> {
         Self::sign_with(body, |signed| crypto::signed_message(device, signed), key)
     }
 
+    /// Encodes `body` for `device` and takes its signature from `sign`, which gets the
+    /// 32-byte message (see [`crypto::signed_message`]) and must return the signature
+    /// over it: [`Self::sign`] with the signing done elsewhere (a signature computed
+    /// ahead, on another core). A wrong signature gives a frame no verifier accepts.
+    pub fn sign_by(
+        body: B,
+        device: &DeviceId,
+        sign: impl FnOnce(&[u8; 32]) -> [u8; SIGNATURE_LEN],
+    ) -> Result<Self, EncodeError> {
+        Self::assemble(body, |signed| crypto::signed_message(device, signed), sign)
+    }
+
     /// Encodes `body` and signs the message `message(signed bytes)` with `key`.
     pub(crate) fn sign_with(
         body: B,
         message: impl FnOnce(&[u8]) -> [u8; 32],
         key: &SigningKey,
+    ) -> Result<Self, EncodeError> {
+        Self::assemble(body, message, |m| crypto::sign(key, m))
+    }
+
+    /// Encodes `body`, then appends `sign(message(signed bytes))`.
+    fn assemble(
+        body: B,
+        message: impl FnOnce(&[u8]) -> [u8; 32],
+        sign: impl FnOnce(&[u8; 32]) -> [u8; SIGNATURE_LEN],
     ) -> Result<Self, EncodeError> {
         body.check().map_err(EncodeError::InvalidField)?;
         let mut buf = [0u8; MAX_FRAME];
@@ -75,7 +96,7 @@ impl<B: Body> Signed<B> {
         if total > MAX_FRAME {
             return Err(EncodeError::TooLarge);
         }
-        let sig = crypto::sign(key, &message(&buf[..signed_len]));
+        let sig = sign(&message(&buf[..signed_len]));
         buf[signed_len..total].copy_from_slice(&sig);
         let frame = Vec::from_slice(&buf[..total]).map_err(|()| EncodeError::TooLarge)?;
         Ok(Self { body, frame })

@@ -46,6 +46,8 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
         memo_hits: memo.hits,
         memo_misses: memo.misses,
         preverified: world.pre_stats.checked,
+        signed_ahead: world.pre_stats.signed,
+        adopted: world.devices.iter().map(|d| d.adopted).sum(),
         parallel_ticks: world.ticks.parallel,
         tick_jobs: world.ticks.jobs,
         tick_workers_cpu_s: world.ticks.workers_cpu_s,

@@ -86,6 +86,10 @@ pub struct Perf {
     pub memo_misses: u64,
     /// Signatures the second thread checked ahead of the gateways.
     pub preverified: u64,
+    /// Devices' attestation signatures the second thread made ahead of their
+    /// wake-ups, and those the devices adopted (the others signed at the wake-up).
+    pub signed_ahead: u64,
+    pub adopted: u64,
     /// Gateway ticks run in parallel, the jobs they held, and the CPU seconds of the
     /// tick workers (`world::tick`).
     pub parallel_ticks: u64,

@@ -122,3 +122,41 @@ fn the_shared_memo_saves_checks() {
     assert!(s.perf.memo_hits > 2 * s.perf.memo_misses, "{:?}", s.perf);
     assert_eq!(s.perf.preverified, 0);
 }
+
+#[test]
+fn devices_signing_ahead_do_not_change_the_trace() {
+    // With a second thread, each device's next attestation is signed there ahead of its
+    // wake-up and adopted then (`world::preverify`, `Slope::attest_ahead`); one thread
+    // signs at the wake-up. Same trace, same figures, with 1, 2 and 3 threads; the
+    // clone scenario copies devices' flash (a signature pending in the copy's original
+    // must never leak into the copy).
+    for scenario in [Scenario::Baseline, Scenario::Clone] {
+        let mut one = Params::small(scenario);
+        one.threads = 1;
+        let s1 = match run::simulate(one.clone(), &mut |_| {}) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!((s1.perf.signed_ahead, s1.perf.adopted), (0, 0));
+        let a = (s1.trace_digest.clone(), s1.reproducible_json());
+        for threads in [2, 3] {
+            let mut p = one.clone();
+            p.threads = threads;
+            p.preverify = true;
+            let s = match run::simulate(p, &mut |_| {}) {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
+            // Attestations were signed ahead and adopted (else this compares one thread
+            // with itself; how many were ready in time depends on the scheduler).
+            assert!(s.perf.signed_ahead > 100, "{scenario}: {:?}", s.perf);
+            assert!(s.perf.adopted > 0, "{scenario}: {:?}", s.perf);
+            assert!(s.perf.adopted <= s.perf.signed_ahead, "{:?}", s.perf);
+            assert_eq!(
+                (s.trace_digest.clone(), s.reproducible_json()),
+                a,
+                "{scenario}, {threads} threads"
+            );
+        }
+    }
+}

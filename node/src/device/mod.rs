@@ -9,6 +9,7 @@
 //! released; a cut after it leaves the new state with the frame stored, and
 //! [`Slope::last_frames`] lets the device send that same frame again after reboot.
 
+mod ahead;
 mod entropy;
 mod error;
 mod state;
@@ -20,6 +21,7 @@ use slope_proto::limits::{MAX_FRAME, MAX_HEARD, MAX_PAYLOAD};
 use slope_proto::{Heard, Inception, Interaction, Rotation, Signed, crypto};
 use zeroize::Zeroize;
 
+pub use ahead::{Ahead, SignJob};
 pub use entropy::{MIN_INCEPT_SAMPLES, MIN_ROTATE_SAMPLES, Pool};
 pub use error::Error;
 pub use state::{STATE_MAX, State};
@@ -228,6 +230,66 @@ impl<S: Storage> Slope<S> {
         payload: &[u8],
         heard: &[Heard],
     ) -> Result<Released, Error<S::Error>> {
+        self.attest_by(now, payload, heard, crypto::sign)
+    }
+
+    /// [`Self::attest`], with the interaction's signature taken from `ahead` when it is
+    /// the signature of exactly the key and message this attestation needs (see
+    /// [`Ahead`]); otherwise signed here. The frames and the committed state are the
+    /// same bytes either way. Also says whether `ahead` was adopted.
+    pub fn attest_ahead(
+        &mut self,
+        now: Millis,
+        payload: &[u8],
+        heard: &[Heard],
+        ahead: Option<&Ahead>,
+    ) -> Result<(Released, bool), Error<S::Error>> {
+        let mut adopted = false;
+        let released = self.attest_by(now, payload, heard, |key, message| {
+            match ahead.and_then(|a| a.adopt(key, message)) {
+                Some(signature) => {
+                    adopted = true;
+                    signature
+                }
+                None => crypto::sign(key, message),
+            }
+        })?;
+        Ok((released, adopted))
+    }
+
+    /// The signing the next [`Self::attest`]`(now, payload, heard)` will need, for a
+    /// host that signs it ahead on another core ([`SignJob::sign`], then
+    /// [`Self::attest_ahead`]): right as long as the state does not change before then
+    /// (another release, a reboot, other behaviour features); a wrong one is never
+    /// adopted. `None` when not incepted, when a rotation is due at `now` (that
+    /// wake-up signs a rotation first, under the next key), or on an input `attest`
+    /// refuses.
+    pub fn sign_ahead(&mut self, now: Millis, payload: &[u8], heard: &[Heard]) -> Option<SignJob> {
+        if self.rotation_due(now) {
+            return None;
+        }
+        let current = self.state.as_ref()?;
+        let payload = Vec::from_slice(payload).ok()?;
+        let body =
+            interaction::<S::Error>(current, self.boot, self.behaviour, payload, heard).ok()?;
+        let mut message = [0u8; 32];
+        Signed::sign_by(body, &current.device, |m| {
+            message = *m;
+            [0; slope_proto::limits::SIGNATURE_LEN]
+        })
+        .ok()?;
+        let key = signer(&mut self.signer, &current.key_seed).clone();
+        Some(SignJob { key, message })
+    }
+
+    /// [`Self::attest`] with the interaction's signature from `sign(key, message)`.
+    fn attest_by(
+        &mut self,
+        now: Millis,
+        payload: &[u8],
+        heard: &[Heard],
+        sign: impl FnOnce(&SigningKey, &[u8; 32]) -> [u8; slope_proto::limits::SIGNATURE_LEN],
+    ) -> Result<Released, Error<S::Error>> {
         let Some(current) = &self.state else {
             return Err(Error::NotIncepted);
         };
@@ -249,18 +311,10 @@ impl<S: Storage> Slope<S> {
             }
         }
 
-        let body = Interaction {
-            device: next.device.short(),
-            seq: next.seq.checked_add(1).ok_or(Error::Exhausted)?,
-            prev: next.head.link(),
-            epoch: next.epoch,
-            boot: next.boot,
-            behaviour: self.behaviour,
-            heard: strongest(heard),
-            payload,
-        };
-        let key = self.signer(&next.key_seed);
-        let signed = Signed::sign(body, &next.device, key).map_err(Error::Encode)?;
+        let body = interaction(&next, next.boot, self.behaviour, payload, heard)?;
+        let key = signer(&mut self.signer, &next.key_seed);
+        let signed =
+            Signed::sign_by(body, &next.device, |m| sign(key, m)).map_err(Error::Encode)?;
         next.seq = signed.body().seq;
         next.head = signed.digest(&next.device);
         next.epoch_events = next.epoch_events.saturating_add(1);
@@ -350,15 +404,6 @@ impl<S: Storage> Slope<S> {
         Ok((device, anchor))
     }
 
-    /// The signing key for `seed`, expanded once per epoch.
-    fn signer(&mut self, seed: &[u8; 32]) -> &SigningKey {
-        if self.signer.as_ref().is_some_and(|k| k.as_bytes() != seed) {
-            self.signer = None;
-        }
-        self.signer
-            .get_or_insert_with(|| SigningKey::from_bytes(seed))
-    }
-
     /// Persists `state` atomically, then adopts it. On a storage error the in-memory
     /// state stays as it was and nothing is released.
     fn commit(&mut self, state: State) -> Result<(), Error<S::Error>> {
@@ -372,6 +417,38 @@ impl<S: Storage> Slope<S> {
         self.state = Some(state);
         Ok(())
     }
+}
+
+/// The signing key for `seed` from `cache` (a device's expanded key), expanded
+/// once per epoch. Inlined, as [`interaction`]: the firmware image is within a few
+/// hundred bytes of its flash budget (inlined, `attest` is smaller than before them).
+#[inline(always)]
+fn signer<'a>(cache: &'a mut Option<SigningKey>, seed: &[u8; 32]) -> &'a SigningKey {
+    if cache.as_ref().is_some_and(|k| k.as_bytes() != seed) {
+        *cache = None;
+    }
+    cache.get_or_insert_with(|| SigningKey::from_bytes(seed))
+}
+
+/// The interaction that follows `state`'s position, made at boot `boot`.
+#[inline(always)]
+fn interaction<E>(
+    state: &State,
+    boot: u16,
+    behaviour: [u8; 4],
+    payload: Vec<u8, MAX_PAYLOAD>,
+    heard: &[Heard],
+) -> Result<Interaction, Error<E>> {
+    Ok(Interaction {
+        device: state.device.short(),
+        seq: state.seq.checked_add(1).ok_or(Error::Exhausted)?,
+        prev: state.head.link(),
+        epoch: state.epoch,
+        boot,
+        behaviour,
+        heard: strongest(heard),
+        payload,
+    })
 }
 
 /// Keeps the strongest [`MAX_HEARD`] neighbours, in a canonical order (strongest first,

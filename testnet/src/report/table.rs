@@ -143,6 +143,13 @@ pub fn render(s: &Summary) -> String {
             ),
         ),
         (
+            "device signatures made ahead",
+            format!(
+                "{} by the second thread, {} of them adopted at the wake-up",
+                s.perf.signed_ahead, s.perf.adopted
+            ),
+        ),
+        (
             "gateway ticks on the workers",
             format!(
                 "{} ticks, {} gateway events ({} on the workers, {:.1} s CPU there)",

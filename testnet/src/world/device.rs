@@ -8,13 +8,13 @@
 //! flash, exactly as firmware does, and sends its last committed frames again.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rand::Rng;
 use slope_node::compact::device::{Error as ChainError, Schedule};
 use slope_node::compact::persist::{PersistError, Persistent};
 use slope_node::device::storage::{MemSlots, TwoSlot};
-use slope_node::device::{Config, Error as DeviceError, MIN_INCEPT_SAMPLES, Slope};
+use slope_node::device::{Ahead, Config, Error as DeviceError, MIN_INCEPT_SAMPLES, SignJob, Slope};
 use slope_proto::DeviceId;
 use slope_radios::airtime::Modulation;
 use slope_radios::sim::{NodeId, Position};
@@ -219,6 +219,11 @@ pub struct Device {
     pub power_cuts: u64,
     pub reboots: u64,
     wakes: u32,
+    /// The signature of the next attestation, being made ahead on another thread (see
+    /// [`Self::sign_ahead`]); filled when done.
+    ahead: Option<Arc<OnceLock<Ahead>>>,
+    /// Attestations whose signature was made ahead (the device adopted it).
+    pub adopted: u64,
 }
 
 impl Device {
@@ -258,6 +263,8 @@ impl Device {
             power_cuts: 0,
             reboots: 0,
             wakes: 0,
+            ahead: None,
+            adopted: 0,
         }
     }
 
@@ -402,6 +409,7 @@ impl Device {
         }
         self.anchor = None;
         self.pending.clear();
+        self.ahead = None;
     }
 
     /// One wake-up: mixes entropy, incepts on the first wake, attests on the others.
@@ -421,12 +429,19 @@ impl Device {
         if self.suite == Suite::Compact {
             return self.wake_compact(now_ms, rng, payload);
         }
+        let ahead = self.ahead.take();
         let result = if engine.id().is_none() {
             engine.incept(now_ms).map(|f| vec![frame_for_air(&f)])
         } else {
+            // The signature made ahead when it is ready and right (the frames are the
+            // same bytes either way).
+            let ahead = ahead.as_deref().and_then(OnceLock::get);
             engine
-                .attest(now_ms, payload, &[])
-                .map(|r| r.frames.iter().map(|f| frame_for_air(f)).collect())
+                .attest_ahead(now_ms, payload, &[], ahead)
+                .map(|(r, adopted)| {
+                    self.adopted += u64::from(adopted);
+                    r.frames.iter().map(|f| frame_for_air(f)).collect()
+                })
         };
         match result {
             Ok(mut frames) => {
@@ -542,6 +557,24 @@ impl Device {
             frames.insert(0, frame_for_air(e));
         }
         Ok(Wake::Frames(frames))
+    }
+
+    /// The signing of the attestation the device makes at its next wake-up, at `at_ms`
+    /// with `payload`, to be done ahead on another thread
+    /// (`slope_node::device::Slope::sign_ahead`; suite 1 only). The device adopts the
+    /// result at that wake-up when it is ready and still the signature it needs (not
+    /// after a reboot, a power cut, a rotation, a wake-up moved by the attack): only
+    /// where the signing runs depends on it, never a frame.
+    pub fn sign_ahead(&mut self, at_ms: u64, payload: &[u8]) -> Option<SignJob> {
+        if self.suite != Suite::Ed25519 {
+            return None;
+        }
+        self.engine.as_mut()?.sign_ahead(at_ms, payload, &[])
+    }
+
+    /// Where the signature made ahead by [`Self::sign_ahead`]'s job will be.
+    pub fn expect_ahead(&mut self, slot: Arc<OnceLock<Ahead>>) {
+        self.ahead = Some(slot);
     }
 
     fn cut(&mut self) -> Wake {

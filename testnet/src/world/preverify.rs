@@ -22,6 +22,19 @@
 //! checked with one `verify_batch` (what `Verifier::handle_batch` does), one by one
 //! (`crypto::verify`, strict) when a batch fails.
 //!
+//! And it signs devices' attestations ahead of their wake-ups: when a device has
+//! attested, the loop asks its engine for the signing its next attestation will need
+//! (`Slope::sign_ahead`: the key and the message, for the next wake-up's time and
+//! payload) and hands it here; the worker signs (`SignJob::sign`, node code) when no
+//! frame waits for a check, and the device adopts the signature at its wake-up
+//! (`Slope::attest_ahead`) only when it is for exactly the message and key it signs
+//! then — else, or when the worker has not got to it, the device signs itself. Ed25519
+//! signatures are deterministic: the frames and the flash are the same bytes either
+//! way, only where the signing ran moves (`tests/determinism.rs` compares 1, 2 and 3
+//! threads; node's `tests/device_sign_ahead.rs` the bytes). A rotation, an inception,
+//! the first wake-up after a power-on and a wake-up the attack moved are signed at the
+//! wake-up.
+//!
 //! The worker polls its queue (sleeping [`POLL`] when it is empty) rather than
 //! blocking on it: a blocked receiver makes every send wake it (a futex call under a
 //! mutex, 3 % of the event loop's time at 10,000 devices), a polling one costs the
@@ -29,14 +42,16 @@
 //! milliseconds of simulated time (thousands of events) after they go on the air.
 //!
 //! Bounded: the queue holds [`QUEUE`] frames (a full queue drops the frame: the gateway
-//! checks it itself), the key table [`KEYS`] devices (cleared when full).
+//! checks it itself), the key table [`KEYS`] devices (cleared when full), the signing
+//! jobs waiting for an idle moment [`SIGNS`] (past it the oldest is signed at once).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use slope_node::device::{Ahead, SignJob};
 use slope_node::trust::PreparedBatch;
 use slope_proto::{DeviceId, Event, ShortId, WitnessId, crypto};
 
@@ -52,6 +67,9 @@ pub const KEYS: usize = 1 << 17;
 pub const POLL: std::time::Duration = std::time::Duration::from_micros(200);
 /// Key epochs remembered per device (the newest).
 const EPOCHS: usize = 4;
+/// Devices' signatures waiting for an idle moment at most (past it the oldest is made
+/// at once).
+pub const SIGNS: usize = 16_384;
 
 /// What the worker did (work, not outcomes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,6 +80,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Signatures the worker checked (frames and batches).
     pub checked: u64,
+    /// Devices' signatures the worker made ahead of their wake-ups.
+    pub signed: u64,
 }
 
 /// The worker's handle; without a worker (one thread) it does nothing.
@@ -71,6 +91,8 @@ enum Work {
     Frame(Arc<[u8]>),
     /// A receipt batch's signature, with the key that sealed it.
     Batch(Box<BatchCheck>),
+    /// A device's next attestation to sign, and where the signature goes.
+    Sign(Box<SignJob>, Arc<OnceLock<Ahead>>),
 }
 
 /// A receipt batch's one signature check.
@@ -83,7 +105,7 @@ struct BatchCheck {
 
 pub struct PreVerifier {
     tx: Option<SyncSender<Work>>,
-    worker: Option<JoinHandle<u64>>,
+    worker: Option<JoinHandle<(u64, u64)>>,
     stats: Stats,
 }
 
@@ -125,15 +147,33 @@ impl PreVerifier {
         })));
     }
 
-    fn send(&mut self, work: Work) {
-        let Some(tx) = &self.tx else { return };
+    /// Whether there is a worker to sign devices' attestations ahead.
+    pub fn signs(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Hands a device's next signature to the worker; where it will be, unless the
+    /// queue was full (the device then signs at its wake-up).
+    pub fn submit_sign(&mut self, job: SignJob) -> Option<Arc<OnceLock<Ahead>>> {
+        let slot = Arc::new(OnceLock::new());
+        self.send(Work::Sign(Box::new(job), Arc::clone(&slot)))
+            .then_some(slot)
+    }
+
+    /// Queues `work`; whether the worker will get it.
+    fn send(&mut self, work: Work) -> bool {
+        let Some(tx) = &self.tx else { return false };
         self.stats.submitted += 1;
         match tx.try_send(work) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.stats.dropped += 1,
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.stats.dropped += 1;
+                false
+            }
             Err(TrySendError::Disconnected(_)) => {
                 self.stats.dropped += 1;
                 self.tx = None;
+                false
             }
         }
     }
@@ -142,7 +182,9 @@ impl PreVerifier {
     pub fn finish(&mut self) -> Stats {
         self.tx = None;
         if let Some(w) = self.worker.take() {
-            self.stats.checked += w.join().unwrap_or(0);
+            let (checked, signed) = w.join().unwrap_or((0, 0));
+            self.stats.checked += checked;
+            self.stats.signed += signed;
         }
         self.stats
     }
@@ -167,11 +209,16 @@ struct Worker {
     /// Newest key epochs of each device: (epoch, key).
     keys: HashMap<DeviceId, Vec<(u32, VerifyingKey)>>,
     checked: u64,
+    signed: u64,
 }
 
 impl Worker {
-    fn run(mut self, rx: &Receiver<Work>, memo: &Memo) -> u64 {
+    fn run(mut self, rx: &Receiver<Work>, memo: &Memo) -> (u64, u64) {
         let mut jobs = Vec::with_capacity(BATCH);
+        // Signing waits for the moments the checks leave: a frame's check is wanted at
+        // its first flush (≤ 500 ms of simulated time), a signature at the device's
+        // next wake-up (≈ 15 min).
+        let mut signs: VecDeque<(Box<SignJob>, Arc<OnceLock<Ahead>>)> = VecDeque::new();
         loop {
             match rx.try_recv() {
                 Ok(Work::Batch(b)) => {
@@ -183,6 +230,12 @@ impl Worker {
                         memo.put_many([(t, valid)]);
                     }
                 }
+                Ok(Work::Sign(job, slot)) => {
+                    signs.push_back((job, slot));
+                    if signs.len() > SIGNS {
+                        self.sign(signs.pop_front());
+                    }
+                }
                 Ok(Work::Frame(f)) => {
                     jobs.extend(self.job(&f));
                     if jobs.len() >= BATCH {
@@ -190,16 +243,26 @@ impl Worker {
                     }
                 }
                 Err(TryRecvError::Empty) => {
-                    if jobs.is_empty() {
-                        std::thread::sleep(POLL);
-                    } else {
+                    if !jobs.is_empty() {
                         self.check(&mut jobs, memo);
+                    } else if !signs.is_empty() {
+                        self.sign(signs.pop_front());
+                    } else {
+                        std::thread::sleep(POLL);
                     }
                 }
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        self.checked
+        (self.checked, self.signed)
+    }
+
+    /// Makes a device's signature and files it where the device will look.
+    fn sign(&mut self, job: Option<(Box<SignJob>, Arc<OnceLock<Ahead>>)>) {
+        if let Some((job, slot)) = job {
+            self.signed += 1;
+            let _ = slot.set(job.sign());
+        }
     }
 
     /// The check a frame needs, when the worker knows its key and the memo lacks it.

@@ -69,6 +69,7 @@ impl World {
                 }
                 self.kick(i);
                 self.schedule(next, Ev::Wake(i));
+                self.sign_ahead(i, next);
             }
             Wake::PowerCut => {
                 self.counters.power_cuts += 1;
@@ -78,6 +79,24 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Has the attestation device `i` makes at its wake-up at `at_us` signed ahead on
+    /// the second thread, when there is one (see [`super::preverify`]).
+    fn sign_ahead(&mut self, i: usize, at_us: u64) {
+        if !self.pre.signs() || at_us > self.end_us {
+            return;
+        }
+        let at_ms = at_us / 1000;
+        let payload = (at_ms / 1000).to_le_bytes();
+        let Some(d) = self.devices.get_mut(i) else {
+            return;
+        };
+        if let Some(job) = d.sign_ahead(at_ms, &payload)
+            && let Some(slot) = self.pre.submit_sign(job)
+        {
+            d.expect_ahead(slot);
+        }
     }
 
     pub(super) fn on_power_on(&mut self, i: usize) -> Result<(), Error> {
