@@ -21,7 +21,7 @@ mod grid;
 pub mod model;
 
 pub use air::{Air, SimError, SimRadio};
-pub use channel::{Channel, Delivery, Transmission};
+pub use channel::{Channel, Delivery, LINKS_MAX, Transmission};
 pub use model::Propagation;
 
 use crate::airtime::Modulation;
