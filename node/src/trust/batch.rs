@@ -116,14 +116,36 @@ impl PreparedBatch {
 /// [`MAX_RECORDED_BATCHES`], the oldest record forgotten first.
 ///
 /// Looked up once per receipt of every decision, so keyed by the digest's first eight
-/// bytes (integer comparisons instead of 32-byte ones). The whole digest is kept and
-/// compared: two digests sharing those bytes (a forger grinding for it gains nothing)
-/// are never confused, the later one evicts the earlier, which costs at most one more
-/// record of the earlier batch, like any forgotten batch.
-#[derive(Debug, Clone, Default)]
+/// bytes (integer comparisons instead of 32-byte ones), with the last [`RECENT`]
+/// batches looked up or recorded in a small array in front of the map (the receipts of
+/// consecutive decisions come from the same few batches; a host with many engines,
+/// like the simulator, finds each engine's map cold). The array only ever holds what
+/// the map holds, with the same record, so answers are the map's. The whole digest is
+/// kept and compared: two digests sharing those eight bytes (a forger grinding for it
+/// gains nothing) are never confused, the later evicts the earlier, which costs at most
+/// one more record of the earlier batch, like any forgotten batch.
+#[derive(Debug, Clone)]
 pub struct Recorded {
     by_key: BTreeMap<u64, (Digest, u64)>,
     by_record: BTreeMap<u64, u64>,
+    /// (key, digest, record) of recent batches.
+    recent: [Option<(u64, Digest, u64)>; RECENT],
+    /// Where the next recent batch goes (round robin).
+    next: usize,
+}
+
+/// Batches [`Recorded`] keeps in front of its map.
+const RECENT: usize = 16;
+
+impl Default for Recorded {
+    fn default() -> Self {
+        Self {
+            by_key: BTreeMap::new(),
+            by_record: BTreeMap::new(),
+            recent: [None; RECENT],
+            next: 0,
+        }
+    }
 }
 
 /// The digest's first eight bytes.
@@ -134,9 +156,21 @@ fn key(digest: &Digest) -> u64 {
 
 impl Recorded {
     /// The record holding the batch with `digest`, if remembered.
-    pub fn get(&self, digest: &Digest) -> Option<u64> {
-        match self.by_key.get(&key(digest)) {
-            Some((held, record)) if held == digest => Some(*record),
+    pub fn get(&mut self, digest: &Digest) -> Option<u64> {
+        let k = key(digest);
+        let recent = self.recent.iter().flatten();
+        if let Some((_, _, record)) = recent
+            .into_iter()
+            .find(|(rk, rd, _)| *rk == k && rd == digest)
+        {
+            return Some(*record);
+        }
+        match self.by_key.get(&k) {
+            Some((held, record)) if held == digest => {
+                let record = *record;
+                self.remember(k, *digest, record);
+                Some(record)
+            }
             _ => None,
         }
     }
@@ -146,11 +180,34 @@ impl Recorded {
         let k = key(&digest);
         if let Some((_, old)) = self.by_key.insert(k, (digest, record)) {
             self.by_record.remove(&old);
+            self.forget(k);
         }
         self.by_record.insert(record, k);
         while self.by_record.len() > MAX_RECORDED_BATCHES {
             if let Some((_, k)) = self.by_record.pop_first() {
                 self.by_key.remove(&k);
+                self.forget(k);
+            }
+        }
+        // Last: the loop above may have forgotten another batch with this key.
+        if self.by_key.contains_key(&k) {
+            self.remember(k, digest, record);
+        }
+    }
+
+    /// Puts a batch the map holds in front of it.
+    fn remember(&mut self, k: u64, digest: Digest, record: u64) {
+        if let Some(slot) = self.recent.get_mut(self.next) {
+            *slot = Some((k, digest, record));
+        }
+        self.next = (self.next + 1) % RECENT;
+    }
+
+    /// Drops the batches with key `k` from the front array.
+    fn forget(&mut self, k: u64) {
+        for slot in &mut self.recent {
+            if slot.is_some_and(|(rk, _, _)| rk == k) {
+                *slot = None;
             }
         }
     }
@@ -207,5 +264,62 @@ mod tests {
         assert_eq!(r.len(), 1);
         r.insert(a, 3);
         assert_eq!((r.get(&a), r.get(&b), r.len()), (Some(3), None, 1));
+    }
+
+    /// The plain map (no front array): what [`Recorded`] must answer.
+    #[derive(Default)]
+    struct Model {
+        by_key: BTreeMap<u64, (Digest, u64)>,
+        by_record: BTreeMap<u64, u64>,
+    }
+
+    impl Model {
+        fn get(&self, d: &Digest) -> Option<u64> {
+            self.by_key
+                .get(&key(d))
+                .filter(|(held, _)| held == d)
+                .map(|(_, r)| *r)
+        }
+        fn insert(&mut self, d: Digest, record: u64) {
+            if let Some((_, old)) = self.by_key.insert(key(&d), (d, record)) {
+                self.by_record.remove(&old);
+            }
+            self.by_record.insert(record, key(&d));
+            while self.by_record.len() > MAX_RECORDED_BATCHES {
+                if let Some((_, k)) = self.by_record.pop_first() {
+                    self.by_key.remove(&k);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Lookups and records in any order (digests from a small pool, some sharing
+        /// their first eight bytes; enough of them to evict): the front array never
+        /// changes an answer.
+        #[test]
+        fn the_front_array_answers_as_the_map(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0u16..1400, 0u8..3), 1..4000)
+        ) {
+            let mut r = Recorded::default();
+            let mut m = Model::default();
+            let digest = |i: u16, tail: u8| {
+                let mut d = [0u8; 32];
+                d[..2].copy_from_slice(&(i % 1300).to_le_bytes());
+                d[31] = tail;
+                Digest(d)
+            };
+            for (n, (record, i, tail)) in ops.into_iter().enumerate() {
+                let d = digest(i, tail);
+                if record {
+                    r.insert(d, n as u64);
+                    m.insert(d, n as u64);
+                } else {
+                    proptest::prop_assert_eq!(r.get(&d), m.get(&d));
+                }
+                proptest::prop_assert_eq!(r.len(), m.by_record.len());
+            }
+        }
     }
 }

@@ -236,10 +236,11 @@ impl Verifier {
         let mut queued: BTreeSet<&[u8]> = BTreeSet::new();
         for (i, event) in decoded.iter().enumerate() {
             let Ok(event) = event else { continue };
-            if self.holds_identical(event) || !queued.insert(event.frame()) {
+            let (identical, single) = self.scan(event);
+            if identical || !queued.insert(event.frame()) {
                 continue;
             }
-            if let Some((device, key)) = self.batchable_key(event) {
+            if let Some((device, key)) = Self::batchable_key(event, single) {
                 let message = event.message(&device);
                 let remembered = self
                     .memo
@@ -441,41 +442,47 @@ impl Verifier {
         self.devices.range(DeviceId(lo)..=DeviceId(hi))
     }
 
-    /// Whether the verifier holds these exact bytes (a second reception, a replay): the
-    /// frame will come back `Duplicate` with no signature check.
-    fn holds_identical(&self, event: &Event) -> bool {
+    /// One walk over the slopes of `event`'s short id: whether the verifier holds these
+    /// exact bytes (a second reception, a replay: the frame will come back `Duplicate`
+    /// with no signature check), and the one slope with that short id (none on a
+    /// collision: such a frame is processed alone).
+    fn scan(&self, event: &Event) -> (bool, Option<(&DeviceId, &DeviceSlope)>) {
         match event {
-            Event::Inception(e) => self
-                .devices
-                .get(&e.device_id())
-                .is_some_and(|d| *d.inception.frame == *e.frame()),
+            Event::Inception(e) => {
+                let held = self.devices.get(&e.device_id());
+                (held.is_some_and(|d| *d.inception.frame == *e.frame()), None)
+            }
             _ => {
                 let (seq, frame) = (event.seq(), event.frame());
-                self.slopes_of(event.short_id())
-                    .any(|(_, d)| d.window.iter().any(|h| h.seq == seq && *h.frame == *frame))
+                let mut identical = false;
+                let mut found = None;
+                let mut n = 0usize;
+                for (id, d) in self.slopes_of(event.short_id()) {
+                    identical |= d.window.iter().any(|h| h.seq == seq && *h.frame == *frame);
+                    found = Some((id, d));
+                    n += 1;
+                }
+                (identical, found.filter(|_| n == 1))
             }
         }
     }
 
     /// The key a batch can check `event` with, when it is known without processing
-    /// anything else first.
-    fn batchable_key(&self, event: &Event) -> Option<(DeviceId, VerifyingKey)> {
-        // The one device with this short id (none on a collision: processed alone).
-        let single = |short| {
-            let mut it = self.slopes_of(short);
-            let found = it.next()?;
-            it.next().is_none().then_some(found)
-        };
+    /// anything else first (`single`: the one slope of its short id, from [`Self::scan`]).
+    fn batchable_key(
+        event: &Event,
+        single: Option<(&DeviceId, &DeviceSlope)>,
+    ) -> Option<(DeviceId, VerifyingKey)> {
         match event {
             Event::Inception(e) => {
                 Some((e.device_id(), crypto::verifying_key(&e.body().key).ok()?))
             }
             Event::Rotation(r) => {
-                let (device, _) = single(r.body().device)?;
+                let (device, _) = single?;
                 Some((*device, crypto::verifying_key(&r.body().key).ok()?))
             }
             Event::Interaction(i) => {
-                let (device, d) = single(i.body().device)?;
+                let (device, d) = single?;
                 Some((*device, d.key_of(i.body().epoch)?))
             }
         }
