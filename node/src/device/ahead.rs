@@ -6,7 +6,7 @@
 //! and the committed state are the same bytes either way: only where the signing ran
 //! moves. Firmware has no use for this and does not link it.
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use slope_proto::crypto;
 use slope_proto::limits::SIGNATURE_LEN;
 
@@ -19,6 +19,16 @@ pub struct SignJob {
 }
 
 impl SignJob {
+    /// The public key the signature will verify under.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The 32-byte message to sign.
+    pub fn message(&self) -> &[u8; 32] {
+        &self.message
+    }
+
     /// Signs (the ed25519 signing [`super::Slope::attest`] would do at the wake-up).
     pub fn sign(self) -> Ahead {
         Ahead {
@@ -40,6 +50,11 @@ pub struct Ahead {
 }
 
 impl Ahead {
+    /// The signature (of [`SignJob::message`] under [`SignJob::verifying_key`]).
+    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.signature
+    }
+
     /// The signature, when it is for `message` under `key`.
     pub(super) fn adopt(
         &self,

@@ -34,6 +34,12 @@
 //! threads; node's `tests/device_sign_ahead.rs` the bytes). A rotation, an inception,
 //! the first wake-up after a power-on and a wake-up the attack moved are signed at the
 //! wake-up.
+//! The worker then checks the signatures it made (in batches of up to [`BATCH`], as a
+//! frame's: `verify_batch` under the job's public key, strict one by one when a batch
+//! fails) and files the results in the memo: the frame goes on the air with its check
+//! done, and the checks move from the frames' airtime (wanted within 500 ms) to the
+//! thread's idle moments. The memo keeps over an hour of entries; the wake-up is ≈ 15
+//! min later.
 //!
 //! The worker polls its queue (sleeping [`POLL`] when it is empty) rather than
 //! blocking on it: a blocked receiver makes every send wake it (a futex call under a
@@ -219,6 +225,9 @@ impl Worker {
         // its first flush (≤ 500 ms of simulated time), a signature at the device's
         // next wake-up (≈ 15 min).
         let mut signs: VecDeque<(Box<SignJob>, Arc<OnceLock<Ahead>>)> = VecDeque::new();
+        // The signatures just made, checked in batches as any frame's: their frames go
+        // on the air at the wake-up with the check already in the memo.
+        let mut fresh = Vec::with_capacity(BATCH);
         loop {
             match rx.try_recv() {
                 Ok(Work::Batch(b)) => {
@@ -233,7 +242,7 @@ impl Worker {
                 Ok(Work::Sign(job, slot)) => {
                     signs.push_back((job, slot));
                     if signs.len() > SIGNS {
-                        self.sign(signs.pop_front());
+                        self.sign(signs.pop_front(), &mut fresh);
                     }
                 }
                 Ok(Work::Frame(f)) => {
@@ -246,7 +255,10 @@ impl Worker {
                     if !jobs.is_empty() {
                         self.check(&mut jobs, memo);
                     } else if !signs.is_empty() {
-                        self.sign(signs.pop_front());
+                        self.sign(signs.pop_front(), &mut fresh);
+                        if fresh.len() >= BATCH || signs.is_empty() {
+                            self.check(&mut fresh, memo);
+                        }
                     } else {
                         std::thread::sleep(POLL);
                     }
@@ -257,11 +269,19 @@ impl Worker {
         (self.checked, self.signed)
     }
 
-    /// Makes a device's signature and files it where the device will look.
-    fn sign(&mut self, job: Option<(Box<SignJob>, Arc<OnceLock<Ahead>>)>) {
+    /// Makes a device's signature, files it where the device will look, and queues
+    /// its check in `fresh`.
+    fn sign(&mut self, job: Option<(Box<SignJob>, Arc<OnceLock<Ahead>>)>, fresh: &mut Vec<Job>) {
         if let Some((job, slot)) = job {
             self.signed += 1;
-            let _ = slot.set(job.sign());
+            let (key, message) = (job.verifying_key(), *job.message());
+            let ahead = job.sign();
+            fresh.push(Job {
+                key,
+                message,
+                signature: *ahead.signature(),
+            });
+            let _ = slot.set(ahead);
         }
     }
 
