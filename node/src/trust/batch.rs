@@ -115,100 +115,101 @@ impl PreparedBatch {
 /// The batches the lineage holds: digest → record index, at most
 /// [`MAX_RECORDED_BATCHES`], the oldest record forgotten first.
 ///
-/// Looked up once per receipt of every decision, so keyed by the digest's first eight
-/// bytes (integer comparisons instead of 32-byte ones), with the last [`RECENT`]
-/// batches looked up or recorded in a small array in front of the map (the receipts of
-/// consecutive decisions come from the same few batches; a host with many engines,
-/// like the simulator, finds each engine's map cold). The array only ever holds what
-/// the map holds, with the same record, so answers are the map's. The whole digest is
-/// kept and compared: two digests sharing those eight bytes (a forger grinding for it
-/// gains nothing) are never confused, the later evicts the earlier, which costs at most
-/// one more record of the earlier batch, like any forgotten batch.
-#[derive(Debug, Clone)]
+/// Looked up once per receipt of every decision, and memory-bound there (a host with
+/// many engines, like the simulator, finds each engine's state cold): so an
+/// open-addressing table of [`SLOTS`] slots (linear probing from the digest's first
+/// eight bytes, whole digests compared, at most half full), one or two cache misses
+/// where a tree costs a miss per level. A forger grinding digests into one run of
+/// slots only lengthens that run, bounded by the [`MAX_RECORDED_BATCHES`] entries.
+#[derive(Debug, Clone, Default)]
 pub struct Recorded {
-    by_key: BTreeMap<u64, (Digest, u64)>,
-    by_record: BTreeMap<u64, u64>,
-    /// (key, digest, record) of recent batches.
-    recent: [Option<(u64, Digest, u64)>; RECENT],
-    /// Where the next recent batch goes (round robin).
-    next: usize,
+    /// Empty until the first batch is recorded, then [`SLOTS`] long.
+    slots: Vec<Option<(Digest, u64)>>,
+    by_record: BTreeMap<u64, Digest>,
 }
 
-/// Batches [`Recorded`] keeps in front of its map.
-const RECENT: usize = 16;
+/// Slots of [`Recorded`]'s table: twice its bound, a power of two.
+const SLOTS: usize = (2 * MAX_RECORDED_BATCHES).next_power_of_two();
 
-impl Default for Recorded {
-    fn default() -> Self {
-        Self {
-            by_key: BTreeMap::new(),
-            by_record: BTreeMap::new(),
-            recent: [None; RECENT],
-            next: 0,
-        }
-    }
-}
-
-/// The digest's first eight bytes.
-fn key(digest: &Digest) -> u64 {
+/// The slot a digest's probe starts at.
+fn home(digest: &Digest) -> usize {
     let [a, b, c, d, e, f, g, h, ..] = digest.0;
-    u64::from_le_bytes([a, b, c, d, e, f, g, h])
+    (u64::from_le_bytes([a, b, c, d, e, f, g, h]) as usize) & (SLOTS - 1)
 }
 
 impl Recorded {
     /// The record holding the batch with `digest`, if remembered.
-    pub fn get(&mut self, digest: &Digest) -> Option<u64> {
-        let k = key(digest);
-        let recent = self.recent.iter().flatten();
-        if let Some((_, _, record)) = recent
-            .into_iter()
-            .find(|(rk, rd, _)| *rk == k && rd == digest)
-        {
-            return Some(*record);
-        }
-        match self.by_key.get(&k) {
-            Some((held, record)) if held == digest => {
-                let record = *record;
-                self.remember(k, *digest, record);
-                Some(record)
-            }
-            _ => None,
-        }
+    pub fn get(&self, digest: &Digest) -> Option<u64> {
+        let i = self.find(digest).ok()?;
+        self.slots.get(i)?.map(|(_, record)| record)
     }
 
     /// Remembers that record `record` holds the batch `digest`.
     pub fn insert(&mut self, digest: Digest, record: u64) {
-        let k = key(&digest);
-        if let Some((_, old)) = self.by_key.insert(k, (digest, record)) {
-            self.by_record.remove(&old);
-            self.forget(k);
+        if self.slots.is_empty() {
+            self.slots = alloc::vec![None; SLOTS];
         }
-        self.by_record.insert(record, k);
+        match self.find(&digest) {
+            Ok(i) => {
+                if let Some(Some((_, old))) =
+                    self.slots.get_mut(i).map(|s| s.replace((digest, record)))
+                {
+                    self.by_record.remove(&old);
+                }
+            }
+            Err(i) => {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    *slot = Some((digest, record));
+                }
+            }
+        }
+        self.by_record.insert(record, digest);
         while self.by_record.len() > MAX_RECORDED_BATCHES {
-            if let Some((_, k)) = self.by_record.pop_first() {
-                self.by_key.remove(&k);
-                self.forget(k);
+            if let Some((_, d)) = self.by_record.pop_first() {
+                self.remove(&d);
             }
-        }
-        // Last: the loop above may have forgotten another batch with this key.
-        if self.by_key.contains_key(&k) {
-            self.remember(k, digest, record);
         }
     }
 
-    /// Puts a batch the map holds in front of it.
-    fn remember(&mut self, k: u64, digest: Digest, record: u64) {
-        if let Some(slot) = self.recent.get_mut(self.next) {
-            *slot = Some((k, digest, record));
+    /// The slot holding `digest` (`Ok`), or the free slot ending its probe (`Err`).
+    /// The table is never more than half full, so a probe always ends.
+    fn find(&self, digest: &Digest) -> Result<usize, usize> {
+        let mut i = home(digest);
+        for _ in 0..self.slots.len() {
+            match self.slots.get(i) {
+                Some(Some((held, _))) if held == digest => return Ok(i),
+                Some(Some(_)) => i = (i + 1) & (SLOTS - 1),
+                _ => return Err(i),
+            }
         }
-        self.next = (self.next + 1) % RECENT;
+        Err(i)
     }
 
-    /// Drops the batches with key `k` from the front array.
-    fn forget(&mut self, k: u64) {
-        for slot in &mut self.recent {
-            if slot.is_some_and(|(rk, _, _)| rk == k) {
-                *slot = None;
+    /// Empties `digest`'s slot and shifts the rest of its run back (no tombstones).
+    fn remove(&mut self, digest: &Digest) {
+        let Ok(mut hole) = self.find(digest) else {
+            return;
+        };
+        let mut j = hole;
+        loop {
+            j = (j + 1) & (SLOTS - 1);
+            let Some(Some((d, _))) = self.slots.get(j) else {
+                break;
+            };
+            // An entry may fill the hole when its probe starts outside (hole, j].
+            let h = home(d);
+            let outside = if hole <= j {
+                h <= hole || h > j
+            } else {
+                h <= hole && h > j
+            };
+            if outside {
+                self.slots.swap(hole, j);
+                hole = j;
             }
+        }
+        if let Some(slot) = self.slots.get_mut(hole) {
+            *slot = None;
         }
     }
 
@@ -257,37 +258,29 @@ mod tests {
         r.insert(a, 1);
         assert_eq!(r.get(&a), Some(1));
         assert_eq!(r.get(&b), None);
-        // The later evicts the earlier: the earlier is recorded again if it returns.
         r.insert(b, 2);
-        assert_eq!(r.get(&b), Some(2));
-        assert_eq!(r.get(&a), None);
-        assert_eq!(r.len(), 1);
-        r.insert(a, 3);
-        assert_eq!((r.get(&a), r.get(&b), r.len()), (Some(3), None, 1));
+        assert_eq!((r.get(&a), r.get(&b), r.len()), (Some(1), Some(2), 2));
     }
 
-    /// The plain map (no front array): what [`Recorded`] must answer.
+    /// A plain map: what [`Recorded`] must answer.
     #[derive(Default)]
     struct Model {
-        by_key: BTreeMap<u64, (Digest, u64)>,
-        by_record: BTreeMap<u64, u64>,
+        by_digest: BTreeMap<Digest, u64>,
+        by_record: BTreeMap<u64, Digest>,
     }
 
     impl Model {
         fn get(&self, d: &Digest) -> Option<u64> {
-            self.by_key
-                .get(&key(d))
-                .filter(|(held, _)| held == d)
-                .map(|(_, r)| *r)
+            self.by_digest.get(d).copied()
         }
         fn insert(&mut self, d: Digest, record: u64) {
-            if let Some((_, old)) = self.by_key.insert(key(&d), (d, record)) {
+            if let Some(old) = self.by_digest.insert(d, record) {
                 self.by_record.remove(&old);
             }
-            self.by_record.insert(record, key(&d));
+            self.by_record.insert(record, d);
             while self.by_record.len() > MAX_RECORDED_BATCHES {
-                if let Some((_, k)) = self.by_record.pop_first() {
-                    self.by_key.remove(&k);
+                if let Some((_, d)) = self.by_record.pop_first() {
+                    self.by_digest.remove(&d);
                 }
             }
         }
@@ -295,18 +288,20 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
-        /// Lookups and records in any order (digests from a small pool, some sharing
-        /// their first eight bytes; enough of them to evict): the front array never
-        /// changes an answer.
+        /// Lookups and records in any order (digests from a small pool, many sharing
+        /// their first eight bytes, so probe runs are long and wrap around; enough of
+        /// them to evict from the middle of runs): the table answers as a plain map.
         #[test]
-        fn the_front_array_answers_as_the_map(
+        fn the_table_answers_as_a_plain_map(
             ops in proptest::collection::vec((proptest::bool::ANY, 0u16..1400, 0u8..3), 1..4000)
         ) {
             let mut r = Recorded::default();
             let mut m = Model::default();
             let digest = |i: u16, tail: u8| {
                 let mut d = [0u8; 32];
-                d[..2].copy_from_slice(&(i % 1300).to_le_bytes());
+                // Homes crowd the table's last slots: runs wrap past the end.
+                d[..2].copy_from_slice(&(2000 + (i % 1300) / 8).to_le_bytes());
+                d[30] = (i % 8) as u8;
                 d[31] = tail;
                 Digest(d)
             };
