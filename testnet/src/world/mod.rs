@@ -334,21 +334,20 @@ impl World {
         for (g, _) in &jobs {
             self.in_tick[usize::from(*g)] = 0;
         }
-        // A tick is worth the workers only with enough work to share: handing a light
-        // one over (a wake-up per worker) costs more than it saves, and small fleets
-        // have mostly light ticks. Who runs a job never changes its result.
-        let worth = || {
-            let weight: usize = jobs
-                .iter()
-                .flat_map(|(g, works)| {
-                    let gw = self.gateways.get(usize::from(*g));
-                    works
-                        .iter()
-                        .map(move |(_, w)| gw.map_or(0, |gw| tick::weight(gw, w)))
-                })
-                .sum();
-            jobs.len() > 1 && weight >= self.params.tick_min_weight
-        };
+        // Each job's weight, once: a tick is worth the workers only with enough work to
+        // share (handing a light one over, a wake-up per worker, costs more than it
+        // saves, and small fleets have mostly light ticks), and the pool hands out the
+        // heaviest jobs first. Who runs a job never changes its result.
+        let weights: Vec<usize> = jobs
+            .iter()
+            .map(|(g, works)| {
+                self.gateways
+                    .get(usize::from(*g))
+                    .map_or(0, |gw| works.iter().map(|(_, w)| tick::weight(gw, w)).sum())
+            })
+            .collect();
+        let worth =
+            || jobs.len() > 1 && weights.iter().sum::<usize>() >= self.params.tick_min_weight;
         let pool = match &self.pool {
             Some(p) if worth() => p,
             _ => {
@@ -372,9 +371,8 @@ impl World {
             .map(Some)
             .collect();
         let mut run = Vec::with_capacity(jobs.len());
-        for (g, works) in jobs {
+        for ((g, works), weight) in jobs.into_iter().zip(weights) {
             if let Some(gw) = slots.get_mut(usize::from(g)).and_then(Option::take) {
-                let weight = works.iter().map(|(_, w)| tick::weight(&gw, w)).sum();
                 run.push(tick::Job {
                     g,
                     out: Vec::with_capacity(works.len()),

@@ -53,7 +53,7 @@ impl World {
             self.schedule(until, Ev::Wake(i));
             return Ok(());
         }
-        let payload = (now_ms / 1000).to_le_bytes();
+        let payload = payload_at(now_ms);
         let outcome = match self.devices.get_mut(i) {
             Some(d) => d.wake(now_ms, &mut self.rng, &payload)?,
             None => return Ok(()),
@@ -88,7 +88,7 @@ impl World {
             return;
         }
         let at_ms = at_us / 1000;
-        let payload = (at_ms / 1000).to_le_bytes();
+        let payload = payload_at(at_ms);
         let Some(d) = self.devices.get_mut(i) else {
             return;
         };
@@ -332,6 +332,13 @@ impl World {
                 .push(super::tick_after(self.now_us), Ev::Flush(g));
         }
     }
+}
+
+/// A device's payload at a wake-up at `at_ms`: the time in seconds. The wake-up and
+/// the signing ahead of it must build the same one (a different payload is a different
+/// message: the signature made ahead would never be adopted).
+fn payload_at(at_ms: u64) -> [u8; 8] {
+    (at_ms / 1000).to_le_bytes()
 }
 
 /// An exponential draw with mean `mean_s` seconds, in µs.
