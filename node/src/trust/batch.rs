@@ -9,7 +9,7 @@
 //! Everything here changes only inside engine calls that are logged, so a replay of
 //! the lineage rebuilds it exactly.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -121,12 +121,24 @@ impl PreparedBatch {
 /// eight bytes, whole digests compared, at most half full), one or two cache misses
 /// where a tree costs a miss per level. A forger grinding digests into one run of
 /// slots only lengthens that run, bounded by the [`MAX_RECORDED_BATCHES`] entries.
+///
+/// Records are remembered in the order they are given, which is the lineage's (record
+/// indices only grow): the oldest given is the first forgotten. A queue keeps that
+/// order (a tree cost two of the table's misses again per decision); a batch recorded
+/// again leaves its old place in the queue stale, skipped when it comes out.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
     /// Empty until the first batch is recorded, then [`SLOTS`] long.
     slots: Vec<Option<(Digest, u64)>>,
-    by_record: BTreeMap<u64, Digest>,
+    /// (record, digest) in the order given, stale entries included; at most
+    /// [`ORDER_MAX`] long (stale entries are dropped when it would grow past).
+    order: VecDeque<(u64, Digest)>,
+    /// Batches remembered (live entries of `order`).
+    len: usize,
 }
+
+/// Longest [`Recorded::order`]: live entries and as many stale ones.
+const ORDER_MAX: usize = 2 * MAX_RECORDED_BATCHES;
 
 /// Slots of [`Recorded`]'s table: twice its bound, a power of two.
 const SLOTS: usize = (2 * MAX_RECORDED_BATCHES).next_power_of_two();
@@ -150,23 +162,32 @@ impl Recorded {
             self.slots = alloc::vec![None; SLOTS];
         }
         match self.find(&digest) {
+            // Its old place in `order` is now stale.
             Ok(i) => {
-                if let Some(Some((_, old))) =
-                    self.slots.get_mut(i).map(|s| s.replace((digest, record)))
-                {
-                    self.by_record.remove(&old);
+                if let Some(slot) = self.slots.get_mut(i) {
+                    *slot = Some((digest, record));
                 }
             }
             Err(i) => {
                 if let Some(slot) = self.slots.get_mut(i) {
                     *slot = Some((digest, record));
+                    self.len += 1;
                 }
             }
         }
-        self.by_record.insert(record, digest);
-        while self.by_record.len() > MAX_RECORDED_BATCHES {
-            if let Some((_, d)) = self.by_record.pop_first() {
+        if self.order.len() >= ORDER_MAX {
+            let live = |(r, d): &(u64, Digest)| self.get(d) == Some(*r);
+            let kept: VecDeque<_> = self.order.iter().copied().filter(live).collect();
+            self.order = kept;
+        }
+        self.order.push_back((record, digest));
+        while self.len > MAX_RECORDED_BATCHES {
+            let Some((r, d)) = self.order.pop_front() else {
+                break;
+            };
+            if self.get(&d) == Some(r) {
                 self.remove(&d);
+                self.len -= 1;
             }
         }
     }
@@ -215,18 +236,19 @@ impl Recorded {
 
     /// Number of remembered batches.
     pub fn len(&self) -> usize {
-        self.by_record.len()
+        self.len
     }
 
     /// Whether none is remembered.
     pub fn is_empty(&self) -> bool {
-        self.by_record.is_empty()
+        self.len == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::collections::BTreeMap;
 
     #[test]
     fn forgets_the_oldest_record_first_and_stays_bounded() {

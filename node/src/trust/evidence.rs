@@ -330,6 +330,7 @@ fn observations(
         .copied()
         .unwrap_or(0);
     let c = &p.context;
+    let mut fspl = fixed::Fspl::default();
     for (r, slot) in candidates {
         let Some(w) = inp.witnesses.get(slot) else {
             continue;
@@ -345,7 +346,7 @@ fn observations(
             _ => 1,
         };
         let max_rssi = i64::from(c.device_eirp_dbm + c.witness_gain_dbi) * 100
-            - fixed::fspl_hundredths(d2, o.freq_hz)
+            - fspl.hundredths(d2, o.freq_hz)
             + i64::from(c.fspl_margin_db) * 100;
         if i64::from(o.rssi_dbm) * 100 > max_rssi {
             ev.discounts.rssi = ev.discounts.rssi.saturating_add(1);

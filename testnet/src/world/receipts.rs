@@ -20,7 +20,7 @@
 //! [`PENDING_MAX`] decisions wait (at the bound the oldest is decided at once), at
 //! most [`slope_node::trust::evidence::MAX_RECEIPTS`] receipts per decision.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::fx::HashMap;
 
@@ -142,7 +142,10 @@ pub struct Corroboration {
     /// The gateway's witness key (its lineage author key): signs its batches.
     key: ed25519_dalek::SigningKey,
     round_ms: u64,
-    witnessed: BTreeMap<Key, Observation>,
+    /// Entries for the next batch in the order witnessed, a key possibly more than
+    /// once (the first observation counts): sorted and deduplicated at the bound and
+    /// when sealed. A tree here cost a cold search per reception.
+    witnessed: Vec<(Key, Observation)>,
     pending: VecDeque<Pending>,
     /// Serial number of `pending`'s front.
     base: u64,
@@ -176,7 +179,7 @@ impl Corroboration {
         Self {
             key,
             round_ms,
-            witnessed: BTreeMap::new(),
+            witnessed: Vec::new(),
             pending: VecDeque::new(),
             base: 0,
             index: HashMap::default(),
@@ -217,19 +220,32 @@ impl Corroboration {
 
     /// The radio witnessed `key` with `observed`: an entry of the next batch.
     pub fn witness(&mut self, key: Key, observed: Observation) {
-        if self.witnessed.len() >= WITNESSED_MAX && !self.witnessed.contains_key(&key) {
-            self.counters.entries_dropped += 1;
-            return;
+        if self.witnessed.len() >= WITNESSED_MAX {
+            self.dedup_witnessed();
+            if self.witnessed.len() >= WITNESSED_MAX {
+                if !self.witnessed.iter().any(|(k, _)| *k == key) {
+                    self.counters.entries_dropped += 1;
+                }
+                return;
+            }
         }
-        self.witnessed.entry(key).or_insert(observed);
+        self.witnessed.push((key, observed));
+    }
+
+    /// Sorts the witnessed entries by key and keeps each key's first observation.
+    fn dedup_witnessed(&mut self) {
+        // Stable: a key's first observation stays first among its equals.
+        self.witnessed.sort_by(|a, b| a.0.cmp(&b.0));
+        self.witnessed.dedup_by(|later, first| later.0 == first.0);
     }
 
     /// Signs everything witnessed since the last round, in batches of up to 256
     /// entries. Returns the frames.
     pub fn seal(&mut self, now_ms: u64) -> Vec<Vec<u8>> {
-        let witnessed = std::mem::take(&mut self.witnessed);
-        let entries: Vec<Entry> = witnessed
-            .into_iter()
+        self.dedup_witnessed();
+        let entries: Vec<Entry> = self
+            .witnessed
+            .drain(..)
             .map(|((device, seq, event), observed)| Entry {
                 device,
                 seq,
@@ -238,8 +254,8 @@ impl Corroboration {
             })
             .collect();
         let mut out = Vec::new();
+        let mut buf = vec![0u8; MAX_RECEIPT_BATCH];
         for chunk in entries.chunks(MAX_BATCH_ENTRIES) {
-            let mut buf = vec![0u8; MAX_RECEIPT_BATCH];
             match slope_proto::ReceiptBatch::sign_into(
                 &self.key,
                 now_ms,
@@ -247,10 +263,9 @@ impl Corroboration {
                 &mut buf,
             ) {
                 Ok(n) => {
-                    buf.truncate(n);
                     self.counters.batches_signed += 1;
                     self.counters.entries_signed += chunk.len() as u64;
-                    out.push(buf);
+                    out.push(buf.get(..n).unwrap_or_default().to_vec());
                 }
                 Err(_) => self.counters.entries_dropped += chunk.len() as u64,
             }

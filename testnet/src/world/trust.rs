@@ -15,7 +15,7 @@
 //! - `diverged` is `Engine::handle_proof`: the engine verifies the proof again.
 //! - `mode` is the admission of the device's latest decision at this gateway.
 
-use std::collections::HashMap;
+use super::fx::HashMap;
 
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
@@ -195,7 +195,7 @@ impl Stage {
         };
         Ok(Self {
             engine: Engine::new(genesis, Chain::default(), now_ms)?,
-            modes: HashMap::new(),
+            modes: HashMap::default(),
             errors: 0,
         })
     }
