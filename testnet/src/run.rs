@@ -48,6 +48,7 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
         preverified: world.pre_stats.checked,
         signed_ahead: world.pre_stats.signed,
         adopted: world.devices.iter().map(|d| d.adopted).sum(),
+        preverify_cpu_s: world.pre_stats.cpu_s,
         parallel_ticks: world.ticks.parallel,
         tick_jobs: world.ticks.jobs,
         tick_workers_cpu_s: world.ticks.workers_cpu_s,

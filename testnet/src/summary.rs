@@ -90,6 +90,8 @@ pub struct Perf {
     /// wake-ups, and those the devices adopted (the others signed at the wake-up).
     pub signed_ahead: u64,
     pub adopted: u64,
+    /// CPU seconds of the second thread (its checks and signatures).
+    pub preverify_cpu_s: f64,
     /// Gateway ticks run in parallel, the jobs they held, and the CPU seconds of the
     /// tick workers (`world::tick`).
     pub parallel_ticks: u64,

@@ -34,12 +34,19 @@
 //! threads; node's `tests/device_sign_ahead.rs` the bytes). A rotation, an inception,
 //! the first wake-up after a power-on and a wake-up the attack moved are signed at the
 //! wake-up.
-//! The worker then checks the signatures it made (in batches of up to [`BATCH`], as a
-//! frame's: `verify_batch` under the job's public key, strict one by one when a batch
-//! fails) and files the results in the memo: the frame goes on the air with its check
-//! done, and the checks move from the frames' airtime (wanted within 500 ms) to the
-//! thread's idle moments. The memo keeps over an hour of entries; the wake-up is ≈ 15
-//! min later.
+//! The worker then checks the signatures it made (`verify_batch` under the job's public
+//! key, strict one by one when a batch fails) and files the results in the memo: the
+//! frame goes on the air with its check done, and the checks move from the frames'
+//! airtime (wanted within 500 ms) to the thread's idle moments. A signature made ahead
+//! is wanted only at its wake-up (≈ 15 min later), so these checks wait for batches of
+//! [`AHEAD_BATCH`] (dalek's batch verification costs less per signature the larger the
+//! batch: Pippenger past 190 points), or until the earliest wake-up among them is less
+//! than [`AHEAD_MARGIN_US`] of simulated time away (the loop passes its clock with
+//! every submission; a small fleet never fills a batch). A frame's own check stays in
+//! batches of up to [`BATCH`], taken before any other work. The memo keeps over an
+//! hour of entries, and a result waits in it at most the margin plus the lateness of
+//! the device's wake-up. A signing whose wake-up the loop has passed (a worker behind
+//! the loop, on a loaded machine) is dropped: the device signed itself.
 //!
 //! The worker polls its queue (sleeping [`POLL`] when it is empty) rather than
 //! blocking on it: a blocked receiver makes every send wake it (a futex call under a
@@ -62,6 +69,7 @@ use slope_node::trust::PreparedBatch;
 use slope_proto::{DeviceId, Event, ShortId, WitnessId, crypto};
 
 use super::memo::{Memo, Triple};
+use crate::metrics::thread_cpu_s;
 
 /// Frames the worker checks with one batch verification at most.
 pub const BATCH: usize = 64;
@@ -76,9 +84,15 @@ const EPOCHS: usize = 4;
 /// Devices' signatures waiting for an idle moment at most (past it the oldest is made
 /// at once).
 pub const SIGNS: usize = 16_384;
+/// Signatures made ahead checked with one `verify_batch` at most (per signature on this
+/// machine: 21.4 µs in batches of 64, 17.7 at 256, 17.0 at 512, 16.0 at 1,024).
+pub const AHEAD_BATCH: usize = 1024;
+/// Signatures made ahead are checked at the latest when the earliest wake-up among
+/// them is this close (simulated µs) to the loop's clock.
+pub const AHEAD_MARGIN_US: u64 = 120_000_000;
 
 /// What the worker did (work, not outcomes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stats {
     /// Frames and receipt batches submitted, and those dropped because the queue was
     /// full.
@@ -88,17 +102,30 @@ pub struct Stats {
     pub checked: u64,
     /// Devices' signatures the worker made ahead of their wake-ups.
     pub signed: u64,
+    /// CPU seconds of the worker's thread.
+    pub cpu_s: f64,
 }
 
 /// The worker's handle; without a worker (one thread) it does nothing.
 /// What the worker is handed.
 enum Work {
-    /// A frame (envelope) that went on the air.
-    Frame(Arc<[u8]>),
+    /// A frame (envelope) that went on the air, and the loop's clock then (µs).
+    Frame(Arc<[u8]>, u64),
     /// A receipt batch's signature, with the key that sealed it.
     Batch(Box<BatchCheck>),
-    /// A device's next attestation to sign, and where the signature goes.
-    Sign(Box<SignJob>, Arc<OnceLock<Ahead>>),
+    /// A device's next attestation to sign, where the signature goes, and when it is
+    /// wanted.
+    Sign(Box<Signing>),
+}
+
+/// A device's next signature to make ahead.
+struct Signing {
+    job: SignJob,
+    slot: Arc<OnceLock<Ahead>>,
+    /// The loop's clock at the submission, and the wake-up that needs the signature
+    /// (simulated µs).
+    now_us: u64,
+    due_us: u64,
 }
 
 /// A receipt batch's one signature check.
@@ -111,7 +138,7 @@ struct BatchCheck {
 
 pub struct PreVerifier {
     tx: Option<SyncSender<Work>>,
-    worker: Option<JoinHandle<(u64, u64)>>,
+    worker: Option<JoinHandle<(u64, u64, f64)>>,
     stats: Stats,
 }
 
@@ -138,9 +165,9 @@ impl PreVerifier {
         }
     }
 
-    /// Hands a frame (envelope) that just went on the air to the worker.
-    pub fn submit(&mut self, envelope: &Arc<[u8]>) {
-        self.send(Work::Frame(envelope.clone()));
+    /// Hands a frame (envelope) that just went on the air, at `now_us`, to the worker.
+    pub fn submit(&mut self, envelope: &Arc<[u8]>, now_us: u64) {
+        self.send(Work::Frame(envelope.clone(), now_us));
     }
 
     /// Hands a receipt batch just sealed with `key` to the worker, for its signature.
@@ -158,12 +185,23 @@ impl PreVerifier {
         self.tx.is_some()
     }
 
-    /// Hands a device's next signature to the worker; where it will be, unless the
-    /// queue was full (the device then signs at its wake-up).
-    pub fn submit_sign(&mut self, job: SignJob) -> Option<Arc<OnceLock<Ahead>>> {
+    /// Hands a device's next signature, for its wake-up at `due_us`, to the worker at
+    /// `now_us`; where it will be, unless the queue was full (the device then signs at
+    /// its wake-up).
+    pub fn submit_sign(
+        &mut self,
+        job: SignJob,
+        now_us: u64,
+        due_us: u64,
+    ) -> Option<Arc<OnceLock<Ahead>>> {
         let slot = Arc::new(OnceLock::new());
-        self.send(Work::Sign(Box::new(job), Arc::clone(&slot)))
-            .then_some(slot)
+        self.send(Work::Sign(Box::new(Signing {
+            job,
+            slot: Arc::clone(&slot),
+            now_us,
+            due_us,
+        })))
+        .then_some(slot)
     }
 
     /// Queues `work`; whether the worker will get it.
@@ -188,9 +226,10 @@ impl PreVerifier {
     pub fn finish(&mut self) -> Stats {
         self.tx = None;
         if let Some(w) = self.worker.take() {
-            let (checked, signed) = w.join().unwrap_or((0, 0));
+            let (checked, signed, cpu_s) = w.join().unwrap_or((0, 0, 0.0));
             self.stats.checked += checked;
             self.stats.signed += signed;
+            self.stats.cpu_s += cpu_s;
         }
         self.stats
     }
@@ -214,20 +253,26 @@ struct Worker {
     shorts: HashMap<ShortId, DeviceId>,
     /// Newest key epochs of each device: (epoch, key).
     keys: HashMap<DeviceId, Vec<(u32, VerifyingKey)>>,
+    /// The loop's clock in the newest submission that carried it (simulated µs).
+    now_us: u64,
+    /// The signatures made ahead whose checks wait for a large batch, and the earliest
+    /// wake-up among them.
+    fresh: Vec<Job>,
+    fresh_due_us: u64,
     checked: u64,
     signed: u64,
 }
 
 impl Worker {
-    fn run(mut self, rx: &Receiver<Work>, memo: &Memo) -> (u64, u64) {
+    fn run(mut self, rx: &Receiver<Work>, memo: &Memo) -> (u64, u64, f64) {
+        let cpu0 = thread_cpu_s();
         let mut jobs = Vec::with_capacity(BATCH);
         // Signing waits for the moments the checks leave: a frame's check is wanted at
         // its first flush (≤ 500 ms of simulated time), a signature at the device's
         // next wake-up (≈ 15 min).
-        let mut signs: VecDeque<(Box<SignJob>, Arc<OnceLock<Ahead>>)> = VecDeque::new();
-        // The signatures just made, checked in batches as any frame's: their frames go
-        // on the air at the wake-up with the check already in the memo.
-        let mut fresh = Vec::with_capacity(BATCH);
+        let mut signs: VecDeque<Box<Signing>> = VecDeque::new();
+        self.fresh = Vec::with_capacity(AHEAD_BATCH);
+        self.fresh_due_us = u64::MAX;
         loop {
             match rx.try_recv() {
                 Ok(Work::Batch(b)) => {
@@ -239,13 +284,21 @@ impl Worker {
                         memo.put_many([(t, valid)]);
                     }
                 }
-                Ok(Work::Sign(job, slot)) => {
-                    signs.push_back((job, slot));
-                    if signs.len() > SIGNS {
-                        self.sign(signs.pop_front(), &mut fresh);
+                Ok(Work::Sign(s)) => {
+                    self.now_us = self.now_us.max(s.now_us);
+                    signs.push_back(s);
+                    if signs.len() > SIGNS
+                        && let Some(oldest) = signs.pop_front()
+                        && oldest.due_us >= self.now_us
+                    {
+                        self.sign(*oldest);
+                        if self.fresh.len() >= AHEAD_BATCH {
+                            self.check_fresh(memo);
+                        }
                     }
                 }
-                Ok(Work::Frame(f)) => {
+                Ok(Work::Frame(f, now_us)) => {
+                    self.now_us = self.now_us.max(now_us);
                     jobs.extend(self.job(&f));
                     if jobs.len() >= BATCH {
                         self.check(&mut jobs, memo);
@@ -254,10 +307,13 @@ impl Worker {
                 Err(TryRecvError::Empty) => {
                     if !jobs.is_empty() {
                         self.check(&mut jobs, memo);
-                    } else if !signs.is_empty() {
-                        self.sign(signs.pop_front(), &mut fresh);
-                        if fresh.len() >= BATCH || signs.is_empty() {
-                            self.check(&mut fresh, memo);
+                    } else if self.fresh_wanted(signs.is_empty()) {
+                        self.check_fresh(memo);
+                    } else if let Some(s) = signs.pop_front() {
+                        // A wake-up already past signed itself: its signature made now
+                        // would be work for nothing.
+                        if s.due_us >= self.now_us {
+                            self.sign(*s);
                         }
                     } else {
                         std::thread::sleep(POLL);
@@ -266,23 +322,42 @@ impl Worker {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        (self.checked, self.signed)
+        let cpu_s = thread_cpu_s().zip(cpu0).map_or(0.0, |(b, a)| b - a);
+        (self.checked, self.signed, cpu_s)
     }
 
     /// Makes a device's signature, files it where the device will look, and queues
     /// its check in `fresh`.
-    fn sign(&mut self, job: Option<(Box<SignJob>, Arc<OnceLock<Ahead>>)>, fresh: &mut Vec<Job>) {
-        if let Some((job, slot)) = job {
-            self.signed += 1;
-            let (key, message) = (job.verifying_key(), *job.message());
-            let ahead = job.sign();
-            fresh.push(Job {
-                key,
-                message,
-                signature: *ahead.signature(),
-            });
-            let _ = slot.set(ahead);
-        }
+    fn sign(&mut self, s: Signing) {
+        self.signed += 1;
+        let (key, message) = (s.job.verifying_key(), *s.job.message());
+        let ahead = s.job.sign();
+        self.fresh.push(Job {
+            key,
+            message,
+            signature: *ahead.signature(),
+        });
+        self.fresh_due_us = self.fresh_due_us.min(s.due_us);
+        let _ = s.slot.set(ahead);
+    }
+
+    /// Whether the signatures made ahead waiting in `fresh` are to be checked now: a
+    /// full batch, or a wake-up that needs one of them is near and the batch is as
+    /// large as a frames' batch or no signing waits (a worker that lags behind the
+    /// loop keeps batches of [`BATCH`] at least, rather than checking each signature
+    /// as it makes it).
+    fn fresh_wanted(&self, no_signs: bool) -> bool {
+        self.fresh.len() >= AHEAD_BATCH
+            || (self.fresh_due_us <= self.now_us.saturating_add(AHEAD_MARGIN_US)
+                && (self.fresh.len() >= BATCH || no_signs))
+    }
+
+    /// Checks the signatures made ahead waiting in `fresh`.
+    fn check_fresh(&mut self, memo: &Memo) {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        self.check(&mut fresh, memo);
+        self.fresh = fresh;
+        self.fresh_due_us = u64::MAX;
     }
 
     /// The check a frame needs, when the worker knows its key and the memo lacks it.
@@ -356,5 +431,90 @@ impl Worker {
             .collect();
         memo.put_many(results);
         jobs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use slope_node::verifier::SignatureMemo;
+
+    /// A signature of `n`'s message under `n`'s key.
+    fn job(n: u32) -> Job {
+        let mut seed = [7u8; 32];
+        seed[..4].copy_from_slice(&n.to_le_bytes());
+        let key = SigningKey::from_bytes(&seed);
+        let mut message = [3u8; 32];
+        message[..4].copy_from_slice(&n.to_le_bytes());
+        Job {
+            key: key.verifying_key(),
+            message,
+            signature: crypto::sign(&key, &message),
+        }
+    }
+
+    #[test]
+    fn signatures_made_ahead_wait_for_a_large_batch_or_their_wake_up() {
+        let mut w = Worker {
+            now_us: 1_000_000_000,
+            fresh_due_us: u64::MAX,
+            ..Worker::default()
+        };
+        assert!(!w.fresh_wanted(true));
+        let far = w.now_us + AHEAD_MARGIN_US + 1;
+        w.fresh.push(job(0));
+        w.fresh_due_us = far;
+        assert!(!w.fresh_wanted(true));
+        // The earliest wake-up comes within the margin: checked now, unless signing
+        // waits and the batch is small.
+        w.now_us += 1;
+        assert!(w.fresh_wanted(true));
+        assert!(!w.fresh_wanted(false));
+        for n in 1..BATCH as u32 {
+            w.fresh.push(job(n));
+        }
+        assert!(w.fresh_wanted(false));
+        w.now_us -= 1;
+        for n in BATCH as u32..AHEAD_BATCH as u32 - 1 {
+            w.fresh.push(job(n));
+        }
+        assert!(!w.fresh_wanted(false) && !w.fresh_wanted(true));
+        w.fresh.push(job(AHEAD_BATCH as u32));
+        assert!(w.fresh_wanted(false));
+    }
+
+    #[test]
+    fn a_failed_large_batch_is_checked_one_by_one() {
+        let memo = Memo::default();
+        let mut w = Worker {
+            fresh_due_us: u64::MAX,
+            ..Worker::default()
+        };
+        w.fresh = (0..AHEAD_BATCH as u32).map(job).collect();
+        let mut bad = job(5000);
+        bad.signature[10] ^= 1;
+        let good = job(5001);
+        let triple = |j: &Job| (j.key.to_bytes(), j.message, j.signature);
+        let (kb, mb, sb) = triple(&bad);
+        let (kg, mg, sg) = triple(&good);
+        w.fresh.insert(AHEAD_BATCH / 2, bad);
+        w.fresh.push(good);
+        w.fresh_due_us = 0;
+        w.check_fresh(&memo);
+        assert!(w.fresh.is_empty());
+        assert_eq!(w.fresh_due_us, u64::MAX);
+        assert_eq!(w.checked, AHEAD_BATCH as u64 + 2);
+        assert_eq!(memo.get(&kb, &mb, &sb), Some(false));
+        assert_eq!(memo.get(&kg, &mg, &sg), Some(true));
+        let j = job(17);
+        assert_eq!(
+            memo.get(&j.key.to_bytes(), &j.message, &j.signature),
+            Some(true)
+        );
+        // What the memo holds is not checked again.
+        w.fresh.push(job(17));
+        w.check_fresh(&memo);
+        assert_eq!(w.checked, AHEAD_BATCH as u64 + 2);
     }
 }

@@ -93,7 +93,7 @@ impl World {
             return;
         };
         if let Some(job) = d.sign_ahead(at_ms, &payload)
-            && let Some(slot) = self.pre.submit_sign(job)
+            && let Some(slot) = self.pre.submit_sign(job, self.now_us, at_us)
         {
             d.expect_ahead(slot);
         }
@@ -177,7 +177,7 @@ impl World {
             Ok(tx) => {
                 self.trace.record(self.now_us, 6, &[i as u64, tx.id.0]);
                 if let Ok(envelope) = slope_radios::frame::parse_frame(&frame) {
-                    self.pre.submit(&Arc::from(envelope));
+                    self.pre.submit(&Arc::from(envelope), self.now_us);
                 }
                 self.check_ledger(node.0 as usize, tx.airtime_us);
                 let now_ms = self.now_ms();
