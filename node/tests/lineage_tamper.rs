@@ -113,6 +113,56 @@ fn truncation_with_a_forged_checkpoint_is_detected() {
     );
 }
 
+/// The index and frame of the log's (one) receipt-batch record.
+fn batch_record(records: &[Vec<u8>]) -> (usize, Vec<u8>) {
+    records
+        .iter()
+        .enumerate()
+        .find_map(
+            |(i, raw)| match postcard::from_bytes::<lineage::Record<'_>>(raw) {
+                Ok(lineage::Record {
+                    entry: lineage::Entry::ReceiptBatch { frame },
+                    ..
+                }) => Some((i, frame.to_vec())),
+                _ => None,
+            },
+        )
+        .expect("the sample log records a batch")
+}
+
+/// A batch record's digest commits to its frame (through the batch digest): the same
+/// witness's batch with the same entries, signed at another time, passes every content
+/// check in the batch record's place, and only the next record's link catches it.
+#[test]
+fn another_signed_batch_in_a_batch_record_breaks_the_chain() {
+    use slope_node::proto::ReceiptBatch;
+    let log = sample_log();
+    let (mut records, cp) = split(&log);
+    let (i, frame) = batch_record(&records);
+    assert!(i + 1 < records.len(), "records follow the batch");
+    let batch = ReceiptBatch::decode(&frame).expect("logged batch decodes");
+    let mut other = vec![0u8; frame.len() + 64];
+    let n = ReceiptBatch::sign_into(
+        &sample::key(102),
+        batch.time_ms() + 1,
+        batch.entries(),
+        &mut other,
+    )
+    .expect("re-signed");
+    other.truncate(n);
+    assert_ne!(other, frame);
+    let logged = records[i].clone();
+    let mut rec: lineage::Record<'_> = postcard::from_bytes(&logged).expect("decodes");
+    rec.entry = lineage::Entry::ReceiptBatch { frame: &other };
+    records[i] = postcard::to_extend(&rec, Vec::new()).expect("encodes");
+    assert_eq!(
+        lineage::verify(&reencode(&records, &cp), &author()),
+        Err(lineage::VerifyError::Chain {
+            record: i as u64 + 1
+        })
+    );
+}
+
 #[derive(Debug, Clone)]
 enum Tamper {
     Flip { record: usize, byte: usize, bit: u8 },

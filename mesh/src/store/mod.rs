@@ -42,8 +42,10 @@ pub const DB_FILE: &str = "slope.redb";
 /// in chunks of records; 4: suite-2 tables ([`compact`]) and lineage entries; 5: each
 /// witness of a device remembers which recent positions it was counted for; 6: frames
 /// stored in runs, one per device per transaction ([`frames`]), and the device record
-/// keeps its highest stored frame position).
-pub const SCHEMA: u32 = 6;
+/// keeps its highest stored frame position; 7: the engine lineage's receipt-batch
+/// records are chained by the batch-record digest, `slope_node::lineage::record::digest`,
+/// so a schema-6 engine lineage holding a batch no longer replays).
+pub const SCHEMA: u32 = 7;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]

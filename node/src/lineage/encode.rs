@@ -69,7 +69,7 @@ mod variant {
     pub const WEIGHTING: u64 = 2;
     pub const DECISION: u64 = 3;
     pub const GRANT: u64 = 4;
-    pub const RECEIPT_BATCH: u64 = 9;
+    pub const RECEIPT_BATCH: u64 = crate::lineage::record::RECEIPT_BATCH_VARIANT;
 }
 
 /// Variant indices of [`ReceiptRef`].
@@ -148,6 +148,27 @@ pub fn encode(rec: &Record<'_>, buf: &mut [u8]) -> Option<usize> {
         _ => return None,
     }
     Some(c.pos)
+}
+
+/// Encodes what precedes the frame in a receipt-batch record of `frame_len` bytes of
+/// frame: the record's head (index, prev, at, the variant index: what its digest covers
+/// before the batch digest), then the frame's length. Returns the head's length and the
+/// whole length written; `None` when `buf` is too small.
+pub fn batch_head(
+    index: u64,
+    prev: &slope_proto::Digest,
+    at: u64,
+    frame_len: usize,
+    buf: &mut [u8],
+) -> Option<(usize, usize)> {
+    let mut c = Cursor { buf, pos: 0 };
+    c.varint(index)?;
+    c.raw(&prev.0)?;
+    c.varint(at)?;
+    c.varint(variant::RECEIPT_BATCH)?;
+    let head = c.pos;
+    c.varint(u64::try_from(frame_len).ok()?)?;
+    Some((head, c.pos))
 }
 
 #[cfg(test)]
@@ -277,7 +298,12 @@ mod tests {
             for entry in entries {
                 check(&Record { index, prev, at, entry });
             }
-            check(&Record { index, prev, at, entry: Entry::ReceiptBatch { frame: &batch } });
+            let rec = Record { index, prev, at, entry: Entry::ReceiptBatch { frame: &batch } };
+            check(&rec);
+            let whole = postcard::to_extend(&rec, Vec::new()).expect("postcard encodes");
+            let mut buf = [0u8; 64];
+            let (_, n) = super::batch_head(index, &prev, at, batch.len(), &mut buf).expect("fits");
+            prop_assert_eq!(&buf[..n], &whole[..whole.len() - batch.len()]);
         }
     }
 }

@@ -11,6 +11,7 @@ use super::export::{self, Checkpoint};
 use super::record::{self, Entry, Genesis, Record};
 use super::storage::{Storage, StorageError};
 use crate::time::Millis;
+use crate::trust::BatchFrame;
 
 /// Why a record could not be appended (or the log exported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,7 @@ pub struct Lineage<S> {
     head: Digest,
     author: [u8; 32],
     buf: Vec<u8>,
-    context: blake3::hazmat::ContextKey,
+    contexts: record::Contexts,
     /// Replaying a stored log: appends compare with the stored record instead of
     /// writing (see [`Lineage::replaying`]).
     replay: Option<Vec<u8>>,
@@ -103,7 +104,7 @@ impl<S: Storage> Lineage<S> {
                 head,
                 author,
                 buf: Vec::new(),
-                context: record::context_key(),
+                contexts: record::Contexts::new(),
                 replay: None,
             });
         }
@@ -122,7 +123,7 @@ impl<S: Storage> Lineage<S> {
             head,
             author,
             buf: bytes,
-            context: record::context_key(),
+            contexts: record::Contexts::new(),
             replay: None,
         })
     }
@@ -138,7 +139,7 @@ impl<S: Storage> Lineage<S> {
             head,
             author,
             buf: Vec::new(),
-            context: record::context_key(),
+            contexts: record::Contexts::new(),
             replay: Some(Vec::new()),
         }
     }
@@ -169,7 +170,7 @@ impl<S: Storage> Lineage<S> {
         if rec.index != i || rec.prev != self.head {
             return Err(AppendError::Replay { record: i });
         }
-        self.head = record::digest_with(&self.context, stored);
+        self.head = record::digest_with(&self.contexts, stored);
         self.next += 1;
         Ok(i)
     }
@@ -179,7 +180,8 @@ impl<S: Storage> Lineage<S> {
         self.storage
     }
 
-    /// Appends an entry; returns its index.
+    /// Appends an entry; returns its index. A receipt batch is better appended with
+    /// [`Lineage::append_batch`], which does not hash its frame again.
     pub fn append(&mut self, at: Millis, entry: Entry<'_>) -> Result<u64, AppendError> {
         let rec = Record {
             index: self.next,
@@ -189,19 +191,55 @@ impl<S: Storage> Lineage<S> {
         };
         let len = encode(&rec, &mut self.buf)?;
         let bytes = self.buf.get(..len).ok_or(AppendError::Encode)?;
-        let digest = record::digest_with(&self.context, bytes);
+        let digest = record::digest_with(&self.contexts, bytes);
+        self.store(len, &[], digest)
+    }
+
+    /// Appends the receipt batch `batch` (an `Entry::ReceiptBatch` of its frame): the
+    /// record's digest commits to the frame through `batch.digest()`, which `BatchFrame`
+    /// computed from that same frame when the batch was verified, and the frame goes to
+    /// the store without being copied behind the record's head first
+    /// ([`Storage::append_split`]). Returns the record's index.
+    pub fn append_batch(&mut self, at: Millis, batch: &BatchFrame) -> Result<u64, AppendError> {
+        let frame = batch.frame();
+        if self.buf.len() < SCRATCH {
+            self.buf.resize(SCRATCH, 0);
+        }
+        let (head, len) =
+            super::encode::batch_head(self.next, &self.head, at, frame.len(), &mut self.buf)
+                .ok_or(AppendError::Encode)?;
+        let head_bytes = self.buf.get(..head).ok_or(AppendError::Encode)?;
+        let digest = record::batch_record(&self.contexts, head_bytes, &batch.digest());
+        debug_assert_eq!(
+            Some(digest),
+            self.buf
+                .get(..len)
+                .map(|h| record::digest_with(&self.contexts, &[h, frame].concat()))
+        );
+        self.store(len, frame, digest)
+    }
+
+    /// Stores (or, replaying, compares) the record encoded as the buffer's first `len`
+    /// bytes followed by `tail`, whose digest is `digest`; returns its index.
+    fn store(&mut self, len: usize, tail: &[u8], digest: Digest) -> Result<u64, AppendError> {
+        let head = self.buf.get(..len).ok_or(AppendError::Encode)?;
         match self.replay.as_mut() {
-            None => self.storage.append(self.next, &digest, bytes)?,
+            None if tail.is_empty() => self.storage.append(self.next, &digest, head)?,
+            None => self.storage.append_split(self.next, &digest, head, tail)?,
             Some(stored) => {
                 let found = self.storage.read(self.next, stored)?;
-                if !found || stored.as_slice() != bytes {
+                let same = stored.len() == head.len() + tail.len()
+                    && stored.starts_with(head)
+                    && stored.ends_with(tail);
+                if !found || !same {
                     return Err(AppendError::Replay { record: self.next });
                 }
             }
         }
+        let index = self.next;
         self.head = digest;
         self.next += 1;
-        Ok(rec.index)
+        Ok(index)
     }
 
     /// The index the next record will get.
@@ -234,5 +272,117 @@ impl<S: Storage> Lineage<S> {
         }
         let checkpoint = Checkpoint::sign(self.next, self.head, key);
         export::encode(&records, &checkpoint).ok_or(AppendError::Encode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use proptest::prelude::*;
+    use slope_proto::batch::Entry as BatchEntry;
+    use slope_proto::{LinkDigest, Observation, ReceiptBatch, ShortId, sample};
+
+    use super::{Entry, Genesis, Lineage};
+    use crate::lineage::record;
+    use crate::lineage::storage::{Memory, Storage};
+    use crate::trust::{BatchFrame, Policy};
+
+    fn batch(n: u8, time_ms: u64) -> Vec<u8> {
+        let entries = (0..n).map(|i| BatchEntry {
+            device: ShortId([i; 8]),
+            seq: u32::from(i),
+            event: LinkDigest([n; 16]),
+            observed: Observation {
+                rssi_dbm: -100,
+                snr_qdb: 4,
+                freq_hz: 868_100_000,
+                foff_hz: None,
+                sf: 7,
+                time_ms,
+            },
+        });
+        let mut out = alloc::vec![0u8; 16 << 10];
+        let len = ReceiptBatch::sign_into(&sample::key(7), time_ms, entries, &mut out)
+            .expect("batch signs");
+        out.truncate(len);
+        out
+    }
+
+    fn open() -> Lineage<Memory> {
+        let genesis = Genesis {
+            author: sample::key(1).verifying_key().to_bytes(),
+            operators: Vec::new(),
+            local: None,
+            policy: Policy::default(),
+        };
+        Lineage::open(Memory::new(usize::MAX), genesis, 0).expect("opens")
+    }
+
+    /// Replaying, a batch record is compared in full: another frame of the same length
+    /// in the store is a mismatch.
+    #[test]
+    fn a_replayed_batch_is_compared_frame_and_all() {
+        let (x, y) = (batch(5, 1_000), batch(5, 1_001));
+        assert_eq!(x.len(), y.len());
+        assert_ne!(x, y);
+        let frame = |f: &[u8]| BatchFrame::of(&ReceiptBatch::decode(f).expect("decodes"));
+        let mut log = open();
+        let genesis = log.head();
+        log.append_batch(7, &frame(&x)).expect("appends");
+        let storage = log.into_storage();
+        let author = sample::key(1).verifying_key().to_bytes();
+        let mut same = Lineage::replaying(storage.clone(), author, genesis);
+        assert_eq!(same.append_batch(7, &frame(&x)), Ok(1));
+        assert_eq!(same.end_replay(), Ok(()));
+        let mut other = Lineage::replaying(storage, author, genesis);
+        assert_eq!(
+            other.append_batch(7, &frame(&y)),
+            Err(super::AppendError::Replay { record: 1 })
+        );
+    }
+
+    proptest! {
+        /// `append_batch` writes the record `append` writes for the same frame, under the
+        /// same digest, and every stored record's digest recomputed from its bytes alone
+        /// is the digest its successor names.
+        #[test]
+        fn append_batch_is_append_of_the_frame(
+            steps in proptest::collection::vec((1u8..120, any::<bool>()), 1..12),
+        ) {
+            let (mut fast, mut slow) = (open(), open());
+            for (k, (n, evict)) in steps.iter().enumerate() {
+                let at = k as u64 * 1_000;
+                if *evict {
+                    let e = Entry::Eviction { devices: u32::from(*n) };
+                    fast.append(at, e.clone()).expect("appends");
+                    slow.append(at, e).expect("appends");
+                    continue;
+                }
+                let frame = batch(*n, at);
+                let decoded = ReceiptBatch::decode(&frame).expect("decodes");
+                fast.append_batch(at, &BatchFrame::of(&decoded)).expect("appends");
+                slow.append(at, Entry::ReceiptBatch { frame: &frame }).expect("appends");
+                prop_assert_eq!(fast.head(), slow.head());
+            }
+            prop_assert_eq!(fast.head(), slow.head());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for i in 0..slow.storage().len() {
+                prop_assert!(fast.storage().read(i, &mut a).expect("reads"));
+                prop_assert!(slow.storage().read(i, &mut b).expect("reads"));
+                prop_assert_eq!(&a, &b);
+            }
+            let store = fast.storage();
+            let (mut prev, mut buf) = (None, Vec::new());
+            for i in 0..store.len() {
+                prop_assert!(store.read(i, &mut buf).expect("reads"));
+                let rec: super::Record<'_> = postcard::from_bytes(&buf).expect("decodes");
+                if let Some(p) = prev {
+                    prop_assert_eq!(rec.prev, p);
+                }
+                prev = Some(record::digest(&buf));
+            }
+            prop_assert_eq!(prev, Some(fast.head()));
+        }
     }
 }

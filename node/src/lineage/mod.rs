@@ -4,14 +4,16 @@
 //! decisions, grants, revocations, divergence proofs and signed operator actions.
 //!
 //! Every [`Record`] commits to its predecessor's digest (blake3, context
-//! `slope v1 lineage record`), records are canonical postcard, and an export ends with
+//! `slope v1 lineage record`; a receipt-batch record commits to its frame through the
+//! batch digest, context `slope v1 lineage batch record`: [`record::digest`]), records
+//! are canonical postcard, and an export ends with
 //! a checkpoint signed by the gateway's key. [`verify()`] re-checks an export from nothing
 //! but the author's public key: the chain, every embedded signature (attestations
 //! against the key history the log itself carries, receipts against the witness keys
 //! registered in it, divergence proofs, operator signatures) and the checkpoint. The
 //! format is documented in `docs/protocol.md` ("Lineage export format").
 //!
-//! - [`record`]: the record and entry types, the record digest.
+//! - [`record`]: the record and entry types, the record digests.
 //! - [`storage`]: the [`Storage`] trait and the bounded in-memory store.
 //! - [`log`]: [`Lineage`], appending and exporting.
 //! - [`encode`]: the fast path of record encoding (the same bytes as postcard).

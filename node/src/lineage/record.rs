@@ -157,38 +157,166 @@ pub struct CompactObservation<'a> {
     pub receipts: heapless::Vec<ReceiptRef<'a>, MAX_RECEIPTS>,
 }
 
-/// The pre-hashed derive-key context of record digests (saves one blake3 compression
-/// per record; the digest is the same as [`digest`]'s).
-pub fn context_key() -> blake3::hazmat::ContextKey {
-    blake3::hazmat::hash_derive_key_context(CTX_RECORD)
+/// Domain of a receipt-batch record's digest ([`Entry::ReceiptBatch`]): such a record
+/// commits to its batch through the batch's digest, not its bytes (see [`digest`]).
+pub const CTX_BATCH_RECORD: &str = "slope v1 lineage batch record";
+
+/// The pre-hashed derive-key contexts of record digests (saves one blake3 compression
+/// per record; the digests are the same as [`digest`]'s).
+#[derive(Debug, Clone)]
+pub struct Contexts {
+    record: blake3::hazmat::ContextKey,
+    batch: blake3::hazmat::ContextKey,
 }
 
-/// The digest of an encoded record, with the context key from [`context_key`].
-pub fn digest_with(key: &blake3::hazmat::ContextKey, encoded: &[u8]) -> Digest {
-    use blake3::hazmat::HasherExt;
-    Digest(
-        *blake3::Hasher::new_from_context_key(key)
-            .update(encoded)
-            .finalize()
-            .as_bytes(),
-    )
+impl Contexts {
+    /// Hashes both contexts.
+    pub fn new() -> Self {
+        Self {
+            record: blake3::hazmat::hash_derive_key_context(CTX_RECORD),
+            batch: blake3::hazmat::hash_derive_key_context(CTX_BATCH_RECORD),
+        }
+    }
 }
 
-/// The digest of an encoded record.
+impl Default for Contexts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The digest of an encoded record ([`digest`]), with the contexts hashed beforehand.
+pub fn digest_with(ctx: &Contexts, encoded: &[u8]) -> Digest {
+    match split_batch(encoded) {
+        Some((head, frame)) => {
+            batch_record(ctx, head, &slope_proto::crypto::receipt_batch_digest(frame))
+        }
+        None => keyed(&ctx.record, &[encoded]),
+    }
+}
+
+/// The digest of an encoded record:
+///
+/// - a receipt-batch record (`head ‖ varint len ‖ frame`, `head` being its index,
+///   `prev`, `at` and the variant index 9):
+///   `blake3-derive_key(CTX_BATCH_RECORD, head ‖ receipt_batch_digest(frame))`, so that
+///   a holder of the batch's digest hashes 80 bytes instead of the whole batch again;
+/// - any other record: `blake3-derive_key(CTX_RECORD, record bytes)`.
+///
+/// Which rule applies follows from the bytes alone (the variant index in the record's
+/// head), and the two contexts keep the two kinds of input apart.
 pub fn digest(encoded: &[u8]) -> Digest {
-    Digest(
-        *blake3::Hasher::new_derive_key(CTX_RECORD)
-            .update(encoded)
-            .finalize()
-            .as_bytes(),
-    )
+    digest_with(&Contexts::new(), encoded)
+}
+
+/// The digest of a receipt-batch record whose head (index, prev, at, variant index) is
+/// `head` and whose frame has the digest `batch` (the caller vouches for it).
+pub(crate) fn batch_record(ctx: &Contexts, head: &[u8], batch: &Digest) -> Digest {
+    keyed(&ctx.batch, &[head, &batch.0])
+}
+
+fn keyed(key: &blake3::hazmat::ContextKey, parts: &[&[u8]]) -> Digest {
+    use blake3::hazmat::HasherExt;
+    let mut h = blake3::Hasher::new_from_context_key(key);
+    for p in parts {
+        h.update(p);
+    }
+    Digest(*h.finalize().as_bytes())
+}
+
+/// Variant index of [`Entry::ReceiptBatch`] (its declaration order, which postcard
+/// encodes).
+pub(crate) const RECEIPT_BATCH_VARIANT: u64 = 9;
+
+/// Splits an encoded receipt-batch record into its head (index, prev, at, variant) and
+/// its frame; `None` for any other record, or bytes that are not one.
+fn split_batch(encoded: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (_, rest) = varint(encoded)?;
+    let rest = rest.get(32..)?;
+    let (_, rest) = varint(rest)?;
+    let (variant, rest) = varint(rest)?;
+    if variant != RECEIPT_BATCH_VARIANT {
+        return None;
+    }
+    let head = encoded.get(..encoded.len() - rest.len())?;
+    let (len, frame) = varint(rest)?;
+    (u64::try_from(frame.len()).ok()? == len).then_some((head, frame))
+}
+
+/// A LEB128 varint of at most 10 bytes (postcard's `u64`), and what follows it.
+fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().take(10).enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, b.get(i + 1..)?));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
+    use alloc::vec::Vec;
+
+    use proptest::prelude::*;
+    use slope_proto::Digest;
+
+    use super::{Contexts, Entry, Record, digest, digest_with};
+
+    fn plain(encoded: &[u8]) -> Digest {
+        Digest(
+            *blake3::Hasher::new_derive_key(super::CTX_RECORD)
+                .update(encoded)
+                .finalize()
+                .as_bytes(),
+        )
+    }
+
     #[test]
-    fn cached_context_gives_the_same_digest() {
-        let k = super::context_key();
-        assert_eq!(super::digest_with(&k, b"slope"), super::digest(b"slope"));
+    fn cached_contexts_give_the_same_digest() {
+        let k = Contexts::new();
+        assert_eq!(digest_with(&k, b"slope"), digest(b"slope"));
+        assert_eq!(digest(b"slope"), plain(b"slope"));
+    }
+
+    proptest! {
+        /// A batch record's digest is the batch rule's, over the head and the batch
+        /// digest; any other record's is the plain rule's, over its bytes.
+        #[test]
+        fn batch_records_commit_through_the_batch_digest(
+            index in any::<u64>(),
+            at in any::<u64>(),
+            prev in any::<[u8; 32]>(),
+            frame in proptest::collection::vec(any::<u8>(), 0..3000),
+            devices in any::<u32>(),
+        ) {
+            let prev = Digest(prev);
+            let batch = Record { index, prev, at, entry: Entry::ReceiptBatch { frame: &frame } };
+            let bytes = postcard::to_extend(&batch, Vec::new()).expect("encodes");
+            let head = postcard::to_extend(&(index, prev, at, super::RECEIPT_BATCH_VARIANT as u32), Vec::new())
+                .expect("encodes");
+            let mut input = head.clone();
+            input.extend_from_slice(&slope_proto::crypto::receipt_batch_digest(&frame).0);
+            let expected = Digest(
+                *blake3::Hasher::new_derive_key(super::CTX_BATCH_RECORD)
+                    .update(&input)
+                    .finalize()
+                    .as_bytes(),
+            );
+            prop_assert_eq!(digest(&bytes), expected);
+            prop_assert_ne!(digest(&bytes), plain(&bytes));
+            let batch_digest = slope_proto::crypto::receipt_batch_digest(&frame);
+            prop_assert_eq!(super::batch_record(&Contexts::new(), &head, &batch_digest), expected);
+            // Truncated or extended bytes are not a batch record: the plain rule.
+            for cut in [bytes.len() - 1, bytes.len() + 1] {
+                let mut b = bytes.clone();
+                b.resize(cut, 0);
+                prop_assert_eq!(digest(&b), plain(&b));
+            }
+            let other = Record { index, prev, at, entry: Entry::Eviction { devices } };
+            let bytes = postcard::to_extend(&other, Vec::new()).expect("encodes");
+            prop_assert_eq!(digest(&bytes), plain(&bytes));
+        }
     }
 }

@@ -36,6 +36,19 @@ impl std::error::Error for StorageError {}
 pub trait Storage {
     /// Appends the encoded record `index` with its digest.
     fn append(&mut self, index: u64, digest: &Digest, record: &[u8]) -> Result<(), StorageError>;
+    /// Appends the encoded record `index` given in two parts, `head ‖ tail` (a receipt
+    /// batch: its head, then the frame, not copied behind the head first). The default
+    /// joins them for [`Storage::append`]; a store that keeps no bytes, or writes them
+    /// out in parts, does better.
+    fn append_split(
+        &mut self,
+        index: u64,
+        digest: &Digest,
+        head: &[u8],
+        tail: &[u8],
+    ) -> Result<(), StorageError> {
+        self.append(index, digest, &[head, tail].concat())
+    }
     /// Number of records held.
     fn len(&self) -> u64;
     /// Whether the store is empty.
@@ -76,18 +89,39 @@ impl Memory {
     }
 }
 
-impl Storage for Memory {
-    fn append(&mut self, index: u64, digest: &Digest, record: &[u8]) -> Result<(), StorageError> {
+impl Memory {
+    /// Appends the record made of `parts`, in order.
+    fn push(&mut self, index: u64, digest: &Digest, parts: &[&[u8]]) -> Result<(), StorageError> {
         if index != self.records.len() as u64 {
             return Err(StorageError::OutOfOrder);
         }
-        if self.bytes.saturating_add(record.len()) > self.max_bytes {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if self.bytes.saturating_add(len) > self.max_bytes {
             return Err(StorageError::Full);
         }
-        self.records.push(record.to_vec());
-        self.bytes += record.len();
+        let mut record = Vec::with_capacity(len);
+        for p in parts {
+            record.extend_from_slice(p);
+        }
+        self.records.push(record);
+        self.bytes += len;
         self.head = Some(*digest);
         Ok(())
+    }
+}
+
+impl Storage for Memory {
+    fn append(&mut self, index: u64, digest: &Digest, record: &[u8]) -> Result<(), StorageError> {
+        self.push(index, digest, &[record])
+    }
+    fn append_split(
+        &mut self,
+        index: u64,
+        digest: &Digest,
+        head: &[u8],
+        tail: &[u8],
+    ) -> Result<(), StorageError> {
+        self.push(index, digest, &[head, tail])
     }
     fn len(&self) -> u64 {
         self.records.len() as u64

@@ -156,6 +156,7 @@ pub fn verify(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyError> {
         },
     };
     let mut head = Digest([0; 32]);
+    let contexts = record::Contexts::new();
     for (i, raw) in export.records.iter().enumerate() {
         let i = i as u64;
         let rec: Record<'_> = canonical(raw).ok_or(VerifyError::Decode { record: i })?;
@@ -166,7 +167,7 @@ pub fn verify(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyError> {
             return Err(VerifyError::Chain { record: i });
         }
         st.check(i, &rec.entry, author)?;
-        head = record::digest(raw);
+        head = record::digest_with(&contexts, raw);
     }
     let cp = export.checkpoint;
     if cp.count != export.records.len() as u64 || cp.head != head || export.records.is_empty() {
@@ -200,9 +201,10 @@ pub fn verify_replay(bytes: &[u8], author: &[u8; 32]) -> Result<Report, VerifyEr
     let report = verify(bytes, author)?;
     let export: Export<'_> = canonical(bytes).ok_or(VerifyError::Container)?;
     let mut store = Memory::new(usize::MAX);
+    let contexts = record::Contexts::new();
     for (i, raw) in export.records.iter().enumerate() {
         store
-            .append(i as u64, &record::digest(raw), raw)
+            .append(i as u64, &record::digest_with(&contexts, raw), raw)
             .map_err(|_| VerifyError::Container)?;
     }
     match Engine::restore(store) {

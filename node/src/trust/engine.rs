@@ -360,12 +360,7 @@ impl<S: Storage> Engine<S> {
         if let Some(record) = self.batches.get(&batch.digest()) {
             return Ok(record);
         }
-        let record = self.lineage.append(
-            now,
-            Entry::ReceiptBatch {
-                frame: batch.frame(),
-            },
-        )?;
+        let record = self.lineage.append_batch(now, batch)?;
         self.batches.insert(batch.digest(), record);
         Ok(record)
     }

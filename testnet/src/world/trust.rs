@@ -103,6 +103,18 @@ impl Storage for Chain {
         self.bytes += record.len() as u64;
         Ok(())
     }
+    /// A receipt batch: its frame is counted, not joined to the record's head.
+    fn append_split(
+        &mut self,
+        index: u64,
+        digest: &Digest,
+        head: &[u8],
+        tail: &[u8],
+    ) -> Result<(), StorageError> {
+        self.append(index, digest, head)?;
+        self.bytes += tail.len() as u64;
+        Ok(())
+    }
     fn len(&self) -> u64 {
         self.len
     }
