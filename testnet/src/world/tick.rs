@@ -84,6 +84,9 @@ pub fn may_join(works: &[(usize, Work)]) -> bool {
     works.iter().all(|(_, w)| !matches!(w, Work::Flush))
 }
 
+/// Trace bytes a job's event starts with room for (a flush records ~25 bytes per frame).
+const RECORDS_BYTES: usize = 512;
+
 /// One gateway's work at a tick (its events there, in queue order), carrying the
 /// gateway there and the results back.
 pub struct Job {
@@ -100,7 +103,7 @@ pub struct Job {
 impl Job {
     fn run(&mut self) {
         for (order, w) in &self.works {
-            let (order, mut rec) = (*order, Records::default());
+            let (order, mut rec) = (*order, Records::with_capacity(RECORDS_BYTES));
             let actions = work(&mut self.gw, self.g, w, self.now_us, &mut rec);
             self.out.push((order, rec, actions));
         }

@@ -20,6 +20,15 @@ pub struct Records {
 }
 
 impl Records {
+    /// Empty, with room for `bytes` (a gateway's work at a tick records a few events:
+    /// one allocation rather than a growth per doubling).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+            events: 0,
+        }
+    }
+
     /// Records one event: its time, a kind tag and its fields.
     pub fn record(&mut self, at_us: u64, kind: u8, fields: &[u64]) {
         self.buf.extend_from_slice(&at_us.to_le_bytes());
