@@ -235,7 +235,7 @@ impl Corroboration {
     /// Sorts the witnessed entries by key and keeps each key's first observation.
     fn dedup_witnessed(&mut self) {
         // Stable: a key's first observation stays first among its equals.
-        self.witnessed.sort_by(|a, b| a.0.cmp(&b.0));
+        self.witnessed.sort_by_key(|a| a.0);
         self.witnessed.dedup_by(|later, first| later.0 == first.0);
     }
 
