@@ -20,12 +20,13 @@
 //! compare with its durable history.
 
 pub mod compact;
+mod devices;
 mod escrow;
 mod outcome;
 mod slope;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -37,8 +38,9 @@ pub use escrow::EscrowStats;
 pub use outcome::{DivergenceEvidence, Missing, Outcome, VerifiedAttestation, VerifyError};
 
 use crate::time::Millis;
+use devices::Devices;
 use escrow::Escrow;
-use slope::{DeviceSlope, Establishment, Held, held_of};
+use slope::{DeviceSlope, Establishment, Held};
 
 /// The verifier's bounds and windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,7 +98,7 @@ type PreVerified = Option<[u8; 32]>;
 /// The verifier.
 pub struct Verifier {
     config: Config,
-    devices: BTreeMap<DeviceId, DeviceSlope>,
+    devices: Devices<DeviceSlope>,
     escrow: Escrow,
     /// Establishment events applied since the escrow was last drained.
     established: Vec<Missing>,
@@ -151,7 +153,7 @@ impl Verifier {
     pub fn with_compact(config: Config, compact: compact::Config) -> Self {
         Self {
             config,
-            devices: BTreeMap::new(),
+            devices: Devices::default(),
             escrow: Escrow::new(
                 config.escrow_per_key,
                 config.escrow_total,
@@ -245,12 +247,17 @@ impl Verifier {
                 let remembered = self
                     .memo
                     .as_ref()
-                    .and_then(|m| m.get(&key.to_bytes(), &message, event.signature()));
+                    .and_then(|m| m.get(&key, &message, event.signature()));
                 match remembered {
-                    Some(true) => pre[i] = Some(key.to_bytes()),
+                    Some(true) => pre[i] = Some(key),
                     // Known bad: the one-by-one path rejects it (through the memo).
                     Some(false) => {}
                     None => {
+                        // Parsed only for a check the memo cannot answer (an invalid
+                        // key is never in the memo: the one-by-one path rejects it).
+                        let Ok(key) = crypto::verifying_key(&key) else {
+                            continue;
+                        };
                         messages.push(message);
                         signatures.push(Signature::from_bytes(event.signature()));
                         keys.push(key);
@@ -326,7 +333,7 @@ impl Verifier {
 
     /// Every tracked device id, ascending.
     pub fn devices(&self) -> impl Iterator<Item = &DeviceId> {
-        self.devices.keys()
+        self.devices.ids()
     }
 
     /// The device's establishment frames (inception, then rotations in epoch order):
@@ -426,20 +433,7 @@ impl Verifier {
 
     /// The devices whose short id is `short` (more than one only on a collision).
     fn candidates(&self, short: ShortId) -> Vec<DeviceId> {
-        self.slopes_of(short).map(|(id, _)| *id).collect()
-    }
-
-    /// The slopes of the devices whose short id is `short`, in one range walk (no
-    /// second lookup by id, nothing allocated).
-    fn slopes_of(
-        &self,
-        short: ShortId,
-    ) -> alloc::collections::btree_map::Range<'_, DeviceId, DeviceSlope> {
-        let mut lo = [0u8; 32];
-        lo[..8].copy_from_slice(&short.0);
-        let mut hi = [0xffu8; 32];
-        hi[..8].copy_from_slice(&short.0);
-        self.devices.range(DeviceId(lo)..=DeviceId(hi))
+        self.devices.of_short(short).map(|(id, _)| *id).collect()
     }
 
     /// One walk over the slopes of `event`'s short id: whether the verifier holds these
@@ -457,7 +451,7 @@ impl Verifier {
                 let mut identical = false;
                 let mut found = None;
                 let mut n = 0usize;
-                for (id, d) in self.slopes_of(event.short_id()) {
+                for (id, d) in self.devices.of_short(event.short_id()) {
                     identical |= d.window.iter().any(|h| h.seq == seq && *h.frame == *frame);
                     found = Some((id, d));
                     n += 1;
@@ -467,23 +461,22 @@ impl Verifier {
         }
     }
 
-    /// The key a batch can check `event` with, when it is known without processing
-    /// anything else first (`single`: the one slope of its short id, from [`Self::scan`]).
+    /// The key a batch can check `event` with, as bytes (parsed only if the memo does
+    /// not answer), when it is known without processing anything else first (`single`:
+    /// the one slope of its short id, from [`Self::scan`]).
     fn batchable_key(
         event: &Event,
         single: Option<(&DeviceId, &DeviceSlope)>,
-    ) -> Option<(DeviceId, VerifyingKey)> {
+    ) -> Option<(DeviceId, [u8; 32])> {
         match event {
-            Event::Inception(e) => {
-                Some((e.device_id(), crypto::verifying_key(&e.body().key).ok()?))
-            }
+            Event::Inception(e) => Some((e.device_id(), e.body().key)),
             Event::Rotation(r) => {
                 let (device, _) = single?;
-                Some((*device, crypto::verifying_key(&r.body().key).ok()?))
+                Some((*device, r.body().key))
             }
             Event::Interaction(i) => {
                 let (device, d) = single?;
-                Some((*device, d.key_of(i.body().epoch)?))
+                Some((*device, d.key_bytes_of(i.body().epoch)?))
             }
         }
     }
@@ -518,15 +511,17 @@ impl Verifier {
             Event::Inception(_) => self.process_inception(now, event, rx, pre),
             _ => {
                 let short = event.short_id();
-                let candidates = self.candidates(short);
-                if candidates.is_empty() {
+                // The first candidate apart, so the usual single one allocates nothing.
+                let mut ids = self.devices.of_short(short).map(|(id, _)| *id);
+                let Some(first) = ids.next() else {
                     self.escrow
                         .hold(Missing::Inception(short), event.frame(), rx, now);
                     return Outcome::Escrowed(Missing::Inception(short));
-                }
-                let single = candidates.len() == 1;
+                };
+                let others: Vec<DeviceId> = ids.collect();
+                let single = others.is_empty();
                 let mut escrow = None;
-                for device in candidates {
+                for device in core::iter::once(first).chain(others) {
                     match self.process_for(now, device, &event, rx, pre) {
                         Outcome::Rejected(VerifyError::BadSignature) => continue,
                         Outcome::Escrowed(m) => {
@@ -588,7 +583,7 @@ impl Verifier {
             window: Vec::new(),
             diverged: None,
         };
-        slope.insert(held_of(&event, digest), self.config.window);
+        slope.insert(&event, digest, self.config.window);
         self.devices.insert(device, slope);
         self.established.push(Missing::Inception(device.short()));
         Outcome::Extended(VerifiedAttestation::new(
@@ -641,13 +636,14 @@ impl Verifier {
                         epoch: current + 1,
                     });
                 }
-                let Ok(key) = crypto::verifying_key(&r.body().key) else {
-                    return Outcome::Rejected(VerifyError::BadSignature);
-                };
-                if pre != Some(key.to_bytes())
-                    && !signature_ok(&mut self.memo, &device, event, &key)
-                {
-                    return Outcome::Rejected(VerifyError::BadSignature);
+                // A key checked ahead (`pre`) was parsed then; parsed here only to check.
+                if pre != Some(r.body().key) {
+                    let Ok(key) = crypto::verifying_key(&r.body().key) else {
+                        return Outcome::Rejected(VerifyError::BadSignature);
+                    };
+                    if !signature_ok(&mut self.memo, &device, event, &key) {
+                        return Outcome::Rejected(VerifyError::BadSignature);
+                    }
                 }
                 let Some(commitment) = d.commitment_of(epoch - 1) else {
                     return Outcome::Rejected(VerifyError::Unexpected);
@@ -690,13 +686,18 @@ impl Verifier {
                         epoch: current + 1,
                     });
                 }
-                let Some(key) = d.key_of(epoch) else {
+                // Held keys were parsed when established: the bytes say whether a key
+                // checked ahead (`pre`) is this one, and only a check parses it again.
+                let Some(key_bytes) = d.key_bytes_of(epoch) else {
                     return Outcome::Rejected(VerifyError::UnknownKey);
                 };
-                if pre != Some(key.to_bytes())
-                    && !signature_ok(&mut self.memo, &device, event, &key)
-                {
-                    return Outcome::Rejected(VerifyError::BadSignature);
+                if pre != Some(key_bytes) {
+                    let Some(key) = d.key_of(epoch) else {
+                        return Outcome::Rejected(VerifyError::UnknownKey);
+                    };
+                    if !signature_ok(&mut self.memo, &device, event, &key) {
+                        return Outcome::Rejected(VerifyError::BadSignature);
+                    }
                 }
                 if seq <= d.established_at(epoch).unwrap_or(0) {
                     return Outcome::Rejected(VerifyError::RetiredKey);
@@ -728,7 +729,7 @@ impl Verifier {
                     epoch: d.epoch(),
                 });
             }
-            d.insert(held_of(event, digest), window_cap);
+            d.insert(event, digest, window_cap);
             // Every conflict is recorded (the device keeps the lowest proof, so the
             // result does not depend on which one arrived first); the lowest is reported.
             let mut lowest: Option<Outcome> = None;
@@ -786,7 +787,7 @@ impl Verifier {
                 epoch: d.epoch(),
             });
         }
-        d.insert(held_of(event, digest), window_cap);
+        d.insert(event, digest, window_cap);
         let verified =
             VerifiedAttestation::new(device, event.clone(), digest, rx, now, gap, advanced);
         if unlinked {

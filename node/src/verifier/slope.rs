@@ -86,6 +86,15 @@ impl DeviceSlope {
         slope_proto::crypto::verifying_key(bytes).ok()
     }
 
+    /// The key of `epoch` as bytes, when known (nothing parsed: what a check answered
+    /// ahead, by a batch or the memo, is compared with).
+    pub fn key_bytes_of(&self, epoch: u32) -> Option<[u8; 32]> {
+        match epoch {
+            0 => Some(self.inception.key),
+            e => self.rotations.get(e as usize - 1).map(|r| r.key),
+        }
+    }
+
     /// The next-key commitment made by the establishment event of `epoch`.
     pub fn commitment_of(&self, epoch: u32) -> Option<Digest> {
         match epoch {
@@ -99,16 +108,15 @@ impl DeviceSlope {
         self.window.last()
     }
 
-    /// Inserts, keeping the window sorted and at most `cap` entries (evicting the
-    /// lowest positions).
-    pub fn insert(&mut self, held: Held, cap: usize) {
-        let at = self
-            .window
-            .partition_point(|h| (h.seq, h.digest) < (held.seq, held.digest));
-        self.window.insert(at, held);
-        while self.window.len() > cap.max(1) {
-            self.window.remove(0);
-        }
+    /// Inserts `event`'s position, keeping the window sorted and at most `cap` entries
+    /// (evicting the lowest positions).
+    pub fn insert(&mut self, event: &Event, digest: Digest, cap: usize) {
+        insert_into(
+            &mut self.window,
+            (event.seq(), digest, event.prev()),
+            event.frame(),
+            cap,
+        );
     }
 
     /// The rotation frames needed to prove events up to `epoch`.
@@ -133,12 +141,82 @@ impl DeviceSlope {
     }
 }
 
-/// A decoded event's position facts, for classification.
-pub(crate) fn held_of(event: &Event, digest: Digest) -> Held {
-    Held {
-        seq: event.seq(),
-        digest,
-        prev: event.prev(),
-        frame: event.frame().into(),
+/// Inserts a position (seq, digest, prev) and its frame into a window sorted by (seq,
+/// digest), keeping at most `cap` entries (evicting the lowest positions). In the steady
+/// state (a full window, a position above its lowest) the evicted entry is rewritten in
+/// place: the entries below the new one shift down by one and the evicted frame's buffer
+/// is reused when the lengths match, so nothing is allocated or freed.
+fn insert_into(
+    window: &mut Vec<Held>,
+    (seq, digest, prev): (u32, Digest, Option<LinkDigest>),
+    frame: &[u8],
+    cap: usize,
+) {
+    let cap = cap.max(1);
+    let at = window.partition_point(|h| (h.seq, h.digest) < (seq, digest));
+    if window.len() == cap {
+        // At 0 it would be the lowest entry, inserted and evicted at once.
+        if let Some(last) = at.checked_sub(1) {
+            window[..at].rotate_left(1);
+            let h = &mut window[last];
+            (h.seq, h.digest, h.prev) = (seq, digest, prev);
+            if h.frame.len() == frame.len() {
+                h.frame.copy_from_slice(frame);
+            } else {
+                h.frame = frame.into();
+            }
+        }
+        return;
+    }
+    window.insert(
+        at,
+        Held {
+            seq,
+            digest,
+            prev,
+            frame: frame.into(),
+        },
+    );
+    while window.len() > cap {
+        window.remove(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The in-place insertion against the obvious one (insert, then drop the lowest
+    //! entries past the bound): the same window for any sequence of positions, including
+    //! repeated positions (a diverged device), positions below the window and frames of
+    //! other lengths.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn obvious(window: &mut Vec<Held>, held: Held, cap: usize) {
+        let at = window.partition_point(|h| (h.seq, h.digest) < (held.seq, held.digest));
+        window.insert(at, held);
+        while window.len() > cap.max(1) {
+            window.remove(0);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn in_place_insertion_is_the_obvious_one(
+            cap in 0usize..6,
+            positions in proptest::collection::vec((0u32..24, 0u8..3, 1usize..5), 0..60),
+        ) {
+            let mut fast = Vec::new();
+            let mut plain = Vec::new();
+            for (seq, d, len) in positions {
+                let digest = Digest([d; 32]);
+                let prev = (seq > 0).then_some(LinkDigest([d ^ 1; 16]));
+                let frame: Vec<u8> = (0..len).map(|i| (seq as u8) ^ d ^ i as u8).collect();
+                insert_into(&mut fast, (seq, digest, prev), &frame, cap);
+                let held = Held { seq, digest, prev, frame: frame.into() };
+                obvious(&mut plain, held, cap);
+                prop_assert_eq!(&fast, &plain);
+            }
+        }
     }
 }

@@ -34,8 +34,52 @@ pub const HISTORY: usize = 96;
 /// Radio-heard escrowed frames remembered at most (the verifier's escrow bound).
 const ESCROWED_RADIO_MAX: usize = 4096;
 
-/// Held positions of one device: (position, envelope), oldest first.
-type History = VecDeque<(u32, Arc<[u8]>)>;
+/// What a gateway keeps of one device beside its verifier, in one map entry (one lookup
+/// per verified frame): whether it announced tracking it, and its held positions.
+#[derive(Debug, Default)]
+struct Local {
+    tracked: bool,
+    /// Held positions, oldest first, at most `HISTORY`: their positions apart from their
+    /// envelopes, so that the duplicate check on each new one scans 4 bytes an entry.
+    seqs: VecDeque<u32>,
+    envelopes: VecDeque<Arc<[u8]>>,
+}
+
+impl Local {
+    /// Holds `envelope` at `seq` unless it is held there already (the oldest position
+    /// leaves at the bound).
+    fn remember(&mut self, seq: u32, envelope: Arc<[u8]>) {
+        let held = self
+            .seqs
+            .iter()
+            .zip(&self.envelopes)
+            .any(|(s, f)| *s == seq && **f == *envelope);
+        if held {
+            return;
+        }
+        if self.seqs.len() >= HISTORY {
+            self.seqs.pop_front();
+            self.envelopes.pop_front();
+        } else if self.seqs.len() == self.seqs.capacity() {
+            // Grown in steps that end at the bound, not past it.
+            let more = self.seqs.len().max(8).min(HISTORY - self.seqs.len());
+            self.seqs.reserve_exact(more);
+            self.envelopes.reserve_exact(more);
+        }
+        self.seqs.push_back(seq);
+        self.envelopes.push_back(envelope);
+    }
+
+    /// The envelopes held at positions `from..=to`.
+    fn held(&self, from: u32, to: u32) -> Vec<Arc<[u8]>> {
+        self.seqs
+            .iter()
+            .zip(&self.envelopes)
+            .filter(|(s, _)| (from..=to).contains(*s))
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+}
 
 /// Suite-2 receive stamps kept at most (own receptions and receipts that came with
 /// relayed frames): what a compact divergence proof needs for each of its frames.
@@ -245,8 +289,8 @@ pub struct Gateway {
     pub stage: Stage,
     inbox: Vec<Input>,
     pub flush_scheduled: bool,
-    history: HashMap<DeviceId, History>,
-    tracked: HashSet<DeviceId>,
+    /// Per device: tracked or not, and the held positions.
+    local: HashMap<DeviceId, Local>,
     proofs: HashSet<[u8; 32]>,
     proof_list: Vec<Arc<[u8]>>,
     syncing: BTreeSet<Missing>,
@@ -306,8 +350,7 @@ impl Gateway {
             stage,
             inbox: Vec::new(),
             flush_scheduled: false,
-            history: HashMap::default(),
-            tracked: HashSet::default(),
+            local: HashMap::default(),
             proofs: HashSet::default(),
             proof_list: Vec::new(),
             syncing: BTreeSet::new(),
@@ -483,7 +526,7 @@ impl Gateway {
 
     /// Whether the gateway tracks `device`.
     pub fn tracks(&self, device: &DeviceId) -> bool {
-        self.tracked.contains(device)
+        self.local.get(device).is_some_and(|l| l.tracked)
     }
 
     /// The trust stage's current mode for `device`.
@@ -498,17 +541,14 @@ impl Gateway {
 
     /// The frames held for `device` at positions `from..=to` (envelopes).
     pub fn held(&self, device: &DeviceId, from: u32, to: u32) -> Vec<Arc<[u8]>> {
-        self.history.get(device).map_or_else(Vec::new, |h| {
-            h.iter()
-                .filter(|(s, _)| (from..=to).contains(s))
-                .map(|(_, f)| f.clone())
-                .collect()
-        })
+        self.local
+            .get(device)
+            .map_or_else(Vec::new, |l| l.held(from, to))
     }
 
     /// The newest frame held for `device` (envelope).
     pub fn latest(&self, device: &DeviceId) -> Option<Arc<[u8]>> {
-        self.history.get(device)?.back().map(|(_, f)| f.clone())
+        self.local.get(device)?.envelopes.back().cloned()
     }
 
     /// A sync request for `missing` was answered (or given up).
@@ -519,25 +559,28 @@ impl Gateway {
     /// Verifies everything in the inbox as one batch; returns what the world must do.
     pub fn flush(&mut self, now_ms: u64, trace: &mut super::trace::Records) -> Vec<Action> {
         self.flush_scheduled = false;
-        let inbox = std::mem::take(&mut self.inbox);
+        let mut inbox = std::mem::take(&mut self.inbox);
         if inbox.is_empty() {
+            self.inbox = inbox;
             return Vec::new();
         }
         self.counters.batches += 1;
-        let (relayed, inbox): (Vec<Input>, Vec<Input>) =
-            inbox.into_iter().partition(|i| i.relay.is_some());
+        // Relayed suite-2 frames are checked one by one after the batch (below).
+        let batched = || inbox.iter().filter(|i| i.relay.is_none());
         let frames: Vec<(&[u8], Observation)> =
-            inbox.iter().map(|i| (&i.envelope[..], i.rx)).collect();
+            batched().map(|i| (&i.envelope[..], i.rx)).collect();
         let outcomes = self.verifier.handle_batch(now_ms, &frames);
+        drop(frames);
         let mut actions = Vec::new();
-        for (input, outcome) in inbox.iter().zip(outcomes) {
+        for (input, outcome) in batched().zip(outcomes) {
             self.outcome(now_ms, outcome, Some(input), &mut actions, trace);
         }
+        let relayed = inbox.iter().filter(|i| i.relay.is_some());
         // A relayed suite-2 frame keeps the first gateway's receive time (dated by its
         // receipt, which travels with it), but never earlier than its arrival here less
         // `RELAY_BACKDATE_MS` (as in the mesh: a lying witness cannot back-date a frame
         // into this verifier): checked one by one at that time.
-        for input in &relayed {
+        for input in relayed {
             let Some(relay) = &input.relay else { continue };
             let digest = *blake3::hash(&input.envelope).as_bytes();
             match self.relays.get_mut(&digest) {
@@ -564,6 +607,9 @@ impl Gateway {
         self.peak_escrow = self.peak_escrow.max(self.verifier.escrow_stats().held);
         let pending = self.verifier.compact().pending_total();
         self.counters.compact.peak_pending = self.counters.compact.peak_pending.max(pending);
+        // The inbox keeps its buffer for the next round of receptions.
+        inbox.clear();
+        self.inbox = inbox;
         actions
     }
 
@@ -1008,8 +1054,11 @@ impl Gateway {
                 }
                 let envelope: Arc<[u8]> =
                     input.map_or_else(|| att.frame().into(), |i| i.envelope.clone());
-                self.remember(device, att.seq(), envelope.clone());
-                self.track(device, actions);
+                let local = self.local.entry(device).or_default();
+                local.remember(att.seq(), envelope.clone());
+                if !std::mem::replace(&mut local.tracked, true) {
+                    actions.push(Action::Track(device));
+                }
                 // The engine weighs the local radio's observation: only what this
                 // gateway's own radio heard goes to it (gossip carries no RF context),
                 // with the other witnesses' receipts once they can have arrived.
@@ -1029,10 +1078,9 @@ impl Gateway {
                 c.historic += 1;
                 c.verified += 1;
                 let device = *att.device();
-                let held = self.history.get(&device).and_then(|h| {
-                    h.iter()
-                        .find(|(s, _)| *s == att.seq())
-                        .map(|(_, f)| f.clone())
+                let held = self.local.get(&device).and_then(|l| {
+                    let at = l.seqs.iter().position(|s| *s == att.seq())?;
+                    l.envelopes.get(at).cloned()
                 });
                 match held {
                     Some(held) => {
@@ -1047,7 +1095,10 @@ impl Gateway {
                     // that track the device what they hold there — a sibling completes
                     // a proof.
                     None => {
-                        self.remember(device, att.seq(), att.frame().into());
+                        self.local
+                            .entry(device)
+                            .or_default()
+                            .remember(att.seq(), att.frame().into());
                         if source != Source::Sync {
                             actions.push(Action::Fetch {
                                 device,
@@ -1107,20 +1158,10 @@ impl Gateway {
     }
 
     fn track(&mut self, device: DeviceId, actions: &mut Vec<Action>) {
-        if self.tracked.insert(device) {
+        let local = self.local.entry(device).or_default();
+        if !std::mem::replace(&mut local.tracked, true) {
             actions.push(Action::Track(device));
         }
-    }
-
-    fn remember(&mut self, device: DeviceId, seq: u32, envelope: Arc<[u8]>) {
-        let h = self.history.entry(device).or_default();
-        if h.iter().any(|(s, f)| *s == seq && **f == *envelope) {
-            return;
-        }
-        if h.len() >= HISTORY {
-            h.pop_front();
-        }
-        h.push_back((seq, envelope));
     }
 }
 
