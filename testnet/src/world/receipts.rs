@@ -39,6 +39,8 @@ pub const WITNESSED_MAX: usize = 4 * MAX_BATCH_ENTRIES;
 pub const PENDING_MAX: usize = 8192;
 /// Suite-2 frames awaiting their key whose receipts are kept at most.
 pub const EXPECTED_MAX: usize = 65_536;
+/// Receipts a held attestation has room for before its list grows.
+const RECEIPTS_ROOM: usize = 8;
 /// Margin past one round for a receipt to cross the overlay.
 const MARGIN_MS: u64 = 5_000;
 /// Buckets of [`Corroboration`]'s short-id filter (a power of two).
@@ -305,7 +307,9 @@ impl Corroboration {
         if self.index.insert(key, serial).is_none() {
             self.count(&key.0, true);
         }
-        let mut receipts = Vec::new();
+        // Room for the receipts most decisions get (4.1 on average in the 24 h
+        // baseline): one allocation, no growth from 4 to 8.
+        let mut receipts = Vec::with_capacity(RECEIPTS_ROOM);
         let mut watched = 0u8;
         if let Some(got) = self.early.remove(&key) {
             for r in got {
@@ -357,8 +361,14 @@ impl Corroboration {
             let b = r.body();
             let key = (b.device, b.seq, b.event);
             let slot = self.slot(&key).and_then(|i| self.pending.get_mut(i));
+            // The pending attestation the key finds is the one the receipt names:
+            // `index` maps a key to an attestation with that key, and a receipt names
+            // an attestation exactly when their keys are equal (short id, position,
+            // link). Not asked again here: it would read the attestation's cold lines
+            // (and hash a suite-2 frame) for each of the ~16 M receipts a day.
             match slot {
-                Some(p) if p.receipts.len() < MAX_RECEIPTS && p.att.named_by(&r) => {
+                Some(p) if p.receipts.len() < MAX_RECEIPTS => {
+                    debug_assert!(p.att.named_by(&r));
                     if Some(b.witness) == self.watch {
                         p.watched = p.watched.saturating_add(1);
                     }
