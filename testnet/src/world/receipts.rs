@@ -453,6 +453,42 @@ mod tests {
         (ShortId(short), i, LinkDigest([0; 16]))
     }
 
+    /// What a tree keyed by `Key` with `or_insert` gave: each key once, its first
+    /// observation, in key order; past [`WITNESSED_MAX`] distinct keys a new key is
+    /// dropped (counted) and a known one changes nothing.
+    #[test]
+    fn witnessed_entries_are_the_first_observation_of_each_key_up_to_the_bound() {
+        let mut c = Corroboration::new(ed25519_dalek::SigningKey::from_bytes(&[1; 32]), 60_000);
+        let seen = |t: u64| Observation::relayed(t);
+        // Descending keys, each witnessed twice (the second observation must lose).
+        for i in (0..WITNESSED_MAX as u32).rev() {
+            c.witness(key(i as usize % BUCKETS, i), seen(u64::from(i)));
+            c.witness(key(i as usize % BUCKETS, i), seen(u64::MAX));
+        }
+        assert_eq!(c.counters.entries_dropped, 0);
+        c.witness(key(1, WITNESSED_MAX as u32), seen(1));
+        c.witness(key(3, 3), seen(u64::MAX));
+        assert_eq!(c.counters.entries_dropped, 1);
+        let frames = c.seal(1_000);
+        let entries: Vec<Entry> = frames
+            .iter()
+            .flat_map(|f| {
+                let b = slope_proto::ReceiptBatch::decode(f).expect("decodes");
+                b.entries().collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(entries.len(), WITNESSED_MAX);
+        let mut want: Vec<Key> = (0..WITNESSED_MAX as u32)
+            .map(|i| key(i as usize % BUCKETS, i))
+            .collect();
+        want.sort();
+        let got: Vec<Key> = entries.iter().map(|e| (e.device, e.seq, e.event)).collect();
+        assert_eq!(got, want);
+        assert!(entries.iter().all(|e| e.observed == seen(u64::from(e.seq))));
+        // Sealed: the next round starts empty.
+        assert!(c.seal(2_000).is_empty());
+    }
+
     #[test]
     fn the_short_id_filter_counts_the_expected_keys_through_eviction() {
         let mut c = Corroboration::new(ed25519_dalek::SigningKey::from_bytes(&[1; 32]), 60_000);
