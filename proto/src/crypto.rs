@@ -73,7 +73,10 @@ mod context_key {
     ];
 }
 
-fn derive(context_key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+/// BLAKE3 in derive-key mode under a context already hashed (`context_key`, from
+/// `blake3::hazmat::hash_derive_key_context`, as this module keeps its own) over `parts`
+/// in order: `blake3::derive_key(context, parts…)` without hashing the context again.
+pub fn derive(context_key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     use blake3::hazmat::HasherExt;
     let mut h = blake3::Hasher::new_from_context_key(context_key);
     for p in parts {

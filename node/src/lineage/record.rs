@@ -216,12 +216,7 @@ pub(crate) fn batch_record(ctx: &Contexts, head: &[u8], batch: &Digest) -> Diges
 }
 
 fn keyed(key: &blake3::hazmat::ContextKey, parts: &[&[u8]]) -> Digest {
-    use blake3::hazmat::HasherExt;
-    let mut h = blake3::Hasher::new_from_context_key(key);
-    for p in parts {
-        h.update(p);
-    }
-    Digest(*h.finalize().as_bytes())
+    Digest(slope_proto::crypto::derive(key, parts))
 }
 
 /// Variant index of [`Entry::ReceiptBatch`] (its declaration order, which postcard
@@ -243,16 +238,9 @@ fn split_batch(encoded: &[u8]) -> Option<(&[u8], &[u8])> {
     (u64::try_from(frame.len()).ok()? == len).then_some((head, frame))
 }
 
-/// A LEB128 varint of at most 10 bytes (postcard's `u64`), and what follows it.
+/// A postcard `u64` (a varint), and what follows it.
 fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
-    let mut v = 0u64;
-    for (i, byte) in b.iter().take(10).enumerate() {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, b.get(i + 1..)?));
-        }
-    }
-    None
+    postcard::take_from_bytes(b).ok()
 }
 
 #[cfg(test)]

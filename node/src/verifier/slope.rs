@@ -79,11 +79,7 @@ impl DeviceSlope {
         if epoch == self.epoch() {
             return Some(self.key);
         }
-        let bytes = match epoch {
-            0 => &self.inception.key,
-            e => &self.rotations.get(e as usize - 1)?.key,
-        };
-        slope_proto::crypto::verifying_key(bytes).ok()
+        slope_proto::crypto::verifying_key(&self.key_bytes_of(epoch)?).ok()
     }
 
     /// The key of `epoch` as bytes, when known (nothing parsed: what a check answered

@@ -70,6 +70,11 @@ impl Local {
         self.envelopes.push_back(envelope);
     }
 
+    /// Marks the device tracked; whether it was not before (the world is told then).
+    fn track(&mut self) -> bool {
+        !std::mem::replace(&mut self.tracked, true)
+    }
+
     /// The envelopes held at positions `from..=to`.
     fn held(&self, from: u32, to: u32) -> Vec<Arc<[u8]>> {
         self.seqs
@@ -1056,7 +1061,7 @@ impl Gateway {
                     input.map_or_else(|| att.frame().into(), |i| i.envelope.clone());
                 let local = self.local.entry(device).or_default();
                 local.remember(att.seq(), envelope.clone());
-                if !std::mem::replace(&mut local.tracked, true) {
+                if local.track() {
                     actions.push(Action::Track(device));
                 }
                 // The engine weighs the local radio's observation: only what this
@@ -1158,8 +1163,7 @@ impl Gateway {
     }
 
     fn track(&mut self, device: DeviceId, actions: &mut Vec<Action>) {
-        let local = self.local.entry(device).or_default();
-        if !std::mem::replace(&mut local.tracked, true) {
+        if self.local.entry(device).or_default().track() {
             actions.push(Action::Track(device));
         }
     }
