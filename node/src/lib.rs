@@ -33,6 +33,8 @@ extern crate std;
 pub mod compact;
 pub mod device;
 #[cfg(feature = "alloc")]
+pub(crate) mod index;
+#[cfg(feature = "alloc")]
 pub mod lineage;
 pub mod time;
 #[cfg(feature = "alloc")]

@@ -1,26 +1,30 @@
 //! The verifier's devices, found by short id.
 //!
-//! Every rotation and interaction names its device by its 8-byte short id, so the map is
-//! keyed by that short id as an integer: one tree descent comparing `u64`s, over nodes
-//! whose keys fit in two cache lines (a tree of full 32-byte ids compared them with
-//! `memcmp`, and a short id's range walk took two descents). A short id held by two
-//! devices (a 2^-64 accident, or a deliberate grind) keeps its lowest device in the
-//! primary map and the others in `overflow`, by full id; `overflow` is empty in any
-//! honest fleet, and costs one emptiness check per lookup.
+//! Every rotation and interaction names its device by its 8-byte short id, so the
+//! devices are found by that short id as an integer, through [`ShortIndex`] (one or two
+//! cache lines per lookup, a tree descent only for ground ids), and live in a slab. A
+//! short id held by two devices (a 2^-64 accident, or a deliberate grind) keeps its
+//! lowest device in the primary index and the others in `overflow`, by full id;
+//! `overflow` is empty in any honest fleet, and costs one emptiness check per lookup.
 //!
-//! Invariant: a device is in exactly one of the two maps; the primary device of a short
-//! id is lower than every device of that short id in `overflow`, and a short id with
-//! devices in `overflow` has one in the primary map. So the devices of one short id are
-//! the primary one followed by an `overflow` range, ascending.
+//! Invariant: a device is in exactly one of the two; the primary device of a short id
+//! is lower than every device of that short id in `overflow`, and a short id with
+//! devices in `overflow` has one in the primary index. So the devices of one short id
+//! are the primary one followed by an `overflow` range, ascending. Every slab entry is
+//! named by exactly one index entry; the free list holds the others.
 
 use alloc::collections::BTreeMap;
-use alloc::collections::btree_map::Entry;
+use alloc::vec::Vec;
 
 use slope_proto::{DeviceId, ShortId};
 
+use crate::index::ShortIndex;
+
 /// Devices by short id, then by full id.
 pub(crate) struct Devices<V> {
-    primary: BTreeMap<u64, (DeviceId, V)>,
+    primary: ShortIndex,
+    slab: Vec<Option<(DeviceId, V)>>,
+    free: Vec<u32>,
     overflow: BTreeMap<DeviceId, V>,
 }
 
@@ -40,7 +44,9 @@ fn span(short: ShortId) -> core::ops::RangeInclusive<DeviceId> {
 impl<V> Default for Devices<V> {
     fn default() -> Self {
         Self {
-            primary: BTreeMap::new(),
+            primary: ShortIndex::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
             overflow: BTreeMap::new(),
         }
     }
@@ -51,8 +57,19 @@ impl<V> Devices<V> {
         self.primary.len() + self.overflow.len()
     }
 
+    /// The primary device of `short` and its value.
+    fn primary(&self, short: ShortId) -> Option<&(DeviceId, V)> {
+        let slot = self.primary.get(key(short))?;
+        self.slab.get(slot as usize)?.as_ref()
+    }
+
+    fn primary_mut(&mut self, short: ShortId) -> Option<&mut (DeviceId, V)> {
+        let slot = self.primary.get(key(short))?;
+        self.slab.get_mut(slot as usize)?.as_mut()
+    }
+
     pub fn get(&self, id: &DeviceId) -> Option<&V> {
-        match self.primary.get(&key(id.short())) {
+        match self.primary(id.short()) {
             Some((held, v)) if held == id => Some(v),
             Some(_) => self.overflow.get(id),
             None => None,
@@ -60,48 +77,62 @@ impl<V> Devices<V> {
     }
 
     pub fn get_mut(&mut self, id: &DeviceId) -> Option<&mut V> {
-        match self.primary.get_mut(&key(id.short())) {
+        let overflow = &mut self.overflow;
+        let slot = self.primary.get(key(id.short()))?;
+        match self.slab.get_mut(slot as usize)?.as_mut() {
             Some((held, v)) if held == id => Some(v),
-            Some(_) => self.overflow.get_mut(id),
+            Some(_) => overflow.get_mut(id),
             None => None,
         }
     }
 
     /// Inserts or replaces.
     pub fn insert(&mut self, id: DeviceId, value: V) {
-        match self.primary.entry(key(id.short())) {
-            Entry::Vacant(e) => {
-                e.insert((id, value));
+        if let Some(held) = self.primary_mut(id.short()) {
+            if held.0 == id {
+                held.1 = value;
+            } else if id < held.0 {
+                // The lowest device of a short id stays in the primary index.
+                let (old, v) = core::mem::replace(held, (id, value));
+                self.overflow.insert(old, v);
+            } else {
+                self.overflow.insert(id, value);
             }
-            Entry::Occupied(mut e) => {
-                let held = e.get_mut();
-                if held.0 == id {
-                    held.1 = value;
-                } else if id < held.0 {
-                    // The lowest device of a short id stays in the primary map.
-                    let (old, v) = core::mem::replace(held, (id, value));
-                    self.overflow.insert(old, v);
-                } else {
-                    self.overflow.insert(id, value);
-                }
-            }
+            return;
         }
+        let entry = Some((id, value));
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = entry;
+                s
+            }
+            None => {
+                self.slab.push(entry);
+                // A verifier's devices are bounded far below u32::MAX (`max_devices`).
+                u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX - 2)
+            }
+        };
+        self.primary.insert(key(id.short()), slot);
     }
 
     pub fn remove(&mut self, id: &DeviceId) -> Option<V> {
         let short = id.short();
-        match self.primary.get(&key(short)) {
+        match self.primary(short) {
             Some((held, _)) if held == id => {}
             Some(_) => return self.overflow.remove(id),
             None => return None,
         }
-        let (_, value) = self.primary.remove(&key(short))?;
-        // The next device of that short id, if any, becomes the primary one.
+        let slot = self.primary.get(key(short))?;
+        let (_, value) = self.slab.get_mut(slot as usize)?.take()?;
+        // The next device of that short id, if any, becomes the primary one (same slot).
         let next = self.overflow.range(span(short)).next().map(|(id, _)| *id);
         if let Some(next) = next
             && let Some(v) = self.overflow.remove(&next)
         {
-            self.primary.insert(key(short), (next, v));
+            self.slab[slot as usize] = Some((next, v));
+        } else {
+            self.primary.remove(key(short));
+            self.free.push(slot);
         }
         Some(value)
     }
@@ -109,7 +140,7 @@ impl<V> Devices<V> {
     /// The devices whose short id is `short`, ascending (more than one only on a
     /// collision).
     pub fn of_short(&self, short: ShortId) -> impl Iterator<Item = (&DeviceId, &V)> {
-        let primary = self.primary.get(&key(short));
+        let primary = self.primary(short);
         let overflow = primary
             .filter(|_| !self.overflow.is_empty())
             .map(|_| self.overflow.range(span(short)));
@@ -121,11 +152,14 @@ impl<V> Devices<V> {
 
     /// Every device id, ascending (no lookup per device while `overflow` is empty).
     pub fn ids(&self) -> impl Iterator<Item = &DeviceId> {
-        self.primary.values().flat_map(|(id, _)| {
-            let more = (!self.overflow.is_empty())
-                .then(|| self.overflow.range(span(id.short())).map(|(id, _)| id));
-            core::iter::once(id).chain(more.into_iter().flatten())
-        })
+        self.primary
+            .iter()
+            .filter_map(|(_, slot)| self.slab.get(slot as usize)?.as_ref())
+            .flat_map(|(id, _)| {
+                let more = (!self.overflow.is_empty())
+                    .then(|| self.overflow.range(span(id.short())).map(|(id, _)| id));
+                core::iter::once(id).chain(more.into_iter().flatten())
+            })
     }
 }
 

@@ -452,7 +452,7 @@ impl Verifier {
                 let mut found = None;
                 let mut n = 0usize;
                 for (id, d) in self.devices.of_short(event.short_id()) {
-                    identical |= d.window.iter().any(|h| h.seq == seq && *h.frame == *frame);
+                    identical |= d.at(seq).iter().any(|h| *h.frame == *frame);
                     found = Some((id, d));
                     n += 1;
                 }
@@ -709,7 +709,7 @@ impl Verifier {
         // 2. Classify the position against the window.
         let digest = event.digest(&device);
         let prev = event.prev();
-        if d.window.iter().any(|h| h.seq == seq && h.digest == digest) {
+        if d.at(seq).iter().any(|h| h.digest == digest) {
             return Outcome::Duplicate {
                 device,
                 seq,
@@ -771,8 +771,8 @@ impl Verifier {
         // direction) means the device signed two events at one of the two positions.
         let link = digest.link();
         let mismatched = |at: u32, linked: &dyn Fn(&Held) -> bool| {
-            let mut neighbours = d.window.iter().filter(|h| h.seq == at).peekable();
-            neighbours.peek().is_some() && !neighbours.any(linked)
+            let neighbours = d.at(at);
+            !neighbours.is_empty() && !neighbours.iter().any(linked)
         };
         let broken_below =
             seq > 0 && mismatched(seq - 1, &|h: &Held| Some(h.digest.link()) == prev);

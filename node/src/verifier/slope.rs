@@ -99,6 +99,15 @@ impl DeviceSlope {
         }
     }
 
+    /// The held entries at position `seq` (more than one only on a divergence): the
+    /// window is sorted by position, so a binary search, not a scan of every entry.
+    pub fn at(&self, seq: u32) -> &[Held] {
+        let lo = self.window.partition_point(|h| h.seq < seq);
+        let rest = self.window.get(lo..).unwrap_or_default();
+        let n = rest.partition_point(|h| h.seq == seq);
+        rest.get(..n).unwrap_or_default()
+    }
+
     /// The highest held position.
     pub fn head(&self) -> Option<&Held> {
         self.window.last()
