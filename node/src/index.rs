@@ -97,6 +97,11 @@ impl ShortIndex {
         Some(slot)
     }
 
+    /// Entries with keys in `lo..=hi`, ascending.
+    pub fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.tree.range(lo..=hi).map(|(k, s)| (*k, *s))
+    }
+
     /// Every entry, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         self.tree.iter().map(|(k, s)| (*k, *s))
@@ -200,6 +205,10 @@ mod tests {
                 for k in &keys {
                     prop_assert_eq!(index.get(*k), model.get(k).copied());
                 }
+                let (lo, hi) = (keys[0].min(keys[40]), keys[0].max(keys[40]));
+                let got: Vec<_> = index.range(lo, hi).collect();
+                let want: Vec<_> = model.range(lo..=hi).map(|(k, v)| (*k, *v)).collect();
+                prop_assert_eq!(got, want);
                 let all: Vec<_> = index.iter().collect();
                 let want: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
                 prop_assert_eq!(all, want);

@@ -7,8 +7,10 @@
 //! `newcomer_idle_ms` (never a quarantined device). A Sybil flood therefore fills the
 //! newcomer quota and meets a wall; established devices are never displaced by it.
 //!
-//! The index is keyed by [`ShortId`] (8 bytes) rather than the full id, to keep the hot
-//! state small; the full id is in the hot record and checked on every lookup. Two
+//! The index is keyed by [`ShortId`] (8 bytes, as an integer) rather than the full id, to
+//! keep the hot state small; the full id is in the hot record and checked on every
+//! lookup. It is a [`ShortIndex`]: one or two cache lines per lookup, a tree descent
+//! only for ground short ids, and the order the neighbour lookup ranges over. Two
 //! devices with one short id (2^-64 by chance; a deliberate grind costs ~2^32 work and
 //! only harms the grinder's own second identity) cannot both be tracked: the second is
 //! refused with `Refusal::IdCollision`.
@@ -23,6 +25,7 @@ use super::device::{Hot, flag};
 use super::operator::OperatorId;
 use super::policy::Bounds;
 use super::zone::{Position, Zone};
+use crate::index::ShortIndex;
 use crate::time::Millis;
 
 /// Operator-provided authority inputs of a device (cold: read only when the hot record's
@@ -34,10 +37,15 @@ pub struct Enrollment {
     pub certificate_until: Option<Millis>,
 }
 
+/// A short id as the index's key: big-endian, so the keys' order is the short ids'.
+fn key(short: ShortId) -> u64 {
+    u64::from_be_bytes(short.0)
+}
+
 /// The registry.
 #[derive(Debug, Default)]
 pub struct Registry {
-    index: BTreeMap<ShortId, u32>,
+    index: ShortIndex,
     slots: Vec<Hot>,
     free: Vec<u32>,
     newcomers: u32,
@@ -67,9 +75,9 @@ impl Registry {
 
     /// The slot of `id`; `Err` when another device holds its short id.
     pub fn find(&self, id: &DeviceId) -> Result<Option<u32>, Refusal> {
-        match self.index.get(&id.short()) {
+        match self.index.get(key(id.short())) {
             None => Ok(None),
-            Some(&s) => match self.slots.get(s as usize) {
+            Some(s) => match self.slots.get(s as usize) {
                 Some(h) if h.id == *id => Ok(Some(s)),
                 _ => Err(Refusal::IdCollision),
             },
@@ -108,7 +116,7 @@ impl Registry {
                 s
             }
         };
-        self.index.insert(id.short(), slot);
+        self.index.insert(key(id.short()), slot);
         self.newcomers += 1;
         Ok(slot)
     }
@@ -135,7 +143,7 @@ impl Registry {
 
     /// Whether no device is tracked.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len() == 0
     }
 
     /// Tracked devices that never held full scope.
@@ -149,8 +157,8 @@ impl Registry {
         lo[..4].copy_from_slice(&n.0);
         let mut hi = [0xffu8; 8];
         hi[..4].copy_from_slice(&n.0);
-        let mut it = self.index.range(ShortId(lo)..=ShortId(hi));
-        let first = it.next().map(|(_, s)| *s);
+        let mut it = self.index.range(key(ShortId(lo)), key(ShortId(hi)));
+        let first = it.next().map(|(_, s)| s);
         if it.next().is_some() { None } else { first }
     }
 
@@ -208,7 +216,7 @@ impl Registry {
     fn evictable(&self, slot: usize, h: &Hot, now: Millis, idle_ms: u64) -> bool {
         let s = slot as u32;
         now.saturating_sub(h.last_seen) > idle_ms
-            && self.index.get(&h.id.short()) == Some(&s)
+            && self.index.get(key(h.id.short())) == Some(s)
             && !h.has(flag::EVER_FULL)
             && !h.has(flag::QUARANTINED)
             && !self.pins.contains_key(&s)
@@ -234,7 +242,7 @@ impl Registry {
                 continue;
             };
             if self.evictable(i, &h, now, idle_ms) {
-                self.index.remove(&h.id.short());
+                self.index.remove(key(h.id.short()));
                 self.free.push(i as u32);
                 self.newcomers = self.newcomers.saturating_sub(1);
                 evicted += 1;
