@@ -433,13 +433,27 @@ impl Gateway {
     /// and the receipts naming attestations pending here wait with them.
     pub fn handle_receipts(&mut self, batch: Option<&slope_node::trust::PreparedBatch>) {
         let c = &mut self.corroboration;
+        // The filter finds each kept entry's place once; attach uses what it found.
+        let mut found = Vec::new();
         let verified = batch.and_then(|b| {
-            let wanted = |e: &slope_proto::batch::Entry| c.waits_for(e);
+            let wanted = |e: &slope_proto::batch::Entry| {
+                let f = c.find(e);
+                if f.is_some() {
+                    found.push(f);
+                }
+                f.is_some()
+            };
             let receipts = self.stage.receipts(b, &mut self.memo, wanted).ok()?;
             Some((b.entries().len() - receipts.len(), receipts))
         });
         match verified {
+            Some((skipped, receipts)) if receipts.len() == found.len() => {
+                c.counters.batches_verified += 1;
+                c.attach_found(receipts, &found, skipped);
+            }
             Some((skipped, receipts)) => {
+                // Not one receipt per kept entry (never, by `verify_prepared_with`):
+                // look each up again rather than trust the places.
                 c.counters.batches_verified += 1;
                 c.attach(receipts, skipped);
             }

@@ -51,6 +51,15 @@ fn bucket(short: &ShortId) -> usize {
     usize::from(u16::from_le_bytes([short.0[0], short.0[1]])) & (BUCKETS - 1)
 }
 
+/// Where a kept batch entry's receipt goes ([`Corroboration::find`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The attestation at this place of the pending queue.
+    Pending(usize),
+    /// The early receipts of an expected attestation.
+    Expected,
+}
+
 /// What names one witnessed event.
 pub type Key = (ShortId, u32, LinkDigest);
 
@@ -337,45 +346,80 @@ impl Corroboration {
         (i < self.pending.len()).then_some(i)
     }
 
-    /// Whether a batch entry names an attestation waiting here: only those become
-    /// receipts (`Engine::verify_receipt_batch_with`'s `keep`); the others would be
-    /// counted as unmatched by [`Corroboration::attach`] and dropped.
-    pub fn waits_for(&self, e: &Entry) -> bool {
+    /// Where a batch entry's receipt would go: the place of the attestation waiting here
+    /// that it names, or the early receipts of an expected one; `None` when it names
+    /// nothing waiting (it is never made a receipt: `Engine::verify_receipt_batch_with`'s
+    /// `keep`; [`Corroboration::attach`] counts it unmatched).
+    pub fn find(&self, e: &Entry) -> Option<Found> {
         let b = bucket(&e.device);
         if self
             .occupied
             .get(b / 64)
             .is_none_or(|w| w & (1 << (b % 64)) == 0)
         {
-            return false;
+            return None;
         }
         let key = (e.device, e.seq, e.event);
-        self.slot(&key).is_some() || self.expected.contains_key(&key)
+        match self.slot(&key) {
+            Some(i) => Some(Found::Pending(i)),
+            None => self.expected.contains_key(&key).then_some(Found::Expected),
+        }
+    }
+
+    /// Whether a batch entry names an attestation waiting here ([`Self::find`]).
+    pub fn waits_for(&self, e: &Entry) -> bool {
+        self.find(e).is_some()
     }
 
     /// Attaches verified receipts to the attestations they name; `skipped` entries of
     /// their batch named nothing pending and were never made receipts (unmatched).
     pub fn attach(&mut self, receipts: Vec<VerifiedReceipt>, skipped: usize) {
+        let found: Vec<Option<Found>> = receipts
+            .iter()
+            .map(|r| {
+                let b = r.body();
+                let key = (b.device, b.seq, b.event);
+                match self.slot(&key) {
+                    Some(i) => Some(Found::Pending(i)),
+                    None => self.expected.contains_key(&key).then_some(Found::Expected),
+                }
+            })
+            .collect();
+        self.attach_found(receipts, &found, skipped);
+    }
+
+    /// [`Self::attach`] with each receipt's place already found by [`Self::find`] (one
+    /// per receipt, in order; nothing changed here since): the batch's entry filter
+    /// found them, and a second lookup per receipt is what this saves.
+    pub fn attach_found(
+        &mut self,
+        receipts: Vec<VerifiedReceipt>,
+        found: &[Option<Found>],
+        skipped: usize,
+    ) {
         self.counters.unmatched += skipped as u64;
-        for r in receipts {
+        debug_assert_eq!(receipts.len(), found.len());
+        for (r, found) in receipts.into_iter().zip(found) {
             let b = r.body();
             let key = (b.device, b.seq, b.event);
-            let slot = self.slot(&key).and_then(|i| self.pending.get_mut(i));
             // The pending attestation the key finds is the one the receipt names:
             // `index` maps a key to an attestation with that key, and a receipt names
             // an attestation exactly when their keys are equal (short id, position,
             // link). Not asked again here: it would read the attestation's cold lines
             // (and hash a suite-2 frame) for each of the ~16 M receipts a day.
-            match slot {
-                Some(p) if p.receipts.len() < MAX_RECEIPTS => {
-                    debug_assert!(p.att.named_by(&r));
-                    if Some(b.witness) == self.watch {
-                        p.watched = p.watched.saturating_add(1);
+            match found {
+                Some(Found::Pending(i)) => match self.pending.get_mut(*i) {
+                    Some(p) if p.receipts.len() < MAX_RECEIPTS => {
+                        debug_assert!(p.att.named_by(&r));
+                        if Some(b.witness) == self.watch {
+                            p.watched = p.watched.saturating_add(1);
+                        }
+                        p.receipts.push(r);
+                        self.counters.attached += 1;
                     }
-                    p.receipts.push(r);
-                    self.counters.attached += 1;
-                }
-                None if self.expected.contains_key(&key) => {
+                    _ => self.counters.unmatched += 1,
+                },
+                Some(Found::Expected) => {
                     let kept = self.early.entry(key).or_default();
                     if kept.len() < MAX_RECEIPTS {
                         kept.push(r);
@@ -384,7 +428,7 @@ impl Corroboration {
                         self.counters.unmatched += 1;
                     }
                 }
-                _ => self.counters.unmatched += 1,
+                None => self.counters.unmatched += 1,
             }
         }
     }
