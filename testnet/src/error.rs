@@ -29,6 +29,13 @@ pub enum Error {
     /// Encoding `results.json` failed.
     #[error("encoding results: {0}")]
     Json(#[from] serde_json::Error),
+    /// Signatures the devices made did not verify: the audit of the signatures filed in
+    /// the signature memo as valid as made (`world::preverify`) failed, so the run's
+    /// results cannot be trusted.
+    #[error(
+        "{failures} of {audited} audited device signatures did not verify: the signer is broken"
+    )]
+    Audit { failures: u64, audited: u64 },
     /// The live layer cannot run (see the message).
     #[error("live layer: {0}")]
     Live(String),

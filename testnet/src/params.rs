@@ -119,7 +119,15 @@ pub struct Params {
     /// less than waking a worker. Like `threads`, never a figure or the trace.
     #[serde(skip)]
     pub tick_min_weight: usize,
+    /// The pre-verifier files the signatures it makes for devices in the signature memo
+    /// as valid as made, and checks one in this many (the audit; 1 checks every one;
+    /// see `world::preverify`). Like `threads`, never a figure or the trace.
+    #[serde(skip)]
+    pub audit_every: u32,
 }
+
+/// Default of [`Params::audit_every`].
+pub const AUDIT_EVERY: u32 = 16;
 
 /// Default of [`Params::tick_min_weight`]: measured on the README's baseline run
 /// (100 gateways' ticks mostly light; 7.6 s wall with it, 11.0 s with every tick of two
@@ -151,6 +159,7 @@ impl Params {
             threads: 2,
             preverify: true,
             tick_min_weight: TICK_MIN_WEIGHT,
+            audit_every: AUDIT_EVERY,
         }
     }
 

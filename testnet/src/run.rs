@@ -17,6 +17,12 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
     let threads = params.threads;
     let mut world = World::new(params)?;
     world.run(progress)?;
+    if world.pre_stats.audit_failures > 0 {
+        return Err(Error::Audit {
+            failures: world.pre_stats.audit_failures,
+            audited: world.pre_stats.audited,
+        });
+    }
     let wall_s = started.elapsed().as_secs_f64();
     let main_thread_cpu_s = thread_cpu_s().zip(thread0).map(|(b, a)| b - a);
     let memo = world.memo_stats();
@@ -47,6 +53,7 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
         memo_misses: memo.misses,
         preverified: world.pre_stats.checked,
         signed_ahead: world.pre_stats.signed,
+        audited: world.pre_stats.audited,
         adopted: world.devices.iter().map(|d| d.adopted).sum(),
         preverify_cpu_s: world.pre_stats.cpu_s,
         parallel_ticks: world.ticks.parallel,

@@ -90,6 +90,9 @@ pub struct Perf {
     /// wake-ups, and those the devices adopted (the others signed at the wake-up).
     pub signed_ahead: u64,
     pub adopted: u64,
+    /// Of `signed_ahead`, those checked (the audit of `world::preverify`) rather than
+    /// filed in the memo as valid as made.
+    pub audited: u64,
     /// CPU seconds of the second thread (its checks and signatures).
     pub preverify_cpu_s: f64,
     /// Gateway ticks run in parallel, the jobs they held, and the CPU seconds of the

@@ -129,7 +129,10 @@ fn devices_signing_ahead_do_not_change_the_trace() {
     // wake-up and adopted then (`world::preverify`, `Slope::attest_ahead`); one thread
     // signs at the wake-up. Same trace, same figures, with 1, 2 and 3 threads; the
     // clone scenario copies devices' flash (a signature pending in the copy's original
-    // must never leak into the copy).
+    // must never leak into the copy). The second thread files what it signs in the
+    // memo as valid and audits one signature in `audit_every`: same trace whether it
+    // checks all or 1 in 16.
+    use slope_testnet::params::AUDIT_EVERY;
     for scenario in [Scenario::Baseline, Scenario::Clone] {
         let mut one = Params::small(scenario);
         one.threads = 1;
@@ -139,10 +142,11 @@ fn devices_signing_ahead_do_not_change_the_trace() {
         };
         assert_eq!((s1.perf.signed_ahead, s1.perf.adopted), (0, 0));
         let a = (s1.trace_digest.clone(), s1.reproducible_json());
-        for threads in [2, 3] {
+        for (threads, audit_every) in [(2, 1), (2, AUDIT_EVERY), (3, AUDIT_EVERY)] {
             let mut p = one.clone();
             p.threads = threads;
             p.preverify = true;
+            p.audit_every = audit_every;
             let s = match run::simulate(p, &mut |_| {}) {
                 Ok(s) => s,
                 Err(e) => panic!("{e}"),
@@ -152,10 +156,18 @@ fn devices_signing_ahead_do_not_change_the_trace() {
             assert!(s.perf.signed_ahead > 100, "{scenario}: {:?}", s.perf);
             assert!(s.perf.adopted > 0, "{scenario}: {:?}", s.perf);
             assert!(s.perf.adopted <= s.perf.signed_ahead, "{:?}", s.perf);
+            // The first of every `audit_every` signatures made is checked.
+            let every = u64::from(audit_every);
+            assert_eq!(
+                s.perf.audited,
+                s.perf.signed_ahead.div_ceil(every),
+                "{scenario}: {:?}",
+                s.perf
+            );
             assert_eq!(
                 (s.trace_digest.clone(), s.reproducible_json()),
                 a,
-                "{scenario}, {threads} threads"
+                "{scenario}, {threads} threads, audit 1 in {audit_every}"
             );
         }
     }

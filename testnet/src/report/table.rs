@@ -145,9 +145,10 @@ pub fn render(s: &Summary) -> String {
         (
             "device signatures made ahead",
             format!(
-                "{} by the second thread, {} of them adopted at the wake-up ({:.1} s CPU \
-                 on that thread, checks included)",
-                s.perf.signed_ahead, s.perf.adopted, s.perf.preverify_cpu_s
+                "{} by the second thread, {} of them adopted at the wake-up, {} audited \
+                 (checked; the others are filed valid as made) ({:.1} s CPU on that \
+                 thread, checks included)",
+                s.perf.signed_ahead, s.perf.adopted, s.perf.audited, s.perf.preverify_cpu_s
             ),
         ),
         (

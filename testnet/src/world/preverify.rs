@@ -34,19 +34,28 @@
 //! threads; node's `tests/device_sign_ahead.rs` the bytes). A rotation, an inception,
 //! the first wake-up after a power-on and a wake-up the attack moved are signed at the
 //! wake-up.
-//! The worker then checks the signatures it made (`verify_batch` under the job's public
-//! key, strict one by one when a batch fails) and files the results in the memo: the
-//! frame goes on the air with its check done, and the checks move from the frames'
-//! airtime (wanted within 500 ms) to the thread's idle moments. A signature made ahead
-//! is wanted only at its wake-up (≈ 15 min later), so these checks wait for batches of
-//! [`AHEAD_BATCH`] (dalek's batch verification costs less per signature the larger the
-//! batch: Pippenger past 190 points), or until the earliest wake-up among them is less
-//! than [`AHEAD_MARGIN_US`] of simulated time away (the loop passes its clock with
-//! every submission; a small fleet never fills a batch). A frame's own check stays in
-//! batches of up to [`BATCH`], taken before any other work. The memo keeps over an
-//! hour of entries, and a result waits in it at most the margin plus the lateness of
-//! the device's wake-up. A signing whose wake-up the loop has passed (a worker behind
-//! the loop, on a loaded machine) is dropped: the device signed itself.
+//! The worker files each signature it makes in the memo as valid, under exactly the
+//! (public key, message, signature) it signed: `SignJob::sign` is ed25519-dalek's
+//! signing with the job's secret key, and the job's public key is derived from that
+//! same key, so the triple is valid by construction. A gateway's verifier asks the memo
+//! for the triple it reads from the frame; any difference (another key, another
+//! message, altered bytes) is another triple, a memo miss, checked for real. What this
+//! skips is checking, 900,000 times a day, that Ed25519 signing works; it is audited:
+//! one signature in `Params::audit_every` (every 16th by default; `--audit-every 1`
+//! checks them all) is checked instead, with the gateways' check (`verify_batch` under
+//! the job's public key, strict one by one when a batch fails), and the check's result,
+//! not the construction's, goes to the memo. An audited signature that does not verify
+//! fails the run ([`Stats::audit_failures`], `crate::Error::Audit`).
+//!
+//! The audited checks wait for batches of [`AHEAD_BATCH`] (dalek's batch verification
+//! costs less per signature the larger the batch: Pippenger past 190 points), or until
+//! the earliest wake-up among them is less than [`AHEAD_MARGIN_US`] of simulated time
+//! away (the loop passes its clock with every submission; a small fleet never fills a
+//! batch). A frame's own check stays in batches of up to [`BATCH`], taken before any
+//! other work. The memo keeps over an hour of entries, and a result waits in it at most
+//! the margin plus the lateness of the device's wake-up. A signing whose wake-up the
+//! loop has passed (a worker behind the loop, on a loaded machine) is dropped: the
+//! device signed itself.
 //!
 //! The worker polls its queue (sleeping [`POLL`] when it is empty) rather than
 //! blocking on it: a blocked receiver makes every send wake it (a futex call under a
@@ -91,6 +100,21 @@ pub const AHEAD_BATCH: usize = 1024;
 /// them is this close (simulated µs) to the loop's clock.
 pub const AHEAD_MARGIN_US: u64 = 120_000_000;
 
+/// Nice value of the worker's thread (Linux). Its work is ahead of need (a frame's check
+/// by ≥ 500 ms of simulated time, a signature by minutes); a tick worker's is not (the
+/// loop waits for the tick's last job). With both on the second core at one priority,
+/// the scheduler shares it evenly and a tick job may wait out the pre-verifier's slice
+/// while the loop waits for it.
+pub const NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`NICE`]: on Linux `setpriority` with a
+/// thread id sets that thread's nice value alone. Elsewhere nothing (it would set the
+/// whole process's). A refusal leaves the priority as it was (only timing moves).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
+}
+
 /// What the worker did (work, not outcomes).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stats {
@@ -102,6 +126,10 @@ pub struct Stats {
     pub checked: u64,
     /// Devices' signatures the worker made ahead of their wake-ups.
     pub signed: u64,
+    /// Of those, the ones checked (the audit) rather than filed valid as made, and the
+    /// audited ones that did not verify (a broken signer: the run fails).
+    pub audited: u64,
+    pub audit_failures: u64,
     /// CPU seconds of the worker's thread.
     pub cpu_s: f64,
 }
@@ -138,13 +166,14 @@ struct BatchCheck {
 
 pub struct PreVerifier {
     tx: Option<SyncSender<Work>>,
-    worker: Option<JoinHandle<(u64, u64, f64)>>,
+    worker: Option<JoinHandle<Stats>>,
     stats: Stats,
 }
 
 impl PreVerifier {
-    /// A worker thread filling `memo` when `threads` > 1; nothing otherwise.
-    pub fn new(threads: usize, memo: &Memo) -> Self {
+    /// A worker thread filling `memo` when `threads` > 1; nothing otherwise. It checks
+    /// one in `audit_every` of the signatures it makes (0 or 1: every one).
+    pub fn new(threads: usize, memo: &Memo, audit_every: u32) -> Self {
         if threads <= 1 {
             return Self {
                 tx: None,
@@ -156,7 +185,14 @@ impl PreVerifier {
         let memo = memo.clone();
         let worker = std::thread::Builder::new()
             .name("slope-testnet-preverify".into())
-            .spawn(move || Worker::default().run(&rx, &memo))
+            .spawn(move || {
+                lower_priority();
+                Worker {
+                    audit_every: u64::from(audit_every.max(1)),
+                    ..Worker::default()
+                }
+                .run(&rx, &memo)
+            })
             .ok();
         Self {
             tx: worker.as_ref().map(|_| tx),
@@ -226,10 +262,12 @@ impl PreVerifier {
     pub fn finish(&mut self) -> Stats {
         self.tx = None;
         if let Some(w) = self.worker.take() {
-            let (checked, signed, cpu_s) = w.join().unwrap_or((0, 0, 0.0));
-            self.stats.checked += checked;
-            self.stats.signed += signed;
-            self.stats.cpu_s += cpu_s;
+            let done = w.join().unwrap_or_default();
+            self.stats.checked += done.checked;
+            self.stats.signed += done.signed;
+            self.stats.audited += done.audited;
+            self.stats.audit_failures += done.audit_failures;
+            self.stats.cpu_s += done.cpu_s;
         }
         self.stats
     }
@@ -255,16 +293,20 @@ struct Worker {
     keys: HashMap<DeviceId, Vec<(u32, VerifyingKey)>>,
     /// The loop's clock in the newest submission that carried it (simulated µs).
     now_us: u64,
-    /// The signatures made ahead whose checks wait for a large batch, and the earliest
-    /// wake-up among them.
+    /// The audited signatures made ahead, whose checks wait for a large batch, and the
+    /// earliest wake-up among them.
     fresh: Vec<Job>,
     fresh_due_us: u64,
+    /// One signature made ahead in this many is audited (0 or 1: all).
+    audit_every: u64,
     checked: u64,
     signed: u64,
+    audited: u64,
+    audit_failures: u64,
 }
 
 impl Worker {
-    fn run(mut self, rx: &Receiver<Work>, memo: &Memo) -> (u64, u64, f64) {
+    fn run(mut self, rx: &Receiver<Work>, memo: &Memo) -> Stats {
         let cpu0 = thread_cpu_s();
         let mut jobs = Vec::with_capacity(BATCH);
         // Signing waits for the moments the checks leave: a frame's check is wanted at
@@ -291,7 +333,7 @@ impl Worker {
                         && let Some(oldest) = signs.pop_front()
                         && oldest.due_us >= self.now_us
                     {
-                        self.sign(*oldest);
+                        self.sign(*oldest, memo);
                         if self.fresh.len() >= AHEAD_BATCH {
                             self.check_fresh(memo);
                         }
@@ -313,7 +355,7 @@ impl Worker {
                         // A wake-up already past signed itself: its signature made now
                         // would be work for nothing.
                         if s.due_us >= self.now_us {
-                            self.sign(*s);
+                            self.sign(*s, memo);
                         }
                     } else {
                         std::thread::sleep(POLL);
@@ -322,22 +364,39 @@ impl Worker {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
+        // Audited signatures still waiting: checked before the run's figures are read.
+        if !self.fresh.is_empty() {
+            self.check_fresh(memo);
+        }
         let cpu_s = thread_cpu_s().zip(cpu0).map_or(0.0, |(b, a)| b - a);
-        (self.checked, self.signed, cpu_s)
+        Stats {
+            checked: self.checked,
+            signed: self.signed,
+            audited: self.audited,
+            audit_failures: self.audit_failures,
+            cpu_s,
+            ..Stats::default()
+        }
     }
 
-    /// Makes a device's signature, files it where the device will look, and queues
-    /// its check in `fresh`.
-    fn sign(&mut self, s: Signing) {
-        self.signed += 1;
+    /// Makes a device's signature and files it where the device will look; files it
+    /// in the memo as valid or, one in `audit_every`, queues its check in `fresh`.
+    fn sign(&mut self, s: Signing, memo: &Memo) {
         let (key, message) = (s.job.verifying_key(), *s.job.message());
         let ahead = s.job.sign();
-        self.fresh.push(Job {
+        let job = Job {
             key,
             message,
             signature: *ahead.signature(),
-        });
-        self.fresh_due_us = self.fresh_due_us.min(s.due_us);
+        };
+        if self.signed % self.audit_every.max(1) == 0 {
+            self.fresh.push(job);
+            self.fresh_due_us = self.fresh_due_us.min(s.due_us);
+        } else {
+            let made = Triple::new(&job.key.to_bytes(), &job.message, &job.signature);
+            memo.put_many([(made, true)]);
+        }
+        self.signed += 1;
         let _ = s.slot.set(ahead);
     }
 
@@ -352,10 +411,12 @@ impl Worker {
                 && (self.fresh.len() >= BATCH || no_signs))
     }
 
-    /// Checks the signatures made ahead waiting in `fresh`.
+    /// Checks the audited signatures made ahead waiting in `fresh`: each that does not
+    /// verify is an audit failure.
     fn check_fresh(&mut self, memo: &Memo) {
         let mut fresh = std::mem::take(&mut self.fresh);
-        self.check(&mut fresh, memo);
+        self.audited += fresh.len() as u64;
+        self.audit_failures += self.check(&mut fresh, memo);
         self.fresh = fresh;
         self.fresh_due_us = u64::MAX;
     }
@@ -406,10 +467,12 @@ impl Worker {
         epochs.truncate(EPOCHS);
     }
 
-    fn check(&mut self, jobs: &mut Vec<Job>, memo: &Memo) {
+    /// Checks the `jobs` the memo lacks and files the results; returns how many did not
+    /// verify.
+    fn check(&mut self, jobs: &mut Vec<Job>, memo: &Memo) -> u64 {
         jobs.retain(|j| !memo.contains(Triple::new(&j.key.to_bytes(), &j.message, &j.signature)));
         if jobs.is_empty() {
-            return;
+            return 0;
         }
         self.checked += jobs.len() as u64;
         let messages: Vec<&[u8]> = jobs.iter().map(|j| &j.message[..]).collect();
@@ -429,8 +492,10 @@ impl Worker {
                 )
             })
             .collect();
+        let invalid = results.iter().filter(|(_, valid)| !valid).count() as u64;
         memo.put_many(results);
         jobs.clear();
+        invalid
     }
 }
 
@@ -505,6 +570,8 @@ mod tests {
         assert!(w.fresh.is_empty());
         assert_eq!(w.fresh_due_us, u64::MAX);
         assert_eq!(w.checked, AHEAD_BATCH as u64 + 2);
+        // `fresh` holds the audited signatures the worker made: the bad one failed it.
+        assert_eq!((w.audited, w.audit_failures), (AHEAD_BATCH as u64 + 2, 1));
         assert_eq!(memo.get(&kb, &mb, &sb), Some(false));
         assert_eq!(memo.get(&kg, &mg, &sg), Some(true));
         let j = job(17);

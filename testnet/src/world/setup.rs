@@ -63,7 +63,11 @@ impl World {
 
         let memo = Memo::default();
         // The pre-verifier takes a core of its own only when asked to (`--preverify`).
-        let pre = PreVerifier::new(if params.preverify { params.threads } else { 1 }, &memo);
+        let pre = PreVerifier::new(
+            if params.preverify { params.threads } else { 1 },
+            &memo,
+            params.audit_every,
+        );
         let mut gateways = Vec::with_capacity(g_count);
         let mut side = Vec::with_capacity(g_count);
         let operator = Operator::new(params.seed);
