@@ -120,6 +120,12 @@ struct State {
     cpu_s: f64,
     /// Gateway events the workers ran (the rest ran on the loop's thread).
     worker_events: u64,
+    /// Workers blocked on `Shared::work`, and whether the loop is blocked on
+    /// `Shared::done`: a condition variable's notification is a system call even when
+    /// nobody waits, so each side notifies only a waiter it knows of (both read and
+    /// written under the lock the waits release, so no wake-up is lost).
+    idle: usize,
+    loop_waiting: bool,
 }
 
 #[derive(Default)]
@@ -171,12 +177,16 @@ impl Pool {
         let n = jobs.len();
         // The heaviest at the end: taken first.
         jobs.sort_by_key(|j| j.weight);
-        {
+        let idle = {
             let mut s = self.shared.lock();
             s.todo = jobs;
             s.done.reserve(n);
+            s.idle
+        };
+        // A worker not counted idle is awake and takes the list before it waits again.
+        if idle > 0 {
+            self.shared.work.notify_all();
         }
-        self.shared.work.notify_all();
         loop {
             let job = self.shared.lock().todo.pop();
             let Some(mut job) = job else { break };
@@ -185,11 +195,13 @@ impl Pool {
         }
         let mut s = self.shared.lock();
         while s.done.len() < n && !s.panicked {
+            s.loop_waiting = true;
             s = self
                 .shared
                 .done
                 .wait(s)
                 .unwrap_or_else(PoisonError::into_inner);
+            s.loop_waiting = false;
         }
         assert!(!s.panicked, "a gateway tick worker panicked");
         std::mem::take(&mut s.done)
@@ -224,7 +236,9 @@ fn worker(shared: &Shared) {
             return;
         }
         let Some(mut job) = s.todo.pop() else {
+            s.idle += 1;
             s = shared.work.wait(s).unwrap_or_else(PoisonError::into_inner);
+            s.idle -= 1;
             continue;
         };
         drop(s);
@@ -237,7 +251,7 @@ fn worker(shared: &Shared) {
             }
             Err(_) => s.panicked = true,
         }
-        if s.todo.is_empty() {
+        if s.loop_waiting && (s.todo.is_empty() || s.panicked) {
             shared.done.notify_one();
         }
     }
