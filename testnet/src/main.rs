@@ -95,7 +95,7 @@ enum Command {
         #[arg(long, default_value = "on")]
         preverify: String,
         /// The pre-verifier files the signatures it makes for devices as valid as made
-        /// and checks one in N of them (the audit; 1 checks every one). The results
+        /// and checks one in N of them (the audit; 0 or 1 checks every one). The results
         /// and the trace digest do not depend on it.
         #[arg(long, default_value_t = slope_testnet::params::AUDIT_EVERY)]
         audit_every: u32,
@@ -171,7 +171,7 @@ fn main() -> anyhow::Result<()> {
             p.threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             });
-            p.audit_every = audit_every.max(1);
+            p.audit_every = audit_every;
             p.preverify = match preverify.as_str() {
                 "on" => true,
                 "off" => false,

@@ -120,7 +120,7 @@ pub struct Params {
     #[serde(skip)]
     pub tick_min_weight: usize,
     /// The pre-verifier files the signatures it makes for devices in the signature memo
-    /// as valid as made, and checks one in this many (the audit; 1 checks every one;
+    /// as valid as made, and checks one in this many (the audit; 0 or 1 checks every one;
     /// see `world::preverify`). Like `threads`, never a figure or the trace.
     #[serde(skip)]
     pub audit_every: u32,

@@ -17,12 +17,6 @@ pub fn simulate(params: Params, progress: &mut dyn FnMut(f64)) -> Result<Summary
     let threads = params.threads;
     let mut world = World::new(params)?;
     world.run(progress)?;
-    if world.pre_stats.audit_failures > 0 {
-        return Err(Error::Audit {
-            failures: world.pre_stats.audit_failures,
-            audited: world.pre_stats.audited,
-        });
-    }
     let wall_s = started.elapsed().as_secs_f64();
     let main_thread_cpu_s = thread_cpu_s().zip(thread0).map(|(b, a)| b - a);
     let memo = world.memo_stats();

@@ -255,6 +255,14 @@ impl World {
             (self.ticks.workers_cpu_s, self.ticks.worker_jobs) = p.finish();
         }
         progress(1.0);
+        // Every run of a world, the sybil scenario's control run included: a signature
+        // the pre-verifier filed as valid as made is trusted only while its audit holds.
+        if self.pre_stats.audit_failures > 0 {
+            return Err(Error::Audit {
+                failures: self.pre_stats.audit_failures,
+                audited: self.pre_stats.audited,
+            });
+        }
         Ok(())
     }
 

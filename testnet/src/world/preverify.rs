@@ -52,10 +52,11 @@
 //! the earliest wake-up among them is less than [`AHEAD_MARGIN_US`] of simulated time
 //! away (the loop passes its clock with every submission; a small fleet never fills a
 //! batch). A frame's own check stays in batches of up to [`BATCH`], taken before any
-//! other work. The memo keeps over an hour of entries, and a result waits in it at most
-//! the margin plus the lateness of the device's wake-up. A signing whose wake-up the
-//! loop has passed (a worker behind the loop, on a loaded machine) is dropped: the
-//! device signed itself.
+//! other work. The memo keeps about 50 minutes of a 10,000-device fleet's entries; an
+//! audited result waits in it at most the margin plus the lateness of the device's
+//! wake-up, a signature filed as made about one interval (a later wake-up is a miss: the
+//! gateway checks it). A signing whose wake-up the loop has passed (a worker behind the
+//! loop, on a loaded machine) is dropped: the device signed itself.
 //!
 //! The worker polls its queue (sleeping [`POLL`] when it is empty) rather than
 //! blocking on it: a blocked receiver makes every send wake it (a futex call under a
@@ -188,7 +189,7 @@ impl PreVerifier {
             .spawn(move || {
                 lower_priority();
                 Worker {
-                    audit_every: u64::from(audit_every.max(1)),
+                    audit_every: u64::from(audit_every),
                     ..Worker::default()
                 }
                 .run(&rx, &memo)
